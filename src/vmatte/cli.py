@@ -34,8 +34,10 @@ def _add_matte(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_matte(args: argparse.Namespace) -> int:
+    from .engine.runtime import tune_allocator
     from .matte import matte
 
+    tune_allocator()
     result = matte(args.input, args.output, model=args.model, formats=args.formats, background=args.background,
                    overwrite=args.overwrite, fps=args.fps, progress=not args.quiet, weights=args.weights,
                    device=args.device, backend=args.backend, downsample_ratio=args.downsample_ratio,

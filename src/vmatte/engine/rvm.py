@@ -22,9 +22,13 @@ class FrameMatter(Protocol):
 
     description: str
 
-    def reset(self) -> None: ...
+    def reset(self, concurrent_io: bool = False) -> None:
+        """Start a new video; ``concurrent_io``: encoder threads run beside the model."""
+        ...
 
-    def step(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+    def step(self, image: np.ndarray, foreground: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+        """``(fgr HxWx3, alpha HxW)`` float32; ``foreground=False`` skips fgr (returns None)."""
+        ...
 
 
 @dataclass
@@ -54,7 +58,7 @@ class RVMTorch:
         self.description = description
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, concurrent_io: bool = False) -> None:
         self._rec: list[torch.Tensor | None] = [None] * 4
 
     def to_tensor(self, image: np.ndarray) -> torch.Tensor:
@@ -65,11 +69,12 @@ class RVMTorch:
         return t.permute(2, 0, 1).unsqueeze(0).to(self.dtype).mul_(image_scale(image))
 
     @torch.inference_mode()
-    def step(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def step(self, image: np.ndarray, foreground: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
         src = self.to_tensor(image)
         fgr, pha, *self._rec = self.model(src, *self._rec, downsample_ratio=ratio_for(image, self.settings))
-        fgr = fgr[0].permute(1, 2, 0).float().cpu().numpy()
-        return np.ascontiguousarray(fgr), pha[0, 0].float().cpu().numpy()
+        if foreground:  # HWC copy of a full-res float image: ~25 MB at 1080p, skipped when unused
+            fgr = np.ascontiguousarray(fgr[0].permute(1, 2, 0).float().cpu().numpy())
+        return fgr if foreground else None, pha[0, 0].float().cpu().numpy()
 
 
 class RVMOnnx:
@@ -77,19 +82,37 @@ class RVMOnnx:
 
     def __init__(self, onnx_path: str, settings: RVMSettings, threads: int | None = None,
                  description: str = "RVM (onnxruntime)"):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
+        self.onnx_path = onnx_path
+        self.threads = threads
         self.settings = settings
         self.description = description
+        self._sessions: dict[bool, object] = {}
         self.reset()
 
-    def reset(self) -> None:
+    def _session(self, concurrent_io: bool):
+        """One session per threading mode, made on first use.
+
+        ORT's workers spin between operators, which is fastest when the model has the cores to
+        itself (frames consumed by a program), but while encoder threads run beside it spinning
+        steals their cores: measured at 512x288, file-to-file is faster with spinning off.
+        """
+        if concurrent_io not in self._sessions:
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            if self.threads:
+                opts.intra_op_num_threads = self.threads
+            if concurrent_io:
+                opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            else:  # spin inside a frame, stop as soon as it returns
+                opts.add_session_config_entry("session.force_spinning_stop", "1")
+            self._sessions[concurrent_io] = ort.InferenceSession(self.onnx_path, opts, providers=["CPUExecutionProvider"])
+        return self._sessions[concurrent_io]
+
+    def reset(self, concurrent_io: bool = False) -> None:
         zero = np.zeros((1, 1, 1, 1), np.float32)  # the graph broadcasts this initial state
         self._rec = [zero] * 4
+        self._concurrent_io = concurrent_io
 
     @staticmethod
     def to_input(image: np.ndarray) -> np.ndarray:
@@ -97,8 +120,47 @@ class RVMOnnx:
         src *= image_scale(image)
         return src
 
-    def step(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def step(self, image: np.ndarray, foreground: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
         feeds = {"src": self.to_input(image), "downsample_ratio": np.array([ratio_for(image, self.settings)], np.float32)}
         feeds.update({f"r{i + 1}i": r for i, r in enumerate(self._rec)})
-        fgr, pha, *self._rec = self.session.run(None, feeds)
-        return np.ascontiguousarray(fgr[0].transpose(1, 2, 0)), pha[0, 0]
+        fgr, pha, *self._rec = self._session(self._concurrent_io).run(None, feeds)
+        return np.ascontiguousarray(fgr[0].transpose(1, 2, 0)) if foreground else None, pha[0, 0]
+
+
+class RVMAuto:
+    """The shipped MobileNetV3 weights on the CPU, on whichever runtime is faster for this video.
+
+    Measured on 2 cores (benchmarks/speed.py): onnxruntime wins while the network's input is
+    small (128 px long side: 5.4 vs 11.6 ms/frame), PyTorch wins from ~300 px up (480 px, the
+    default for HD: 69 vs 82-89 ms). The choice is made per video, from its first frame. Both
+    compute the same network (max difference ~1e-5); the ONNX path is only used when the ratio
+    is below 1, where both run the refiner, so results do not depend on the choice.
+    """
+
+    ONNX_MAX_SIDE = 288
+
+    def __init__(self, make_torch, onnx: RVMOnnx, settings: RVMSettings, description: str):
+        self._make_torch = make_torch
+        self._torch: RVMTorch | None = None
+        self.onnx = onnx
+        self.settings = settings
+        self.description = description
+        self.reset()
+
+    def reset(self, concurrent_io: bool = False) -> None:
+        self._active: FrameMatter | None = None
+        self._concurrent_io = concurrent_io
+
+    def choose(self, image: np.ndarray) -> FrameMatter:
+        ratio = ratio_for(image, self.settings)
+        if ratio < 1 and max(image.shape[:2]) * ratio <= self.ONNX_MAX_SIDE:
+            return self.onnx
+        if self._torch is None:
+            self._torch = self._make_torch()
+        return self._torch
+
+    def step(self, image: np.ndarray, foreground: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+        if self._active is None:
+            self._active = self.choose(image)
+            self._active.reset(self._concurrent_io)
+        return self._active.step(image, foreground)

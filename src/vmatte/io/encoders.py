@@ -65,7 +65,7 @@ def _to_uint16(a: np.ndarray) -> np.ndarray:
 class FrameData:
     """The arrays of one output frame, with lazily computed (and cached) conversions."""
 
-    def __init__(self, index: int, image: np.ndarray, fgr: np.ndarray, alpha: np.ndarray,
+    def __init__(self, index: int, image: np.ndarray, fgr: np.ndarray | None, alpha: np.ndarray,
                  background: Background, alpha_buf: np.ndarray | None = None):
         self.index = index
         self.image = image
@@ -73,13 +73,14 @@ class FrameData:
             alpha = alpha[:, :, 0]
         if alpha.ndim != 2:
             raise ValueError(f"alpha must be HxW, got shape {alpha.shape}")
-        if fgr.ndim != 3 or fgr.shape[2] != 3 or fgr.shape[:2] != alpha.shape:
+        # fgr may be None when every requested format is alpha-only (the engine then skips it).
+        if fgr is not None and (fgr.ndim != 3 or fgr.shape[2] != 3 or fgr.shape[:2] != alpha.shape):
             raise ValueError(f"fgr must be HxWx3 matching alpha {alpha.shape}, got {fgr.shape}")
         # Clip alpha once (models can overshoot [0, 1] slightly); everything below relies on it.
         if alpha_buf is None or alpha_buf.shape != alpha.shape:
             alpha_buf = np.empty(alpha.shape, np.float32)
         self.alpha = np.clip(alpha, 0.0, 1.0, out=alpha_buf)
-        self.fgr = np.ascontiguousarray(fgr, dtype=np.float32)
+        self.fgr = None if fgr is None else np.ascontiguousarray(fgr, dtype=np.float32)
         self.height, self.width = alpha.shape
         self._bg = background
         self._cache: dict[str, np.ndarray] = {}

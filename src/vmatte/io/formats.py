@@ -21,6 +21,8 @@ class FormatSpec:
     factory: Callable[..., "encoders.Writer"]  # factory(final_path, temp_path, info, options) -> Writer
     alpha: bool  # whether the output carries the matte
     container: str | None  # FFmpeg muxer for file outputs (None for image folders)
+    uses_foreground: bool = True  # False: alpha-only, the engine can skip the foreground
+
 
     @property
     def is_dir(self) -> bool:
@@ -34,11 +36,11 @@ FORMATS: dict[str, FormatSpec] = {
     spec.name: spec
     for spec in (
         FormatSpec("alpha", "alpha matte as grey H.264 video (.mp4), opens in any editor",
-                   "{stem}_alpha.mp4", encoders.AlphaH264Writer, True, "mp4"),
+                   "{stem}_alpha.mp4", encoders.AlphaH264Writer, True, "mp4", False),
         FormatSpec("alpha-png", "alpha matte as 8-bit grey PNG images (folder)",
-                   "{stem}_alpha/", encoders.AlphaPngWriter, True, None),
+                   "{stem}_alpha/", encoders.AlphaPngWriter, True, None, False),
         FormatSpec("alpha-png16", "alpha matte as 16-bit grey PNG images (folder), full precision",
-                   "{stem}_alpha16/", encoders.AlphaPng16Writer, True, None),
+                   "{stem}_alpha16/", encoders.AlphaPng16Writer, True, None, False),
         FormatSpec("fgr", "foreground colour (straight, not premultiplied) as H.264 video (.mp4)",
                    "{stem}_fgr.mp4", encoders.FgrH264Writer, False, "mp4"),
         FormatSpec("comp", "subject composited over a background (--bg, default green) as H.264 (.mp4)",

@@ -132,9 +132,9 @@ class OutputSet:
         return OutputError(f"cannot write {target} in {self.outdir}: {why}; check the folder or choose another --output")
 
     # -- per frame -----------------------------------------------------------------------------
-    def write(self, index: int, image: np.ndarray, fgr: np.ndarray, alpha: np.ndarray) -> None:
+    def write(self, index: int, image: np.ndarray, fgr: np.ndarray | None, alpha: np.ndarray) -> None:
         """Add frame ``index``: ``alpha`` HxW float32 [0, 1], ``fgr`` HxWx3 float32 [0, 1]
-        (straight), ``image`` the source frame as read (for formats that need it)."""
+        (straight; may be None if every format is alpha-only), ``image`` the source frame as read."""
         if self._state != "open":
             raise RuntimeError(f"OutputSet is {self._state}; cannot write")
         name = None
