@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_CLIP = ROOT.parent / "shared" / "media" / "sam2" / "05_default_juggle.mp4"
 RESOLUTIONS = {"512x288": (512, 288), "1920x1080": (1920, 1080)}
 RATIO = 0.25
+ROUNDS = 3  # speed figures are the best of 3 runs
 
 
 def source_frames(n: int, size: tuple[int, int]):
@@ -84,11 +85,13 @@ def worker_model_only(backend: str, res: str, frames: int) -> dict:
     matter.reset()
     for img in clip[:3]:  # warm-up: allocator, ORT graph optimisation, oneDNN primitives
         matter.step(img)
-    matter.reset()
-    t0 = time.perf_counter()
-    for i in range(frames):
-        matter.step(clip[i % len(clip)])
-    dt = time.perf_counter() - t0
+    dt = float("inf")
+    for _ in range(ROUNDS):  # best of ROUNDS: the machine is shared, the minimum is the signal
+        matter.reset()
+        t0 = time.perf_counter()
+        for i in range(frames):
+            matter.step(clip[i % len(clip)])
+        dt = min(dt, time.perf_counter() - t0)
     return {"fps": frames / dt, "ms_per_frame": 1000 * dt / frames, "peak_rss_mb": peak_rss_mb(), "model": matter.description}
 
 
@@ -111,13 +114,16 @@ def worker_ort_reference(res: str, frames: int) -> dict:
             rec = sess.run(None, feeds)[2:]
 
     run(3)
-    t0 = time.perf_counter()
-    run(frames)
-    dt = time.perf_counter() - t0
+    dt = float("inf")
+    for _ in range(ROUNDS):
+        t0 = time.perf_counter()
+        run(frames)
+        dt = min(dt, time.perf_counter() - t0)
     return {"fps": frames / dt, "ms_per_frame": 1000 * dt / frames, "peak_rss_mb": peak_rss_mb()}
 
 
-def worker_file(backend: str, clip: str, formats: str) -> dict:
+def worker_file(backend: str, clip: str, formats: str, rounds: str = "1") -> dict:
+    """Decode + matte + encode ``clip``; best of ``rounds`` runs (peak RSS over all of them)."""
     import vmatte
     from vmatte.engine.runtime import tune_allocator
 
@@ -128,10 +134,12 @@ def worker_file(backend: str, clip: str, formats: str) -> dict:
         first = next(iter(src)).image
     matter.reset(True)
     matter.step(first)
-    with tempfile.TemporaryDirectory() as out:
-        t0 = time.perf_counter()
-        result = vmatte.matte(clip, out, model=matter, formats=formats.split(","))
-        dt = time.perf_counter() - t0
+    dt = float("inf")
+    for _ in range(int(rounds)):
+        with tempfile.TemporaryDirectory() as out:
+            t0 = time.perf_counter()
+            result = vmatte.matte(clip, out, model=matter, formats=formats.split(","))
+            dt = min(dt, time.perf_counter() - t0)
     return {"fps": result.frames / dt, "frames": result.frames, "peak_rss_mb": peak_rss_mb()}
 
 
@@ -155,7 +163,7 @@ def main() -> None:
         elif kind == "ortref":
             out = worker_ort_reference(rest[0], int(rest[1]))
         else:
-            out = worker_file(*rest)
+            out = worker_file(*rest)  # backend, clip, formats[, rounds]
         print(json.dumps(out))
         return
 
@@ -177,7 +185,7 @@ def main() -> None:
               f" {'':>17} {'':>10} {ref['peak_rss_mb']:>12.0f}   (plain onnxruntime, default options)")
         for backend in ("auto", "torch", "onnx"):
             m = run_worker("model", backend, res, str(n_model))
-            f = run_worker("file", backend, str(clip), "alpha")
+            f = run_worker("file", backend, str(clip), "alpha", str(ROUNDS))
             report["model_only"][f"{res}/{backend}"] = m
             report["file_to_file"][f"{res}/{backend}"] = f
             print(f"{res:<11} {backend:<8} {m['fps']:>15.1f} {m['ms_per_frame']:>9.1f} {m['fps'] / ref['fps']:>7.2f}"
@@ -187,7 +195,7 @@ def main() -> None:
         print("\npeak RSS vs video length (512x288, file-to-file, formats alpha,fgr,comp, default backend):")
         for n in (100, 2000):
             clip = make_clip(cache / f"clip_512x288_{n}.mp4", n, RESOLUTIONS["512x288"])
-            f = run_worker("file", "auto", str(clip), "alpha,fgr,comp")
+            f = run_worker("file", "auto", str(clip), "alpha,fgr,comp", "1")
             report["memory"][n] = f
             print(f"  {n:>5} frames: peak RSS {f['peak_rss_mb']:.0f} MB, {f['fps']:.1f} frames/s")
         a, b = report["memory"][100]["peak_rss_mb"], report["memory"][2000]["peak_rss_mb"]
