@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import vmatte
+import vmatte.demo
 from vmatte.cli import main
 from vmatte.demo import make_sample
 from vmatte.io.probe import read_rgba, stream_summary
@@ -162,3 +163,49 @@ def test_existing_output_is_kept_without_overwrite(sample, tmp_path, capsys):
 def test_unknown_model_and_device(sample, tmp_path, capsys):
     code, _, err = run_cli(["matte", sample, "-o", tmp_path / "o", "--device", "tpu"], capsys)
     assert_one_line_error(code, err, "device")
+
+
+# --- interruption, image folders, high bit depth ----------------------------------------------
+
+def test_ctrl_c_leaves_no_output(tmp_path):
+    """SIGINT mid-run: exit 130, and neither final nor temporary files remain."""
+    import signal
+    import time
+
+    clip = make_clip(tmp_path / "long.mp4", 600, 320, 240)
+    out = tmp_path / "out"
+    exe = Path(sys.executable).with_name("vmatte")
+    proc = subprocess.Popen([str(exe), "matte", str(clip), "-o", str(out), "-f", "alpha,prores,alpha-png"],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (out.exists() and any(out.iterdir())):
+        time.sleep(0.05)  # wait until writing has started
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert list(out.iterdir()) == []
+
+
+def test_image_folder_input_with_fps(tmp_path, matter):
+    import cv2
+
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for i, rgb in enumerate(vmatte.demo.sample_frames(6)):
+        cv2.imwrite(str(folder / f"frame{i + 1}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))  # frame1..frame6
+    result = vmatte.matte(folder, tmp_path / "out", model=matter, formats=["alpha"], fps=12)
+    s = stream_summary(result.outputs["alpha"])
+    assert result.outputs["alpha"].name == "shots_alpha.mp4"
+    assert s["frames"] == 6 and s["fps"] == 12
+
+
+def test_16bit_input_gives_the_same_matte_as_8bit(tmp_path, matter):
+    """>8-bit sources arrive as uint16; the engine scales them to [0, 1] like uint8 ones."""
+    rgb = next(vmatte.demo.sample_frames(1))
+    matter.reset()
+    _, a8 = matter.step(rgb)
+    matter.reset()
+    _, a16 = matter.step(rgb.astype(np.uint16) * 257)
+    assert np.abs(a8 - a16).max() < 1e-4

@@ -77,12 +77,47 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="evaluation: make benchmark clips with exact alpha, score models on them",
+                       description="Evaluation tools (see vmatte.eval).")
+    bench = p.add_subparsers(dest="bench_command", required=True, metavar="BENCH_COMMAND")
+    c = bench.add_parser(
+        "compose", help="VideoMatte-style clips: foregrounds with alpha moved over backgrounds",
+        description="Composite foregrounds with exact alpha over backgrounds with a smooth random affine motion; "
+                    "writes ROOT/NNNN/{com,fgr,pha}/00000.png and clip.json per clip.")
+    c.add_argument("--fg", nargs="+", required=True, metavar="PATH",
+                   help="foregrounds: NAME.jpg with NAME.png alpha, RGBA PNGs, folders of those, "
+                        "or a folder with fgr/ and pha/ videos or image folders (VideoMatte240K layout)")
+    c.add_argument("--bg", nargs="+", required=True, metavar="PATH",
+                   help="backgrounds: images, videos, image folders (each image one background), "
+                        "or folders of videos/frame folders")
+    c.add_argument("-o", "--output", required=True, metavar="ROOT", help="output folder (created if missing)")
+    c.add_argument("--size", default="512x288", help="WIDTHxHEIGHT (default 512x288; the other published size is 1920x1080)")
+    c.add_argument("--frames", type=int, default=100, help="frames per clip (default 100)")
+    c.add_argument("--clips", type=int, help="number of clips (default: one per foreground)")
+    c.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same clips (default 0)")
+    c.add_argument("--overwrite", action="store_true", help="replace existing clips (each once its new one is complete)")
+    c.add_argument("-q", "--quiet", action="store_true", help="do not list clips as they are made")
+    c.set_defaults(run=_run_bench_compose)
+
+
+def _run_bench_compose(args: argparse.Namespace) -> int:
+    from .eval.compose import ComposeSettings, compose_clips, parse_size
+
+    settings = ComposeSettings(size=parse_size(args.size), frames=args.frames, clips=args.clips, seed=args.seed,
+                               overwrite=args.overwrite)
+    clips = compose_clips(args.fg, args.bg, args.output, settings, progress=not args.quiet)
+    print(f"{len(clips)} clips in {args.output}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vmatte", description="Alpha mattes of a chosen subject from any video.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_matte(sub)
     _add_formats(sub)
     _add_demo(sub)
+    _add_bench(sub)
     return parser
 
 

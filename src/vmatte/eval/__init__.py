@@ -1,0 +1,1 @@
+"""Evaluation: metrics (``metrics``), synthetic benchmark clips (``compose``), model scoring (``quality``)."""
