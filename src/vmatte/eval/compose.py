@@ -434,7 +434,7 @@ def compose_clip(out_dir: Path, fg: ForegroundSource, bg_spec: str, settings: Co
 def compose_clips(foregrounds: Sequence[str | os.PathLike], backgrounds: Sequence[str | os.PathLike],
                   root: str | os.PathLike, settings: ComposeSettings = ComposeSettings(),
                   progress: bool = False) -> list[ClipInfo]:
-    """Make ``settings.clips`` clips under ``root`` (clip i: foreground i mod F, backgrounds in turn)."""
+    """Make ``settings.clips`` clips (default: one per foreground) under ``root`` as NNNN/ folders."""
     if settings.frames < 1:
         raise VmatteError(f"--frames must be at least 1, got {settings.frames}")
     if settings.clips is not None and settings.clips < 1:
@@ -459,10 +459,11 @@ def compose_clips(foregrounds: Sequence[str | os.PathLike], backgrounds: Sequenc
         raise OutputError(f"output folder {root} is not writable; choose another -o")
     out = []
     for i, name in enumerate(names):
+        # Foregrounds and backgrounds both in turn; the shift after every lcm(F, B) clips makes
+        # every (foreground, background) pair come up once in F x B clips.
         nf, nb = len(fgs), len(bgs)
         fg = fgs[i % nf]
-        # Every (foreground, background) pair comes up once in F x B clips.
-        bg = bgs[(i // nf + i) % nb]
+        bg = bgs[(i + i // math.lcm(nf, nb)) % nb]
         tmp = root / f".{name}.tmp-{os.getpid()}"
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -1,0 +1,255 @@
+"""Score models on benchmark clips (``vmatte bench compose`` output, or any ROOT/clip/{com,pha}).
+
+For each model and clip the composite (``com/``) is matted with :func:`vmatte.iter_matte`, and each
+frame is compared with ``pha/`` (and ``fgr/`` when present) by :mod:`vmatte.eval.metrics`. Written
+into the output folder (each file under a temporary name, renamed when complete):
+
+* ``per_frame.csv``  model, clip, frame, one column per metric (reported scales)
+* ``per_clip.csv``   model, clip, frames, seconds, mean of each metric over the clip's frames
+* ``results.json``   all of the above plus the settings
+* ``report.md``      a table per model (mean over clips, as the published tables average)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vmatte.errors import InputError, OutputError
+from vmatte.io.reader import IMAGE_EXTENSIONS, natural_key
+
+from .metrics import EvalError, MetricAccumulator, MetricSettings, mean_over_clips
+
+__all__ = ["ClipScore", "QualityResult", "QualitySettings", "evaluate", "find_clips"]
+
+# Column titles of the report, with the scale each reported number carries.
+TITLES = {
+    "mad": "MAD (x1e3)", "mse": "MSE (x1e3)", "grad": "Grad (/1e3)", "conn": "Conn (/1e3)",
+    "dtssd": "dtSSD (x1e2)", "fgr_mad": "fgr MAD (x1e3)", "fgr_mse": "fgr MSE (x1e3)",
+    "core_mad": "core MAD (x1e3)", "core_mse": "core MSE (x1e3)", "core_dtssd": "core dtSSD (x1e2)",
+    "j": "J (x100)", "f": "F (x100)",
+}
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    metrics: MetricSettings = field(default_factory=MetricSettings)
+    device: str = "auto"
+    max_frames: int | None = None  # score only the first N frames of each clip (quick runs)
+    fps: float = 25.0  # for clips without clip.json
+
+
+@dataclass
+class ClipScore:
+    model: str
+    clip: str
+    frames: int
+    seconds: float
+    mean: dict[str, float]
+    per_frame: list[dict[str, float]]
+
+
+@dataclass
+class QualityResult:
+    output: Path
+    clips: list[ClipScore]
+    means: dict[str, dict[str, float]]  # model -> metric -> mean over clips
+
+
+def find_clips(root: str | os.PathLike) -> list[Path]:
+    """Clip folders under ``root``: those with ``com/`` and ``pha/`` (``root`` itself may be one)."""
+    root = Path(os.fspath(root)).expanduser()
+    if not root.is_dir():
+        raise InputError(f"benchmark folder not found: {root}; make one with `vmatte bench compose`")
+    if (root / "com").is_dir() and (root / "pha").is_dir():
+        return [root]
+    clips = [c for c in sorted(root.iterdir(), key=lambda e: natural_key(e.name))
+             if not c.name.startswith(".") and (c / "com").is_dir() and (c / "pha").is_dir()]
+    if not clips:
+        raise InputError(f"{root} has no clips (folders with com/ and pha/); make them with `vmatte bench compose`")
+    return clips
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")),
+                  key=lambda p: natural_key(p.name))
+
+
+def _read(path: Path, grey: bool) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise InputError(f"cannot read {path}; re-create the clip with `vmatte bench compose`")
+    if grey:
+        return img if img.ndim == 2 else img[:, :, 0]
+    return cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2RGB)
+
+
+def _clip_fps(clip: Path, default: float) -> float:
+    try:
+        return float(json.loads((clip / "clip.json").read_text()).get("fps", default))
+    except (OSError, ValueError, AttributeError):
+        return default
+
+
+def score_clip(clip: Path, model: str, matter, settings: QualitySettings) -> ClipScore:
+    """Matte ``clip/com`` with ``matter`` and compare every frame with ``clip/pha`` (and ``fgr``)."""
+    from vmatte.matte import iter_matte
+
+    phas = _images(clip / "pha")
+    fgrs = _images(clip / "fgr") if (clip / "fgr").is_dir() else []
+    if fgrs and len(fgrs) != len(phas):
+        fgrs = []  # an incomplete fgr/ cannot be matched frame by frame; fgr metrics stay NaN
+    n_com = len(_images(clip / "com"))
+    if n_com != len(phas):
+        raise InputError(f"{clip} has {n_com} com frames but {len(phas)} pha frames; re-create the clip")
+    limit = len(phas) if settings.max_frames is None else min(settings.max_frames, len(phas))
+    acc = MetricAccumulator(settings.metrics)
+    start = time.perf_counter()
+    frames = iter_matte(clip / "com", model=matter, fps=_clip_fps(clip, settings.fps))
+    try:
+        for i, res in enumerate(frames):
+            if i >= limit:
+                break
+            true = _read(phas[i], grey=True)
+            true_fgr = _read(fgrs[i], grey=False) if fgrs else None
+            acc.update(res.alpha, true, res.foreground if true_fgr is not None else None, true_fgr)
+    finally:
+        frames.close()
+    seconds = time.perf_counter() - start
+    if len(acc.frames) != limit:
+        raise EvalError(f"{model} gave {len(acc.frames)} frames for {clip} but pha/ has {limit}; check the clip")
+    return ClipScore(model, clip.name, limit, seconds, acc.mean(), acc.per_frame())
+
+
+def evaluate(root: str | os.PathLike, models: Sequence[str], output: str | os.PathLike | None = None,
+             settings: QualitySettings = QualitySettings(), matters: Mapping[str, object] | None = None,
+             progress: bool = False) -> QualityResult:
+    """Score ``models`` on every clip under ``root``; writes CSV/JSON/Markdown into ``output``.
+
+    ``matters`` maps a model name to a ready :class:`~vmatte.engine.rvm.FrameMatter` (tests,
+    custom models); other names are loaded with :func:`vmatte.load_matter`."""
+    if not models:
+        raise InputError("no models given; pass --models, e.g. --models rvm")
+    from vmatte.matte import MODELS
+
+    unknown = [m for m in models if m not in MODELS and not (matters and m in matters)]
+    if unknown:
+        raise InputError(f"unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}")
+    clips = find_clips(root)
+    root = Path(os.fspath(root)).expanduser()
+    out = Path(os.fspath(output)).expanduser() if output is not None else root / "quality"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create output folder {out}: {e.strerror}; choose another -o") from None
+    scores: list[ClipScore] = []
+    for model in models:
+        if matters and model in matters:
+            matter = matters[model]
+        else:
+            from vmatte.matte import load_matter
+
+            matter = load_matter(model, device=settings.device)
+        for clip in clips:
+            s = score_clip(clip, model, matter, settings)
+            scores.append(s)
+            if progress:
+                cells = "  ".join(f"{k}={v:.3g}" for k, v in s.mean.items() if not math.isnan(v))
+                print(f"{model}\t{clip.name}\t{s.frames} frames\t{cells}", file=sys.stderr, flush=True)
+    means = {m: mean_over_clips([s.mean for s in scores if s.model == m]) for m in models}
+    result = QualityResult(out, scores, means)
+    _write_outputs(result, root, models, settings)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Outputs
+# --------------------------------------------------------------------------------------------
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {e.strerror}; check free space and permissions") from None
+
+
+def _metric_names(scores: list[ClipScore]) -> list[str]:
+    names: list[str] = []
+    for s in scores:
+        names += [k for k in s.mean if k not in names]
+    return names
+
+
+def _fmt(v: float) -> str:
+    return "" if v is None or math.isnan(v) else f"{v:.6g}"
+
+
+def _csv(header: list[str], rows: list[list]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _nan_to_none(obj):
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_nan_to_none(v) for v in obj]
+    return obj
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _write_outputs(result: QualityResult, root: Path, models: Sequence[str], settings: QualitySettings) -> None:
+    names = _metric_names(result.clips)
+    frame_rows = [[s.model, s.clip, i] + [_fmt(f.get(k, math.nan)) for k in names]
+                  for s in result.clips for i, f in enumerate(s.per_frame)]
+    clip_rows = [[s.model, s.clip, s.frames, f"{s.seconds:.3f}"] + [_fmt(s.mean.get(k, math.nan)) for k in names]
+                 for s in result.clips]
+    _atomic_write(result.output / "per_frame.csv", _csv(["model", "clip", "frame"] + names, frame_rows))
+    _atomic_write(result.output / "per_clip.csv", _csv(["model", "clip", "frames", "seconds"] + names, clip_rows))
+    doc = {
+        "root": str(root),
+        "settings": {"metrics": asdict(settings.metrics), "device": settings.device, "max_frames": settings.max_frames},
+        "scales": "reported: MAD/MSE x1e3, Grad/Conn /1e3, dtSSD x1e2, J/F x100",
+        "means": result.means,
+        "clips": [asdict(s) for s in result.clips],
+    }
+    _atomic_write(result.output / "results.json", json.dumps(_nan_to_none(doc), indent=1) + "\n")
+    # Only the columns that have a value somewhere (fgr metrics need fgr/, etc.).
+    shown = [k for k in names if any(not math.isnan(result.means[m].get(k, math.nan)) for m in models)]
+    md = [f"# Quality on {root}", "",
+          f"{len({s.clip for s in result.clips})} clips; per-frame values averaged over frames, then clips. "
+          f"Grad: sigma {settings.metrics.grad_sigma}, "
+          f"{'each matte min-max normalised first' if settings.metrics.grad_minmax else 'mattes as they are'}; "
+          f"F: boundary tolerance {settings.metrics.boundary_tolerance} x diagonal.", "",
+          _md_table(["model"] + [TITLES[k] for k in shown],
+                    [[m] + [_fmt(result.means[m].get(k, math.nan)) for k in shown] for m in models])]
+    for m in models:
+        rows = [[s.clip, str(s.frames), f"{s.frames / s.seconds:.1f}" if s.seconds > 0 else ""]
+                + [_fmt(s.mean.get(k, math.nan)) for k in shown] for s in result.clips if s.model == m]
+        md += ["", f"## {m}", "", _md_table(["clip", "frames", "frames/s"] + [TITLES[k] for k in shown], rows)]
+    _atomic_write(result.output / "report.md", "\n".join(md) + "\n")
