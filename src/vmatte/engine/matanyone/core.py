@@ -8,6 +8,10 @@ otherwise read memory, fuse, decode; then encode the prediction, into memory on 
 ``first_frame_pred=True`` is the warm-up ("recurrent refinement") step: the frame counter goes
 back to 0, the previous value is used as the readout without key matching, and afterwards the
 working and object memory are replaced by this prediction (the sensory memory is kept).
+
+Frames are zero-padded to a multiple of 16 (outputs cropped back); with ``max_internal_size``
+they are first scaled down bilinearly and the outputs scaled back up (as the official core does
+for its GUI; not covered by the numeric fixture, which runs at full resolution).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ...models.matanyone import MatAnyone
@@ -25,16 +30,33 @@ from .settings import MatAnyoneSettings
 
 @dataclass
 class StepOutput:
-    alpha: Tensor  # [1,H,W] in [0,1], cropped back to the input size
+    alpha: Tensor  # [1,H,W] in [0,1], cropped (and resized) back to the input size
     logits: Tensor | None  # [1,H,W] matting logits before the clamp (None for a mask step)
-    change_prob: Tensor | None  # [1,h,w] at stride 16 (normal frames only)
+    change_prob: Tensor | None  # [1,h,w] at stride 16 of the padded internal frame (normal frames only)
 
 
 class InferenceCore:
+    """Streaming MatAnyone inference for one target, batch 1.
+
+    ``trace``: set it to a dict to have each step record its stage tensors there (batch axis
+    removed, overwritten every step): f16, pix_feat, key, shrinkage, selection, mem_val_diff,
+    memory_readout, msk_value, obj_summary, sensory_after, obj_memory_after, alpha_out. Named as
+    in the fixture's intermediates, for stage-by-stage debugging.
+    """
+
     def __init__(self, network: MatAnyone, settings: MatAnyoneSettings | None = None) -> None:
         self.network = network.eval()
         self.settings = settings or MatAnyoneSettings()
+        self.trace: dict[str, Tensor] | None = None
         self.clear()
+
+    @property
+    def device(self) -> torch.device:
+        return self.network.pixel_mean.device
+
+    def _record(self, **tensors: Tensor) -> None:
+        if self.trace is not None:
+            self.trace.update({k: v[0].detach() for k, v in tensors.items()})
 
     def clear(self) -> None:
         s = self.settings
@@ -51,7 +73,18 @@ class InferenceCore:
         """``image`` [3,H,W] in [0,1]; ``mask`` [1,H,W] in [0,1] (the target on this frame)."""
         s = self.settings
         net = self.network
+        if self.trace is not None:
+            self.trace.clear()
         self.curr_ti += 1
+        image = image.to(self.device, torch.float32)
+        if mask is not None:
+            mask = mask.to(self.device, torch.float32)
+        out_size = image.shape[-2:]
+        internal = self._internal_size(*out_size)
+        if internal is not None:  # bilinear, as upstream (the mask too: it is a soft map here)
+            image = F.interpolate(image[None], size=internal, mode="bilinear", align_corners=False)[0]
+            if mask is not None:
+                mask = F.interpolate(mask[None], size=internal, mode="bilinear", align_corners=False)[0]
         image, self.pad = pad_divide_by(image, 16)
         image = image.unsqueeze(0)
 
@@ -65,6 +98,7 @@ class InferenceCore:
 
         ms_feat, pix_feat = net.encode_image(image)
         key, shrinkage, selection = net.transform_key(ms_feat[0])
+        self._record(f16=ms_feat[0], pix_feat=pix_feat, key=key, shrinkage=shrinkage, selection=selection)
 
         logits = change_prob = None
         if need_segment:
@@ -79,11 +113,30 @@ class InferenceCore:
                 self.memory.clear()
             self._add_memory(image, pix_feat, alpha, key, shrinkage)
         else:
-            self.last_value, _, _ = net.encode_mask(image, pix_feat, self.memory.sensory, alpha, deep_update=False)
+            self.last_value, _, obj_summary = net.encode_mask(image, pix_feat, self.memory.sensory, alpha,
+                                                              deep_update=False)
+            self._record(msk_value=self.last_value, obj_summary=obj_summary)
         self.last_pix_feat = pix_feat
+        self._record(sensory_after=self.memory.sensory, obj_memory_after=self.memory.obj_memory,
+                     alpha_out=unpad(alpha, self.pad)[0])
 
-        crop = lambda t: None if t is None else unpad(t, self.pad)[0]  # noqa: E731
-        return StepOutput(crop(alpha), crop(logits), None if change_prob is None else change_prob[0])
+        def restore(t: Tensor | None) -> Tensor | None:
+            if t is None:
+                return None
+            t = unpad(t, self.pad)
+            if internal is not None:
+                t = F.interpolate(t, size=out_size, mode="bilinear", align_corners=False)
+            return t[0]
+
+        return StepOutput(restore(alpha), restore(logits), None if change_prob is None else change_prob[0])
+
+    def _internal_size(self, h: int, w: int) -> tuple[int, int] | None:
+        """The downscaled (h, w) when ``max_internal_size`` asks for one, else None."""
+        limit = self.settings.max_internal_size
+        if limit <= 0 or min(h, w) <= limit:
+            return None
+        short = min(h, w)
+        return int(h / short * limit), int(w / short * limit)
 
     def _segment(self, key: Tensor, selection: Tensor, pix_feat: Tensor, ms_feat: list[Tensor],
                  update_sensory: bool) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -95,12 +148,13 @@ class InferenceCore:
             readout = self.last_value  # first-frame prediction: no key matching
         else:
             readout = self.memory.read_pixel(key, selection)
-            change_prob = net.change_probability(self.last_pix_feat, pix_feat, self.last_alpha,
-                                                 readout - self.last_value)
+            value_diff = readout - self.last_value
+            change_prob = net.change_probability(self.last_pix_feat, pix_feat, self.last_alpha, value_diff)
+            self._record(mem_val_diff=value_diff)
             readout = region_adaptive_fusion(readout, self.last_value, change_prob)
         fused = net.pixel_fusion(pix_feat, readout, self.memory.sensory, self.last_alpha)
         memory_readout = net.readout_query(fused, self.memory.obj_memory)
-        self.debug_memory_readout = memory_readout
+        self._record(memory_readout=memory_readout)
         sensory, logits, alpha = net.segment(ms_feat, memory_readout, self.memory.sensory, update_sensory)
         self.memory.sensory = sensory
         return alpha, logits, change_prob
@@ -109,6 +163,7 @@ class InferenceCore:
         self.memory.initialize_sensory_if_needed(key)
         value, sensory, obj_summary = self.network.encode_mask(image, pix_feat, self.memory.sensory, alpha, True)
         self.memory.add_memory(key, shrinkage, value, obj_summary)
+        self._record(msk_value=value, obj_summary=obj_summary)
         self.memory.sensory = sensory
         self.last_mem_ti = self.curr_ti
         self.last_value = value

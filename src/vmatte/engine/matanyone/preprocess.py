@@ -47,9 +47,15 @@ def prepare_mask(mask: np.ndarray, r_erode: int = 10, r_dilate: int = 10) -> np.
 
 
 def image_to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> Tensor:
-    """HxWx3 uint8 RGB -> [3,H,W] float32 in [0,1] (a float division by 255, as upstream)."""
-    t = torch.from_numpy(np.ascontiguousarray(image)).to(device)
-    return t.permute(2, 0, 1).float() / 255.0
+    """HxWx3 uint8 (or uint16) RGB -> [3,H,W] float32 in [0,1].
+
+    uint8 is divided by 255 in float32, exactly as upstream does (not multiplied by 1/255).
+    """
+    scale = 65535.0 if image.dtype == np.uint16 else 255.0
+    if image.dtype == np.uint16:
+        image = image.astype(np.float32)
+    t = torch.from_numpy(np.ascontiguousarray(image)).to(device)  # uint8 moves as bytes
+    return t.permute(2, 0, 1).float() / scale
 
 
 def mask_to_tensor(mask: np.ndarray, device: torch.device | str = "cpu") -> Tensor:

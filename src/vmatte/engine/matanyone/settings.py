@@ -14,6 +14,7 @@ class MatAnyoneSettings:
     warmup_frames: int = 10  # the paper's recurrent refinement: extra predictions of frame 0
     r_erode: int = 10  # first-frame mask: elliptical erode radius (kernel size, 0 = off)
     r_dilate: int = 10  # first-frame mask: elliptical dilate (applied before the erode)
+    max_internal_size: int = -1  # > 0: the network sees frames whose short side is at most this
 
     def __post_init__(self) -> None:
         if self.mem_every < 1 or self.max_mem_frames < 1 or self.top_k < 1:

@@ -3,11 +3,12 @@
 16 object queries, initialised from the object summaries, alternate with the pixel features:
 queries cross-attend to pixels (the first 8 queries only to foreground pixels, the last 8 only
 to background, from an auxiliary mask predicted before each block), self-attend, run an FFN,
-then every pixel cross-attends to the queries, followed by a residual pixel FFN.
+then every pixel cross-attends to all queries (unmasked), followed by a residual pixel FFN.
 
-Attention layers are pre-norm and, as in the official layers, the residual is taken after the
-norm. Pixel positional encoding: 2-D sine (scale 32, temperature 128) plus a learned 1x1
-projection of the pixel feature; query embeddings: learned plus projected summaries.
+Attention layers are pre-norm with the residual taken *after* the norm; the query FFN keeps the
+un-normalised residual (each choice checked against the numeric fixture). Pixel positional
+encoding: 2-D sine (scale 32, temperature 128) plus a learned 1x1 projection of the pixel
+feature; query embeddings: learned plus projected summaries.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ class ObjectTransformerBlock(nn.Module):
         query = self.read_from_pixel(query, pixel_flat, query_pe, pixel_pe, attn_mask)
         query = self.self_attn(query, query_pe)
         query = self.ffn(query)
-        pixel_flat = self.read_from_query(pixel_flat, query, pixel_pe, query_pe, attn_mask.transpose(1, 2))
+        # every pixel reads every query: the auxiliary mask only restricts the query side
+        pixel_flat = self.read_from_query(pixel_flat, query, pixel_pe, query_pe, None)
         pixel = pixel_flat.transpose(1, 2).reshape(b, c, h, w)
         return query, self.pixel_ffn(pixel)
 

@@ -1,0 +1,60 @@
+"""Run MatAnyone over a stream of frames: the official call sequence, one alpha per frame out.
+
+The first frame is processed ``1 + warmup_frames`` times (the paper's recurrent refinement):
+its mask is encoded, then frame 0 is predicted from memory and the memory replaced by that
+prediction, ``warmup_frames + 1`` times; only the last prediction is returned. Every later frame
+is one normal step. Frames are consumed lazily, so memory use does not grow with the video.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from .core import InferenceCore, StepOutput
+from .preprocess import image_to_tensor, mask_to_tensor, prepare_mask
+
+
+def first_frame_mask(mask: np.ndarray, shape: tuple[int, int], r_erode: int, r_dilate: int) -> np.ndarray:
+    """The mask (HxW, 0..255, or bool) cleaned up as upstream, at the frame size ``shape``.
+
+    A mask of another size (e.g. 1920x1080 for a 1920x1088 video) is resized with nearest
+    neighbour instead of failing.
+    """
+    m = np.asarray(mask)
+    if m.ndim == 3:
+        m = m[..., 0]
+    if m.dtype == bool:
+        m = m.astype(np.uint8) * 255
+    if m.shape != tuple(shape):
+        m = cv2.resize(m.astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    return prepare_mask(m, r_erode, r_dilate)
+
+
+def start(core: InferenceCore, frame: np.ndarray, mask: np.ndarray) -> StepOutput:
+    """Clear ``core`` and run the first frame: mask step, then ``warmup_frames + 1`` predictions
+    of frame 0. Returns the last one (the first frame's output)."""
+    s = core.settings
+    core.clear()
+    image = image_to_tensor(frame, core.device)
+    target = first_frame_mask(mask, frame.shape[:2], s.r_erode, s.r_dilate)
+    core.step(image, mask_to_tensor(target, core.device))
+    out = core.step(image, first_frame_pred=True)
+    for _ in range(s.warmup_frames):
+        out = core.step(image, first_frame_pred=True)
+    return out
+
+
+def iter_alpha(core: InferenceCore, frames: Iterable[np.ndarray], mask: np.ndarray) -> Iterator[StepOutput]:
+    """Yield one :class:`StepOutput` per frame (HxWx3 uint8 RGB); ``mask`` marks the target on
+    the first frame (HxW, 0 = background, 255 = target)."""
+    it = iter(frames)
+    try:
+        first = next(it)
+    except StopIteration:
+        return
+    yield start(core, first, mask)
+    for frame in it:
+        yield core.step(image_to_tensor(frame, core.device))
