@@ -13,17 +13,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
+
+# Shared with `vmatte bench speed`, the generalised version of this script (models x sizes x lengths).
+from vmatte.eval.speed import make_clip as encode_clip
+from vmatte.eval.speed import peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_CLIP = ROOT.parent / "shared" / "media" / "sam2" / "05_default_juggle.mp4"
@@ -54,22 +56,7 @@ def source_frames(n: int, size: tuple[int, int]):
 def make_clip(path: Path, n: int, size: tuple[int, int]) -> Path:
     if path.is_file():
         return path
-    tmp = path.with_suffix(".partial.mp4")
-    with av.open(str(tmp), "w") as out:
-        s = out.add_stream("libx264", rate=30)
-        s.width, s.height, s.pix_fmt = size[0], size[1], "yuv420p"
-        s.options = {"crf": "18", "preset": "veryfast"}
-        for i, rgb in enumerate(source_frames(n, size)):
-            vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            vf.pts, vf.time_base = i, Fraction(1, 30)
-            out.mux(s.encode(vf))
-        out.mux(s.encode())
-    tmp.rename(path)
-    return path
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+    return encode_clip(path, source_frames(n, size), size)  # H.264 crf 18, 30 fps
 
 
 # --- workers (run in a subprocess) ---------------------------------------------------------

@@ -103,7 +103,7 @@ def test_cli_rvm_and_errors(bench, tmp_path, capsys):
                  "-o", str(tmp_path / "q"), "--max-frames", "2", "-q"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert out.strip() == str(tmp_path / "q" / "report.md")
+    assert out.strip() == str(tmp_path / "q" / "report.html")  # the HTML report is on by default
     doc = json.loads((tmp_path / "q" / "results.json").read_text())
     assert 0 <= doc["means"]["rvm"]["mad"] < 1000 and doc["clips"][0]["frames"] == 2
 

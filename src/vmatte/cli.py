@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from .errors import EXIT_USER_ERROR, VmatteError
@@ -18,7 +19,15 @@ def _add_matte(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="video file (mp4/mov/mkv/webm/avi...) or folder of images")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if missing)")
     p.add_argument("-m", "--model", default="auto", choices=list(MODELS), help="model (default: auto)")
-    p.add_argument("--weights", help="checkpoint path (.pth/.safetensors), or 'download' for the official file")
+    p.add_argument("--weights", help="checkpoint path (.pth/.safetensors, or a hub folder with model.safetensors "
+                                     "for MatAnyone), or 'download' for the official file")
+    p.add_argument("--mask", metavar="PATH",
+                   help="MatAnyone: the target on the first frame: grey/binary PNG (non-zero = target), RGB "
+                        "(non-black = target), or a palette/label PNG (one matte per id, outputs NAME_idN_*)")
+    p.add_argument("--warmup-frames", type=int, metavar="N",
+                   help="MatAnyone: first-frame refinement passes (default 10)")
+    p.add_argument("--erode", type=int, metavar="PX", help="MatAnyone: erode the first-frame mask (kernel px, default 10; 0 = off)")
+    p.add_argument("--dilate", type=int, metavar="PX", help="MatAnyone: dilate the first-frame mask (kernel px, default 10; 0 = off)")
     p.add_argument("-f", "--formats", default=",".join(DEFAULT_FORMATS),
                    help=f"comma-separated outputs (default: {','.join(DEFAULT_FORMATS)}); one of: {', '.join(FORMATS)}")
     p.add_argument("--bg", "--background", dest="background", metavar="SPEC",
@@ -41,7 +50,8 @@ def _run_matte(args: argparse.Namespace) -> int:
     result = matte(args.input, args.output, model=args.model, formats=args.formats, background=args.background,
                    overwrite=args.overwrite, fps=args.fps, progress=not args.quiet, weights=args.weights,
                    device=args.device, backend=args.backend, downsample_ratio=args.downsample_ratio,
-                   max_size=args.max_size)
+                   max_size=args.max_size, mask=args.mask, warmup_frames=args.warmup_frames, erode=args.erode,
+                   dilate=args.dilate)
     print(f"{result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} frames/s)", file=sys.stderr)
     for name, path in result.outputs.items():
         print(f"{name}\t{path}")
@@ -104,7 +114,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         "quality", help="score models on benchmark clips against their exact alpha",
         description="Matte ROOT/*/com with each model and compare with ROOT/*/pha (and fgr/): MAD, MSE, Grad, "
                     "Conn, dtSSD, core-region and fgr errors, J and F. Writes per_frame.csv, per_clip.csv, "
-                    "results.json and report.md.")
+                    "results.json, report.md, and report.html with error curves, per-clip bars and contact "
+                    "sheets (plots/*.png; needs matplotlib).")
     q.add_argument("root", metavar="ROOT", help="folder of clips from `vmatte bench compose` (or one clip)")
     q.add_argument("-m", "--models", default="rvm", help="comma-separated models (default: rvm)")
     q.add_argument("-o", "--output", metavar="OUTDIR", help="where the results go (default: ROOT/quality)")
@@ -113,8 +124,34 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--grad-raw", action="store_true",
                    help="Grad on the mattes as they are (default: min-max normalise each, as the published "
                         "VideoMatte tables do)")
+    q.add_argument("--no-html", action="store_true", help="no report.html and plots (no matplotlib needed)")
+    q.add_argument("--contact-rows", type=int, default=4, metavar="N",
+                   help="frames per clip in the contact sheets (default 4)")
     q.add_argument("-q", "--quiet", action="store_true", help="do not print scores as clips finish")
     q.set_defaults(run=_run_bench_quality)
+
+    sp = bench.add_parser(
+        "speed", help="frames/s and peak memory per model, resolution and video length",
+        description="Model-only and file-to-file frames/s and peak RSS (and peak GPU memory on CUDA) for each "
+                    "model and size, and peak RSS against video length; each measurement in its own process. "
+                    "Input clips are made from --clip (or a synthetic clip), resized and looped. Writes "
+                    "speed.json, speed.md, fps_vs_resolution.png and rss_vs_length.png.")
+    sp.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="where the results go (created if missing)")
+    sp.add_argument("-m", "--models", default="rvm", help="comma-separated models (default: rvm)")
+    sp.add_argument("--sizes", default="512x288,1920x1080", help="comma-separated WIDTHxHEIGHT (default: 512x288,1920x1080)")
+    sp.add_argument("--lengths", default="100,2000",
+                    help="comma-separated clip lengths in frames for peak RSS vs length, at the first size "
+                         "(default: 100,2000; 'none' skips it)")
+    sp.add_argument("--frames", type=int, default=100, help="frames per model-only run (default 100)")
+    sp.add_argument("--file-frames", type=int, default=100, help="frames of the file-to-file clip (default 100)")
+    sp.add_argument("--rounds", type=int, default=3, help="speed figures are the best of this many runs (default 3)")
+    sp.add_argument("--clip", metavar="VIDEO", help="video to resize and loop as input (default: a synthetic clip)")
+    sp.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    sp.add_argument("--backend", default="auto", help="auto, torch or onnx (default: auto)")
+    sp.add_argument("--max-size", type=int, metavar="PX", help="long side of the internal resolution (default: automatic)")
+    sp.add_argument("--downsample-ratio", type=float, metavar="R", help="RVM downsample ratio (overrides --max-size)")
+    sp.add_argument("-q", "--quiet", action="store_true", help="do not print figures as they are measured")
+    sp.set_defaults(run=_run_bench_speed)
 
 
 def _run_bench_compose(args: argparse.Namespace) -> int:
@@ -136,8 +173,33 @@ def _run_bench_quality(args: argparse.Namespace) -> int:
     settings = QualitySettings(metrics=MetricSettings(grad_minmax=not args.grad_raw), device=args.device,
                                max_frames=args.max_frames)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    result = evaluate(args.root, models, args.output, settings, progress=not args.quiet)
-    print(result.output / "report.md")
+    result = evaluate(args.root, models, args.output, settings, progress=not args.quiet, html=not args.no_html,
+                      contact_rows=args.contact_rows)
+    print(result.output / ("report.md" if args.no_html else "report.html"))
+    return 0
+
+
+def _int_list(text: str, option: str) -> tuple[int, ...]:
+    if text.strip().lower() in ("", "none"):
+        return ()
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise VmatteError(f"bad {option} {text!r}; give comma-separated whole numbers such as 100,2000") from None
+
+
+def _run_bench_speed(args: argparse.Namespace) -> int:
+    from .eval.compose import parse_size
+    from .eval.speed import SpeedSettings, run_speed
+
+    settings = SpeedSettings(
+        models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
+        sizes=tuple(parse_size(s) for s in args.sizes.split(",") if s.strip()),
+        lengths=_int_list(args.lengths, "--lengths"), model_frames=args.frames, file_frames=args.file_frames,
+        rounds=args.rounds, device=args.device, backend=args.backend, downsample_ratio=args.downsample_ratio,
+        max_size=args.max_size, source=args.clip)
+    run_speed(args.output, settings, progress=not args.quiet)
+    print(Path(args.output) / "speed.md")
     return 0
 
 
@@ -151,11 +213,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one ``vmatte: warning: ...`` line on stderr (no source location)."""
+    print(f"vmatte: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.run(args)
     except VmatteError as e:
         print(f"vmatte: error: {e}", file=sys.stderr)
         return e.exit_code

@@ -26,10 +26,13 @@ from .io.reader import Frame, VideoInfo, open_source
 from .io.writers import Background, OutputSet
 
 MODELS = {
-    "auto": "the best model available (today: rvm)",
+    "auto": "the best model available: rvm; with --mask, MatAnyone when its weights are on this machine",
     "rvm": "Robust Video Matting, MobileNetV3 (ships with vmatte; mattes every person in frame)",
     "rvm-resnet50": "Robust Video Matting, ResNet-50 (needs rvm_resnet50.pth: --weights or download)",
+    "matanyone": "MatAnyone (CVPR 2025): the target(s) of --mask (needs matanyone.pth: --weights, cache or download)",
+    "matanyone2": "MatAnyone2: the MatAnyone network with newer weights (needs matanyone2.pth)",
 }
+MATANYONE_MODELS = ("matanyone", "matanyone2")
 BACKENDS = ("auto", "torch", "onnx")
 QUEUE_FRAMES = 4  # frames in flight per queue: enough to overlap stages, small enough for 8K
 
@@ -40,7 +43,8 @@ class FrameResult:
     time: float
     image: np.ndarray  # the source frame, RGB uint8 (uint16 for >8-bit sources)
     foreground: np.ndarray | None  # HxWx3 float32 in [0, 1], straight (None only inside alpha-only runs)
-    alpha: np.ndarray  # HxW float32 in [0, 1]
+    alpha: np.ndarray  # HxW float32 in [0, 1] (several targets: the first target's)
+    alphas: dict[int, np.ndarray] | None = None  # target id -> HxW alpha (target-mask models only)
 
 
 @dataclass
@@ -76,13 +80,32 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def load_matter(model: str = "auto", *, weights: str | os.PathLike | None = None, device: str = "auto",
                 backend: str = "auto", downsample_ratio: float | None = None,
-                max_size: int | None = None) -> FrameMatter:
-    """Build a streaming matter for ``model``; reuse it across videos (it resets per video)."""
+                max_size: int | None = None, mask=None, warmup_frames: int | None = None,
+                erode: int | None = None, dilate: int | None = None) -> FrameMatter:
+    """Build a streaming matter for ``model``; reuse it across videos (it resets per video).
+
+    ``mask`` (MatAnyone): the target(s) on the first frame: a mask image path, an HxW array, a
+    ``{id: HxW}`` dict or a :class:`~vmatte.io.masks.TargetMask`; a label mask gives one matte
+    per id (``step_all``). ``warmup_frames``, ``erode``, ``dilate``: MatAnyone's first-frame
+    refinement steps and mask clean-up radii (defaults 10, 10, 10, as upstream).
+    """
     from .models.rvm import RobustVideoMatting
     from .weights import RVM_PACKAGED, load_into, packaged_path, resolve_rvm
 
     if model not in MODELS:
         raise VmatteError(f"unknown model {model!r}; choose one of: {', '.join(MODELS)}")
+    matanyone_options = dict(weights=weights, device=device, backend=backend, downsample_ratio=downsample_ratio,
+                             max_size=max_size, mask=mask, warmup_frames=warmup_frames, erode=erode, dilate=dilate)
+    if model in MATANYONE_MODELS:
+        return _load_matanyone(model, **matanyone_options)
+    if model == "auto" and mask is not None:
+        return _auto_with_mask(**matanyone_options)
+    if mask is not None:
+        raise VmatteError(f"--model {model} mattes every person in frame and takes no --mask; "
+                          f"use --model matanyone for the target of a mask")
+    if (warmup_frames, erode, dilate) != (None, None, None):
+        raise VmatteError("--warmup-frames, --erode and --dilate are MatAnyone settings; use them with --mask "
+                          "and --model matanyone")
     if backend not in BACKENDS:
         raise VmatteError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
     if downsample_ratio is not None and not 0 < downsample_ratio <= 1:
@@ -113,12 +136,73 @@ def load_matter(model: str = "auto", *, weights: str | os.PathLike | None = None
     return RVMAuto(make_torch, onnx, settings, description=f"RVM MobileNetV3 on CPU, onnxruntime or PyTorch by size ({shipped_desc})")
 
 
+def _load_matanyone(name: str, *, weights, device, backend, downsample_ratio, max_size, mask, warmup_frames,
+                    erode, dilate, note: str = "") -> FrameMatter:
+    from .engine.matanyone import MatAnyoneSettings
+    from .engine.matanyone_runner import MatAnyoneMatter
+    from .io.masks import as_target_mask
+    from .models.matanyone import MatAnyone
+    from .weights import load_into, resolve_matanyone
+
+    if mask is None:
+        raise VmatteError(f"--model {name} mattes the target of a first-frame mask: give it with --mask PATH "
+                          f"(white = target, or a label/palette PNG with one id per target)")
+    if backend == "onnx":
+        raise VmatteError(f"--backend onnx runs only RVM; {name} runs on PyTorch (--backend torch or auto)")
+    if downsample_ratio is not None:
+        raise VmatteError(f"--downsample-ratio is an RVM setting; for {name} use --max-size PX")
+    if max_size is not None and max_size < 32:
+        raise VmatteError(f"--max-size must be at least 32 pixels, got {max_size}")
+    for option, value in (("--warmup-frames", warmup_frames), ("--erode", erode), ("--dilate", dilate)):
+        if value is not None and value < 0:
+            raise VmatteError(f"{option} must be 0 or more, got {value}")
+    defaults = MatAnyoneSettings()
+    settings = MatAnyoneSettings(
+        warmup_frames=defaults.warmup_frames if warmup_frames is None else warmup_frames,
+        r_erode=defaults.r_erode if erode is None else erode,
+        r_dilate=defaults.r_dilate if dilate is None else dilate)
+    target = as_target_mask(mask)  # a bad mask fails before the weights load
+    dev = resolve_device(device)
+    resolved = resolve_matanyone(name, weights)
+    net = MatAnyone(with_aux=any(k.startswith("aux_computer.") for k in resolved.state_dict))
+    load_into(net, resolved.state_dict, resolved.source, optional=("aux_computer.",))
+    label = "MatAnyone2" if name == "matanyone2" else "MatAnyone"
+    ids = target.ids
+    who = f"{len(ids)} targets (ids {', '.join(map(str, ids))})" if len(ids) > 1 else "1 target"
+    description = (f"{label}{note} on PyTorch/{dev.type}, {who} (weights: {resolved.source}, {resolved.license})")
+    return MatAnyoneMatter(net, target, settings, device=dev, description=description, max_size=max_size)
+
+
+def _auto_with_mask(*, weights, **options) -> FrameMatter:
+    """``--model auto`` with a mask: MatAnyone when its weights are here (a path or the cache)."""
+    from .weights import MATANYONE_REMOTE, matanyone_cache_paths
+
+    note = " (--model auto: a mask was given)"
+    if weights is not None:  # a path, or "download": the user asked for these weights
+        return _load_matanyone("matanyone", weights=weights, note=note, **options)
+    for name in ("matanyone2", "matanyone"):
+        cached_file, cached_folder = matanyone_cache_paths(name)
+        if cached_file.is_file() or (cached_folder / "model.safetensors").is_file():
+            return _load_matanyone(name, weights=None, note=note, **options)
+    where = matanyone_cache_paths("matanyone")[0]
+    raise VmatteError(
+        f"--model auto with --mask needs MatAnyone weights and none are on this machine (target mode without "
+        f"MatAnyone weights comes in a later release); get them with --model matanyone --weights download, "
+        f"or download {MATANYONE_REMOTE['matanyone'].url} to {where}, or pass --weights PATH"
+    )
+
+
 def _frames(source: Iterator[Frame], matter: FrameMatter, concurrent_io: bool = False,
             foreground: bool = True) -> Iterator[FrameResult]:
     matter.reset(concurrent_io)
+    step_all = getattr(matter, "step_all", None)  # target-mask matters: one alpha per target id
     for frame in source:
-        fgr, alpha = matter.step(frame.image, foreground)
-        yield FrameResult(frame.index, frame.time, frame.image, fgr, alpha)
+        if step_all is not None:
+            fgr, alphas = step_all(frame.image, foreground)
+            yield FrameResult(frame.index, frame.time, frame.image, fgr, next(iter(alphas.values())), alphas)
+        else:
+            fgr, alpha = matter.step(frame.image, foreground)
+            yield FrameResult(frame.index, frame.time, frame.image, fgr, alpha)
 
 
 def iter_matte(input: str | os.PathLike, *, model: str | FrameMatter = "auto", fps: float | None = None,
@@ -141,24 +225,48 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
 
     Outputs appear under their final names only when complete: on any error or Ctrl-C every
     temporary file is removed and existing files are left as they were.
+
+    With a mask of several targets (``mask=`` a label/palette mask), each target id N gets its
+    own set of outputs named ``STEM_idN_...`` (keys ``NAME_idN`` in the result), all from one pass.
     """
-    # Cheap checks first (formats, background, input, output folder), the model last: a typo
-    # should not cost a model load, and the user sees one error line.
+    # Cheap checks first (formats, background, input, mask, output folder), the model last: a
+    # typo should not cost a model load, and the user sees one error line.
     names = parse_formats(formats)
     bg = Background.parse(background) if background else None
+    if isinstance(model, str) and model_options.get("mask") is not None:
+        from .io.masks import as_target_mask
+
+        model_options["mask"] = as_target_mask(model_options["mask"])
+        ids = model_options["mask"].ids
+    else:
+        ids = tuple(getattr(model, "targets", None) or (None,))
     start = time.perf_counter()
     with open_source(input, fps=fps) as src:
         info = src.info
-        outputs = OutputSet(output_dir, stem or _stem(info), names, info, background=bg, overwrite=overwrite)
+        base = stem or _stem(info)
+        outputs: dict[int | None, OutputSet] = {}
+
+        def abort_all() -> None:
+            for out in outputs.values():
+                out.abort()
+
         try:
+            for i in ids:
+                name = base if len(ids) == 1 else f"{base}_id{i}"
+                outputs[i] = OutputSet(output_dir, name, names, info, background=bg, overwrite=overwrite)
             matter = model if not isinstance(model, str) else load_matter(model, **model_options)
         except BaseException:
-            outputs.abort()
+            abort_all()
             raise
         if progress:
             print(f"model: {matter.description}", file=sys.stderr)
+
+        def write(r: FrameResult) -> None:
+            for i, out in outputs.items():
+                out.write(r.index, r.image, r.foreground, r.alpha if i is None or r.alphas is None else r.alphas[i])
+
         frames = Prefetcher(src, QUEUE_FRAMES)
-        writer = BackgroundConsumer(lambda r: outputs.write(r.index, r.image, r.foreground, r.alpha), QUEUE_FRAMES)
+        writer = BackgroundConsumer(write, QUEUE_FRAMES)
         bar = _progress_bar(info, progress)
         count = 0
         try:
@@ -169,10 +277,13 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
                 if bar is not None:
                     bar.update(1)
             writer.finish()
-            paths = outputs.close()
+            paths = {}
+            for i, out in outputs.items():
+                closed = out.close()
+                paths.update(closed if len(ids) == 1 else {f"{k}_id{i}": p for k, p in closed.items()})
         except BaseException:
             writer.abort()
-            outputs.abort()
+            abort_all()
             raise
         finally:
             frames.close()

@@ -289,3 +289,79 @@ def resolve_rvm(variant: str = "mobilenetv3", weights: str | os.PathLike | None 
         raise WeightsError(f"RVM {variant} weights not found; download {remote.url} and put it at {cached} or pass --weights PATH")
     path = download(remote)
     return ResolvedWeights(load_checkpoint(path), str(path), RVM_LICENSE)
+
+
+# --- MatAnyone resolution -------------------------------------------------------------------
+
+MATANYONE_LICENSE = "S-Lab License 1.0 (non-commercial)"
+MATANYONE_REMOTE = {
+    "matanyone": RemoteFile("matanyone.pth",
+                            "https://github.com/pq-yang/MatAnyone/releases/download/v1.0.0/matanyone.pth",
+                            None, MATANYONE_LICENSE),
+    "matanyone2": RemoteFile("matanyone2.pth",
+                             "https://github.com/pq-yang/MatAnyone2/releases/download/v1.0.0/matanyone2.pth",
+                             None, MATANYONE_LICENSE),
+}
+_HUB_REPOS = {"matanyone": "PeiqingYang/MatAnyone", "matanyone2": "PeiqingYang/MatAnyone2"}
+
+
+def offline() -> bool:
+    """``VMATTE_OFFLINE=1`` (or ``HF_HUB_OFFLINE=1``): never try a download, resolve locally only."""
+    return any(os.environ.get(v, "").strip().lower() not in ("", "0", "false", "no")
+               for v in ("VMATTE_OFFLINE", "HF_HUB_OFFLINE"))
+
+
+def load_hub_folder(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A folder as the Hugging Face hub holds it: ``model.safetensors`` (+ ``config.json``)."""
+    folder = Path(path).expanduser()
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise WeightsError(f"{folder} is a folder without model.safetensors; pass the .pth file or a hub "
+                           f"folder (model.safetensors + config.json)")
+    config = folder / "config.json"
+    if config.is_file():
+        try:
+            json.loads(config.read_text())
+        except (ValueError, OSError):
+            raise WeightsError(f"{config} is not valid JSON; download the hub folder again") from None
+    return load_checkpoint(weights)
+
+
+def _load_matanyone_path(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    p = Path(path).expanduser()
+    return load_hub_folder(p) if p.is_dir() else load_checkpoint(p)
+
+
+def matanyone_cache_paths(name: str) -> tuple[Path, Path]:
+    """Where the cache is searched for ``name``: ``CACHE/<name>.pth`` and the hub folder ``CACHE/<name>/``."""
+    remote = MATANYONE_REMOTE[name]
+    return cache_dir() / remote.filename, cache_dir() / name
+
+
+def resolve_matanyone(name: str = "matanyone", weights: str | os.PathLike | None = None,
+                      allow_download: bool = True) -> ResolvedWeights:
+    """Weights for ``name`` (matanyone / matanyone2): ``weights`` (a .pth/.safetensors file or a hub
+    folder) > cache (``CACHE/<name>.pth`` or ``CACHE/<name>/model.safetensors``) > download of the
+    official release file (no published checksum: size and sha256 recorded on first download).
+
+    ``weights="download"`` always uses the official release file (downloaded once into the cache).
+    Downloads are skipped when ``allow_download`` is false or ``VMATTE_OFFLINE=1``.
+    """
+    if name not in MATANYONE_REMOTE:
+        raise WeightsError(f"unknown MatAnyone model {name!r}; use one of: {', '.join(MATANYONE_REMOTE)}")
+    remote = MATANYONE_REMOTE[name]
+    if weights is not None and str(weights) != "download":
+        return ResolvedWeights(_load_matanyone_path(weights), str(weights), MATANYONE_LICENSE)
+    cached_file, cached_folder = matanyone_cache_paths(name)
+    if cached_file.is_file():
+        verify_cached(cached_file, remote)
+        return ResolvedWeights(load_checkpoint(cached_file), str(cached_file), MATANYONE_LICENSE)
+    if weights is None and (cached_folder / "model.safetensors").is_file():
+        return ResolvedWeights(load_hub_folder(cached_folder), str(cached_folder), MATANYONE_LICENSE)
+    if not allow_download or offline():
+        raise WeightsError(
+            f"{name} weights not found; download {remote.url} and put it at {cached_file} "
+            f"(or the hub folder {_HUB_REPOS[name]} at {cached_folder}), or pass --weights PATH"
+        )
+    path = download(remote)
+    return ResolvedWeights(load_checkpoint(path), str(path), MATANYONE_LICENSE)

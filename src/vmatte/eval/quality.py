@@ -8,6 +8,8 @@ into the output folder (each file under a temporary name, renamed when complete)
 * ``per_clip.csv``   model, clip, frames, seconds, mean of each metric over the clip's frames
 * ``results.json``   all of the above plus the settings
 * ``report.md``      a table per model (mean over clips, as the published tables average)
+* ``report.html``    with ``html=True``: the tables, error curves, per-clip bars and contact sheets
+  (:mod:`vmatte.eval.report`; needs matplotlib)
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import math
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -31,7 +34,7 @@ from vmatte.io.reader import IMAGE_EXTENSIONS, natural_key
 
 from .metrics import EvalError, MetricAccumulator, MetricSettings, mean_over_clips
 
-__all__ = ["ClipScore", "QualityResult", "QualitySettings", "evaluate", "find_clips"]
+__all__ = ["ClipScore", "FrameSampler", "QualityResult", "QualitySettings", "evaluate", "find_clips"]
 
 # Column titles of the report, with the scale each reported number carries.
 TITLES = {
@@ -48,6 +51,18 @@ class QualitySettings:
     device: str = "auto"
     max_frames: int | None = None  # score only the first N frames of each clip (quick runs)
     fps: float = 25.0  # for clips without clip.json
+
+
+class FrameSampler(Protocol):
+    """Keeps a few frames while a clip streams through scoring (contact sheets).
+
+    Scoring asks once per clip which frame indices are wanted, then hands over only those: the
+    sampler decides what to keep (e.g. thumbnails), so no clip is ever held whole in memory."""
+
+    def wanted(self, clip: str, frames: int) -> Collection[int]: ...
+
+    def keep(self, model: str, clip: str, index: int, image: np.ndarray, pred: np.ndarray,
+             true: np.ndarray) -> None: ...
 
 
 @dataclass
@@ -102,8 +117,11 @@ def _clip_fps(clip: Path, default: float) -> float:
         return default
 
 
-def score_clip(clip: Path, model: str, matter, settings: QualitySettings) -> ClipScore:
-    """Matte ``clip/com`` with ``matter`` and compare every frame with ``clip/pha`` (and ``fgr``)."""
+def score_clip(clip: Path, model: str, matter, settings: QualitySettings,
+               sampler: FrameSampler | None = None) -> ClipScore:
+    """Matte ``clip/com`` with ``matter`` and compare every frame with ``clip/pha`` (and ``fgr``).
+
+    ``sampler`` is shown the frames it asks for (input, predicted and true alpha) as they pass."""
     from vmatte.matte import iter_matte
 
     phas = _images(clip / "pha")
@@ -115,6 +133,7 @@ def score_clip(clip: Path, model: str, matter, settings: QualitySettings) -> Cli
         raise InputError(f"{clip} has {n_com} com frames but {len(phas)} pha frames; re-create the clip")
     limit = len(phas) if settings.max_frames is None else min(settings.max_frames, len(phas))
     acc = MetricAccumulator(settings.metrics)
+    keep = set(sampler.wanted(clip.name, limit)) if sampler is not None else set()
     start = time.perf_counter()
     frames = iter_matte(clip / "com", model=matter, fps=_clip_fps(clip, settings.fps))
     try:
@@ -124,6 +143,8 @@ def score_clip(clip: Path, model: str, matter, settings: QualitySettings) -> Cli
             true = _read(phas[i], grey=True)
             true_fgr = _read(fgrs[i], grey=False) if fgrs else None
             acc.update(res.alpha, true, res.foreground if true_fgr is not None else None, true_fgr)
+            if i in keep:
+                sampler.keep(model, clip.name, i, res.image, res.alpha, true)
     finally:
         frames.close()
     seconds = time.perf_counter() - start
@@ -134,13 +155,21 @@ def score_clip(clip: Path, model: str, matter, settings: QualitySettings) -> Cli
 
 def evaluate(root: str | os.PathLike, models: Sequence[str], output: str | os.PathLike | None = None,
              settings: QualitySettings = QualitySettings(), matters: Mapping[str, object] | None = None,
-             progress: bool = False) -> QualityResult:
+             progress: bool = False, html: bool = False, contact_rows: int = 4) -> QualityResult:
     """Score ``models`` on every clip under ``root``; writes CSV/JSON/Markdown into ``output``.
 
     ``matters`` maps a model name to a ready :class:`~vmatte.engine.rvm.FrameMatter` (tests,
-    custom models); other names are loaded with :func:`vmatte.load_matter`."""
+    custom models); other names are loaded with :func:`vmatte.load_matter`. ``html`` also writes
+    ``report.html`` with plots and a contact sheet of ``contact_rows`` frames per clip."""
     if not models:
         raise InputError("no models given; pass --models, e.g. --models rvm")
+    sampler = None
+    if html:
+        # Checked before any matting: a missing plotting library should not cost a full run.
+        from .report import ContactSampler, require_matplotlib
+
+        require_matplotlib()
+        sampler = ContactSampler(contact_rows)
     from vmatte.matte import MODELS
 
     unknown = [m for m in models if m not in MODELS and not (matters and m in matters)]
@@ -162,7 +191,7 @@ def evaluate(root: str | os.PathLike, models: Sequence[str], output: str | os.Pa
 
             matter = load_matter(model, device=settings.device)
         for clip in clips:
-            s = score_clip(clip, model, matter, settings)
+            s = score_clip(clip, model, matter, settings, sampler)
             scores.append(s)
             if progress:
                 cells = "  ".join(f"{k}={v:.3g}" for k, v in s.mean.items() if not math.isnan(v))
@@ -170,6 +199,10 @@ def evaluate(root: str | os.PathLike, models: Sequence[str], output: str | os.Pa
     means = {m: mean_over_clips([s.mean for s in scores if s.model == m]) for m in models}
     result = QualityResult(out, scores, means)
     _write_outputs(result, root, models, settings)
+    if sampler is not None:
+        from .report import write_report
+
+        write_report(result, root, models, settings, sampler)
     return result
 
 
@@ -178,10 +211,13 @@ def evaluate(root: str | os.PathLike, models: Sequence[str], output: str | os.Pa
 # --------------------------------------------------------------------------------------------
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def _atomic_write(path: Path, data: str | bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_text(text)
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data)
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
@@ -223,6 +259,19 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def shown_metrics(result: QualityResult, models: Sequence[str]) -> list[str]:
+    """Metrics with a value for some model (fgr metrics need fgr/, etc.), in column order."""
+    return [k for k in _metric_names(result.clips)
+            if any(not math.isnan(result.means[m].get(k, math.nan)) for m in models)]
+
+
+def protocol_note(result: QualityResult, settings: QualitySettings) -> str:
+    return (f"{len({s.clip for s in result.clips})} clips; per-frame values averaged over frames, then clips. "
+            f"Grad: sigma {settings.metrics.grad_sigma}, "
+            f"{'each matte min-max normalised first' if settings.metrics.grad_minmax else 'mattes as they are'}; "
+            f"F: boundary tolerance {settings.metrics.boundary_tolerance} x diagonal.")
+
+
 def _write_outputs(result: QualityResult, root: Path, models: Sequence[str], settings: QualitySettings) -> None:
     names = _metric_names(result.clips)
     frame_rows = [[s.model, s.clip, i] + [_fmt(f.get(k, math.nan)) for k in names]
@@ -239,13 +288,8 @@ def _write_outputs(result: QualityResult, root: Path, models: Sequence[str], set
         "clips": [asdict(s) for s in result.clips],
     }
     _atomic_write(result.output / "results.json", json.dumps(_nan_to_none(doc), indent=1) + "\n")
-    # Only the columns that have a value somewhere (fgr metrics need fgr/, etc.).
-    shown = [k for k in names if any(not math.isnan(result.means[m].get(k, math.nan)) for m in models)]
-    md = [f"# Quality on {root}", "",
-          f"{len({s.clip for s in result.clips})} clips; per-frame values averaged over frames, then clips. "
-          f"Grad: sigma {settings.metrics.grad_sigma}, "
-          f"{'each matte min-max normalised first' if settings.metrics.grad_minmax else 'mattes as they are'}; "
-          f"F: boundary tolerance {settings.metrics.boundary_tolerance} x diagonal.", "",
+    shown = shown_metrics(result, models)
+    md = [f"# Quality on {root}", "", protocol_note(result, settings), "",
           _md_table(["model"] + [TITLES[k] for k in shown],
                     [[m] + [_fmt(result.means[m].get(k, math.nan)) for k in shown] for m in models])]
     for m in models:

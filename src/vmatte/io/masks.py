@@ -1,0 +1,194 @@
+"""First-frame target masks: read a mask image into one 0..255 map per target id.
+
+What a mask file can be (``--mask PATH``):
+
+* grey 8- or 16-bit, binary: any non-zero pixel is the target (255, 1, 65535 ... all work), id 1;
+* grey with soft values (an existing matte): kept as a soft 0..255 map, id 1;
+* an integer label mask (grey 8/16-bit, ids 1..N, 0 = background; at most :data:`MAX_IDS` ids,
+  all below 128): one target per id;
+* a palette (indexed) PNG, as DAVIS/YouTube-VOS annotations: the palette *index* is the id
+  (0 = background), whatever colours the palette gives them;
+* RGB(A): non-black pixels are the target (a grey image stored as RGB is read as grey; an RGBA
+  image whose alpha is not fully opaque uses the alpha).
+
+:func:`fit_to_frame` brings the masks to the frame size (nearest neighbour, so ids and binary
+edges stay exact) with a warning on stderr; an empty mask is a one-line :class:`InputError`.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import InputError
+
+MAX_IDS = 64  # an integer mask with more distinct values than this is a soft grey mask
+_LABEL_LIMIT = 128  # label ids are small integers; larger values mean a grey (soft/binary) mask
+# A mask "a few pixels off" the frame (each side within 2 %, or less than a 16-px codec pad, as a
+# 1920x1080 mask on a 1920x1088 video) is resized with a warning; a farther one with a stronger one.
+CLOSE_FRACTION = 0.02
+CLOSE_PIXELS = 16
+
+
+class MaskSizeWarning(UserWarning):
+    """The mask is not the size of the frame and was resized (nearest neighbour)."""
+
+
+@dataclass(frozen=True)
+class TargetMask:
+    """Targets of the first frame: ``targets[id]`` is HxW uint8, 0 = background, 255 = target."""
+
+    targets: dict[int, np.ndarray]
+    source: str = "mask"
+    kind: str = "binary"  # binary, soft, labels, palette, rgb
+
+    @property
+    def ids(self) -> tuple[int, ...]:
+        return tuple(self.targets)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return next(iter(self.targets.values())).shape[:2]
+
+
+def _empty(source: str) -> InputError:
+    return InputError(f"the mask {source} has no target pixel (it is all background/black); "
+                      f"paint the target white (or give it a label id > 0) on the first frame")
+
+
+def _from_grey(a: np.ndarray, source: str, kind: str | None = None) -> TargetMask:
+    """Classify an integer HxW array: binary, label ids, or soft grey."""
+    if a.dtype == bool:
+        a = a.astype(np.uint8)
+    if np.issubdtype(a.dtype, np.floating):
+        if not np.isfinite(a).all() or a.min() < 0:
+            raise InputError(f"the mask {source} has negative or non-finite values; give 0..1 or 0..255")
+        scale = 255.0 if a.max() <= 1.0 else 1.0
+        a = np.clip(np.rint(a * scale), 0, 255).astype(np.uint8)
+    values = np.unique(a)
+    ids = [int(v) for v in values if v != 0]
+    if not ids:
+        raise _empty(source)
+    if len(ids) == 1 and kind == "palette":
+        return TargetMask({ids[0]: np.where(a != 0, 255, 0).astype(np.uint8)}, source, kind)
+    if len(ids) == 1:
+        return TargetMask({1: np.where(a != 0, 255, 0).astype(np.uint8)}, source, kind or "binary")
+    if kind == "palette" or (len(ids) <= MAX_IDS and max(ids) < _LABEL_LIMIT):
+        return TargetMask({i: np.where(a == i, 255, 0).astype(np.uint8) for i in ids}, source, kind or "labels")
+    if a.dtype == np.uint8:
+        soft = a
+    else:  # 16-bit (or wider): scale to 0..255 from the type's range
+        top = 65535.0 if a.max() <= 65535 else float(a.max())
+        soft = np.clip(np.rint(a.astype(np.float64) * (255.0 / top)), 0, 255).astype(np.uint8)
+    if not soft.any():
+        raise _empty(source)
+    return TargetMask({1: soft}, source, "soft")
+
+
+def _from_colour(img: np.ndarray, source: str) -> TargetMask:
+    """HxWx3 or HxWx4 (any channel order): non-black = target; grey-as-RGB and alpha as grey."""
+    if img.shape[2] == 4:
+        alpha = img[..., 3]
+        full = np.iinfo(alpha.dtype).max if np.issubdtype(alpha.dtype, np.integer) else 1.0
+        if (alpha != full).any():
+            return _from_grey(alpha, source)
+        img = img[..., :3]
+    if (img[..., 0] == img[..., 1]).all() and (img[..., 1] == img[..., 2]).all():
+        return _from_grey(img[..., 0], source)
+    target = img.any(axis=2)
+    if not target.any():
+        raise _empty(source)
+    return TargetMask({1: np.where(target, 255, 0).astype(np.uint8)}, source, "rgb")
+
+
+def _palette_indices(path: Path) -> np.ndarray | None:
+    """The index plane of a palette PNG (None for any other image)."""
+    if path.suffix.lower() != ".png":
+        return None
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            frame = next(container.decode(video=0))
+            if frame.format.name != "pal8":
+                return None
+            indices, _palette = frame.to_ndarray()
+            return np.ascontiguousarray(indices)
+    except Exception:  # noqa: BLE001 - not decodable by PyAV: OpenCV reads it below (or fails clearly)
+        return None
+
+
+def read_mask(path: str | os.PathLike) -> TargetMask:
+    """Read a mask image file into its targets (see the module docstring)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise InputError(f"mask not found: {path}; give the first-frame mask image with --mask PATH")
+    source = str(path)
+    indices = _palette_indices(path)
+    if indices is not None:
+        return _from_grey(indices, source, kind="palette")
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
+        raise InputError(f"cannot read the mask {path}; give a PNG (grey, palette/label or RGB) of the first frame")
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if img.ndim == 2:
+        return _from_grey(img, source)
+    return _from_colour(img, source)
+
+
+def as_target_mask(mask: "str | os.PathLike | np.ndarray | dict[int, np.ndarray] | TargetMask") -> TargetMask:
+    """Accept a path, an HxW array (binary, soft or labels, as a file would be read), an HxWx3/4
+    array, a ``{id: HxW}`` dict, or a :class:`TargetMask`."""
+    if isinstance(mask, TargetMask):
+        return mask
+    if isinstance(mask, (str, os.PathLike)):
+        return read_mask(mask)
+    if isinstance(mask, dict):
+        if not mask:
+            raise InputError("no targets given: the mask dict is empty")
+        targets = {}
+        for i, m in mask.items():
+            one = _from_grey(np.asarray(m), f"for id {i}")
+            if len(one.targets) != 1:  # a dict entry is one target whatever its values
+                one = TargetMask({1: np.where(np.asarray(m) != 0, 255, 0).astype(np.uint8)})
+            targets[int(i)] = one.targets[1]
+        return TargetMask(targets, "mask dict", "labels" if len(targets) > 1 else "binary")
+    a = np.asarray(mask)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.ndim == 2:
+        return _from_grey(a, "array")
+    if a.ndim == 3 and a.shape[2] in (3, 4):
+        return _from_colour(a, "array")
+    raise InputError(f"a mask must be HxW (or HxWx3/4), got shape {a.shape}")
+
+
+def fit_to_frame(mask: TargetMask, shape: tuple[int, int]) -> TargetMask:
+    """``mask`` at the frame size ``shape`` (h, w): resized with nearest neighbour and a warning
+    when the sizes differ; an error when a target vanishes."""
+    h, w = int(shape[0]), int(shape[1])
+    mh, mw = mask.shape
+    if (mh, mw) == (h, w):
+        return mask
+    close = all(abs(m - f) <= CLOSE_FRACTION * f or abs(m - f) < CLOSE_PIXELS for m, f in ((mh, h), (mw, w)))
+    if close:
+        msg = (f"the mask {mask.source} is {mw}x{mh} but the video is {w}x{h}; resized it to the frame "
+               f"(nearest neighbour)")
+    else:
+        msg = (f"the mask {mask.source} is {mw}x{mh} but the video is {w}x{h}, a very different size; "
+               f"resized it to the frame (nearest neighbour): check that the mask belongs to this video")
+    warnings.warn(msg, MaskSizeWarning, stacklevel=2)
+    targets = {}
+    for i, m in mask.targets.items():
+        r = cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST)
+        if not r.any():
+            raise InputError(f"target id {i} of the mask {mask.source} vanished when the mask was resized "
+                             f"from {mw}x{mh} to {w}x{h}; give a mask at the video size")
+        targets[i] = r
+    return TargetMask(targets, mask.source, mask.kind)
