@@ -106,8 +106,18 @@ def test_recipe_weights_match_sha256(state_dict):
     assert not bad, f"{len(bad)} regenerated tensors differ from the reference weights, e.g. {bad[:3]}"
 
 
+@pytest.fixture(scope="module")
+def fused_network(state_dict) -> MatAnyone:
+    """As vmatte loads it for inference: BatchNorm folded, channels_last encoders."""
+    net = MatAnyone()
+    net.load_state_dict(state_dict, strict=True)
+    return net.eval().fuse_for_inference(channels_last=True)
+
+
+@pytest.mark.parametrize("variant", ["official_layout", "fused"])
 @pytest.mark.parametrize("case_name", CASES)
-def test_matches_official_outputs(network, case_name):
+def test_matches_official_outputs(request, variant, case_name):
+    network = request.getfixturevalue("network" if variant == "official_layout" else "fused_network")
     case = FIXTURE / case_name
     ref = np.load(case / "reference.npz")
     n = ref["alpha"].shape[0]

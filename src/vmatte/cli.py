@@ -24,6 +24,14 @@ def _add_matte(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mask", metavar="PATH",
                    help="MatAnyone: the target on the first frame: grey/binary PNG (non-zero = target), RGB "
                         "(non-black = target), or a palette/label PNG (one matte per id, outputs NAME_idN_*)")
+    p.add_argument("--mask-at", action="append", metavar="FRAME:PATH",
+                   help="MatAnyone: a keyframe mask (repeatable): ids in it start at FRAME (alpha 0 before) or, "
+                        "if already tracked, are re-initialised from it there; grey files are label masks")
+    p.add_argument("--masks-dir", metavar="DIR",
+                   help="MatAnyone: a folder of keyframe (label/palette) masks named by frame number "
+                        "(00000.png, 00005.png ...), as --mask-at for each")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
+                   help="MatAnyone: fp32 (default, exact), or bf16/fp16 autocast (fp16 on GPU only)")
     p.add_argument("--warmup-frames", type=int, metavar="N",
                    help="MatAnyone: first-frame refinement passes (default 10)")
     p.add_argument("--erode", type=int, metavar="PX", help="MatAnyone: erode the first-frame mask (kernel px, default 10; 0 = off)")
@@ -47,15 +55,32 @@ def _run_matte(args: argparse.Namespace) -> int:
     from .matte import matte
 
     tune_allocator()
+    keyframes = _keyframes(args)
     result = matte(args.input, args.output, model=args.model, formats=args.formats, background=args.background,
                    overwrite=args.overwrite, fps=args.fps, progress=not args.quiet, weights=args.weights,
                    device=args.device, backend=args.backend, downsample_ratio=args.downsample_ratio,
                    max_size=args.max_size, mask=args.mask, warmup_frames=args.warmup_frames, erode=args.erode,
-                   dilate=args.dilate)
+                   dilate=args.dilate, **({"keyframes": keyframes} if keyframes else {}),
+                   **({"precision": args.precision} if args.precision != "fp32" else {}))
     print(f"{result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} frames/s)", file=sys.stderr)
     for name, path in result.outputs.items():
         print(f"{name}\t{path}")
     return 0
+
+
+def _keyframes(args: argparse.Namespace) -> dict[int, str]:
+    """``--masks-dir`` and ``--mask-at`` as ``{frame: path}`` (a frame given twice is an error)."""
+    from .io.masks import parse_mask_at, read_masks_dir
+
+    keyframes: dict[int, str] = {}
+    if args.masks_dir:
+        keyframes.update({k: str(v) for k, v in read_masks_dir(args.masks_dir).items()})
+    for spec in args.mask_at or ():
+        index, path = parse_mask_at(spec)
+        if index in keyframes:
+            raise VmatteError(f"two masks given for frame {index} (--mask-at/--masks-dir); give one")
+        keyframes[index] = path
+    return keyframes
 
 
 def _add_formats(sub: argparse._SubParsersAction) -> None:

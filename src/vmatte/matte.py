@@ -81,13 +81,18 @@ def resolve_device(name: str = "auto") -> torch.device:
 def load_matter(model: str = "auto", *, weights: str | os.PathLike | None = None, device: str = "auto",
                 backend: str = "auto", downsample_ratio: float | None = None,
                 max_size: int | None = None, mask=None, warmup_frames: int | None = None,
-                erode: int | None = None, dilate: int | None = None) -> FrameMatter:
+                erode: int | None = None, dilate: int | None = None, keyframes: dict | None = None,
+                precision: str = "fp32") -> FrameMatter:
     """Build a streaming matter for ``model``; reuse it across videos (it resets per video).
 
     ``mask`` (MatAnyone): the target(s) on the first frame: a mask image path, an HxW array, a
     ``{id: HxW}`` dict or a :class:`~vmatte.io.masks.TargetMask`; a label mask gives one matte
     per id (``step_all``). ``warmup_frames``, ``erode``, ``dilate``: MatAnyone's first-frame
     refinement steps and mask clean-up radii (defaults 10, 10, 10, as upstream).
+    ``keyframes`` (MatAnyone): ``{frame index: mask}`` (paths are read as label masks): a target
+    id first seen at frame k is tracked from k on (alpha 0 before); one already tracked is
+    re-initialised from its mask at that frame. ``precision``: fp32 (default, exact), bf16, or
+    fp16 (GPU only): autocast for the network.
     """
     from .models.rvm import RobustVideoMatting
     from .weights import RVM_PACKAGED, load_into, packaged_path, resolve_rvm
@@ -95,12 +100,15 @@ def load_matter(model: str = "auto", *, weights: str | os.PathLike | None = None
     if model not in MODELS:
         raise VmatteError(f"unknown model {model!r}; choose one of: {', '.join(MODELS)}")
     matanyone_options = dict(weights=weights, device=device, backend=backend, downsample_ratio=downsample_ratio,
-                             max_size=max_size, mask=mask, warmup_frames=warmup_frames, erode=erode, dilate=dilate)
+                             max_size=max_size, mask=mask, warmup_frames=warmup_frames, erode=erode, dilate=dilate,
+                             keyframes=keyframes, precision=precision)
     if model in MATANYONE_MODELS:
         return _load_matanyone(model, **matanyone_options)
-    if model == "auto" and mask is not None:
+    if model == "auto" and (mask is not None or keyframes):
         return _auto_with_mask(**matanyone_options)
-    if mask is not None:
+    if precision != "fp32":
+        raise VmatteError("--precision is a MatAnyone option for now; RVM runs in fp32")
+    if mask is not None or keyframes:
         raise VmatteError(f"--model {model} mattes every person in frame and takes no --mask; "
                           f"use --model matanyone for the target of a mask")
     if (warmup_frames, erode, dilate) != (None, None, None):
@@ -137,14 +145,14 @@ def load_matter(model: str = "auto", *, weights: str | os.PathLike | None = None
 
 
 def _load_matanyone(name: str, *, weights, device, backend, downsample_ratio, max_size, mask, warmup_frames,
-                    erode, dilate, note: str = "") -> FrameMatter:
+                    erode, dilate, keyframes=None, precision: str = "fp32", note: str = "") -> FrameMatter:
     from .engine.matanyone import MatAnyoneSettings
     from .engine.matanyone_runner import MatAnyoneMatter
-    from .io.masks import as_target_mask
+    from .io.masks import mask_schedule, schedule_ids
     from .models.matanyone import MatAnyone
     from .weights import load_into, resolve_matanyone
 
-    if mask is None:
+    if mask is None and not keyframes:
         raise VmatteError(f"--model {name} mattes the target of a first-frame mask: give it with --mask PATH "
                           f"(white = target, or a label/palette PNG with one id per target)")
     if backend == "onnx":
@@ -161,16 +169,34 @@ def _load_matanyone(name: str, *, weights, device, backend, downsample_ratio, ma
         warmup_frames=defaults.warmup_frames if warmup_frames is None else warmup_frames,
         r_erode=defaults.r_erode if erode is None else erode,
         r_dilate=defaults.r_dilate if dilate is None else dilate)
-    target = as_target_mask(mask)  # a bad mask fails before the weights load
+    schedule = mask_schedule(mask, keyframes)  # a bad mask fails before the weights load
     dev = resolve_device(device)
+    _check_precision(precision, dev)
     resolved = resolve_matanyone(name, weights)
     net = MatAnyone(with_aux=any(k.startswith("aux_computer.") for k in resolved.state_dict))
     load_into(net, resolved.state_dict, resolved.source, optional=("aux_computer.",))
+    # frozen BatchNorm folded into the convolutions; NHWC encoders (measured faster on CPU only)
+    net.fuse_for_inference(channels_last=dev.type == "cpu")
     label = "MatAnyone2" if name == "matanyone2" else "MatAnyone"
-    ids = target.ids
+    ids = schedule_ids(schedule)
     who = f"{len(ids)} targets (ids {', '.join(map(str, ids))})" if len(ids) > 1 else "1 target"
-    description = (f"{label}{note} on PyTorch/{dev.type}, {who} (weights: {resolved.source}, {resolved.license})")
-    return MatAnyoneMatter(net, target, settings, device=dev, description=description, max_size=max_size)
+    if len(schedule) > 1 or 0 not in schedule:
+        who += f", masks at frames {', '.join(map(str, schedule))}"
+    prec = "" if precision == "fp32" else f", {precision} autocast"
+    description = (f"{label}{note} on PyTorch/{dev.type}{prec}, {who} (weights: {resolved.source}, {resolved.license})")
+    keyframes = {k: v for k, v in schedule.items()}
+    return MatAnyoneMatter(net, None, settings, device=dev, description=description, max_size=max_size,
+                           keyframes=keyframes, precision=precision)
+
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+def _check_precision(precision: str, dev: torch.device) -> None:
+    if precision not in PRECISIONS:
+        raise VmatteError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    if precision == "fp16" and dev.type == "cpu":
+        raise VmatteError("--precision fp16 needs a GPU (cuda or mps); on the CPU use bf16 or fp32")
 
 
 def _auto_with_mask(*, weights, **options) -> FrameMatter:
@@ -233,11 +259,12 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
     # typo should not cost a model load, and the user sees one error line.
     names = parse_formats(formats)
     bg = Background.parse(background) if background else None
-    if isinstance(model, str) and model_options.get("mask") is not None:
-        from .io.masks import as_target_mask
+    if isinstance(model, str) and (model_options.get("mask") is not None or model_options.get("keyframes")):
+        from .io.masks import mask_schedule, schedule_ids
 
-        model_options["mask"] = as_target_mask(model_options["mask"])
-        ids = model_options["mask"].ids
+        schedule = mask_schedule(model_options.get("mask"), model_options.get("keyframes"))
+        model_options["mask"], model_options["keyframes"] = None, schedule
+        ids = schedule_ids(schedule)
     else:
         ids = tuple(getattr(model, "targets", None) or (None,))
     start = time.perf_counter()

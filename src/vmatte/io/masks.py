@@ -123,8 +123,12 @@ def _palette_indices(path: Path) -> np.ndarray | None:
         return None
 
 
-def read_mask(path: str | os.PathLike) -> TargetMask:
-    """Read a mask image file into its targets (see the module docstring)."""
+def read_mask(path: str | os.PathLike, labels: bool = False) -> TargetMask:
+    """Read a mask image file into its targets (see the module docstring).
+
+    ``labels=True`` (keyframe masks of a masks folder): a grey integer mask is a label mask even
+    with a single id, so ``00005.png`` holding only id 2 is target 2, not target 1.
+    """
     path = Path(path).expanduser()
     if not path.is_file():
         raise InputError(f"mask not found: {path}; give the first-frame mask image with --mask PATH")
@@ -138,6 +142,10 @@ def read_mask(path: str | os.PathLike) -> TargetMask:
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
     if img.ndim == 2:
+        if labels and np.issubdtype(img.dtype, np.integer):
+            ids = [int(v) for v in np.unique(img) if v != 0]
+            if ids and max(ids) < _LABEL_LIMIT:
+                return _from_grey(img, source, kind="palette")  # "palette": the value is the id
         return _from_grey(img, source)
     return _from_colour(img, source)
 
@@ -192,3 +200,75 @@ def fit_to_frame(mask: TargetMask, shape: tuple[int, int]) -> TargetMask:
                              f"from {mw}x{mh} to {w}x{h}; give a mask at the video size")
         targets[i] = r
     return TargetMask(targets, mask.source, mask.kind)
+
+
+# --- keyframe masks ----------------------------------------------------------------------
+
+MaskLike = "str | os.PathLike | np.ndarray | dict[int, np.ndarray] | TargetMask"
+
+
+def read_masks_dir(folder: str | os.PathLike) -> dict[int, Path]:
+    """``{frame index: path}`` of the mask images in ``folder``, named by frame number
+    (``00000.png``, ``5.png``, ``frame_00013.png``: the last run of digits in the name)."""
+    import re
+
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise InputError(f"masks folder not found: {root}; give a folder of masks named by frame number "
+                         f"(00000.png, 00005.png ...)")
+    found: dict[int, Path] = {}
+    for p in sorted(root.iterdir()):
+        if p.suffix.lower() not in (".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg", ".webp") or not p.is_file():
+            continue
+        digits = re.findall(r"\d+", p.stem)
+        if not digits:
+            continue
+        index = int(digits[-1])
+        if index in found:
+            raise InputError(f"two masks for frame {index} in {root}: {found[index].name} and {p.name}")
+        found[index] = p
+    if not found:
+        raise InputError(f"no mask images named by frame number (00000.png ...) in {root}")
+    return found
+
+
+def parse_mask_at(spec: str) -> tuple[int, str]:
+    """``FRAME:PATH`` (``--mask-at 5:masks/00005.png``) -> (5, path)."""
+    frame, sep, path = spec.partition(":")
+    try:
+        index = int(frame)
+    except ValueError:
+        index = -1
+    if not sep or not path or index < 0:
+        raise InputError(f"bad --mask-at {spec!r}; give FRAME:PATH with a frame number from 0, e.g. 5:mask_00005.png")
+    return index, path
+
+
+def mask_schedule(mask=None, keyframes=None) -> dict[int, TargetMask]:
+    """The targets' masks by frame index, sorted: ``mask`` is frame 0's, ``keyframes`` maps frame
+    indices to masks (paths, arrays, dicts or TargetMasks). Paths in ``keyframes`` are read as
+    label masks (a grey file holding only id 3 is target 3). At least one mask is needed."""
+    schedule: dict[int, TargetMask] = {}
+    if mask is not None:
+        schedule[0] = as_target_mask(mask)
+    for frame, m in (keyframes or {}).items():
+        index = int(frame)
+        if index < 0:
+            raise InputError(f"keyframe masks need a frame index from 0, got {frame}")
+        if index in schedule:
+            raise InputError(f"two masks given for frame {index} (--mask is frame 0's); give one")
+        if isinstance(m, (str, os.PathLike)):
+            schedule[index] = read_mask(m, labels=True)
+        else:
+            schedule[index] = as_target_mask(m)
+    if not schedule:
+        raise InputError("no target mask given; give the first frame's with --mask PATH (or --mask-at / --masks-dir)")
+    return dict(sorted(schedule.items()))
+
+
+def schedule_ids(schedule: dict[int, TargetMask]) -> tuple[int, ...]:
+    """Every target id of a schedule, in order of first appearance."""
+    ids: list[int] = []
+    for m in schedule.values():
+        ids += [i for i in m.ids if i not in ids]
+    return tuple(ids)

@@ -10,7 +10,7 @@ from .core import InferenceCore, StepOutput
 from .memory import MemoryManager, get_similarity, region_adaptive_fusion, top_k_softmax
 from .preprocess import pad_divide_by, prepare_mask, unpad
 from .settings import MatAnyoneSettings
-from .stream import first_frame_mask, iter_alpha, start
+from .stream import first_frame_mask, iter_alpha, reinitialise, start
 
 __all__ = [
     "InferenceCore",
@@ -23,6 +23,7 @@ __all__ = [
     "pad_divide_by",
     "prepare_mask",
     "region_adaptive_fusion",
+    "reinitialise",
     "start",
     "top_k_softmax",
     "unpad",

@@ -10,8 +10,9 @@ back to 0, the previous value is used as the readout without key matching, and a
 working and object memory are replaced by this prediction (the sensory memory is kept).
 
 Frames are zero-padded to a multiple of 16 (outputs cropped back); with ``max_internal_size``
-they are first scaled down bilinearly and the outputs scaled back up (as the official core does
-for its GUI; not covered by the numeric fixture, which runs at full resolution).
+they are first scaled down bilinearly (as the official core does for its GUI) and the alpha is
+brought back to full resolution by a fast guided filter on the full-resolution frame (logits:
+bilinear); not covered by the numeric fixture, which runs at full resolution.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ...models.matanyone import MatAnyone
 from .memory import MemoryManager, region_adaptive_fusion
 from .preprocess import Pad, pad_divide_by, unpad
 from .settings import MatAnyoneSettings
+from .upsample import grey, guided_upsample
 
 
 @dataclass
@@ -81,8 +83,10 @@ class InferenceCore:
             mask = mask.to(self.device, torch.float32)
         out_size = image.shape[-2:]
         internal = self._internal_size(*out_size)
+        full_image = image
         if internal is not None:  # bilinear, as upstream (the mask too: it is a soft map here)
             image = F.interpolate(image[None], size=internal, mode="bilinear", align_corners=False)[0]
+            small_image = image
             if mask is not None:
                 mask = F.interpolate(mask[None], size=internal, mode="bilinear", align_corners=False)[0]
         image, self.pad = pad_divide_by(image, 16)
@@ -128,7 +132,13 @@ class InferenceCore:
                 t = F.interpolate(t, size=out_size, mode="bilinear", align_corners=False)
             return t[0]
 
-        return StepOutput(restore(alpha), restore(logits), None if change_prob is None else change_prob[0])
+        def restore_alpha(t: Tensor) -> Tensor:
+            t = unpad(t, self.pad)
+            if internal is not None:  # guided by the full-resolution frame, not plain bilinear
+                t = guided_upsample(t, grey(small_image[None]), grey(full_image[None]))
+            return t[0]
+
+        return StepOutput(restore_alpha(alpha), restore(logits), None if change_prob is None else change_prob[0])
 
     def _internal_size(self, h: int, w: int) -> tuple[int, int] | None:
         """The downscaled (h, w) when ``max_internal_size`` asks for one, else None."""

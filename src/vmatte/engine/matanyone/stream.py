@@ -47,6 +47,20 @@ def start(core: InferenceCore, frame: np.ndarray, mask: np.ndarray) -> StepOutpu
     return out
 
 
+def reinitialise(core: InferenceCore, frame: np.ndarray, mask: np.ndarray) -> StepOutput:
+    """A keyframe mask for a target ``core`` already tracks: the mask corrects it from here on.
+
+    As the official ``step(image, mask)``: the working and object memory are dropped (the sensory
+    memory is kept), the cleaned-up mask is encoded with a deep update as the new permanent
+    memory frame, and the mask itself is this frame's output. No warm-up: the output is the mask.
+    """
+    s = core.settings
+    image = image_to_tensor(frame, core.device)
+    target = first_frame_mask(mask, frame.shape[:2], s.r_erode, s.r_dilate)
+    core.memory.clear()
+    return core.step(image, mask_to_tensor(target, core.device))
+
+
 def iter_alpha(core: InferenceCore, frames: Iterable[np.ndarray], mask: np.ndarray) -> Iterator[StepOutput]:
     """Yield one :class:`StepOutput` per frame (HxWx3 uint8 RGB); ``mask`` marks the target on
     the first frame (HxW, 0 = background, 255 = target)."""

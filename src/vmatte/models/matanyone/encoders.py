@@ -72,7 +72,7 @@ class MaskEncoder(nn.Module):
         """``image`` normalised [B,3,H,W], ``alpha`` [B,1,H,W] -> (value, new sensory)."""
         g = torch.cat([image, alpha], 1)
         g = self.relu(self.maxpool(self.bn1(self.conv1(g))))
-        g = self.layer3(self.layer2(self.layer1(g)))
+        g = self.layer3(self.layer2(self.layer1(g))).contiguous()
         value = self.fuser(pix_feat, g)
         new_sensory = self.sensory_update(value, sensory) if deep_update else sensory
         return value, new_sensory

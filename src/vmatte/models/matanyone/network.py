@@ -55,12 +55,26 @@ class MatAnyone(nn.Module):
             self.aux_computer = AuxComputer()
         self.temp_sparity = ChangeProbabilityHead()
 
+    def fuse_for_inference(self, channels_last: bool = False) -> "MatAnyone":
+        """Fold every frozen BatchNorm (encoders, change-probability head) into its convolution,
+        in place, for inference; ``channels_last`` stores conv weights NHWC (a CPU speed-up).
+        The state_dict is no longer the official layout afterwards: load weights first."""
+        from ..rvm.fuse import fuse_conv_bn_
+
+        fuse_conv_bn_(self)
+        if channels_last:  # the two ResNets only: their outputs are turned back to NCHW
+            for encoder in (self.pixel_encoder, self.mask_encoder):
+                for m in encoder.modules():
+                    if isinstance(m, nn.Conv2d):
+                        m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
+        return self
+
     def normalise(self, image: Tensor) -> Tensor:
         return (image - self.pixel_mean) / self.pixel_std
 
     def encode_image(self, image: Tensor) -> tuple[list[Tensor], Tensor]:
         """[B,3,H,W] in [0,1] -> (multi-scale features [f16, f8, f4, f2, f1], pixel feature)."""
-        ms_feat = self.pixel_encoder(self.normalise(image))
+        ms_feat = [f.contiguous() for f in self.pixel_encoder(self.normalise(image))]
         return ms_feat, self.pix_feat_proj(ms_feat[0])
 
     def transform_key(self, f16: Tensor) -> tuple[Tensor, Tensor, Tensor]:

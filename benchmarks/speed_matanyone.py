@@ -1,0 +1,196 @@
+"""MatAnyone speed and memory on the CPU, with the fixture's recipe weights.
+
+    .venv/bin/python benchmarks/speed_matanyone.py                 # everything (~10 min on 2 cores)
+    .venv/bin/python benchmarks/speed_matanyone.py --only model    # model-only frames/s
+    .venv/bin/python benchmarks/speed_matanyone.py --lengths 100,2000 --rss-size 256x144
+
+Each figure is measured in its own subprocess:
+
+* model: frames/s of normal frames (after the first-frame warm-up and 3 more frames), median
+  over ``--frames`` steps, at each ``--sizes``; once with the network as vmatte loads it
+  (BatchNorm folded, channels_last encoders: ``vmatte``) and once with the official layout
+  (``unfused``: the state of the engine before the speed work). Input: DAVIS dance-twirl frames
+  from the fixture, resized and looped (a real image, so features are not degenerate).
+* file: file-to-file through ``vmatte.matte`` (decode, network, encode of alpha H.264), frames/s.
+* rss: peak RSS of a file-to-file run of 100 and 2,000 frames (``--lengths``) at ``--rss-size``.
+
+The anchor is the official implementation's figure on this machine type (fixture README:
+0.155 s/frame at 256x144 and 0.69 s/frame at 512x288, CPU fp32, 2 threads). This machine is
+shared: the figures are noisy (the README says +-15 %; much worse when other jobs run, since
+2 OpenMP threads on 2 busy cores wait on each other). ``--threads 1`` is steadier.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT.parent / "shared" / "fixtures" / "matanyone"
+OFFICIAL_S_PER_FRAME = {(256, 144): {1: 0.27, 2: 0.155}, (512, 288): {1: 1.11, 2: 0.69}}
+
+
+def _recipe_state_dict():
+    spec = importlib.util.spec_from_file_location("matanyone_recipe_bench", FIXTURE / "recipe.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.make_state_dict(str(FIXTURE / "keys.json"))
+
+
+def _frames(w: int, h: int, n: int = 8):
+    import cv2
+
+    case = FIXTURE / "case_dance_twirl"
+    out = []
+    for i in range(n):
+        img = cv2.cvtColor(cv2.imread(str(case / f"{i:05d}.png")), cv2.COLOR_BGR2RGB)
+        out.append(cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR))
+    mask = cv2.resize(cv2.imread(str(case / "mask.png"), cv2.IMREAD_GRAYSCALE), (w, h), interpolation=cv2.INTER_NEAREST)
+    return out, mask
+
+
+# --- child processes --------------------------------------------------------------------------
+
+def child_model(w: int, h: int, frames: int, fused: bool) -> dict:
+    import numpy as np
+    import torch
+
+    from vmatte.engine.matanyone import InferenceCore, MatAnyoneSettings, start
+    from vmatte.engine.matanyone.preprocess import image_to_tensor
+    from vmatte.models.matanyone import MatAnyone
+
+    net = MatAnyone()
+    net.load_state_dict(_recipe_state_dict())
+    net.eval()
+    if fused:
+        net.fuse_for_inference(channels_last=True)
+    imgs, mask = _frames(w, h)
+    core = InferenceCore(net, MatAnyoneSettings(warmup_frames=1))
+    start(core, imgs[0], mask)
+    for i in range(1, 4):
+        core.step(image_to_tensor(imgs[i % len(imgs)]))
+    times = []
+    for i in range(frames):
+        t = time.perf_counter()
+        core.step(image_to_tensor(imgs[(4 + i) % len(imgs)]))
+        times.append(time.perf_counter() - t)
+    return {"s_per_frame": float(np.median(times)), "min_s_per_frame": float(min(times)),
+            "threads": torch.get_num_threads()}
+
+
+def _write_clip(path: Path, w: int, h: int, n: int) -> Path:
+    import av
+
+    imgs, mask = _frames(w, h)
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.options = {"crf": "18", "preset": "ultrafast"}
+        for i in range(n):
+            f = av.VideoFrame.from_ndarray(imgs[i % len(imgs)], format="rgb24")
+            f.pts = i
+            for p in s.encode(f):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    return mask
+
+
+def child_file(w: int, h: int, frames: int) -> dict:
+    import cv2
+    import torch
+
+    import vmatte
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        torch.save(_recipe_state_dict(), tmp / "matanyone.pth")
+        mask = _write_clip(tmp / "clip.mp4", w, h, frames)
+        cv2.imwrite(str(tmp / "mask.png"), mask)
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        t = time.perf_counter()
+        result = vmatte.matte(tmp / "clip.mp4", tmp / "out", model="matanyone", weights=tmp / "matanyone.pth",
+                              mask=tmp / "mask.png", formats=["alpha"], device="cpu", warmup_frames=1)
+        seconds = time.perf_counter() - t
+    return {"frames": result.frames, "seconds": seconds, "fps": result.frames / seconds,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "rss_before_run_mb": rss_before / 1024, "threads": torch.get_num_threads()}
+
+
+# --- parent -------------------------------------------------------------------------------------
+
+def _in_child(kind: str, threads: int, **kwargs) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    code = (f"import sys, json; sys.path.insert(0, {str(ROOT / 'src')!r}); sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); "
+            f"import speed_matanyone as b; import torch; torch.set_num_threads({threads}); "
+            f"print('RESULT', json.dumps(b.child_{kind}(**{kwargs!r})))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    line = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT "):])
+
+
+def _size(text: str) -> tuple[int, int]:
+    w, h = text.lower().split("x")
+    return int(w), int(h)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="512x288,1280x720")
+    p.add_argument("--frames", type=int, default=10, help="normal frames timed per model run (default 10)")
+    p.add_argument("--file-frames", type=int, default=30)
+    p.add_argument("--lengths", default="100,2000", help="clip lengths for peak RSS ('none' skips)")
+    p.add_argument("--rss-size", default="256x144")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--only", choices=("model", "file", "rss"), action="append")
+    p.add_argument("--no-unfused", action="store_true", help="skip the official-layout (before) figures")
+    p.add_argument("--json", metavar="PATH", help="also write the figures here")
+    args = p.parse_args(argv)
+    if not (FIXTURE / "recipe.py").is_file():
+        print(f"no MatAnyone fixture at {FIXTURE}", file=sys.stderr)
+        return 2
+    only = set(args.only or ("model", "file", "rss"))
+    sizes = [_size(s) for s in args.sizes.split(",") if s.strip()]
+    results: dict = {"threads": args.threads, "model": [], "file": [], "rss": []}
+    print(f"MatAnyone on CPU, recipe weights, {args.threads} thread(s)")
+    if "model" in only:
+        print(f"{'size':>10} {'variant':>8} {'s/frame':>8} {'frames/s':>9} {'official s/frame':>17} {'speed-up':>9}")
+        for w, h in sizes:
+            for fused in ([True] if args.no_unfused else [False, True]):
+                r = _in_child("model", args.threads, w=w, h=h, frames=args.frames, fused=fused)
+                anchor = OFFICIAL_S_PER_FRAME.get((w, h), {}).get(args.threads)
+                r.update(size=f"{w}x{h}", variant="vmatte" if fused else "unfused", official_s_per_frame=anchor)
+                results["model"].append(r)
+                ratio = f"{anchor / r['s_per_frame']:.2f}x" if anchor else "-"
+                print(f"{w}x{h:<5} {r['variant']:>8} {r['s_per_frame']:8.3f} {1 / r['s_per_frame']:9.2f} "
+                      f"{anchor if anchor else '-':>17} {ratio:>9}", flush=True)
+    if "file" in only:
+        for w, h in sizes:
+            r = _in_child("file", args.threads, w=w, h=h, frames=args.file_frames)
+            r["size"] = f"{w}x{h}"
+            results["file"].append(r)
+            print(f"file-to-file {w}x{h}: {r['frames']} frames in {r['seconds']:.1f} s = {r['fps']:.2f} frames/s "
+                  f"(first frame + warm-up included), peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+    if "rss" in only and args.lengths.strip().lower() != "none":
+        w, h = _size(args.rss_size)
+        for n in (int(v) for v in args.lengths.split(",") if v.strip()):
+            r = _in_child("file", args.threads, w=w, h=h, frames=n)
+            r.update(size=f"{w}x{h}", length=n)
+            results["rss"].append(r)
+            print(f"peak RSS, {n} frames at {w}x{h}: {r['peak_rss_mb']:.0f} MB "
+                  f"({r['fps']:.2f} frames/s, {r['seconds']:.0f} s)", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
