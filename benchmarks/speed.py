@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/speed.py                 # the full table (a few minutes on 2 cores)
     .venv/bin/python benchmarks/speed.py --quick         # fewer frames, no 2,000-frame run
+    .venv/bin/python benchmarks/speed.py --model matanyone   # MatAnyone (benchmarks/speed_matanyone.py)
 
 Each measurement runs in a fresh subprocess so its peak RSS (ru_maxrss) is its own. Input clips
 are made from the sam2 juggle clip in ../shared/media when present (real footage), otherwise from
@@ -142,7 +143,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer frames; skip the 2,000-frame memory run")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     ap.add_argument("--json", type=Path, help="also write the figures here")
-    args = ap.parse_args()
+    ap.add_argument("--model", choices=("rvm", "matanyone"), default="rvm",
+                    help="matanyone runs benchmarks/speed_matanyone.py (recipe weights, official anchor)")
+    args, rest = ap.parse_known_args()
+    if args.model == "matanyone":
+        raise SystemExit(subprocess.call([sys.executable, str(Path(__file__).with_name("speed_matanyone.py")), *rest]))
+    if rest:
+        ap.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.worker:
         kind, *rest = args.worker
         if kind == "model":
