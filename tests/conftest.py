@@ -156,3 +156,16 @@ def clip_factory(tmp_path):
         return make_clip(tmp_path / name, n, w, h, **kw)
 
     return _make
+
+
+def write_blob_still(path) -> Path:
+    """A 40x30 RGBA still with a soft elliptical alpha: a tiny foreground for `bench compose` tests."""
+    import cv2
+
+    y, x = np.mgrid[0:30, 0:40]
+    alpha = np.clip((1 - np.hypot((x - 20) / 13, (y - 15) / 10)) * 4, 0, 1)
+    rgba = np.zeros((30, 40, 4), np.uint8)
+    rgba[..., :3] = (200, 60, 90)
+    rgba[..., 3] = np.rint(alpha * 255)
+    cv2.imwrite(str(path), rgba)
+    return Path(path)

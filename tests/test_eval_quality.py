@@ -16,16 +16,13 @@ from vmatte.cli import main
 from vmatte.eval.compose import ComposeSettings, compose_clips
 from vmatte.eval.quality import QualitySettings, evaluate
 
+from conftest import write_blob_still  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("bench")
-    y, x = np.mgrid[0:30, 0:40]
-    alpha = np.clip((1 - np.hypot((x - 20) / 13, (y - 15) / 10)) * 4, 0, 1)
-    rgba = np.zeros((30, 40, 4), np.uint8)
-    rgba[..., :3] = (200, 60, 90)
-    rgba[..., 3] = np.rint(alpha * 255)
-    cv2.imwrite(str(d / "blob.png"), rgba)
+    write_blob_still(d / "blob.png")
     bg = np.full((36, 64, 3), (30, 120, 220), np.uint8)
     cv2.imwrite(str(d / "bg.png"), bg)
     compose_clips([d / "blob.png"], [d / "bg.png"], d / "root", ComposeSettings(size=(64, 36), frames=4, clips=2))

@@ -21,16 +21,13 @@ pytest.importorskip("matplotlib")
 
 W, H, FRAMES = 64, 36, 6
 
+from conftest import write_blob_still  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("bench")
-    y, x = np.mgrid[0:30, 0:40]
-    alpha = np.clip((1 - np.hypot((x - 20) / 13, (y - 15) / 10)) * 4, 0, 1)
-    rgba = np.zeros((30, 40, 4), np.uint8)
-    rgba[..., :3] = (200, 60, 90)
-    rgba[..., 3] = np.rint(alpha * 255)
-    cv2.imwrite(str(d / "blob.png"), rgba)
+    write_blob_still(d / "blob.png")
     bg = np.zeros((H, W, 3), np.uint8)
     bg[:, :, 0] = np.linspace(0, 255, W, dtype=np.uint8)[None]  # a gradient: the input cell is not flat
     bg[:, :, 1] = 120

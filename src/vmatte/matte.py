@@ -184,9 +184,8 @@ def _load_matanyone(name: str, *, weights, device, backend, downsample_ratio, ma
         who += f", masks at frames {', '.join(map(str, schedule))}"
     prec = "" if precision == "fp32" else f", {precision} autocast"
     description = (f"{label}{note} on PyTorch/{dev.type}{prec}, {who} (weights: {resolved.source}, {resolved.license})")
-    keyframes = {k: v for k, v in schedule.items()}
     return MatAnyoneMatter(net, None, settings, device=dev, description=description, max_size=max_size,
-                           keyframes=keyframes, precision=precision)
+                           keyframes=dict(schedule), precision=precision)
 
 
 PRECISIONS = ("fp32", "fp16", "bf16")

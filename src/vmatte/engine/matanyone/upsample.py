@@ -9,7 +9,6 @@ the blur of a plain bilinear upsampling. Same size in and out: the matte is retu
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
