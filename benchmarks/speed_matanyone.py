@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/speed_matanyone.py                 # everything (~10 min on 2 cores)
     .venv/bin/python benchmarks/speed_matanyone.py --only model    # model-only frames/s
     .venv/bin/python benchmarks/speed_matanyone.py --lengths 100,2000 --rss-size 256x144
+    .venv/bin/python benchmarks/speed_matanyone.py --only targets --targets 1,2,4 --sizes 512x288
 
 Each figure is measured in its own subprocess:
 
@@ -11,6 +12,9 @@ Each figure is measured in its own subprocess:
   (BatchNorm folded, channels_last encoders: ``vmatte``) and once with the official layout
   (``unfused``: the state of the engine before the speed work). Input: DAVIS dance-twirl frames
   from the fixture, resized and looped (a real image, so features are not degenerate).
+* targets: s/frame of normal frames through ``MatAnyoneMatter.step_all`` with N targets from
+  one first-frame label mask (the fixture mask cut into N column bands), for each ``--targets``
+  N; ``--repeats`` runs per N, the best median kept (this machine is noisy).
 * file: file-to-file through ``vmatte.matte`` (decode, network, encode of alpha H.264), frames/s.
 * rss: peak RSS of a file-to-file run of 100 and 2,000 frames (``--lengths``) at ``--rss-size``.
 
@@ -86,6 +90,44 @@ def child_model(w: int, h: int, frames: int, fused: bool) -> dict:
             "threads": torch.get_num_threads()}
 
 
+def _band_labels(mask, n: int):
+    """The target mask cut into ``n`` column bands of its bounding box: ``{id: HxW uint8}``."""
+    import numpy as np
+
+    ys, xs = np.nonzero(mask)
+    edges = np.linspace(xs.min(), xs.max() + 1, n + 1).astype(int)
+    out = {}
+    for i in range(n):
+        band = np.zeros_like(mask)
+        band[:, edges[i]:edges[i + 1]] = mask[:, edges[i]:edges[i + 1]]
+        out[i + 1] = band
+    return out
+
+
+def child_targets(w: int, h: int, frames: int, targets: int) -> dict:
+    import numpy as np
+    import torch
+
+    from vmatte.engine.matanyone import MatAnyoneSettings
+    from vmatte.engine.matanyone_runner import MatAnyoneMatter
+    from vmatte.models.matanyone import MatAnyone
+
+    net = MatAnyone()
+    net.load_state_dict(_recipe_state_dict())
+    net.eval().fuse_for_inference(channels_last=True)
+    imgs, mask = _frames(w, h)
+    matter = MatAnyoneMatter(net, _band_labels(mask, targets), MatAnyoneSettings(warmup_frames=1, r_erode=0, r_dilate=0))
+    for i in range(4):  # first frame (mask step, warm-up) and 3 more
+        matter.step_all(imgs[i % len(imgs)], foreground=False)
+    times = []
+    for i in range(frames):
+        t = time.perf_counter()
+        matter.step_all(imgs[(4 + i) % len(imgs)], foreground=False)
+        times.append(time.perf_counter() - t)
+    return {"s_per_frame": float(np.median(times)), "min_s_per_frame": float(min(times)),
+            "threads": torch.get_num_threads()}
+
+
 def _write_clip(path: Path, w: int, h: int, n: int) -> Path:
     import av
 
@@ -150,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lengths", default="100,2000", help="clip lengths for peak RSS ('none' skips)")
     p.add_argument("--rss-size", default="256x144")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--only", choices=("model", "file", "rss"), action="append")
+    p.add_argument("--only", choices=("model", "file", "rss", "targets"), action="append")
+    p.add_argument("--targets", default="1,2,4", help="target counts for --only targets (default 1,2,4)")
+    p.add_argument("--repeats", type=int, default=3, help="runs per target count, best kept (default 3)")
     p.add_argument("--no-unfused", action="store_true", help="skip the official-layout (before) figures")
     p.add_argument("--json", metavar="PATH", help="also write the figures here")
     args = p.parse_args(argv)
@@ -172,6 +216,17 @@ def main(argv: list[str] | None = None) -> int:
                 ratio = f"{anchor / r['s_per_frame']:.2f}x" if anchor else "-"
                 print(f"{w}x{h:<5} {r['variant']:>8} {r['s_per_frame']:8.3f} {1 / r['s_per_frame']:9.2f} "
                       f"{anchor if anchor else '-':>17} {ratio:>9}", flush=True)
+    if "targets" in only:  # not in the default set: an explicit --only targets
+        print(f"{'size':>10} {'targets':>7} {'s/frame':>8} {'per target':>10}")
+        results["targets"] = []
+        for w, h in sizes:
+            for n in (int(v) for v in args.targets.split(",") if v.strip()):
+                runs = [_in_child("targets", args.threads, w=w, h=h, frames=args.frames, targets=n)
+                        for _ in range(args.repeats)]
+                r = min(runs, key=lambda x: x["s_per_frame"])
+                r.update(size=f"{w}x{h}", targets=n, runs=[x["s_per_frame"] for x in runs])
+                results["targets"].append(r)
+                print(f"{w}x{h:<5} {n:>7} {r['s_per_frame']:8.3f} {r['s_per_frame'] / n:10.3f}", flush=True)
     if "file" in only:
         for w, h in sizes:
             r = _in_child("file", args.threads, w=w, h=h, frames=args.file_frames)

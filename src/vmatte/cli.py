@@ -30,6 +30,13 @@ def _add_matte(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--masks-dir", metavar="DIR",
                    help="MatAnyone: a folder of keyframe (label/palette) masks named by frame number "
                         "(00000.png, 00005.png ...), as --mask-at for each")
+    p.add_argument("--click", action="append", metavar="X,Y[@FRAME]",
+                   help="pick the target: the person under pixel X,Y (x right, y down) at FRAME (default 0) "
+                        "becomes its mask there, as --mask-at would; repeatable (points at one frame are one "
+                        "target)")
+    p.add_argument("--exclude", action="append", metavar="X,Y[@FRAME]",
+                   help="a point on someone who is NOT the target, to cut them off the clicked person when "
+                        "they touch (repeatable; needs a --click at the same frame)")
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
                    help="MatAnyone: fp32 (default, exact), or bf16/fp16 autocast (fp16 on GPU only)")
     p.add_argument("--warmup-frames", type=int, metavar="N",
@@ -60,12 +67,22 @@ def _run_matte(args: argparse.Namespace) -> int:
                    overwrite=args.overwrite, fps=args.fps, progress=not args.quiet, weights=args.weights,
                    device=args.device, backend=args.backend, downsample_ratio=args.downsample_ratio,
                    max_size=args.max_size, mask=args.mask, warmup_frames=args.warmup_frames, erode=args.erode,
-                   dilate=args.dilate, **({"keyframes": keyframes} if keyframes else {}),
+                   dilate=args.dilate, **({"keyframes": keyframes} if keyframes else {}), **_clicks(args),
                    **({"precision": args.precision} if args.precision != "fp32" else {}))
     print(f"{result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} frames/s)", file=sys.stderr)
     for name, path in result.outputs.items():
         print(f"{name}\t{path}")
     return 0
+
+
+def _clicks(args: argparse.Namespace) -> dict:
+    """``--click`` / ``--exclude`` as the API's ``clicks=`` / ``excludes=`` (nothing when absent)."""
+    from .engine.target.click import parse_point
+
+    if not (args.click or args.exclude):
+        return {}
+    return {"clicks": [parse_point(s) for s in args.click or ()],
+            "excludes": [parse_point(s, negative=True) for s in args.exclude or ()]}
 
 
 def _keyframes(args: argparse.Namespace) -> dict[int, str]:
@@ -228,6 +245,45 @@ def _run_bench_speed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluation on public benchmarks (VOS: J and F on the DAVIS layout)",
+                       description="Score models on public benchmark folders (see vmatte.eval).")
+    ev = p.add_subparsers(dest="eval_command", required=True, metavar="EVAL_COMMAND")
+    v = ev.add_parser(
+        "vos", help="video object segmentation: J, F and J&F per sequence on the DAVIS layout",
+        description="Matte ROOT/JPEGImages/<seq>/ with each model and compare alpha >= 0.5 with "
+                    "ROOT/Annotations/<seq>/*.png (binary, palette or label PNGs). Target models get frame 0's "
+                    "annotation as their mask; models without a mask (rvm) are scored against all objects "
+                    "together. Frame 0 is not scored. Prints a table; with --output also writes vos.json "
+                    "and vos.md there.")
+    v.add_argument("root", metavar="ROOT", help="DAVIS-layout folder (JPEGImages/ and Annotations/)")
+    v.add_argument("-s", "--sequences", help="comma-separated sequence names (default: every folder in JPEGImages/)")
+    v.add_argument("-m", "--models", default="rvm", help="comma-separated models (default: rvm)")
+    v.add_argument("-o", "--output", metavar="DIR", help="write vos.json and vos.md here (default: no files)")
+    v.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    v.add_argument("--max-size", type=int, metavar="PX",
+                   help="long side of the network's input (default: each model's own choice)")
+    v.add_argument("-q", "--quiet", action="store_true", help="do not print scores as sequences finish")
+    v.set_defaults(run=_run_eval_vos)
+
+
+def _run_eval_vos(args: argparse.Namespace) -> int:
+    from .eval.vos import evaluate_vos
+    from .eval.vos_report import output_folder, table, write_vos
+
+    sequences = None if args.sequences is None else [s.strip() for s in args.sequences.split(",") if s.strip()]
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if args.output is not None:
+        output_folder(args.output)  # a bad --output fails before the models run
+    result = evaluate_vos(args.root, sequences, models, device=args.device, max_size=args.max_size,
+                          progress=not args.quiet)
+    print(table(result))
+    if args.output is not None:
+        paths = write_vos(result, args.output)
+        print(f"wrote {paths['json']} and {paths['md']} ({result.seconds:.1f} s)", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vmatte", description="Alpha mattes of a chosen subject from any video.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -235,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_formats(sub)
     _add_demo(sub)
     _add_bench(sub)
+    _add_eval(sub)
     return parser
 
 

@@ -26,7 +26,10 @@ from .io.reader import Frame, VideoInfo, open_source
 from .io.writers import Background, OutputSet
 
 MODELS = {
-    "auto": "the best model available: rvm; with --mask, MatAnyone when its weights are on this machine",
+    "auto": "the best model available: rvm; with --mask/--click, MatAnyone when its weights are on this machine, "
+            "else rvm-target",
+    "rvm-target": "offline target mode: RVM + a memory of the target(s) of --mask/--click (ships with vmatte; "
+                  "people only)",
     "rvm": "Robust Video Matting, MobileNetV3 (ships with vmatte; mattes every person in frame)",
     "rvm-resnet50": "Robust Video Matting, ResNet-50 (needs rvm_resnet50.pth: --weights or download)",
     "matanyone": "MatAnyone (CVPR 2025): the target(s) of --mask (needs matanyone.pth: --weights, cache or download)",
@@ -104,13 +107,15 @@ def load_matter(model: str = "auto", *, weights: str | os.PathLike | None = None
                              keyframes=keyframes, precision=precision)
     if model in MATANYONE_MODELS:
         return _load_matanyone(model, **matanyone_options)
+    if model == "rvm-target":
+        return _load_target(**matanyone_options)
     if model == "auto" and (mask is not None or keyframes):
         return _auto_with_mask(**matanyone_options)
     if precision != "fp32":
         raise VmatteError("--precision is a MatAnyone option for now; RVM runs in fp32")
     if mask is not None or keyframes:
         raise VmatteError(f"--model {model} mattes every person in frame and takes no --mask; "
-                          f"use --model matanyone for the target of a mask")
+                          f"use --model rvm-target (ships) or matanyone for the target of a mask")
     if (warmup_frames, erode, dilate) != (None, None, None):
         raise VmatteError("--warmup-frames, --erode and --dilate are MatAnyone settings; use them with --mask "
                           "and --model matanyone")
@@ -210,11 +215,42 @@ def _auto_with_mask(*, weights, **options) -> FrameMatter:
         if cached_file.is_file() or (cached_folder / "model.safetensors").is_file():
             return _load_matanyone(name, weights=None, note=note, **options)
     where = matanyone_cache_paths("matanyone")[0]
-    raise VmatteError(
-        f"--model auto with --mask needs MatAnyone weights and none are on this machine (target mode without "
-        f"MatAnyone weights comes in a later release); get them with --model matanyone --weights download, "
-        f"or download {MATANYONE_REMOTE['matanyone'].url} to {where}, or pass --weights PATH"
-    )
+    return _load_target(note=f" (--model auto: no MatAnyone weights in {where.parent}; they give better mattes, "
+                             f"any object: see README)", weights=None, **options)
+
+
+def _load_target(*, weights, device, backend, downsample_ratio, max_size, mask, warmup_frames, erode, dilate,
+                 keyframes=None, precision: str = "fp32", note: str = "") -> FrameMatter:
+    """The offline target mode (:mod:`vmatte.engine.target`) on the RVM weights that ship."""
+    from .engine.target import TargetSettings, TargetTracker
+    from .io.masks import mask_schedule, schedule_ids
+    from .models.rvm import RobustVideoMatting
+    from .weights import load_into, resolve_rvm
+
+    if mask is None and not keyframes:
+        raise VmatteError("--model rvm-target follows the target(s) of a mask: give --mask PATH or --click X,Y")
+    if (warmup_frames, erode, dilate) != (None, None, None):
+        raise VmatteError("--warmup-frames, --erode and --dilate are MatAnyone settings; rvm-target takes none")
+    if precision != "fp32":
+        raise VmatteError("--precision is a MatAnyone option; rvm-target runs in fp32")
+    if backend == "onnx":
+        raise VmatteError("rvm-target runs RVM on PyTorch (it reads RVM's features); use --backend torch or auto")
+    if downsample_ratio is not None and not 0 < downsample_ratio <= 1:
+        raise VmatteError(f"--downsample-ratio must be in (0, 1], got {downsample_ratio}")
+    if max_size is not None and max_size < 32:
+        raise VmatteError(f"--max-size must be at least 32 pixels, got {max_size}")
+    schedule = mask_schedule(mask, keyframes)  # a bad mask fails before the weights load
+    dev = resolve_device(device)
+    resolved = resolve_rvm("mobilenetv3", weights)
+    net = RobustVideoMatting("mobilenetv3")
+    load_into(net, resolved.state_dict, resolved.source, optional=("project_seg.",))
+    net.fuse_for_inference(channels_last=dev.type == "cpu")
+    ids = schedule_ids(schedule)
+    who = f"{len(ids)} targets (ids {', '.join(map(str, ids))})" if len(ids) > 1 else "1 target"
+    description = (f"rvm-target (offline target mode: RVM + target memory + optical flow){note} on PyTorch/{dev.type}, "
+                   f"{who}, people only (RVM weights: {resolved.source}, {resolved.license})")
+    return TargetTracker(net, dev, keyframes=dict(schedule), rvm_settings=RVMSettings(downsample_ratio, max_size),
+                         description=description)
 
 
 def _frames(source: Iterator[Frame], matter: FrameMatter, concurrent_io: bool = False,
@@ -231,8 +267,14 @@ def _frames(source: Iterator[Frame], matter: FrameMatter, concurrent_io: bool = 
 
 
 def iter_matte(input: str | os.PathLike, *, model: str | FrameMatter = "auto", fps: float | None = None,
+               clicks: Sequence | None = None, excludes: Sequence | None = None,
                **model_options) -> Iterator[FrameResult]:
-    """Yield a :class:`FrameResult` per frame, streaming (decode runs ahead in a thread)."""
+    """Yield a :class:`FrameResult` per frame, streaming (decode runs ahead in a thread).
+
+    ``clicks`` / ``excludes``: points ``(x, y, frame)`` on / off the target; they become its
+    keyframe masks (see :mod:`vmatte.engine.target.click`)."""
+    if clicks or excludes:
+        model_options["keyframes"] = _click_keyframes(input, model, fps, clicks, excludes, model_options, False)
     matter = model if not isinstance(model, str) else load_matter(model, **model_options)
     with open_source(input, fps=fps) as src:
         frames = Prefetcher(src, QUEUE_FRAMES)
@@ -245,7 +287,8 @@ def iter_matte(input: str | os.PathLike, *, model: str | FrameMatter = "auto", f
 def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str | FrameMatter = "auto",
           formats: str | Sequence[str] = DEFAULT_FORMATS, background: str | None = None,
           overwrite: bool = False, fps: float | None = None, stem: str | None = None,
-          progress: bool = False, **model_options) -> MatteResult:
+          progress: bool = False, clicks: Sequence | None = None, excludes: Sequence | None = None,
+          **model_options) -> MatteResult:
     """Matte ``input`` and write ``formats`` into ``output_dir``; returns the final paths.
 
     Outputs appear under their final names only when complete: on any error or Ctrl-C every
@@ -253,7 +296,11 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
 
     With a mask of several targets (``mask=`` a label/palette mask), each target id N gets its
     own set of outputs named ``STEM_idN_...`` (keys ``NAME_idN`` in the result), all from one pass.
+    ``clicks`` / ``excludes`` (points ``(x, y, frame)``) pick the target as keyframe masks.
     """
+    if clicks or excludes:  # the clicked target becomes a keyframe mask, then is handled as one
+        parse_formats(formats)  # a format typo should not cost an RVM pass
+        model_options["keyframes"] = _click_keyframes(input, model, fps, clicks, excludes, model_options, progress)
     # Cheap checks first (formats, background, input, mask, output folder), the model last: a
     # typo should not cost a model load, and the user sees one error line.
     names = parse_formats(formats)
@@ -316,6 +363,14 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
             if bar is not None:
                 bar.close()
     return MatteResult(paths, count, time.perf_counter() - start, matter.description, info)
+
+
+def _click_keyframes(input, model, fps, clicks, excludes, options: dict, progress: bool) -> dict:
+    from .engine.target.click import click_keyframes
+
+    return click_keyframes(input, clicks, excludes, model=model, mask=options.get("mask"),
+                           keyframes=options.get("keyframes"), fps=fps, device=options.get("device", "auto"),
+                           progress=progress)
 
 
 def _stem(info: VideoInfo) -> str:

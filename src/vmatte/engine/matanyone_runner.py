@@ -7,12 +7,26 @@ target from that frame on or correct one. A mask of another size is resized to t
 warning. A target's first mask runs the mask step and the warm-up; later steps are one network
 pass per target.
 
-Several targets: one :class:`InferenceCore` (memory) per id over one shared network, called one
-after the other on each frame. The image encoder (ResNet-50 to stride 16, the largest part of a
-step) and the key projection run once per frame and are shared by every target through
-:class:`SharedImageEncoding`; the mask encoder, memory readout, transformer and decoder run per
-target (they depend on the target's own mask and memory). :meth:`step_all` returns every
-target's alpha; :meth:`step` (the FrameMatter protocol) the first target's.
+Several targets run batched, the target as the batch axis. The image encoder (ResNet-50 to
+stride 16, the largest part of a step) and the key projection run once per frame for everyone
+(:class:`SharedImageEncoding`). Past them, targets are tracked in *groups*: one
+:class:`InferenceCore` per group, whose mask encoder, top-k memory readout (one affinity for
+the group), change-probability head and fusion, object transformer and decoder are one batched
+call over the group's targets. :meth:`step_all` returns every target's alpha; :meth:`step` (the
+FrameMatter protocol) the first target's.
+
+Grouping rule: the targets that get a mask at the same frame form one group from that frame on.
+That covers the ids of a first-frame label mask (one group, one pass) and, at a keyframe, both
+the ids it introduces and the ids it re-initialises: they leave their old groups (a group losing
+only some members is split, :meth:`InferenceCore.select`) and join one new group
+(:meth:`InferenceCore.concat`). This is exact, not an approximation, because a group's targets
+then share everything batching needs to be shared: the memory frames (so the keys and the top-k
+affinity) and the step schedule (memory frames every ``mem_every``, sensory updates). After a
+keyframe both kinds hold one permanent memory frame, that frame, and the next memory frame
+``mem_every`` later; a newly started target runs its warm-up while the re-initialised ones wait
+(the warm-up replaces the memory with its last prediction, which is again that frame). Groups
+that started at different frames are not merged: their memory frames differ, so their keys and
+affinities do, and a merge would change their results.
 
 MatAnyone predicts alpha only. ``fgr`` is the input frame's colour (the usual straight-colour
 approximation; it is exact where alpha is 1 and unused where alpha is 0). The official demo's
@@ -22,6 +36,7 @@ approximation; it is exact where alpha is 1 and unused where alpha is 0). The of
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -31,6 +46,14 @@ from ..io.masks import TargetMask, fit_to_frame, mask_schedule, schedule_ids
 from ..models.matanyone import MatAnyone
 from .matanyone import InferenceCore, MatAnyoneSettings, reinitialise, start
 from .matanyone.preprocess import image_to_tensor
+
+
+@dataclass
+class TargetGroup:
+    """Targets tracked together: ``ids[j]`` is batch entry j of ``core``."""
+
+    ids: list[int]
+    core: InferenceCore
 
 
 class SharedImageEncoding:
@@ -119,13 +142,12 @@ class MatAnyoneMatter:
         takes effect at the next video."""
         self.schedule: dict[int, TargetMask] = mask_schedule(mask, keyframes)
         self._ids = schedule_ids(self.schedule)
-        self.cores = {i: InferenceCore(self.network, self.settings) for i in self._ids}
         self.reset()
 
     def reset(self, concurrent_io: bool = False) -> None:
         """Start a new video (the next frame is its frame 0)."""
         self._frame = 0
-        self._tracked: set[int] = set()
+        self.groups: list[TargetGroup] = []
         self.network.clear()
 
     def _internal_short_side(self, h: int, w: int) -> int:
@@ -146,29 +168,59 @@ class MatAnyoneMatter:
             self.settings.max_internal_size = self._internal_short_side(h, w)
         keyframe = self.schedule.get(self._frame)
         fitted = fit_to_frame(keyframe, (h, w)) if keyframe is not None else None
-        tensor = None
+        masked = [i for i in self._ids if fitted is not None and i in fitted.targets]
+        tracked = {i for g in self.groups for i in g.ids}
+        restarted = self._split_off([i for i in masked if i in tracked])
         alphas: dict[int, np.ndarray] = {}
-        for i, core in self.cores.items():
-            if fitted is not None and i in fitted.targets:
-                if i in self._tracked:
-                    out = reinitialise(core, image, fitted.targets[i])
-                else:
-                    out = start(core, image, fitted.targets[i])
-                    self._tracked.add(i)
-            elif i in self._tracked:
-                if tensor is None:
-                    tensor = image_to_tensor(image, self.network.pixel_mean.device)
-                out = core.step(tensor)
-            else:  # not seen yet: no matte before the target's first mask
-                alphas[i] = np.zeros((h, w), np.float32)
-                continue
-            alphas[i] = out.alpha[0].float().cpu().numpy()
+        if self.groups:  # the groups without a mask on this frame: one normal step each
+            tensor = image_to_tensor(image, self.network.pixel_mean.device)
+            for g in self.groups:
+                self._collect(alphas, g.ids, g.core.step(tensor))
+        joined: list[TargetGroup] = []
+        if restarted is not None:
+            out = reinitialise(restarted.core, image, [fitted.targets[i] for i in restarted.ids])
+            self._collect(alphas, restarted.ids, out)
+            joined.append(restarted)
+        new = [i for i in masked if i not in tracked]
+        if new:
+            core = InferenceCore(self.network, self.settings, len(new))
+            self._collect(alphas, new, start(core, image, [fitted.targets[i] for i in new]))
+            joined.append(TargetGroup(new, core))
+        if joined:  # same memory frame and schedule from here on: one group (module docstring)
+            self.groups.append(TargetGroup([i for g in joined for i in g.ids],
+                                           InferenceCore.concat([g.core for g in joined])))
+        alphas = {i: alphas.get(i, np.zeros((h, w), np.float32)) for i in self._ids}  # 0 before a first mask
         self._frame += 1
         fgr = None
         if foreground:
             scale = 1.0 / 65535.0 if image.dtype == np.uint16 else 1.0 / 255.0
             fgr = image.astype(np.float32) * np.float32(scale)
         return fgr, alphas
+
+    @staticmethod
+    def _collect(alphas: dict[int, np.ndarray], ids: list[int], out) -> None:
+        batch = out.alpha.float().cpu().numpy()
+        for j, i in enumerate(ids):
+            alphas[i] = batch[j]
+
+    def _split_off(self, ids: list[int]) -> TargetGroup | None:
+        """Take ``ids`` out of their groups (splitting groups that keep other targets) and
+        return them as one group with an empty working memory, ready for a mask step; None when
+        ``ids`` is empty."""
+        if not ids:
+            return None
+        wanted, parts, kept = set(ids), [], []
+        for g in self.groups:
+            take = [j for j, i in enumerate(g.ids) if i in wanted]
+            rest = [j for j, i in enumerate(g.ids) if i not in wanted]
+            if take:
+                parts.append(TargetGroup([g.ids[j] for j in take], g.core if not rest else g.core.select(take)))
+            if rest:
+                kept.append(g if not take else TargetGroup([g.ids[j] for j in rest], g.core.select(rest)))
+        self.groups = kept
+        for p in parts:  # as reinitialise does: working and object memory go, sensory stays
+            p.core.memory.clear()
+        return TargetGroup([i for p in parts for i in p.ids], InferenceCore.concat([p.core for p in parts]))
 
     def step(self, image: np.ndarray, foreground: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
         fgr, alphas = self.step_all(image, foreground)

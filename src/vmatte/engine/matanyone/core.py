@@ -13,10 +13,19 @@ Frames are zero-padded to a multiple of 16 (outputs cropped back); with ``max_in
 they are first scaled down bilinearly (as the official core does for its GUI) and the alpha is
 brought back to full resolution by a fast guided filter on the full-resolution frame (logits:
 bilinear); not covered by the numeric fixture, which runs at full resolution.
+
+One core can track several targets at once (a *group*, ``targets=T``): the batch axis of every
+per-target tensor is the target. The frame is encoded once ([1, ...]); the mask encoder, the
+memory readout (one top-k affinity for all, see :mod:`.memory`), the change-probability head,
+fusion, object transformer and decoder run as one batched call over the T targets, the shared
+frame features broadcast against them. This is exact (up to float rounding of batched kernels)
+only because every target of a group has the same memory frames and the same step schedule:
+they got their masks at the same frame. :meth:`select` and :meth:`concat` split and join groups.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -32,23 +41,27 @@ from .upsample import grey, guided_upsample
 
 @dataclass
 class StepOutput:
-    alpha: Tensor  # [1,H,W] in [0,1], cropped (and resized) back to the input size
-    logits: Tensor | None  # [1,H,W] matting logits before the clamp (None for a mask step)
-    change_prob: Tensor | None  # [1,h,w] at stride 16 of the padded internal frame (normal frames only)
+    alpha: Tensor  # [T,H,W] in [0,1], cropped (and resized) back to the input size
+    logits: Tensor | None  # [T,H,W] matting logits before the clamp (None for a mask step)
+    change_prob: Tensor | None  # [T,h,w] at stride 16 of the padded internal frame (normal frames only)
 
 
 class InferenceCore:
-    """Streaming MatAnyone inference for one target, batch 1.
+    """Streaming MatAnyone inference for ``targets`` targets of one frame stream (default 1).
 
     ``trace``: set it to a dict to have each step record its stage tensors there (batch axis
-    removed, overwritten every step): f16, pix_feat, key, shrinkage, selection, mem_val_diff,
-    memory_readout, msk_value, obj_summary, sensory_after, obj_memory_after, alpha_out. Named as
-    in the fixture's intermediates, for stage-by-stage debugging.
+    removed, so the first target's, overwritten every step): f16, pix_feat, key, shrinkage,
+    selection, mem_val_diff, memory_readout, msk_value, obj_summary, sensory_after,
+    obj_memory_after, alpha_out. Named as in the fixture's intermediates, for stage-by-stage
+    debugging.
     """
 
-    def __init__(self, network: MatAnyone, settings: MatAnyoneSettings | None = None) -> None:
+    def __init__(self, network: MatAnyone, settings: MatAnyoneSettings | None = None, targets: int = 1) -> None:
+        if targets < 1:
+            raise ValueError(f"a core tracks at least one target, got {targets}")
         self.network = network.eval()
         self.settings = settings or MatAnyoneSettings()
+        self.targets = targets
         self.trace: dict[str, Tensor] | None = None
         self.clear()
 
@@ -65,14 +78,14 @@ class InferenceCore:
         self.memory = MemoryManager(s.max_mem_frames, s.top_k)
         self.curr_ti = -1
         self.last_mem_ti = 0
-        self.last_alpha: Tensor | None = None  # previous alpha, padded, [1,1,H,W]
-        self.last_value: Tensor | None = None  # mask-encoder value of the previous alpha
-        self.last_pix_feat: Tensor | None = None
+        self.last_alpha: Tensor | None = None  # previous alpha, padded, [T,1,H,W]
+        self.last_value: Tensor | None = None  # mask-encoder value of the previous alpha [T,...]
+        self.last_pix_feat: Tensor | None = None  # the frame's, [1,...]
         self.pad: Pad = (0, 0, 0, 0)
 
     @torch.inference_mode()
     def step(self, image: Tensor, mask: Tensor | None = None, first_frame_pred: bool = False) -> StepOutput:
-        """``image`` [3,H,W] in [0,1]; ``mask`` [1,H,W] in [0,1] (the target on this frame)."""
+        """``image`` [3,H,W] in [0,1]; ``mask`` [T,H,W] in [0,1] (each target on this frame)."""
         s = self.settings
         net = self.network
         if self.trace is not None:
@@ -80,6 +93,8 @@ class InferenceCore:
         self.curr_ti += 1
         image = image.to(self.device, torch.float32)
         if mask is not None:
+            if mask.shape[0] != self.targets:
+                raise ValueError(f"this core tracks {self.targets} target(s), got {mask.shape[0]} masks")
             mask = mask.to(self.device, torch.float32)
         out_size = image.shape[-2:]
         internal = self._internal_size(*out_size)
@@ -109,7 +124,7 @@ class InferenceCore:
             alpha, logits, change_prob = self._segment(key, selection, pix_feat, ms_feat, update_sensory)
         if mask is not None:
             alpha, _ = pad_divide_by(mask, 16)
-            alpha = alpha.unsqueeze(0)
+            alpha = alpha.unsqueeze(1)  # [T,1,H,W]: the target is the batch axis
         self.last_alpha = alpha
 
         if is_mem_frame:
@@ -117,8 +132,8 @@ class InferenceCore:
                 self.memory.clear()
             self._add_memory(image, pix_feat, alpha, key, shrinkage)
         else:
-            self.last_value, _, obj_summary = net.encode_mask(image, pix_feat, self.memory.sensory, alpha,
-                                                              deep_update=False)
+            self.last_value, _, obj_summary = net.encode_mask(self._per_target(image), pix_feat, self.memory.sensory,
+                                                              alpha, deep_update=False)
             self._record(msk_value=self.last_value, obj_summary=obj_summary)
         self.last_pix_feat = pix_feat
         self._record(sensory_after=self.memory.sensory, obj_memory_after=self.memory.obj_memory,
@@ -130,15 +145,19 @@ class InferenceCore:
             t = unpad(t, self.pad)
             if internal is not None:
                 t = F.interpolate(t, size=out_size, mode="bilinear", align_corners=False)
-            return t[0]
+            return t[:, 0]
 
         def restore_alpha(t: Tensor) -> Tensor:
             t = unpad(t, self.pad)
             if internal is not None:  # guided by the full-resolution frame, not plain bilinear
                 t = guided_upsample(t, grey(small_image[None]), grey(full_image[None]))
-            return t[0]
+            return t[:, 0]
 
-        return StepOutput(restore_alpha(alpha), restore(logits), None if change_prob is None else change_prob[0])
+        return StepOutput(restore_alpha(alpha), restore(logits), None if change_prob is None else change_prob[:, 0])
+
+    def _per_target(self, t: Tensor) -> Tensor:
+        """A frame tensor [1,...] as T views, for layers that concatenate it with per-target ones."""
+        return t.expand(self.targets, *t.shape[1:])
 
     def _internal_size(self, h: int, w: int) -> tuple[int, int] | None:
         """The downscaled (h, w) when ``max_internal_size`` asks for one, else None."""
@@ -159,7 +178,8 @@ class InferenceCore:
         else:
             readout = self.memory.read_pixel(key, selection)
             value_diff = readout - self.last_value
-            change_prob = net.change_probability(self.last_pix_feat, pix_feat, self.last_alpha, value_diff)
+            change_prob = net.change_probability(self._per_target(self.last_pix_feat), self._per_target(pix_feat),
+                                                 self.last_alpha, value_diff)
             self._record(mem_val_diff=value_diff)
             readout = region_adaptive_fusion(readout, self.last_value, change_prob)
         fused = net.pixel_fusion(pix_feat, readout, self.memory.sensory, self.last_alpha)
@@ -170,10 +190,48 @@ class InferenceCore:
         return alpha, logits, change_prob
 
     def _add_memory(self, image: Tensor, pix_feat: Tensor, alpha: Tensor, key: Tensor, shrinkage: Tensor) -> None:
-        self.memory.initialize_sensory_if_needed(key)
-        value, sensory, obj_summary = self.network.encode_mask(image, pix_feat, self.memory.sensory, alpha, True)
+        self.memory.initialize_sensory_if_needed(key, self.targets)
+        value, sensory, obj_summary = self.network.encode_mask(self._per_target(image), pix_feat, self.memory.sensory,
+                                                               alpha, True)
         self.memory.add_memory(key, shrinkage, value, obj_summary)
         self._record(msk_value=value, obj_summary=obj_summary)
         self.memory.sensory = sensory
         self.last_mem_ti = self.curr_ti
         self.last_value = value
+
+    def select(self, index: Sequence[int]) -> "InferenceCore":
+        """A core for the targets ``index`` of this one, in that order, in the same state."""
+        idx = torch.as_tensor(list(index), dtype=torch.long, device=self.device)
+        out = InferenceCore(self.network, self.settings, len(idx))
+        out.memory = self.memory.select(idx)
+        out.curr_ti, out.last_mem_ti, out.pad = self.curr_ti, self.last_mem_ti, self.pad
+        out.last_alpha = None if self.last_alpha is None else self.last_alpha[idx]
+        out.last_value = None if self.last_value is None else self.last_value[idx]
+        out.last_pix_feat = self.last_pix_feat
+        return out
+
+    @staticmethod
+    def concat(cores: Sequence["InferenceCore"]) -> "InferenceCore":
+        """One core for the targets of ``cores`` (in order). Exact only for cores on the same
+        schedule: same memory frames (checked) and the same frames since the last memory frame
+        (checked). Cores whose working memory is empty may differ (their next step must be a
+        mask step, which makes a memory frame whatever the schedule)."""
+        first = cores[0]
+        if len(cores) == 1:
+            return first
+        engaged = [c.memory.engaged for c in cores]
+        if any(engaged):
+            gap = first.curr_ti - first.last_mem_ti
+            if not all(engaged) or any(c.curr_ti - c.last_mem_ti != gap for c in cores):
+                raise ValueError("only cores on the same memory schedule can be concatenated")
+        out = InferenceCore(first.network, first.settings, sum(c.targets for c in cores))
+        out.memory = MemoryManager.concat([c.memory for c in cores])
+        out.curr_ti, out.last_mem_ti, out.pad = first.curr_ti, first.last_mem_ti, first.pad
+        out.last_pix_feat = first.last_pix_feat
+
+        def cat(name: str) -> Tensor | None:
+            parts = [getattr(c, name) for c in cores]
+            return None if any(p is None for p in parts) else torch.cat(parts, 0)
+
+        out.last_alpha, out.last_value = cat("last_alpha"), cat("last_value")
+        return out

@@ -6,12 +6,16 @@
 - Sensory memory: a per-target stride-16 hidden state, updated every frame by the decoder and
   on memory frames by the mask encoder. It survives the clears of the first-frame warm-up.
 
-Single target, batch 1: every tensor keeps its batch axis, there is no object axis.
+Several targets at once (a "group", see :mod:`vmatte.engine.matanyone.core`): the batch axis
+is the target axis. Keys and shrinkages depend only on the frame, and every target of a group
+has the same memory frames, so they are stored once ([1, ...]) and the top-k affinity is
+computed once per frame; values, object memory and sensory memory are per target ([T, ...]).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -59,7 +63,7 @@ class MemoryManager:
 
     def clear(self) -> None:
         """Drop working and object memory (the sensory memory stays)."""
-        self.perm: list[tuple[Tensor, Tensor, Tensor]] = []  # (key, shrinkage, value)
+        self.perm: list[tuple[Tensor, Tensor, Tensor]] = []  # (key [1], shrinkage [1], value [T])
         self.fifo: list[tuple[Tensor, Tensor, Tensor]] = []
         self.obj_memory: Tensor | None = None
 
@@ -71,10 +75,10 @@ class MemoryManager:
     def num_frames(self) -> int:
         return len(self.perm) + len(self.fifo)
 
-    def initialize_sensory_if_needed(self, key: Tensor, sensory_dim: int = 256) -> None:
+    def initialize_sensory_if_needed(self, key: Tensor, targets: int = 1, sensory_dim: int = 256) -> None:
         if self.sensory is None:
-            b, _, h, w = key.shape
-            self.sensory = torch.zeros((b, sensory_dim, h, w), device=key.device, dtype=key.dtype)
+            h, w = key.shape[-2:]
+            self.sensory = torch.zeros((targets, sensory_dim, h, w), device=key.device, dtype=key.dtype)
 
     def add_memory(self, key: Tensor, shrinkage: Tensor, value: Tensor, obj_summary: Tensor) -> None:
         entry = (key.flatten(2), shrinkage.flatten(2), value.flatten(2))
@@ -87,12 +91,51 @@ class MemoryManager:
         self.obj_memory = obj_summary if self.obj_memory is None else self.obj_memory + obj_summary
 
     def read_pixel(self, query_key: Tensor, query_selection: Tensor) -> Tensor:
-        """Top-k attention readout of the working-memory values -> [B, CV, h, w]."""
+        """Top-k attention readout of the working-memory values -> [T, CV, h, w].
+
+        ``query_key`` is the frame's ([1, ...]); the one affinity is applied to every target's
+        values (a broadcast matrix product), as each target alone would compute the same one.
+        """
         entries = self.perm + self.fifo
         mem_key = torch.cat([e[0] for e in entries], 2)
         mem_shrinkage = torch.cat([e[1] for e in entries], 2)
         mem_value = torch.cat([e[2] for e in entries], 2)
         similarity = get_similarity(mem_key, mem_shrinkage, query_key, query_selection)
         affinity = top_k_softmax(similarity, self.top_k)
-        b, _, h, w = query_key.shape
-        return (mem_value @ affinity).view(b, -1, h, w)
+        h, w = query_key.shape[-2:]
+        return (mem_value @ affinity).view(mem_value.shape[0], -1, h, w)
+
+    def select(self, index: Tensor) -> "MemoryManager":
+        """A memory holding only the targets ``index`` (shared keys kept, not copied)."""
+        out = MemoryManager(self.max_mem_frames, self.top_k)
+        out.perm = [(k, s, v[index]) for k, s, v in self.perm]
+        out.fifo = [(k, s, v[index]) for k, s, v in self.fifo]
+        out.obj_memory = None if self.obj_memory is None else self.obj_memory[index]
+        out.sensory = None if self.sensory is None else self.sensory[index]
+        return out
+
+    @staticmethod
+    def concat(parts: Sequence["MemoryManager"]) -> "MemoryManager":
+        """The targets of ``parts`` in one memory; the parts must hold the same memory frames
+        (equal keys), which is what makes the shared affinity exact for every target."""
+        first = parts[0]
+        layout = (len(first.perm), len(first.fifo))
+        for m in parts[1:]:
+            if (len(m.perm), len(m.fifo)) != layout or not all(
+                    torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+                    for a, b in zip(first.perm + first.fifo, m.perm + m.fifo)):
+                raise ValueError("only memories with the same memory frames can be concatenated")
+
+        def cat(tensors: list[Tensor | None]) -> Tensor | None:
+            if all(t is None for t in tensors):
+                return None
+            if any(t is None for t in tensors):  # a fresh memory beside a used one: no common state
+                raise ValueError("cannot concatenate a memory without sensory state to one with it")
+            return torch.cat(tensors, 0)
+
+        out = MemoryManager(first.max_mem_frames, first.top_k)
+        out.perm = [(k, s, torch.cat([m.perm[j][2] for m in parts], 0)) for j, (k, s, _) in enumerate(first.perm)]
+        out.fifo = [(k, s, torch.cat([m.fifo[j][2] for m in parts], 0)) for j, (k, s, _) in enumerate(first.fifo)]
+        out.obj_memory = cat([m.obj_memory for m in parts])
+        out.sensory = cat([m.sensory for m in parts])
+        return out

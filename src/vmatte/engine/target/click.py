@@ -1,0 +1,291 @@
+"""The target's mask from clicks: ``--click X,Y[@FRAME]`` on a person, ``--exclude X,Y[@FRAME]``
+on someone who is not the target.
+
+RVM mattes every person in frame; its alpha at the click frame (after running frames 0..FRAME,
+so its recurrent state has settled) is cut at 0.5 into connected regions, and the region(s)
+under the clicks are the target. When an excluded point lies in the same region as a click (two
+people touching), that region is split between the clicks and the excluded points (see
+:func:`split_region`) and the clicked side is kept. The mask keeps RVM's soft alpha (0..255).
+
+Coordinates are pixels of the frame as vmatte's reader yields it (upright: rotation metadata
+applied), x to the right, y down.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from ...errors import InputError, VmatteError
+from ...io.masks import TargetMask
+from .split import split_region
+
+FG_THRESHOLD = 0.5  # alpha at which a pixel belongs to a person (regions are cut here)
+# Soft edge kept around the target: RVM's alpha within EDGE_PX of the >= 0.5 region. Values below
+# SOFT_FLOOR are dropped: MatAnyone's mask clean-up turns *any* non-zero pixel into target, so
+# faint haze far from the person must not reach the mask.
+EDGE_PX = 3
+SOFT_FLOOR = 0.05
+# A click this close to a person (fraction of the frame's long side, at least SNAP_MIN_PX) counts
+# as on them: clicks land on hair and edges, where alpha is below 0.5.
+SNAP_FRACTION = 0.01
+SNAP_MIN_PX = 4
+# Models that matte every person and take no target: clicks would be ignored, so they are refused.
+EVERY_PERSON_MODELS = ("rvm", "rvm-resnet50")
+
+
+@dataclass(frozen=True)
+class Click:
+    """One point: a click on the target, or (``negative``) an excluded point."""
+
+    x: int
+    y: int
+    frame: int = 0
+    negative: bool = False
+
+    @property
+    def option(self) -> str:
+        """How the user wrote it, for messages: ``--click 412,90@5``."""
+        at = f"@{self.frame}" if self.frame else ""
+        return f"--{'exclude' if self.negative else 'click'} {self.x},{self.y}{at}"
+
+
+@dataclass(frozen=True)
+class TargetBox:
+    """Where the chosen target is, printed so the user can check the right person was picked."""
+
+    frame: int
+    x0: int
+    y0: int
+    x1: int  # inclusive
+    y1: int  # inclusive
+    area: int  # pixels with alpha >= 0.5
+    frame_area: int
+
+    def describe(self) -> str:
+        share = 100.0 * self.area / max(self.frame_area, 1)
+        return (f"box x {self.x0}..{self.x1}, y {self.y0}..{self.y1} ({self.x1 - self.x0 + 1}x"
+                f"{self.y1 - self.y0 + 1} px), area {self.area} px ({share:.1f}% of the frame)")
+
+
+def parse_point(spec: str, negative: bool = False) -> Click:
+    """``X,Y`` or ``X,Y@FRAME`` (whole pixels, frame from 0) -> :class:`Click`."""
+    name = "--exclude" if negative else "--click"
+    where, at, frame_text = spec.strip().partition("@")
+    try:
+        x_text, y_text = where.split(",")
+        x, y = int(x_text), int(y_text)
+        frame = int(frame_text) if at else 0
+    except ValueError:
+        raise InputError(f"bad {name} {spec!r}; give X,Y or X,Y@FRAME in pixels of the frame "
+                         f"(x right, y down), e.g. {name} 412,230 or {name} 412,230@40") from None
+    if frame < 0:
+        raise InputError(f"bad {name} {spec!r}: the frame number counts from 0")
+    return Click(x, y, frame, negative)
+
+
+def as_clicks(points: Iterable | None, negative: bool = False, frame: int = 0) -> list[Click]:
+    """API points as :class:`Click`: a Click, ``(x, y)`` (at ``frame``), ``(x, y, frame)`` or a
+    ``"X,Y@FRAME"`` string."""
+    out: list[Click] = []
+    for p in points or ():
+        if isinstance(p, Click):
+            out.append(Click(p.x, p.y, p.frame, negative))
+        elif isinstance(p, str):
+            out.append(parse_point(p, negative))
+        else:
+            values = tuple(p)
+            if len(values) not in (2, 3):
+                raise InputError(f"a {'exclude' if negative else 'click'} point is (x, y) or (x, y, frame), got {p!r}")
+            x, y = (int(round(float(v))) for v in values[:2])
+            f = int(values[2]) if len(values) == 3 else frame
+            if f < 0:
+                raise InputError(f"a click's frame counts from 0, got {f}")
+            out.append(Click(x, y, f, negative))
+    return out
+
+
+def check_inside(point: Click, width: int, height: int) -> None:
+    if not (0 <= point.x < width and 0 <= point.y < height):
+        raise InputError(f"{point.option} is outside the {width}x{height} frame (x 0..{width - 1}, "
+                         f"y 0..{height - 1}, from the top-left corner)")
+
+
+def _as_alpha(alpha: np.ndarray) -> np.ndarray:
+    a = np.asarray(alpha)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.ndim != 2:
+        raise InputError(f"the alpha for clicks must be HxW, got shape {a.shape}")
+    if np.issubdtype(a.dtype, np.integer):
+        return a.astype(np.float32) / float(np.iinfo(a.dtype).max)
+    return np.clip(np.nan_to_num(a.astype(np.float32)), 0.0, 1.0)
+
+
+def _guide(image: np.ndarray | None, alpha: np.ndarray) -> np.ndarray:
+    """An 8-bit RGB picture whose edges steer the split: the frame, else the alpha as grey."""
+    if image is None:
+        grey = np.rint(alpha * 255).astype(np.uint8)
+        return np.dstack([grey] * 3)
+    img = np.asarray(image)
+    if img.shape[:2] != alpha.shape:
+        raise InputError(f"the image is {img.shape[1]}x{img.shape[0]} but the alpha {alpha.shape[1]}x{alpha.shape[0]}")
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    if img.ndim == 2:
+        img = np.dstack([img] * 3)
+    return np.ascontiguousarray(img[..., :3].astype(np.uint8))
+
+
+def _snap(labels: np.ndarray, point: Click, radius: int) -> tuple[int, int, int]:
+    """(label, y, x) of the person under ``point``, or of the nearest one within ``radius``."""
+    label = int(labels[point.y, point.x])
+    if label:
+        return label, point.y, point.x
+    h, w = labels.shape
+    y0, y1 = max(point.y - radius, 0), min(point.y + radius + 1, h)
+    x0, x1 = max(point.x - radius, 0), min(point.x + radius + 1, w)
+    ys, xs = np.nonzero(labels[y0:y1, x0:x1])
+    if len(ys) == 0:
+        return 0, point.y, point.x
+    d2 = (ys + y0 - point.y) ** 2 + (xs + x0 - point.x) ** 2
+    i = int(np.argmin(d2))
+    if d2[i] > radius * radius:
+        return 0, point.y, point.x
+    y, x = int(ys[i] + y0), int(xs[i] + x0)
+    return int(labels[y, x]), y, x
+
+
+def mask_from_points(alpha: np.ndarray, positives: Sequence, negatives: Sequence = (),
+                     image: np.ndarray | None = None, *, frame: int = 0) -> np.ndarray:
+    """The target under ``positives`` as an HxW uint8 mask (0 = background, soft edge, 255 = target).
+
+    ``alpha``: HxW person matte (float in [0, 1], or uint8/uint16). ``positives`` / ``negatives``:
+    points (x, y) or :class:`Click`; all positives are one target. ``image`` (the frame, RGB):
+    its edges place the cut between touching people. ``frame`` is only named in messages.
+    """
+    a = _as_alpha(alpha)
+    h, w = a.shape
+    pos = as_clicks(positives, False, frame)
+    neg = as_clicks(negatives, True, frame)
+    if not pos:
+        raise InputError("no --click given: click on the target person (an --exclude alone picks nobody)")
+    for p in pos + neg:
+        check_inside(p, w, h)
+    _, labels = cv2.connectedComponents((a >= FG_THRESHOLD).astype(np.uint8), connectivity=4)
+    radius = max(SNAP_MIN_PX, round(SNAP_FRACTION * max(h, w)))
+    seeds: dict[int, list[tuple[int, int]]] = {}
+    for p in pos:
+        label, y, x = _snap(labels, p, radius)
+        if not label:
+            raise InputError(f"no person under {p.option} at frame {p.frame} (RVM alpha there is "
+                             f"{a[p.y, p.x]:.2f}); click on the subject, or give a --mask")
+        seeds.setdefault(label, []).append((y, x))
+    # Excluded points snap the same way (an --exclude on the other person's hair still counts);
+    # one on the background excludes nothing more.
+    excluded_at: dict[int, list[tuple[int, int]]] = {}
+    for q in neg:
+        label, y, x = _snap(labels, q, radius)
+        if label in seeds and (y, x) in seeds[label]:
+            raise InputError(f"{q.option} is on the same pixel as a --click; exclude a point on the other person")
+        excluded_at.setdefault(label, []).append((y, x))
+    target = np.zeros((h, w), bool)
+    for label, yx in seeds.items():
+        region = labels == label
+        excluded = excluded_at.get(label)
+        target |= split_region(region, yx, excluded, _guide(image, a)) if excluded else region
+    # Soft edge: alpha just outside the target, but never pixels of another person or of the
+    # excluded side of a split region.
+    others = (labels > 0) & ~target
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * EDGE_PX + 1, 2 * EDGE_PX + 1))
+    edge = cv2.dilate(target.astype(np.uint8), kernel).astype(bool) & (a >= SOFT_FLOOR) & ~others
+    keep = target | edge
+    return np.where(keep, np.rint(a * 255.0), 0).astype(np.uint8)
+
+
+def target_box(mask: np.ndarray, frame: int = 0) -> TargetBox:
+    core = np.asarray(mask) >= 128
+    ys, xs = np.nonzero(core if core.any() else np.asarray(mask) > 0)
+    h, w = mask.shape[:2]
+    return TargetBox(frame, int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max()), int(core.sum()), h * w)
+
+
+def masks_from_clicks(input_path: str | os.PathLike, clicks: Iterable, excludes: Iterable = (),
+                      fps: float | None = None, device: str = "auto") -> dict[int, np.ndarray]:
+    """``{frame: HxW uint8 mask}`` of the target clicked at each click frame.
+
+    Runs the shipped RVM over frames 0..last click frame (streaming, one frame in memory) and
+    applies :func:`mask_from_points` to its alpha at each click frame.
+    """
+    from ...io.reader import open_source
+    from ...matte import load_matter
+
+    pos, neg = as_clicks(clicks, False), as_clicks(excludes, True)
+    if not pos:
+        raise InputError("--exclude needs a --click on the target at the same frame")
+    frames = sorted({p.frame for p in pos})
+    for q in neg:
+        if q.frame not in frames:
+            raise InputError(f"{q.option} is at frame {q.frame}, where no --click is; click on the target "
+                             f"at that frame too")
+    masks: dict[int, np.ndarray] = {}
+    count = 0
+    with open_source(input_path, fps=fps) as src:
+        info = src.info
+        for p in pos + neg:  # cheap checks before the model runs
+            check_inside(p, info.width, info.height)
+        if info.num_frames is not None and frames[-1] >= info.num_frames:
+            raise _too_far(frames[-1], info.num_frames)
+        matter = load_matter("rvm", device=device)
+        matter.reset()
+        for f in src:
+            count += 1
+            _, alpha = matter.step(f.image, foreground=False)
+            if f.index in frames:
+                masks[f.index] = mask_from_points(alpha, [p for p in pos if p.frame == f.index],
+                                                  [q for q in neg if q.frame == f.index], f.image, frame=f.index)
+            if f.index >= frames[-1]:
+                break
+    missing = [i for i in frames if i not in masks]
+    if missing:
+        raise _too_far(missing[0], count)
+    return masks
+
+
+def _too_far(frame: int, frames: int) -> InputError:
+    return InputError(f"--click at frame {frame} but the video has {frames} frames (0..{frames - 1}); "
+                      f"give a frame inside the video")
+
+
+def click_keyframes(input_path: str | os.PathLike, clicks: Iterable | None, excludes: Iterable | None, *,
+                    model, mask=None, keyframes: dict | None = None, fps: float | None = None,
+                    device: str = "auto", progress: bool = False) -> dict:
+    """``keyframes`` with the clicked targets added (``{frame: TargetMask}``, target id 1), for
+    :func:`vmatte.matte` / :func:`vmatte.iter_matte`. A click frame that already has a mask
+    (``mask`` is frame 0's) is an error; ``progress`` prints each target's box on stderr."""
+    if not isinstance(model, str):
+        raise VmatteError("clicks choose the target before the model is built: pass model= as a name, or "
+                          "give load_matter(keyframes=masks_from_clicks(...))")
+    if model in EVERY_PERSON_MODELS:
+        raise VmatteError(f"--click picks one target, but --model {model} mattes every person in frame; use "
+                          f"--model auto or matanyone with --click")
+    pos, neg = as_clicks(clicks, False), as_clicks(excludes, True)
+    taken = {0} if mask is not None else set()
+    taken |= {int(k) for k in (keyframes or {})}
+    for p in pos:
+        if p.frame in taken:
+            given = "--mask" if p.frame == 0 and mask is not None else "--mask-at/--masks-dir"
+            raise InputError(f"{p.option} and {given} both give the target at frame {p.frame}; give one")
+    masks = masks_from_clicks(input_path, pos, neg, fps=fps, device=device)
+    merged = dict(keyframes or {})
+    for index, m in masks.items():
+        where = " ".join(p.option for p in pos + neg if p.frame == index)
+        merged[index] = TargetMask({1: m}, source=f"from {where}", kind="soft")
+        if progress:
+            print(f"target at frame {index} ({where}): {target_box(m, index).describe()}", file=sys.stderr)
+    return merged

@@ -1,0 +1,36 @@
+"""Settings of the offline target mode (RVM + a memory of the target), as one dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class TargetSettings:
+    # Long side of the working maps (target probabilities, optical flow). Half of 854x480 DAVIS
+    # frames: flow there costs ~10 ms on 2 cores and the maps only decide *which* pixels belong
+    # to the target; edges and hair come from RVM's full-resolution alpha.
+    work_size: int = 432
+    # OpenCV DIS preset (0 ultrafast, 1 fast, 2 medium); fast measured as good as medium here.
+    flow_preset: int = 1
+    # Working memory: a frame is memorised every ``mem_every`` frames; the first frame (and every
+    # keyframe mask) is permanent, the rest a FIFO of ``max_mem_frames`` frames.
+    mem_every: int = 5
+    max_mem_frames: int = 8
+    top_k: int = 20  # memory tokens read per query token (top-k softmax, as XMem/Cutie/MatAnyone)
+    temperature: float = 0.05  # of the cosine similarities fed to the softmax
+    # Width (working px) of the band around the propagated target where the appearance readout
+    # may overrule the previous frame's value (region-adaptive fusion; core keeps the warp).
+    band: int = 9
+    # A person region (RVM alpha >= 0.5, connected) whose mean target probability is at least
+    # ``keep_fraction``, with no one else in it, is the target as a whole (RVM's shape fixes the
+    # warp's lag); one below ``min_fraction`` is not the target (see assign.assign_regions).
+    keep_fraction: float = 0.3
+    min_fraction: float = 0.02
+    # A target with no region left is looked for again among the free person regions by its
+    # colours (re-identification, see colour.py): similarity to its mask's colours at least:
+    reacquire_similarity: float = 0.5  # Bhattacharyya coefficient of the colours, at least
+    # A target whose matched area falls under this fraction of its size is taken as hidden
+    # (occluded) and dropped until its colours are found again.
+    hidden_fraction: float = 0.35
+    edge_px: int = 3  # the target's map is widened this much before it gates RVM's soft alpha

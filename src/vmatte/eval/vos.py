@@ -1,0 +1,208 @@
+"""Video-object-segmentation scores (J, F, J&F) on the DAVIS layout: ``vmatte eval vos``.
+
+Protocol (``shared/docs/offline-target.md``, ``metrics.md``): a target model is given frame 0's
+annotation as its mask; prediction = alpha >= 0.5; frame 0 is not scored (it is the guidance);
+frames without an annotation file are not scored either. J and F are averaged over frames per
+object, over objects per sequence (DAVIS-2017 style; DAVIS-2016 has one object), then over
+sequences. A model that takes no mask (``rvm``: every person in frame) is scored against the
+union of the annotated objects: a baseline of "every person kept".
+
+>>> result = evaluate_vos("davis2016", ["parkour"], ["rvm"])
+>>> result.mean("rvm").jf
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vmatte.errors import InputError
+
+from .metrics import EvalError, boundary_f, jaccard
+from .vos_data import VosSequence, find_sequences, list_sequences, read_labels
+
+__all__ = ["MASKLESS_MODELS", "ObjectScore", "SequenceScore", "VosMean", "VosResult", "evaluate_vos"]
+
+# Models that matte every person and take no mask; every other model is given frame 0's mask.
+MASKLESS_MODELS = ("rvm", "rvm-resnet50")
+UNION_ID = 0  # the object id of a maskless model's score: all annotated objects together
+
+#: Builds (or re-targets) a matter for one sequence: tests and custom models pass these.
+MatterFactory = Callable[[VosSequence], object]
+
+
+@dataclass
+class ObjectScore:
+    id: int  # annotation id (UNION_ID: every object together, for maskless models)
+    j: list[float] = field(default_factory=list)  # per scored frame, x100
+    f: list[float] = field(default_factory=list)
+
+    @property
+    def j_mean(self) -> float:
+        return float(np.mean(self.j)) if self.j else math.nan
+
+    @property
+    def f_mean(self) -> float:
+        return float(np.mean(self.f)) if self.f else math.nan
+
+
+@dataclass
+class SequenceScore:
+    model: str
+    sequence: str
+    frames: int  # frames scored (annotated, frame 0 excluded)
+    seconds: float  # matting and scoring, wall clock
+    objects: list[ObjectScore]
+
+    @property
+    def j(self) -> float:
+        return float(np.mean([o.j_mean for o in self.objects]))
+
+    @property
+    def f(self) -> float:
+        return float(np.mean([o.f_mean for o in self.objects]))
+
+    @property
+    def jf(self) -> float:
+        return (self.j + self.f) / 2.0
+
+
+@dataclass(frozen=True)
+class VosMean:
+    j: float
+    f: float
+    jf: float
+
+
+@dataclass
+class VosResult:
+    root: Path
+    models: list[str]
+    sequences: list[str]
+    scores: list[SequenceScore]
+    descriptions: dict[str, str]  # model -> what ran (weights, device)
+    seconds: float
+
+    def score(self, model: str, sequence: str) -> SequenceScore:
+        return next(s for s in self.scores if s.model == model and s.sequence == sequence)
+
+    def mean(self, model: str) -> VosMean:
+        """Mean over sequences (each sequence weighs the same, as the DAVIS tables)."""
+        mine = [s for s in self.scores if s.model == model]
+        j, f = float(np.mean([s.j for s in mine])), float(np.mean([s.f for s in mine]))
+        return VosMean(j, f, (j + f) / 2.0)
+
+
+def _named_factory(model: str, options: Mapping[str, object]) -> MatterFactory:
+    """One loaded matter per model for every sequence: a target model is re-targeted per sequence.
+
+    ``options``: :func:`vmatte.load_matter` keywords (``device``, ``max_size`` ...)."""
+    state: dict[str, object] = {}
+
+    def make(seq: VosSequence):
+        from vmatte.matte import load_matter
+
+        matter = state.get("matter")
+        if model in MASKLESS_MODELS:
+            if matter is None:
+                matter = load_matter(model, **options)
+        elif matter is not None and hasattr(matter, "set_mask"):
+            matter.set_mask(seq.first_annotation)  # takes effect at the next video; weights stay loaded
+        else:
+            matter = load_matter(model, mask=seq.first_annotation, **options)
+        state["matter"] = matter
+        return matter
+
+    return make
+
+
+def score_sequence(seq: VosSequence, model: str, matter) -> SequenceScore:
+    """Run ``matter`` over the sequence (from frame 0) and score frames 1.. against their labels."""
+    from vmatte.matte import iter_matte
+
+    targets = getattr(matter, "targets", None)
+    if targets is not None:
+        missing = [i for i in seq.ids if i not in targets]
+        if missing:
+            raise EvalError(f"{model} tracks ids {', '.join(map(str, targets))} but {seq.name}'s frame-0 "
+                            f"annotation has id {missing[0]}; give the model that annotation as its mask")
+        objects = [ObjectScore(i) for i in seq.ids]
+    else:
+        objects = [ObjectScore(UNION_ID)]
+    start = time.perf_counter()
+    count = 0
+    results = iter_matte(seq.images, model=matter)
+    try:
+        for res in results:
+            count += 1
+            if res.index >= len(seq.frames):
+                raise EvalError(f"{model} gave more frames than {seq.images} holds ({len(seq.frames)})")
+            path = seq.annotations[res.index]
+            if res.index == 0 or path is None:
+                continue  # frame 0 is the guidance; unannotated frames have no truth
+            labels = read_labels(path, seq.binary)
+            if labels.shape != res.alpha.shape:
+                raise InputError(f"annotation {path} is {labels.shape[1]}x{labels.shape[0]} but its frame is "
+                                 f"{res.alpha.shape[1]}x{res.alpha.shape[0]}; annotations must match the frames")
+            for obj in objects:
+                if obj.id == UNION_ID:
+                    pred, true = res.alpha, labels != 0
+                else:  # a target model's matte of this id (step-only matters: their one alpha)
+                    pred = res.alphas[obj.id] if res.alphas else res.alpha
+                    true = labels == obj.id
+                true = true.astype(np.float32)
+                obj.j.append(100.0 * jaccard(pred, true))
+                obj.f.append(100.0 * boundary_f(pred, true))
+    finally:
+        results.close()
+    if count != len(seq.frames):
+        raise EvalError(f"{model} gave {count} frames for {seq.name} but {seq.images} holds {len(seq.frames)}")
+    scored = len(objects[0].j)
+    return SequenceScore(model, seq.name, scored, time.perf_counter() - start, objects)
+
+
+def evaluate_vos(root: str | os.PathLike, sequences: Sequence[str] | None = None,
+                 models: Sequence[str] = ("rvm",), *, device: str = "auto",
+                 max_size: int | None = None, matters: Mapping[str, MatterFactory] | None = None,
+                 progress: bool = False) -> VosResult:
+    """J, F and J&F of each model on each sequence (``None``: every sequence under ROOT).
+
+    Named models load once with :func:`vmatte.load_matter` (target models get frame 0's
+    annotation as ``mask=``, re-targeted per sequence with ``set_mask`` when they have it), on
+    ``device``, with the network's long side at most ``max_size`` px when given.
+    ``matters`` maps a model name to a factory ``f(sequence) -> matter`` (tests, custom models);
+    the matter needs ``reset`` and ``step`` (or ``step_all`` and ``targets`` for target models)."""
+    from vmatte.matte import MODELS
+
+    models = list(models)
+    if not models:
+        raise InputError("no models given; pass --models, e.g. --models rvm")
+    unknown = [m for m in models if m not in MODELS and not (matters and m in matters)]
+    if unknown:
+        raise InputError(f"unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}")
+    names = list(sequences) if sequences is not None else list_sequences(root)
+    seqs = find_sequences(root, names)  # every sequence checked before a model loads
+    options: dict[str, object] = {"device": device}
+    if max_size is not None:
+        options["max_size"] = max_size
+    start = time.perf_counter()
+    scores: list[SequenceScore] = []
+    descriptions: dict[str, str] = {}
+    for model in models:
+        factory = matters[model] if matters and model in matters else _named_factory(model, options)
+        for seq in seqs:
+            matter = factory(seq)
+            descriptions.setdefault(model, getattr(matter, "description", model))
+            s = score_sequence(seq, model, matter)
+            scores.append(s)
+            if progress:
+                print(f"{model}\t{seq.name}\t{s.frames} frames\tJ {s.j:.1f}  F {s.f:.1f}  J&F {s.jf:.1f}"
+                      f"\t{s.seconds:.1f} s", file=sys.stderr, flush=True)
+    return VosResult(Path(root), models, [s.name for s in seqs], scores, descriptions, time.perf_counter() - start)

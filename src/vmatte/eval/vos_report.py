@@ -1,0 +1,111 @@
+"""Tables and files of a VOS evaluation: an aligned table (stdout), ``vos.json`` and ``vos.md``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from vmatte.errors import OutputError
+
+from .quality import _atomic_write, _nan_to_none
+from .vos import UNION_ID, VosResult
+
+__all__ = ["PROTOCOL", "markdown", "output_folder", "table", "to_json", "write_vos"]
+
+PROTOCOL = ("frame 0's annotation is the target models' mask; prediction = alpha >= 0.5; frame 0 not scored; "
+            "J and F (x100) averaged over frames, objects, then sequences; maskless models (rvm) are scored "
+            "against all objects together")
+
+HEADER = ["model", "sequence", "frames", "objects", "J", "F", "J&F"]
+
+
+def _rows(result: VosResult) -> list[list[str]]:
+    rows = []
+    for model in result.models:
+        for s in (s for s in result.scores if s.model == model):
+            objects = "all" if s.objects[0].id == UNION_ID else str(len(s.objects))
+            rows.append([model, s.sequence, str(s.frames), objects, f"{s.j:.1f}", f"{s.f:.1f}", f"{s.jf:.1f}"])
+        m = result.mean(model)
+        rows.append([model, "mean", "", "", f"{m.j:.1f}", f"{m.f:.1f}", f"{m.jf:.1f}"])
+    return rows
+
+
+def _compare(result: VosResult) -> tuple[list[str], list[list[str]]]:
+    """J&F with one column per model: sequences down, models across (several models only)."""
+    header = ["J&F", *result.models]
+    rows = [[seq, *(f"{result.score(m, seq).jf:.1f}" for m in result.models)] for seq in result.sequences]
+    rows.append(["mean", *(f"{result.mean(m).jf:.1f}" for m in result.models)])
+    return header, rows
+
+
+def _aligned(header: list[str], rows: list[list[str]], text_columns: int = 1) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(r: list[str]) -> str:
+        # Names left, numbers right: the decimals line up.
+        cells = (c.ljust(w) if i < text_columns else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        return "  ".join(cells).rstrip()
+
+    return "\n".join([line(header), *(line(r) for r in rows)])
+
+
+def table(result: VosResult) -> str:
+    """The aligned plain-text table printed by ``vmatte eval vos``."""
+    text = _aligned(HEADER, _rows(result), text_columns=2)
+    if len(result.models) > 1:
+        text += "\n\n" + _aligned(*_compare(result))
+    return text
+
+
+def _md(header: list[str], rows: list[list[str]], text_columns: int = 1) -> str:
+    rule = "|" + "|".join("---" if i < text_columns else "---:" for i in range(len(header))) + "|"
+    lines = ["| " + " | ".join(header) + " |", rule]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def markdown(result: VosResult) -> str:
+    parts = [f"# VOS evaluation: {result.root}", "", f"Protocol: {PROTOCOL}.", "",
+             _md(HEADER, _rows(result), text_columns=2)]
+    if len(result.models) > 1:
+        parts += ["", _md(*_compare(result))]
+    parts += ["", "Models:", ""] + [f"- `{m}`: {d}" for m, d in result.descriptions.items()]
+    return "\n".join(parts) + "\n"
+
+
+def to_json(result: VosResult) -> dict:
+    models = {}
+    for model in result.models:
+        mine = [s for s in result.scores if s.model == model]
+        m = result.mean(model)
+        models[model] = {
+            "description": result.descriptions.get(model, model),
+            "mean": {"j": m.j, "f": m.f, "jf": m.jf},
+            "sequences": {s.sequence: {
+                "frames": s.frames, "seconds": round(s.seconds, 3), "j": s.j, "f": s.f, "jf": s.jf,
+                # id 0: a maskless model scored against every object together
+                "objects": {str(o.id): {"j": o.j_mean, "f": o.f_mean, "per_frame": {"j": o.j, "f": o.f}}
+                            for o in s.objects},
+            } for s in mine},
+        }
+    return _nan_to_none({"root": str(result.root), "sequences": result.sequences, "protocol": PROTOCOL,
+                         "seconds": round(result.seconds, 3), "models": models})
+
+
+def output_folder(output: str | os.PathLike) -> Path:
+    """Create ``output`` (called before a run too: a bad path should not cost a full evaluation)."""
+    out = Path(output).expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create output folder {out}: {e.strerror}; choose another --output") from None
+    return out
+
+
+def write_vos(result: VosResult, output: str | os.PathLike) -> dict[str, Path]:
+    """Write ``vos.json`` and ``vos.md`` into ``output`` (created if missing); returns their paths."""
+    out = output_folder(output)
+    paths = {"json": out / "vos.json", "md": out / "vos.md"}
+    _atomic_write(paths["json"], json.dumps(to_json(result), indent=1) + "\n")
+    _atomic_write(paths["md"], markdown(result))
+    return paths
