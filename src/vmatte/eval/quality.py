@@ -153,6 +153,26 @@ def score_clip(clip: Path, model: str, matter, settings: QualitySettings,
     return ClipScore(model, clip.name, limit, seconds, acc.mean(), acc.per_frame())
 
 
+# Models that matte the target of a mask: they get each clip's frame-0 true alpha (>= 0.5) as
+# the mask, as a user would give the first frame's mask.
+TARGET_MODELS = ("rvm-target", "matanyone", "matanyone2")
+
+
+def _target_matter(model: str, matter, clip: Path, settings: QualitySettings):
+    """``matter`` re-targeted to ``clip``'s first-frame mask (loaded on first use)."""
+    first = _read(_images(clip / "pha")[0], grey=True)
+    top = np.iinfo(first.dtype).max if np.issubdtype(first.dtype, np.integer) else 1.0
+    mask = (first >= 0.5 * top).astype(np.uint8) * 255
+    if not mask.any():
+        raise InputError(f"{clip}: frame 0 of pha/ is empty, so {model} has no target mask; drop the clip")
+    if matter is None:
+        from vmatte.matte import load_matter
+
+        return load_matter(model, mask=mask, device=settings.device)
+    matter.set_mask(mask)
+    return matter
+
+
 def evaluate(root: str | os.PathLike, models: Sequence[str], output: str | os.PathLike | None = None,
              settings: QualitySettings = QualitySettings(), matters: Mapping[str, object] | None = None,
              progress: bool = False, html: bool = False, contact_rows: int = 4) -> QualityResult:
@@ -184,13 +204,16 @@ def evaluate(root: str | os.PathLike, models: Sequence[str], output: str | os.Pa
         raise OutputError(f"cannot create output folder {out}: {e.strerror}; choose another -o") from None
     scores: list[ClipScore] = []
     for model in models:
+        matter = None
         if matters and model in matters:
             matter = matters[model]
-        else:
+        elif model not in TARGET_MODELS:
             from vmatte.matte import load_matter
 
             matter = load_matter(model, device=settings.device)
         for clip in clips:
+            if matter is None or (model in TARGET_MODELS and not (matters and model in matters)):
+                matter = _target_matter(model, matter, clip, settings)
             s = score_clip(clip, model, matter, settings, sampler)
             scores.append(s)
             if progress:
@@ -269,7 +292,8 @@ def protocol_note(result: QualityResult, settings: QualitySettings) -> str:
     return (f"{len({s.clip for s in result.clips})} clips; per-frame values averaged over frames, then clips. "
             f"Grad: sigma {settings.metrics.grad_sigma}, "
             f"{'each matte min-max normalised first' if settings.metrics.grad_minmax else 'mattes as they are'}; "
-            f"F: boundary tolerance {settings.metrics.boundary_tolerance} x diagonal.")
+            f"F: boundary tolerance {settings.metrics.boundary_tolerance} x diagonal. "
+            f"Target models ({', '.join(TARGET_MODELS)}) get frame 0's true alpha >= 0.5 as their mask.")
 
 
 def _write_outputs(result: QualityResult, root: Path, models: Sequence[str], settings: QualitySettings) -> None:

@@ -78,9 +78,9 @@ class TargetTracker:
         self._probs: np.ndarray | None = None  # [1 + K, h, w] of the previous frame
         self._warped: np.ndarray | None = None  # the same, warped onto the current frame
         self._tracked = np.zeros(len(self._ids), bool)
-        # Each target's size (working px) when last seen whole: the reference that tells a
-        # region that merged with someone from the target itself (a shrinking estimate would
-        # make a target that lost a limb lose it for good).
+        # Each target's size (working px) when last seen (nearly) whole: the reference that
+        # tells a hidden target (little of it left) and sizes the regions re-identification
+        # considers.
         self._size = np.zeros(len(self._ids), np.float64)
         self._colour: list[np.ndarray | None] = [None] * len(self._ids)  # per target, from its mask
         self._others_colour: np.ndarray | None = None  # people who are no target, from the masks' frames
