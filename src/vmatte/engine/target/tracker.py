@@ -110,12 +110,11 @@ class TargetTracker:
         if small.dtype == np.uint16:
             small = (small >> 8).astype(np.uint8)
         self._motion.update(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
-        alpha_small = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
         key = AppearanceMemory.key(features)
         tokens = features.shape[1:]
         labels = 1 + len(self._ids)
 
-        probs, readout = self._propagate(key, tokens, size, labels)
+        probs = self._propagate(key, tokens, size, labels)
         others = (self._motion.warp(self._others[None])[0] if self._others is not None
                   else np.zeros(size[::-1], np.float32))
         keyframe = self.schedule.get(self._frame)
@@ -147,7 +146,7 @@ class TargetTracker:
         if keyframe is not None:
             hidden &= ~np.isin(self._ids, list(keyframe.targets))
         regions[hidden] = False
-        if readout is not None:
+        if len(self._memory):  # not the video's first mask frame
             regions = self._reacquire(regions, person, hsv)
         regions &= self._tracked[:, None, None]
         for k in range(len(self._ids)):
@@ -200,20 +199,19 @@ class TargetTracker:
 
     # -- stages ------------------------------------------------------------------------------
 
-    def _propagate(self, key, tokens, size, labels) -> tuple[np.ndarray, np.ndarray | None]:
+    def _propagate(self, key, tokens, size, labels) -> np.ndarray:
         """Prior target maps for this frame: warped previous maps, fused with the memory readout."""
         if self._probs is None:
             probs = np.zeros((labels,) + size[::-1], np.float32)
             probs[0] = 1.0
-            return probs, None
+            return probs
         warped = self._motion.warp(self._probs)
         self._warped = warped  # carried targets follow the motion alone (see step_all)
         if len(self._memory) == 0:
-            return warped, None
+            return warped
         read = self._memory.readout(key, labels).reshape(labels, *tokens)
         readout = F.interpolate(read[None], size=size[::-1], mode="bilinear", align_corners=False)[0].numpy()
-        fused = region_adaptive_fusion(readout, warped, change_probability(warped, self.settings.band))
-        return fused, readout
+        return region_adaptive_fusion(readout, warped, change_probability(warped, self.settings.band))
 
     def _apply_keyframe(self, probs: np.ndarray, mask: TargetMask, size) -> np.ndarray:
         probs = probs.copy()
