@@ -52,6 +52,24 @@ def _audio_codec_for(suffix: str) -> str:
     return "libopus" if suffix == ".webm" else "aac"
 
 
+def write_h264(path, frames, fps: int = 25, crf: int = 10) -> Path:
+    """Encode RGB uint8 ``frames`` (any iterable, all one size) as an H.264 yuv420p file."""
+    path = Path(path)
+    with av.open(str(path), "w") as out:
+        stream = None
+        for i, img in enumerate(frames):
+            if stream is None:
+                stream = out.add_stream("libx264", rate=fps)
+                stream.height, stream.width = img.shape[:2]
+                stream.pix_fmt = "yuv420p"
+                stream.options = {"crf": str(crf), "preset": "ultrafast"}
+            f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p", threads=1)
+            f.pts = i
+            out.mux(stream.encode(f))
+        out.mux(stream.encode())
+    return path
+
+
 def make_clip(
     path,
     n: int,

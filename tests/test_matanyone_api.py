@@ -27,6 +27,8 @@ from vmatte.cli import main
 from vmatte.errors import InputError, VmatteError, WeightsError
 from vmatte.io.masks import MaskSizeWarning, as_target_mask, fit_to_frame, read_mask
 
+from conftest import write_h264  # noqa: E402
+
 FIXTURE = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "matanyone"
 CASE = FIXTURE / "case_short"
 EXACT = ["--warmup-frames", "0", "--erode", "0", "--dilate", "0"]  # the fixture's settings
@@ -76,19 +78,7 @@ def _folder(tmp_path: Path, n: int) -> Path:
 
 
 def _mp4(tmp_path: Path, n: int) -> Path:
-    path = tmp_path / "clip.mp4"
-    with av.open(str(path), "w") as out:
-        s = out.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = 256, 144, "yuv420p"
-        s.options = {"crf": "8", "preset": "ultrafast"}
-        for i, img in enumerate(_case_frames(n)):
-            f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p", threads=1)
-            f.pts = i
-            for p in s.encode(f):
-                out.mux(p)
-        for p in s.encode():
-            out.mux(p)
-    return path
+    return write_h264(tmp_path / "clip.mp4", _case_frames(n), fps=25, crf=8)
 
 
 def _count_frames(path: Path) -> int:

@@ -9,6 +9,7 @@ wiring (clicked mask -> keyframe -> outputs), not matte quality.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 from pathlib import Path
 
 import av
@@ -20,6 +21,8 @@ import torch
 from vmatte.cli import main
 from vmatte.engine.target.click import Click, as_clicks, mask_from_points, masks_from_clicks, parse_point
 from vmatte.errors import InputError, VmatteError
+
+from conftest import write_h264  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 BEDROOM = SHARED / "media" / "sam2" / "bedroom.mp4"
@@ -193,21 +196,10 @@ def test_cli_click_errors(extra, words, tmp_path, capsys):
 
 def _small_bedroom(path: Path, frames: int = 2) -> Path:
     """The bedroom's first frames at a third of the size (320x180): a MatAnyone run stays quick on a CPU."""
-    with av.open(str(BEDROOM)) as src, av.open(str(path), "w") as out:
-        s = out.add_stream("libx264", rate=30)
-        s.width, s.height, s.pix_fmt = 320, 180, "yuv420p"
-        s.options = {"crf": "10", "preset": "ultrafast"}
-        for i, frame in enumerate(src.decode(video=0)):
-            if i == frames:
-                break
-            small = cv2.resize(frame.to_ndarray(format="rgb24"), (320, 180), interpolation=cv2.INTER_AREA)
-            f = av.VideoFrame.from_ndarray(small, format="rgb24").reformat(format="yuv420p", threads=1)
-            f.pts = i
-            for p in s.encode(f):
-                out.mux(p)
-        for p in s.encode():
-            out.mux(p)
-    return path
+    with av.open(str(BEDROOM)) as src:
+        small = (cv2.resize(f.to_ndarray(format="rgb24"), (320, 180), interpolation=cv2.INTER_AREA)
+                 for f in itertools.islice(src.decode(video=0), frames))
+        return write_h264(path, small, fps=30, crf=10)
 
 
 @needs_bedroom
