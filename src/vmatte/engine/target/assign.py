@@ -34,7 +34,8 @@ def _disk(radius: int) -> np.ndarray:
 
 
 def assign_regions(person: np.ndarray, probs: np.ndarray, others: np.ndarray, keep_fraction: float,
-                   min_fraction: float) -> np.ndarray:
+                   min_fraction: float, size: np.ndarray | None = None, merge_growth: float = 1.5,
+                   reach: int = 6) -> np.ndarray:
     """``person`` [h, w] bool (RVM alpha >= 0.5), ``probs`` [L, h, w] target maps (label 0: no
     target), ``others`` [h, w] where people who are no target were (warped) -> [K, h, w] bool.
 
@@ -43,7 +44,11 @@ def assign_regions(person: np.ndarray, probs: np.ndarray, others: np.ndarray, ke
       shape fixes the warp's lag: a limb that moved is still attached);
     - several targets, or a target and someone else's core (people touching): the region is
       split, every pixel going to the nearest core (each target's ``probs >= 0.5``, the others'
-      ``others >= 0.5``), so a moved limb follows the body it is attached to.
+      ``others >= 0.5``), so a moved limb follows the body it is attached to;
+    - a region "kept whole" that is over ``merge_growth`` times the target's ``size`` (its area
+      when last seen whole; 0 = unknown) merged with someone nobody tracks (a hidden target
+      coming out from behind it, a person who walked in): the target keeps only its core and
+      ``reach`` px around it, and the rest stays free for a lost target to be found in again.
     """
     labels = probs.shape[0]
     count, regions = cv2.connectedComponents(person.astype(np.uint8), connectivity=8)
@@ -63,7 +68,15 @@ def assign_regions(person: np.ndarray, probs: np.ndarray, others: np.ndarray, ke
     has_other = np.bincount(flat, weights=other_core.ravel(), minlength=count) > 0
     shared = (present.sum(0) > 1) | (has_other & present.any(0))
     whole = present & ~shared & (frac >= keep_fraction)
+    if size is not None:
+        merged = whole & (size[:, None] > 0) & (area[None, :] > merge_growth * size[:, None])
+        whole &= ~merged
     out[:] = whole[:, regions]
+    if size is not None and merged.any():
+        near = _disk(reach)
+        for k in np.flatnonzero(merged.any(1)):
+            core = (cv2.dilate((cores == k + 1).astype(np.uint8), near) > 0)
+            out[k] |= merged[k][regions] & core
     if shared.any():
         nearest = _nearest_core(cores)
         split = shared[regions]

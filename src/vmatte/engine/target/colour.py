@@ -30,6 +30,15 @@ def similarity(a: np.ndarray, b: np.ndarray | None) -> float:
     return float(np.sqrt(a * b).sum())
 
 
+def combine(hists: list[np.ndarray | None]) -> np.ndarray | None:
+    """One "anyone of these" histogram: the normalised sum (None if there is none)."""
+    present = [h for h in hists if h is not None]
+    if not present:
+        return None
+    total = np.sum(present, axis=0)
+    return (total / max(float(total.sum()), 1e-12)).astype(np.float32)
+
+
 def find_by_colour(hsv: np.ndarray, candidates: np.ndarray, reference: np.ndarray, others: np.ndarray | None,
                    min_area: float, min_similarity: float) -> np.ndarray:
     """The candidate region (connected, >= ``min_area`` px) most like ``reference`` and more
@@ -51,18 +60,20 @@ def find_by_colour(hsv: np.ndarray, candidates: np.ndarray, reference: np.ndarra
 def drop_lookalikes(hsv: np.ndarray, target: np.ndarray, reference: np.ndarray | None, others: np.ndarray | None,
                     margin: float = 0.02) -> np.ndarray:
     """``target`` without its side regions that look like someone else (a bystander's arm taken
-    while people touched); the largest region (the body) always stays."""
+    while people touched, another target who came out from behind it). The body always stays:
+    of the pieces at least a quarter the size of the largest, the one most like the target."""
     if reference is None or others is None:
         return target
     count, regions, stats, _ = cv2.connectedComponentsWithStats(target.astype(np.uint8), connectivity=8)
     if count <= 2:
         return target
-    body = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    scores = {}
     for r in range(1, count):
-        if r == body:
-            continue
-        piece = regions == r
-        h = histogram(hsv, piece)
-        if h is not None and similarity(h, others) > similarity(h, reference) + margin:
-            target = target & ~piece
+        h = histogram(hsv, regions == r)
+        scores[r] = -np.inf if h is None else similarity(h, reference) - similarity(h, others)
+    body = max((r for r in scores if areas[r - 1] >= 0.25 * areas.max()), key=lambda r: scores[r])
+    for r in range(1, count):
+        if r != body and scores[r] < -margin:
+            target = target & ~(regions == r)
     return target

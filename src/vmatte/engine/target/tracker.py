@@ -33,7 +33,7 @@ from ...io.masks import TargetMask, fit_to_frame, mask_schedule, schedule_ids
 from ...models.rvm import RobustVideoMatting
 from ..rvm import RVMSettings, image_scale, ratio_for
 from .appearance import AppearanceMemory
-from .colour import drop_lookalikes, find_by_colour, histogram
+from .colour import combine, drop_lookalikes, find_by_colour, histogram
 from .assign import _disk, assign_regions, change_probability, region_adaptive_fusion
 from .motion import MotionField
 from .settings import TargetSettings
@@ -62,16 +62,20 @@ class TargetTracker:
 
     @property
     def targets(self) -> tuple[int, ...]:
-        return self._ids
+        return self._outputs
 
     def set_mask(self, mask=None, keyframes: dict | None = None) -> None:
         self.schedule: dict[int, TargetMask] = mask_schedule(mask, keyframes)
-        self._ids = schedule_ids(self.schedule)
+        self._outputs = schedule_ids(self.schedule)
         self.reset()
 
     def reset(self, concurrent_io: bool = False) -> None:
         s = self.settings
         self._frame = 0
+        # Tracked ids: the given targets, then the bystanders of the first mask's frame (negative
+        # ids, never output): tracked like targets, they hold on to themselves when they touch
+        # or pass in front of a target, which a bare "someone else" core does not.
+        self._ids: tuple[int, ...] = self._outputs
         self._rec: list[torch.Tensor | None] = [None] * 4
         self._motion = MotionField(s.flow_preset)
         self._memory = AppearanceMemory(s.max_mem_frames, s.top_k, s.temperature)
@@ -115,6 +119,7 @@ class TargetTracker:
         labels = 1 + len(self._ids)
 
         probs = self._propagate(key, tokens, size, labels)
+        first_mask = not self._tracked.any()
         others = (self._motion.warp(self._others[None])[0] if self._others is not None
                   else np.zeros(size[::-1], np.float32))
         keyframe = self.schedule.get(self._frame)
@@ -135,10 +140,14 @@ class TargetTracker:
             touched = np.bincount(comp.ravel(), weights=(probs[0] < 0.5).ravel(), minlength=count) > 0
             touched[0] = True
             others = (~touched[comp]).astype(np.float32)
+            if first_mask:
+                probs, others = self._track_bystanders(probs, others, hsv)
+                labels = probs.shape[0]
             colour = histogram(hsv, others > 0)
             if colour is not None:
                 self._others_colour = colour
-        regions = assign_regions(person, probs, others, s.keep_fraction, s.min_fraction)
+        regions = assign_regions(person, probs, others, s.keep_fraction, s.min_fraction,
+                                 size=np.where(self._tracked, self._size, 0.0))
         # Mostly hidden (what is left is well under its size): lost, rather than left to grow
         # into whoever hides it; it is looked for again by colour when it reappears.
         area = regions.reshape(len(self._ids), -1).sum(1)
@@ -150,7 +159,7 @@ class TargetTracker:
             regions = self._reacquire(regions, person, hsv)
         regions &= self._tracked[:, None, None]
         for k in range(len(self._ids)):
-            regions[k] = drop_lookalikes(hsv, regions[k], self._colour[k], self._others_colour)
+            regions[k] = drop_lookalikes(hsv, regions[k], self._colour[k], self._rest_colour(k))
         if keyframe is not None:
             for target_id in keyframe.targets:
                 self._person[self._ids.index(target_id)] = False
@@ -173,6 +182,9 @@ class TargetTracker:
         edge = _disk(s.edge_px)
         claimed = regions.any(0)
         for k, target_id in enumerate(self._ids):
+            state[k + 1] = regions[k]  # binary: thin parts would fade in a soft map
+            if target_id not in self._outputs:
+                continue
             # Widen the region a little (not into another target's) so RVM's soft edge, which
             # extends past the 0.5 line, survives the gate.
             gate = (cv2.dilate(regions[k].astype(np.uint8), edge) > 0) & (regions[k] | ~claimed)
@@ -180,10 +192,8 @@ class TargetTracker:
             if carried[k]:  # no RVM alpha for it: the propagated mask, edges softened
                 alphas[target_id] = cv2.GaussianBlur(cv2.resize(regions[k].astype(np.float32), (w, h),
                                                                 interpolation=cv2.INTER_LINEAR), (0, 0), 1.0)
-                state[k + 1] = regions[k]
                 continue
             alphas[target_id] = alpha * gate_full
-            state[k + 1] = regions[k]  # binary: thin parts would fade in a soft map
         state[0] = np.clip(1.0 - state[1:].sum(0), 0.0, 1.0)
         self._probs = state
         if keyframe is not None or self._frame % s.mem_every == 0:
@@ -195,7 +205,7 @@ class TargetTracker:
 
     def step(self, image: np.ndarray, foreground: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
         fgr, alphas = self.step_all(image, foreground)
-        return fgr, alphas[self._ids[0]]
+        return fgr, alphas[self._outputs[0]]
 
     # -- stages ------------------------------------------------------------------------------
 
@@ -212,6 +222,26 @@ class TargetTracker:
         read = self._memory.readout(key, labels).reshape(labels, *tokens)
         readout = F.interpolate(read[None], size=size[::-1], mode="bilinear", align_corners=False)[0].numpy()
         return region_adaptive_fusion(readout, warped, change_probability(warped, self.settings.band))
+
+    def _track_bystanders(self, probs: np.ndarray, others: np.ndarray, hsv: np.ndarray,
+                          limit: int = 8) -> tuple[np.ndarray, np.ndarray]:
+        """The people of the first mask's frame that are no target (``others``) become tracked
+        bystanders, the largest ``limit`` of them (specks under 0.1% of the frame stay "others")."""
+        count, comp, stats, _ = cv2.connectedComponentsWithStats((others > 0).astype(np.uint8), connectivity=8)
+        areas = stats[1:, cv2.CC_STAT_AREA]
+        big = [1 + int(r) for r in np.argsort(-areas)[:limit] if areas[r] >= 1e-3 * others.size]
+        if not big:
+            return probs, others
+        maps = np.stack([(comp == r).astype(np.float32) for r in big])
+        self._ids = self._ids + tuple(-(i + 1) for i in range(len(big)))
+        n = len(big)
+        self._tracked = np.concatenate([self._tracked, np.ones(n, bool)])
+        self._person = np.concatenate([self._person, np.zeros(n, bool)])
+        self._size = np.concatenate([self._size, maps.reshape(n, -1).sum(1).astype(np.float64)])
+        self._colour += [histogram(hsv, m > 0) for m in maps]
+        probs = np.concatenate([probs, maps])
+        probs[0] = np.clip(1.0 - probs[1:].sum(0), 0.0, 1.0)
+        return probs, np.where(maps.any(0), 0.0, others).astype(np.float32)
 
     def _apply_keyframe(self, probs: np.ndarray, mask: TargetMask, size) -> np.ndarray:
         probs = probs.copy()
@@ -243,6 +273,10 @@ class TargetTracker:
             free = person & ~regions.any(0)
             if not free.any():
                 break
-            regions[k] = find_by_colour(hsv, free, self._colour[k], self._others_colour, 0.25 * self._size[k],
+            regions[k] = find_by_colour(hsv, free, self._colour[k], self._rest_colour(k), 0.25 * self._size[k],
                                         self.settings.reacquire_similarity)
         return regions
+
+    def _rest_colour(self, k: int) -> np.ndarray | None:
+        """Colours of everyone but target ``k``: the other targets and the people no target is."""
+        return combine([self._others_colour] + [c for j, c in enumerate(self._colour) if j != k])
