@@ -1,0 +1,284 @@
+"""One user's state in the web app, without Gradio: the video, its frames, the targets picked
+by clicks / brush / mask file, and the working folder everything lives in.
+
+Everything the app reads or writes for a user stays under ``UiSettings.workdir`` (the app serves
+files from there only). A click reuses :func:`vmatte.engine.target.click.mask_from_points`, the
+same code as ``vmatte matte --click``, so the overlay is exactly the mask the run will use.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..engine.target.click import Click, mask_from_points
+from ..errors import InputError
+from ..io.masks import TargetMask, as_target_mask, fit_to_frame
+from ..io.reader import VideoInfo, open_source
+from .overlay import Marker, draw_overlay, target_colour
+
+FRAME_CACHE = 8  # decoded frames kept per session (scrubbing back and forth between a few)
+
+
+@dataclass(frozen=True)
+class UiSettings:
+    workdir: Path  # the only folder the app reads user files from and serves files out of
+    max_upload_mb: int = 500
+    device: str = "auto"
+    preview_width: int = 400  # width of each preview panel (alpha | composite), px
+
+
+def inside(path: str | os.PathLike, root: str | os.PathLike) -> bool:
+    """Whether ``path`` (symlinks resolved) lies in ``root``."""
+    p, r = Path(path).resolve(), Path(root).resolve()
+    return p == r or r in p.parents
+
+
+@dataclass
+class Target:
+    """One subject to matte: its clicks and its mask at each frame that has one."""
+
+    id: int
+    name: str
+    points: list[Click] = field(default_factory=list)
+    masks: dict[int, np.ndarray] = field(default_factory=dict)  # frame -> HxW uint8 (0..255)
+    sources: dict[int, str] = field(default_factory=dict)  # frame -> "clicks" | "brush" | "file"
+
+    @property
+    def colour(self) -> tuple[int, int, int]:
+        return target_colour(self.id)
+
+    def points_at(self, frame: int) -> tuple[list[Click], list[Click]]:
+        here = [p for p in self.points if p.frame == frame]
+        return [p for p in here if not p.negative], [p for p in here if p.negative]
+
+
+class Session:
+    """A user's video and targets, in its own folder under the app's working directory."""
+
+    def __init__(self, folder: Path, settings: UiSettings):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.settings = settings
+        self.video: Path | None = None
+        self.name = "video"
+        self.info: VideoInfo | None = None
+        self.frame_count = 0
+        self.targets: dict[int, Target] = {}
+        self._frames: dict[int, np.ndarray] = {}
+        self._person: dict[int, np.ndarray] = {}  # frame -> RVM alpha of every person (uint8)
+        self._rvm = None
+        self.add_target()
+
+    # --- the video ---------------------------------------------------------------------------
+
+    def open_video(self, upload: str | os.PathLike) -> VideoInfo:
+        """Take an uploaded file into the session folder and check it decodes; a bad file is a
+        one-line :class:`InputError` and leaves the previous video in place."""
+        src = Path(upload)
+        if not src.is_file():
+            raise InputError("no video received; upload a video file (mp4, mov, mkv, webm ...)")
+        size_mb = src.stat().st_size / 2**20
+        if size_mb > self.settings.max_upload_mb:
+            raise InputError(f"the video is {size_mb:.0f} MB, over this app's {self.settings.max_upload_mb} MB "
+                             f"limit; trim it, or start the app with a larger --max-upload-mb")
+        dest = self.folder / f"input-{uuid.uuid4().hex[:8]}{src.suffix.lower()}"
+        shutil.copyfile(src, dest)
+        try:
+            frames = self._count_frames(dest, src.name)
+        except BaseException:
+            dest.unlink(missing_ok=True)
+            raise
+        if self.video is not None:
+            self.video.unlink(missing_ok=True)
+        self.video, self.frame_count = dest, frames
+        # output names come from the user's file name, reduced to safe characters
+        self.name = re.sub(r"[^A-Za-z0-9_.-]+", "_", src.stem).strip("._") or "video"
+        with open_source(dest) as s:
+            self.info = s.info
+        self._frames.clear()
+        self._person.clear()
+        self.targets = {}
+        self.add_target()
+        return self.info
+
+    @staticmethod
+    def _count_frames(path: Path, name: str) -> int:
+        """Decode the whole file once: a truncated or non-video file fails now, not mid-run."""
+        try:
+            with open_source(path) as s:
+                count = sum(1 for _ in s)
+        except InputError as e:  # the user knows their file's name, not our copy's path
+            raise InputError(f"cannot use this file: {str(e).replace(str(path), name)}") from None
+        if count == 0:
+            raise InputError("the file holds no video frames; upload a video")
+        return count
+
+    def _need_video(self) -> None:
+        if self.video is None:
+            raise InputError("upload a video first")
+
+    def _check_index(self, index: int) -> int:
+        self._need_video()
+        index = int(index)
+        if not 0 <= index < self.frame_count:
+            raise InputError(f"frame {index} is outside the video (0..{self.frame_count - 1})")
+        return index
+
+    def frame(self, index: int) -> np.ndarray:
+        """The upright RGB frame ``index`` (decoded from the start: exact for any codec)."""
+        index = self._check_index(index)
+        if index not in self._frames:
+            with open_source(self.video) as s:
+                for f in s:
+                    if f.index == index:
+                        if len(self._frames) >= FRAME_CACHE:
+                            self._frames.pop(next(iter(self._frames)))
+                        self._frames[index] = f.image
+                        break
+        return self._frames[index]
+
+    def person_alpha(self, index: int) -> np.ndarray:
+        """RVM's alpha of every person at frame ``index`` (uint8), after running frames 0..index
+        so its recurrent state has settled, as ``vmatte matte --click`` does."""
+        index = self._check_index(index)
+        if index not in self._person:
+            from ..matte import load_matter
+
+            if self._rvm is None:
+                self._rvm = load_matter("rvm", device=self.settings.device)
+            self._rvm.reset()
+            with open_source(self.video) as s:
+                for f in s:
+                    _, alpha = self._rvm.step(f.image, foreground=False)
+                    if f.index == index:
+                        self._person[index] = np.rint(np.clip(alpha, 0, 1) * 255).astype(np.uint8)
+                        break
+        return self._person[index]
+
+    # --- targets -----------------------------------------------------------------------------
+
+    def add_target(self, name: str | None = None) -> Target:
+        new_id = max(self.targets, default=0) + 1
+        t = Target(new_id, (name or "").strip() or f"Target {new_id}")
+        self.targets[new_id] = t
+        return t
+
+    def target(self, target_id: int) -> Target:
+        try:
+            return self.targets[int(target_id)]
+        except (KeyError, TypeError, ValueError):
+            raise InputError(f"no target {target_id!r}; add a target first") from None
+
+    def rename_target(self, target_id: int, name: str) -> None:
+        if name.strip():
+            self.target(target_id).name = name.strip()
+
+    def remove_target(self, target_id: int) -> None:
+        self.target(target_id)
+        del self.targets[int(target_id)]
+        if not self.targets:
+            self.add_target()
+
+    def click(self, target_id: int, x: int, y: int, frame: int, negative: bool = False) -> np.ndarray:
+        """Add an include/exclude point for a target at ``frame`` and return its new mask there.
+        A point that picks no one is an :class:`InputError` and is not kept."""
+        t = self.target(target_id)
+        frame = self._check_index(frame)
+        point = Click(int(x), int(y), frame, negative)
+        pos, neg = t.points_at(frame)
+        pos, neg = (pos, neg + [point]) if negative else (pos + [point], neg)
+        if not pos:
+            raise InputError("click on the subject first (include), then exclude what is not it")
+        mask = mask_from_points(self.person_alpha(frame), pos, neg, self.frame(frame), frame=frame)
+        t.points.append(point)
+        t.masks[frame], t.sources[frame] = mask, "clicks"
+        return mask
+
+    def undo_point(self, target_id: int) -> None:
+        """Remove the target's last click and redo its mask at that frame."""
+        t = self.target(target_id)
+        if not t.points:
+            return
+        last = t.points.pop()
+        pos, neg = t.points_at(last.frame)
+        t.masks.pop(last.frame, None)
+        t.sources.pop(last.frame, None)
+        if pos:
+            t.masks[last.frame] = mask_from_points(self.person_alpha(last.frame), pos, neg,
+                                                   self.frame(last.frame), frame=last.frame)
+            t.sources[last.frame] = "clicks"
+
+    def clear_frame(self, target_id: int, frame: int) -> None:
+        t = self.target(target_id)
+        t.points = [p for p in t.points if p.frame != frame]
+        t.masks.pop(frame, None)
+        t.sources.pop(frame, None)
+
+    def set_mask(self, target_id: int, frame: int, mask, source: str = "file") -> np.ndarray:
+        """A brushed or uploaded mask (path or array; non-zero = target) for a target at ``frame``;
+        it replaces that frame's clicks. A mask of another size is resized with a warning."""
+        t = self.target(target_id)
+        frame = self._check_index(frame)
+        m = np.asarray(mask) if not isinstance(mask, (str, os.PathLike)) else mask
+        targets = as_target_mask(m)
+        if len(targets.ids) != 1:  # a label mask: every labelled pixel is this one target
+            union = np.max(np.stack(list(targets.targets.values())), axis=0)
+            targets = TargetMask({1: union}, targets.source)
+        fitted = fit_to_frame(targets, (self.info.height, self.info.width))
+        t.points = [p for p in t.points if p.frame != frame]
+        t.masks[frame], t.sources[frame] = fitted.targets[1], source
+        return t.masks[frame]
+
+    def keyframes(self) -> dict[int, TargetMask]:
+        """Every target's masks as ``{frame: TargetMask({id: mask})}`` for the matting API."""
+        frames = sorted({f for t in self.targets.values() for f in t.masks})
+        out = {}
+        for f in frames:
+            here = {t.id: t.masks[f] for t in self.targets.values() if f in t.masks}
+            out[f] = TargetMask(here, source=f"the app's targets at frame {f}", kind="soft")
+        return out
+
+    def target_names(self) -> dict[int, str]:
+        return {t.id: t.name for t in self.targets.values()}
+
+    def overlay(self, frame: int) -> np.ndarray:
+        """Frame ``frame`` with every target's mask there tinted in its colour and its clicks."""
+        frame = self._check_index(frame)
+        masks = [(t.masks[frame], t.colour) for t in self.targets.values() if frame in t.masks]
+        markers = [Marker(p.x, p.y, p.negative) for t in self.targets.values() for p in t.points
+                   if p.frame == frame]
+        return draw_overlay(self.frame(frame), masks, markers)
+
+
+class SessionStore:
+    """The app's sessions by id, each in ``workdir/sessions/<id>/`` (no module-level state)."""
+
+    def __init__(self, settings: UiSettings):
+        self.settings = settings
+        self.root = Path(settings.workdir) / "sessions"
+        self._sessions: dict[str, Session] = {}
+
+    def new(self) -> tuple[str, Session]:
+        sid = uuid.uuid4().hex
+        s = Session(self.root / sid, self.settings)
+        self._sessions[sid] = s
+        return sid, s
+
+    def get(self, sid: str | None) -> Session | None:
+        return self._sessions.get(sid or "")
+
+    def get_or_new(self, sid: str | None) -> tuple[str, Session]:
+        s = self.get(sid)
+        return (sid, s) if s is not None else self.new()
+
+    def drop(self, sid: str | None) -> None:
+        s = self._sessions.pop(sid or "", None)
+        if s is not None:
+            shutil.rmtree(s.folder, ignore_errors=True)

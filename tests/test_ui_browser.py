@@ -1,0 +1,215 @@
+"""End to end in headless Chromium: start ``vmatte ui``, upload a clip of a dancer, click on her,
+run, download the ProRes 4444, and check it is a video with alpha and every frame. A screenshot
+of each step goes to ``test-artifacts/ui/``. The server's limits are checked over HTTP beside it.
+
+Needs Debian's ``chromium`` (driven by Playwright with its executable); skipped without it,
+except under CI, where a missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_ui_session import CLICK, FRAMES, person_clip
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "ui"
+UPLOAD_CAP_MB = 2
+STEP_TIMEOUT_MS = 120_000
+LONG_FRAMES = 90  # long enough (seconds on any CPU) to press Stop in the middle
+
+
+def _need_browser():
+    missing = []
+    if not CHROMIUM.exists():
+        missing.append(f"{CHROMIUM} (apt-get install chromium chromium-driver)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("playwright (pip install 'vmatte[test]')")
+    if missing:
+        reason = "the browser test needs " + " and ".join(missing)
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    """``vmatte ui`` in a subprocess on a free port; yields (url, workdir)."""
+    _need_browser()
+    import httpx
+
+    port, workdir = _free_port(), tmp_path / "work"
+    log = open(tmp_path / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "vmatte.cli", "ui", "--port", str(port), "--workdir", str(workdir),
+                             "--max-upload-mb", str(UPLOAD_CAP_MB), "--device", "cpu"],
+                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "VMATTE_OFFLINE": "1"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"vmatte ui exited: {(tmp_path / 'server.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("vmatte ui did not answer within 90 s")
+            time.sleep(0.5)
+        yield url, workdir
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_server_limits(server, tmp_path):
+    """Files outside the working folder are refused; an upload over the cap is refused."""
+    import httpx
+
+    url, workdir = server
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not for the browser")
+    for path in ("/etc/passwd", str(outside), str(Path(__file__).resolve())):
+        r = httpx.get(f"{url}/gradio_api/file={path}", timeout=10)
+        assert r.status_code in (403, 404), (path, r.status_code)
+        assert "not for the browser" not in r.text and "root:" not in r.text
+    big = os.urandom((UPLOAD_CAP_MB + 1) * 2**20)
+    r = httpx.post(f"{url}/gradio_api/upload", files={"files": ("big.mp4", big, "video/mp4")}, timeout=30)
+    assert r.status_code == 413, r.status_code
+    assert not any(p.stat().st_size >= len(big) for p in workdir.rglob("*") if p.is_file())
+
+
+def _shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _wait_status(page, text: str) -> str:
+    page.wait_for_function("t => document.querySelector('#status').innerText.includes(t)", arg=text,
+                           timeout=STEP_TIMEOUT_MS)
+    return page.locator("#status").inner_text()
+
+
+def test_click_run_download_in_chromium(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from vmatte.io.probe import read_rgba, stream_summary
+
+    url, workdir = server
+    clip = person_clip(tmp_path / "dancer.mp4")
+    long_clip = person_clip(tmp_path / "long.mp4", LONG_FRAMES)
+    junk = tmp_path / "holiday.mp4"
+    junk.write_bytes(b"this is not a video\n" * 50)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+            page.goto(url)
+            page.wait_for_selector("#upload input[type=file]", state="attached", timeout=STEP_TIMEOUT_MS)
+            _shot(page, "01-start")
+
+            # a bad file: a one-line message in the page, no traceback
+            page.set_input_files("#upload input[type=file]", str(junk))
+            status = _wait_status(page, "cannot use this file")
+            assert "Traceback" not in status
+            _shot(page, "02-bad-file")
+
+            page.set_input_files("#upload input[type=file]", str(clip))
+            status = _wait_status(page, f"{FRAMES} frames")
+            assert "320x180" in status
+            img = page.locator("#frame img")
+            img.wait_for(timeout=STEP_TIMEOUT_MS)
+            _shot(page, "03-uploaded")
+
+            # click on the dancer: the image is shown scaled, the app gets natural pixels
+            box = img.bounding_box()
+            nat_w = page.evaluate("() => document.querySelector('#frame img').naturalWidth")
+            scale = box["width"] / nat_w
+            before = img.get_attribute("src")
+            img.click(position={"x": CLICK[0] * scale, "y": CLICK[1] * scale})
+            status = _wait_status(page, "mask")
+            # the overlay arrives after the status line: wait for the new image before the screenshot
+            page.wait_for_function("([sel, old]) => { const i = document.querySelector(sel); "
+                                   "return i && i.getAttribute('src') !== old && i.complete; }",
+                                   arg=["#frame img", before], timeout=STEP_TIMEOUT_MS)
+            assert "include point" in status
+            px = int(status.split("mask")[1].split("px")[0])
+            assert 500 < px < 320 * 180 // 3  # one person, not the frame
+            _shot(page, "04-clicked")
+
+            page.click("#run")
+            status = _wait_status(page, "done:")
+            assert f"{FRAMES} frames" in status and "rvm-target" in status
+            page.wait_for_selector("#downloads a", timeout=STEP_TIMEOUT_MS)
+            _shot(page, "05-done")
+
+            link = page.locator('#downloads a[href*="prores4444.mov"]').first
+            with page.expect_download(timeout=STEP_TIMEOUT_MS) as dl:
+                link.click()
+            saved = tmp_path / "download.mov"
+            dl.value.save_as(saved)
+            _shot(page, "06-downloaded")
+
+            # a long run, stopped: the page says so and no output file is left
+            page.set_input_files("#upload input[type=file]", str(long_clip))
+            _wait_status(page, f"{LONG_FRAMES} frames")
+            img.click(position={"x": CLICK[0] * scale, "y": CLICK[1] * scale})
+            _wait_status(page, "mask")
+            page.click("#run")
+            page.wait_for_selector(".progress-text, .progress-level", timeout=STEP_TIMEOUT_MS)
+            _shot(page, "07-running")
+            page.click("#stop")
+            status = _wait_status(page, "no output was written")
+            assert "Stopped" in status
+            _shot(page, "08-stopped")
+        finally:
+            browser.close()
+
+    s = stream_summary(saved)
+    assert s["codec"] == "prores" and s["pix_fmt"].startswith("yuva444p") and s["has_alpha"], s
+    frames = list(read_rgba(saved))
+    assert len(frames) == FRAMES
+    alpha = frames[0][..., 3].astype(np.float64) / 65535
+    x, y = CLICK
+    assert alpha[y, x] > 0.9  # the clicked dancer is opaque
+    assert 0.02 < (alpha > 0.5).mean() < 0.4  # and the rest of the crowd is not
+    for name in ("01-start", "03-uploaded", "04-clicked", "05-done"):
+        assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000
+    stopped = sorted(workdir.glob("sessions/*/run-*"))[-1]
+    deadline = time.monotonic() + 30  # the run's thread removes its partial files as it unwinds
+    while any(stopped.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert list(stopped.iterdir()) == []
+
+
+def test_missing_browser_fails_under_ci_and_skips_elsewhere(monkeypatch, tmp_path):
+    import test_ui_browser as me
+
+    monkeypatch.setattr(me, "CHROMIUM", tmp_path / "no-chromium")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="no-chromium"):
+        me._need_browser()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="no-chromium"):
+        me._need_browser()

@@ -1,0 +1,289 @@
+"""The web app's logic without a browser (vmatte.ui.session / job / overlay / serve): clicks pick
+the right person, masks from files and brushes, several targets as keyframes, runs with
+progress, cancellation and downloads, and the app's limits.
+
+The clip is 12 frames of DAVIS-2016 dance-twirl (../shared, read-only) at 320x180: RVM only
+segments people, so clicking needs a real one.
+"""
+
+from __future__ import annotations
+
+import warnings
+import zipfile
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from vmatte.errors import InputError, VmatteError
+from vmatte.io.probe import read_rgba, stream_summary
+from vmatte.ui.job import Cancelled, HookedMatter, Job, RunSettings, available_models, run_job
+from vmatte.ui.overlay import INCLUDE_COLOUR, draw_overlay, mask_from_layers, preview_panels, target_colour, Marker
+from vmatte.ui.session import Session, SessionStore, UiSettings, inside
+
+from conftest import write_h264
+
+DAVIS = Path(__file__).resolve().parents[2] / "shared" / "media" / "davis2016"
+SEQUENCE = "dance-twirl"
+FRAMES, SIZE = 12, (320, 180)
+CLICK = (161, 82)  # on the dancer at frame 0 (checked against the DAVIS annotation below)
+EMPTY = (20, 170)  # the floor, bottom-left: no one there
+
+
+def _davis(kind: str, i: int) -> Path:
+    folder, ext = ("JPEGImages", "jpg") if kind == "image" else ("Annotations", "png")
+    return DAVIS / folder / SEQUENCE / f"{i:05d}.{ext}"
+
+
+def person_clip(path: Path, frames: int = FRAMES) -> Path:
+    """An H.264 clip of the DAVIS dancer, 320x180 (the test writes it; nothing is copied)."""
+    images = [cv2.cvtColor(cv2.resize(cv2.imread(str(_davis("image", i))), SIZE, interpolation=cv2.INTER_AREA),
+                           cv2.COLOR_BGR2RGB) for i in range(frames)]
+    return write_h264(path, images)
+
+
+def truth(i: int = 0) -> np.ndarray:
+    return cv2.resize(cv2.imread(str(_davis("mask", i)), cv2.IMREAD_GRAYSCALE), SIZE,
+                      interpolation=cv2.INTER_NEAREST) > 127
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return person_clip(tmp_path_factory.mktemp("clip") / "dancer.mp4")
+
+
+@pytest.fixture
+def session(tmp_path, clip) -> Session:
+    s = Session(tmp_path / "work" / "s", UiSettings(tmp_path / "work", device="cpu"))
+    s.open_video(clip)
+    return s
+
+
+def test_click_constant_is_on_the_dancer():
+    assert truth(0)[CLICK[1], CLICK[0]] and not truth(0)[EMPTY[1], EMPTY[0]]
+
+
+def test_open_video_copies_into_the_session_and_counts_frames(session, clip):
+    assert session.frame_count == FRAMES and (session.info.width, session.info.height) == SIZE
+    assert inside(session.video, session.folder) and session.video.read_bytes() == clip.read_bytes()
+    assert session.name == "dancer"
+    assert session.frame(5).shape == (180, 320, 3)
+
+
+def test_bad_upload_is_one_line_and_keeps_the_previous_video(session, tmp_path):
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video" * 100)
+    before = session.video
+    with pytest.raises(InputError, match="cannot use this file") as e:
+        session.open_video(junk)
+    assert "\n" not in str(e.value)
+    assert session.video == before and before.is_file() and session.frame_count == FRAMES
+    assert sorted(p.name for p in session.folder.iterdir()) == [before.name]  # the junk copy is gone
+
+
+def test_upload_over_the_cap_is_refused(tmp_path, clip):
+    s = Session(tmp_path / "s", UiSettings(tmp_path, max_upload_mb=1))
+    big = tmp_path / "big.mp4"
+    big.write_bytes(b"\0" * (2 * 2**20))
+    with pytest.raises(InputError, match="over this app's 1 MB limit"):
+        s.open_video(big)
+    assert s.video is None
+
+
+def test_click_picks_the_dancer_and_not_the_crowd(session):
+    mask = session.click(1, *CLICK, frame=0)
+    got, gt = mask >= 128, truth(0)
+    iou = (got & gt).sum() / (got | gt).sum()
+    assert iou > 0.7, iou
+    assert session.targets[1].sources == {0: "clicks"}
+    # the overlay shows the clicked target in its colour, only where the mask is
+    over, frame = session.overlay(0).astype(int), session.frame(0).astype(int)
+    y, x = np.argwhere(mask == 255)[0]
+    assert np.abs(over[y, x] - frame[y, x]).sum() > 20
+    assert np.array_equal(over[EMPTY[1], EMPTY[0]], frame[EMPTY[1], EMPTY[0]])
+
+
+def test_click_on_no_one_is_an_error_and_not_kept(session):
+    with pytest.raises(InputError, match="no person under"):
+        session.click(1, *EMPTY, frame=0)
+    assert session.targets[1].points == [] and session.targets[1].masks == {}
+    with pytest.raises(InputError, match="click on the subject first"):
+        session.click(1, *CLICK, frame=0, negative=True)
+    with pytest.raises(InputError, match="outside the video"):
+        session.click(1, *CLICK, frame=FRAMES)
+
+
+def test_undo_and_clear(session):
+    session.click(1, *CLICK, frame=0)
+    first = session.targets[1].masks[0].copy()
+    session.click(1, CLICK[0], CLICK[1] + 30, frame=0)
+    session.undo_point(1)
+    assert np.array_equal(session.targets[1].masks[0], first) and len(session.targets[1].points) == 1
+    session.undo_point(1)
+    assert session.targets[1].masks == {} and session.targets[1].points == []
+    session.click(1, *CLICK, frame=3)
+    session.clear_frame(1, 3)
+    assert session.keyframes() == {}
+
+
+def test_mask_file_and_brush_replace_clicks_and_resize(session, tmp_path):
+    session.click(1, *CLICK, frame=0)
+    png = tmp_path / "mask.png"
+    big = np.zeros((360, 640), np.uint8)
+    big[100:200, 300:400] = 255
+    cv2.imwrite(str(png), big)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m = session.set_mask(1, 0, png, "file")
+    assert any("resized" in str(w.message) for w in caught)
+    assert m.shape == (180, 320) and (m > 0).sum() == 50 * 50
+    assert session.targets[1].points == [] and session.targets[1].sources[0] == "file"
+    with pytest.raises(InputError, match="no target pixel"):
+        session.set_mask(1, 0, np.zeros((180, 320), np.uint8))
+    layer = np.zeros((180, 320, 4), np.uint8)
+    layer[10:20, 10:30, 3] = 255
+    assert mask_from_layers([np.zeros((180, 320, 4), np.uint8)]) is None
+    session.set_mask(1, 2, mask_from_layers([layer]), "brush")
+    assert (session.targets[1].masks[2] > 0).sum() == 200
+
+
+def test_several_targets_become_keyframes(session):
+    session.click(1, *CLICK, frame=0)
+    two = session.add_target("shadow")
+    assert two.id == 2 and target_colour(2) != target_colour(1)
+    m = np.zeros((180, 320), np.uint8)
+    m[150:170, 250:300] = 255
+    session.set_mask(2, 4, m, "brush")
+    keys = session.keyframes()
+    assert sorted(keys) == [0, 4]
+    assert keys[0].ids == (1,) and keys[4].ids == (2,)
+    session.rename_target(2, "  partner ")
+    assert session.target_names() == {1: "Target 1", 2: "partner"}
+    session.remove_target(1)
+    session.remove_target(2)
+    assert list(session.targets) == [1] and session.keyframes() == {}  # never without a target
+
+
+def test_overlay_drawing():
+    img = np.full((60, 80, 3), 100, np.uint8)
+    mask = np.zeros((60, 80), np.uint8)
+    mask[10:30, 10:30] = 255
+    out = draw_overlay(img, [(mask, (255, 0, 0))], [Marker(60, 45)])
+    assert out[20, 20, 0] > 150 and out[20, 20, 1] < 100  # tinted red inside
+    assert np.array_equal(out[5, 70], img[5, 70])  # untouched far away
+    assert tuple(out[45, 60]) == INCLUDE_COLOUR  # the marker's centre
+    with pytest.raises(ValueError, match="does not match"):
+        draw_overlay(img, [(np.zeros((10, 10), np.uint8), (1, 2, 3))])
+
+
+def test_preview_panels():
+    img = np.zeros((90, 160, 3), np.uint8)
+    fg = np.ones((90, 160, 3), np.float32) * np.array([1, 0, 0], np.float32)
+    alpha = np.zeros((90, 160), np.float32)
+    alpha[:, 80:] = 1
+    p = preview_panels(img, fg, alpha, 81)  # odd width -> even
+    assert p.shape == (44, 160, 3)
+    assert tuple(p[20, 70]) == (255, 255, 255) and tuple(p[20, 5]) == (0, 0, 0)  # alpha panel
+    assert tuple(p[20, 80 + 70]) == (255, 0, 0)  # composite: the foreground where alpha is 1
+    assert p[20, 80 + 5, 0] == p[20, 80 + 5, 1] > 100  # checkerboard (grey) where alpha is 0
+
+
+def test_run_writes_downloads_preview_and_progress(session):
+    session.click(1, *CLICK, frame=0)
+    seen = []
+    job = Job(session.frame_count)
+    result = run_job(session, RunSettings(model="rvm-target", formats=("prores", "alpha-png")), job,
+                     lambda j: seen.append(j.done))
+    assert seen == list(range(1, FRAMES + 1)) and result.frames == FRAMES
+    names = sorted(p.name for p in result.downloads)
+    assert names == ["dancer_alpha.zip", "dancer_prores4444.mov"]
+    assert all(inside(p, session.folder) for p in result.downloads + [result.preview])
+    mov = next(p for p in result.downloads if p.suffix == ".mov")
+    s = stream_summary(mov)
+    assert s["pix_fmt"].startswith("yuva444p") and s["frames"] == FRAMES
+    alpha0 = next(read_rgba(mov))[..., 3] / 65535
+    assert alpha0[CLICK[1], CLICK[0]] > 0.9
+    with zipfile.ZipFile(next(p for p in result.downloads if p.suffix == ".zip")) as z:
+        assert len([n for n in z.namelist() if n.endswith(".png")]) == FRAMES
+    with av.open(str(result.preview)) as c:
+        st = c.streams.video[0]
+        frames = list(c.decode(st))
+    assert len(frames) == FRAMES and (frames[0].width, frames[0].height) == (640, 180)  # panels at most the source's size
+
+
+def test_cancel_stops_the_run_and_leaves_no_output(session):
+    session.click(1, *CLICK, frame=0)
+    job = Job(session.frame_count)
+
+    def stop_at_3(j: Job) -> None:
+        if j.done == 3:
+            j.stop()
+
+    with pytest.raises(Cancelled):
+        run_job(session, RunSettings(model="rvm-target", formats=("prores", "webm")), job, stop_at_3)
+    assert job.done == 3
+    run_dir = next(session.folder.glob("run-*"))
+    assert list(run_dir.iterdir()) == []  # no partial ProRes/WebM/preview
+
+
+def test_models_and_target_requirements(session):
+    assert [m for _, m in available_models()][:2] == ["auto", "rvm-target"]
+    with pytest.raises(InputError, match="no target yet"):
+        run_job(session, RunSettings(model="auto", formats=("alpha",)), Job(FRAMES))
+    r = run_job(session, RunSettings(model="rvm", formats=("alpha",)), Job(FRAMES))  # every person
+    assert stream_summary(r.downloads[0])["frames"] == FRAMES
+    with pytest.raises(VmatteError, match="unknown output format"):
+        run_job(session, RunSettings(model="rvm", formats=("gif",)), Job(FRAMES))
+
+
+def test_hooked_matter_keeps_the_inner_interface():
+    class One:
+        description, targets = "one", (1, 2)
+
+        def reset(self, concurrent_io=False):
+            self.was_reset = True
+
+        def step(self, image, foreground=True):
+            return None, np.zeros(image.shape[:2], np.float32)
+
+    class Preview:
+        def write(self, *a):
+            pass
+
+    job = Job(1)
+    h = HookedMatter(One(), job, Preview())
+    assert not hasattr(h, "step_all") and h.targets == (1, 2) and h.description == "one"
+    h.reset()
+    h.step(np.zeros((4, 4, 3), np.uint8))
+    assert job.done == 1
+    job.stop()
+    with pytest.raises(Cancelled):
+        h.step(np.zeros((4, 4, 3), np.uint8))
+
+
+def test_store_and_inside(tmp_path):
+    store = SessionStore(UiSettings(tmp_path))
+    sid, s = store.new()
+    assert store.get(sid) is s and inside(s.folder, tmp_path) and s.folder.is_dir()
+    assert store.get_or_new(sid) == (sid, s) and store.get("nope") is None
+    store.drop(sid)
+    assert store.get(sid) is None and not s.folder.exists()
+    assert not inside("/etc/passwd", tmp_path) and not inside(tmp_path / ".." / "x", tmp_path)
+
+
+def test_cli_ui_checks(capsys, tmp_path):
+    from vmatte.cli import main
+    from vmatte.ui.serve import check_host
+
+    assert main(["ui", "--port", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vmatte: error: --port") and "\n" not in err
+    assert main(["ui", "--max-upload-mb", "0"]) == 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_host("127.0.0.1")
+        assert not caught
+        check_host("0.0.0.0")
+    assert len(caught) == 1 and "reachable from other machines" in str(caught[0].message)
