@@ -185,7 +185,8 @@ def test_ctrl_c_leaves_no_output(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
-    assert list(out.iterdir()) == []
+    # no output, final or temporary; a video this long (> 2 chunks) keeps its resume journal
+    assert [p.name for p in out.iterdir() if p.name != ".vmatte-partial-long"] == []
 
 
 def test_image_folder_input_with_fps(tmp_path, matter):

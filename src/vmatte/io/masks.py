@@ -191,7 +191,6 @@ def fit_to_frame(mask: TargetMask, shape: tuple[int, int]) -> TargetMask:
     else:
         msg = (f"the mask {mask.source} is {mw}x{mh} but the video is {w}x{h}, a very different size; "
                f"resized it to the frame (nearest neighbour): check that the mask belongs to this video")
-    warnings.warn(msg, MaskSizeWarning, stacklevel=2)
     targets = {}
     for i, m in mask.targets.items():
         r = cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST)
@@ -199,6 +198,7 @@ def fit_to_frame(mask: TargetMask, shape: tuple[int, int]) -> TargetMask:
             raise InputError(f"target id {i} of the mask {mask.source} vanished when the mask was resized "
                              f"from {mw}x{mh} to {w}x{h}; give a mask at the video size")
         targets[i] = r
+    warnings.warn(msg, MaskSizeWarning, stacklevel=2)  # after the checks: an error comes alone, on one line
     return TargetMask(targets, mask.source, mask.kind)
 
 

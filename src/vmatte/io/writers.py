@@ -128,6 +128,9 @@ class OutputSet:
         target = self.paths[name].name if name in getattr(self, "paths", {}) else str(self.outdir)
         if e.errno in _DISK_FULL:
             return OutputError(f"disk full while writing {target}; free space or choose another --output")
+        if e.errno == errno.EFBIG:  # a file-size limit (ulimit -f, FAT32's 4 GiB): full, as far as we can tell
+            return OutputError(f"disk full while writing {target}: the file reached the size limit of this file "
+                               f"system or process (EFBIG); free space, raise the limit or choose another --output")
         why = e.strerror or str(e)
         return OutputError(f"cannot write {target} in {self.outdir}: {why}; check the folder or choose another --output")
 

@@ -1,0 +1,180 @@
+"""A journaled run of :func:`vmatte.matte`: chunk by chunk into the journal, then joined.
+
+See :mod:`vmatte.engine.resume` for the journal. Joining copies packets (no re-encode), so the
+final files hold exactly the packets each chunk's encoder made, whether the chunks came from one
+run or several; the source's audio is muxed in while joining.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+import av
+
+from ..errors import OutputError
+from ..io.audio import AudioCarrier
+from ..io.formats import FORMATS
+from ..io.reader import Frame, VideoInfo
+from ..io.writers import Background, OutputSet, temp_name
+from .pipeline import BackgroundConsumer
+from .resume import Interrupted, Journal, stream_state
+
+
+def run_chunks(journal: Journal, frames: Iterator[Frame], matter, info: VideoInfo, names: list[str],
+               outputs: dict, background: str | None, need_fgr: bool, on_frame=None) -> int:
+    """Matte ``frames`` into the journal's chunks; ``outputs`` maps target id -> output stem.
+    Returns the number of frames of the video."""
+    chunk = journal.chunk_frames
+    skip = journal.completed * chunk
+    quiet_info = dataclasses.replace(info, has_audio=False)  # audio is muxed in when joining
+    matter.reset(True)
+    if journal.completed:
+        journal.load_state(matter)
+    step_all = getattr(matter, "step_all", None)
+    sets: dict = {}
+
+    def consume(item: tuple) -> None:  # in the encoder thread, as matte()'s plain path does
+        if item[0] == "commit":
+            for out in sets.values():
+                out.close()
+            journal.commit_chunk(item[1], item[2])
+            sets.clear()
+            return
+        _, index, image, fgr, alphas = item
+        if not sets:
+            folder = journal.chunk_dir(index // chunk)
+            bg = Background.parse(background) if background else None
+            for i, stem in outputs.items():
+                sets[i] = OutputSet(folder, stem, names, quiet_info, background=bg)
+        for i, out in sets.items():
+            out.write(index, image, fgr, alphas[i])
+
+    writer = BackgroundConsumer(consume, 4)
+    count = index = skip
+    try:
+        for frame in frames:
+            index = frame.index
+            if index < skip:  # done by the interrupted run: decoded, dropped
+                continue
+            if step_all is not None:
+                fgr, alphas = step_all(frame.image, need_fgr)
+            else:
+                fgr, alpha = matter.step(frame.image, need_fgr)
+                alphas = {i: alpha for i in outputs}
+            writer.put(("frame", index, frame.image, fgr, alphas))
+            count = index + 1
+            if on_frame is not None:
+                on_frame()
+            if count % chunk == 0:  # the state now is the state after this chunk: snapshot it here
+                writer.put(("commit", index // chunk, stream_state(matter)))
+        if count % chunk:
+            writer.put(("commit", (count - 1) // chunk, stream_state(matter)))
+        writer.finish()
+    except KeyboardInterrupt:
+        writer.abort()
+        for out in sets.values():
+            out.abort()
+        raise Interrupted(f"interrupted at frame {index}; {journal.completed * chunk} frames are kept in "
+                          f"{journal.folder}: run the same command again with --resume to continue") from None
+    except BaseException:
+        writer.abort()
+        for out in sets.values():
+            out.abort()
+        raise
+    return count
+
+
+def join_chunks(journal: Journal, outdir: Path, outputs: dict, names: list[str], info: VideoInfo,
+                frames: int, overwrite: bool) -> dict[str, Path]:
+    """Join the chunks into the final outputs (temporary names first, renamed once all are done)."""
+    chunks = [journal.chunk_dir(k) for k in range(journal.completed)]
+    done: list[tuple[Path, Path]] = []
+    paths: dict[str, Path] = {}
+    try:
+        for i, stem in outputs.items():
+            for n in names:
+                spec = FORMATS[n]
+                final = outdir / spec.output_name(stem)
+                if os.path.lexists(final) and not overwrite:
+                    raise OutputError(f"output already exists: {final.name} in {outdir}; use --overwrite to replace "
+                                      f"it or choose another --output")
+                temp = temp_name(final)
+                shutil.rmtree(temp, ignore_errors=True) if temp.is_dir() else temp.unlink(missing_ok=True)
+                parts = [c / spec.output_name(stem) for c in chunks]
+                if spec.is_dir:
+                    temp.mkdir()
+                    for part in parts:
+                        for f in sorted(part.iterdir()):
+                            os.replace(f, temp / f.name)
+                else:
+                    _remux(parts, temp, spec.container, info, frames)
+                done.append((temp, final))
+                paths[n if len(outputs) == 1 else f"{n}_id{i}"] = final
+        for temp, final in done:
+            if os.path.lexists(final) and (final.is_dir() and not final.is_symlink()):
+                shutil.rmtree(final)
+            os.replace(temp, final)
+    except OSError as e:
+        raise OutputError(f"joining the outputs in {outdir} failed: {e.strerror or e}; free space or check the "
+                          f"folder, then run again with --resume") from None
+    finally:
+        for temp, _ in done:
+            if os.path.lexists(temp):
+                shutil.rmtree(temp, ignore_errors=True) if temp.is_dir() else temp.unlink(missing_ok=True)
+    return paths
+
+
+def _remux(parts: list[Path], temp: Path, container: str, info: VideoInfo, frames: int) -> None:
+    fps = float(info.fps)
+    with av.open(str(parts[0])) as first, av.open(str(temp), "w", format=container) as out:
+        vin = first.streams.video[0]
+        vout = out.add_stream_from_template(vin)
+        vout.metadata.update(vin.metadata)  # e.g. WebM's alpha_mode
+        out.metadata.update({k: v for k, v in first.metadata.items() if k != "encoder"})
+        audio = None
+        if info.has_audio and not info.is_image_sequence:
+            audio = AudioCarrier(info.path, out, container, info.start_time)
+        try:
+            for part in parts:
+                with av.open(str(part)) as c:
+                    for pkt in c.demux(c.streams.video[0]):
+                        if pkt.dts is None:
+                            continue
+                        end = float((pkt.pts + (pkt.duration or 1)) * pkt.time_base) if pkt.pts is not None else 0.0
+                        pkt.stream = vout
+                        out.mux(pkt)
+                        if audio is not None:
+                            audio.pump(min(end, frames / fps))
+            if audio is not None:
+                audio.finish(frames / fps)
+        finally:
+            if audio is not None:
+                audio.close()
+
+
+def journaled_matte(src, matter, info: VideoInfo, output_dir, base: str, names: list[str], ids: tuple,
+                    background: str | None, overwrite: bool, options: dict, resume: bool, chunk_frames: int,
+                    bar=None) -> tuple[dict[str, Path], int]:
+    """:func:`vmatte.matte`'s run with a journal: returns (final paths, frames)."""
+    from ..engine.pipeline import Prefetcher
+    from .resume import open_journal
+
+    outdir = Path(os.fspath(output_dir)).expanduser()
+    outputs = {i: base if len(ids) == 1 else f"{base}_id{i}" for i in ids}
+    journal = open_journal(outdir, base, info.path, options, chunk_frames, resume)
+    if bar is not None and journal.completed:
+        bar.update(journal.completed * chunk_frames)
+    frames = Prefetcher(src, 4)
+    try:
+        need_fgr = any(FORMATS[n].uses_foreground for n in names)
+        count = run_chunks(journal, iter(frames), matter, info, names, outputs, background, need_fgr,
+                           on_frame=None if bar is None else lambda: bar.update(1))
+    finally:
+        frames.close()
+    paths = join_chunks(journal, outdir, outputs, names, info, count, overwrite)
+    journal.remove()
+    return paths, count

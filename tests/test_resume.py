@@ -1,0 +1,140 @@
+"""Interrupted runs: SIGKILL / SIGINT at a random chunk, then ``--resume``: the final outputs are
+frame-identical (every decoded frame equal) to an uninterrupted run, and nothing that looks
+complete is left while the run is unfinished."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import vmatte
+from conftest import make_clip
+from vmatte.io.probe import read_rgba
+
+CHUNK = 8
+FRAMES = 96
+FORMATS = "alpha,alpha-png,prores"
+FINAL = ["c_alpha", "c_alpha.mp4", "c_prores4444.mov"]
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> dict:
+    d = tmp_path_factory.mktemp("resume")
+    clip = make_clip(d / "c.mp4", FRAMES, 96, 64, audio=True)
+    mask = np.zeros((64, 96), np.uint8)
+    mask[8:56, 30:66] = 255
+    cv2.imwrite(str(d / "mask.png"), mask)
+    return {"clip": clip, "mask": d / "mask.png"}
+
+
+def _model_args(model: str, media: dict) -> list[str]:
+    return ["--model", model, "--device", "cpu"] + (["--mask", str(media["mask"])] if model == "rvm-target" else [])
+
+
+def _command(media: dict, out: Path, model: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "vmatte.cli", "matte", str(media["clip"]), "-o", str(out), "-f", FORMATS,
+            "--chunk-frames", str(CHUNK), "-q", *_model_args(model, media), *extra]
+
+
+def _completed(out: Path) -> int:
+    try:
+        return json.loads((out / ".vmatte-partial-c" / "manifest.json").read_text())["completed"]
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def _start_and_stop(cmd: list[str], out: Path, at_chunk: int, sig: int) -> subprocess.CompletedProcess:
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while _completed(out) < at_chunk and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert _completed(out) < FRAMES // CHUNK, "the run finished before it was stopped: make the clip longer"
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+
+def _frames(out: Path) -> dict[str, list[np.ndarray]]:
+    return {name: list(read_rgba(out / name)) for name in FINAL}
+
+
+def _assert_identical(a: dict, b: dict) -> None:
+    for name in FINAL:
+        assert len(a[name]) == len(b[name]) == FRAMES, name
+        for i, (x, y) in enumerate(zip(a[name], b[name])):
+            assert np.array_equal(x, y), f"{name} frame {i} differs"
+
+
+@pytest.fixture(scope="module")
+def reference(media, tmp_path_factory):
+    """Uninterrupted runs (journaled, in-process) of each model, decoded."""
+    refs = {}
+    for model in ("rvm", "rvm-target"):
+        out = tmp_path_factory.mktemp(f"ref-{model}")
+        extra = {"mask": str(media["mask"])} if model == "rvm-target" else {}
+        vmatte.matte(media["clip"], out, model=model, device="cpu", formats=FORMATS, chunk_frames=CHUNK, **extra)
+        refs[model] = _frames(out)
+    return refs
+
+
+@pytest.mark.parametrize("model", ["rvm", "rvm-target"])
+def test_sigkill_then_resume_is_frame_identical(media, reference, tmp_path, model):
+    out = tmp_path / "out"
+    at = random.Random(model).randint(1, 4)  # a random chunk, the same on every run of the suite
+    done = _start_and_stop(_command(media, out, model), out, at, signal.SIGKILL)
+    assert done.returncode == -signal.SIGKILL
+    assert [p.name for p in out.iterdir()] == [".vmatte-partial-c"]  # nothing that looks complete
+    resumed = subprocess.run(_command(media, out, model, "--resume"), capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Traceback" not in resumed.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(FINAL)  # journal gone
+    _assert_identical(_frames(out), reference[model])
+
+
+def test_sigint_keeps_the_journal_and_resume_refuses_other_options(media, reference, tmp_path):
+    out = tmp_path / "out"
+    done = _start_and_stop(_command(media, out, "rvm"), out, 2, signal.SIGINT)
+    assert done.returncode == 130, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "interrupted at frame" in lines[0] and "--resume" in lines[0], done.stderr
+    kept = _completed(out)
+    assert kept >= 2 and [p.name for p in out.iterdir()] == [".vmatte-partial-c"]
+    # other options: refused in one line, the journal untouched
+    other = subprocess.run(_command(media, out, "rvm", "--resume", "--max-size", "64"), capture_output=True,
+                           text=True, timeout=120)
+    assert other.returncode == 2 and other.stderr.count("\n") == 1 and "other options" in other.stderr, other.stderr
+    assert _completed(out) == kept
+    resumed = subprocess.run(_command(media, out, "rvm", "--resume"), capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    _assert_identical(_frames(out), reference["rvm"])
+
+
+def test_journaled_matte_equals_the_plain_run(media, reference, tmp_path):
+    """Chunking changes nothing in the matte: the 16-bit-free PNG alpha equals a run without journal."""
+    vmatte.matte(media["clip"], tmp_path, model="rvm", device="cpu", formats="alpha-png")  # 96 frames: plain
+    plain = list(read_rgba(tmp_path / "c_alpha"))
+    assert len(plain) == FRAMES
+    for i, (x, y) in enumerate(zip(plain, reference["rvm"]["c_alpha"])):
+        assert np.array_equal(x, y), f"frame {i}"
+
+
+def test_without_resume_an_old_journal_is_replaced(media, tmp_path, capsys):
+    from vmatte.cli import main
+
+    journal = tmp_path / ".vmatte-partial-c"
+    journal.mkdir()
+    (journal / "manifest.json").write_text("{}")
+    code = main(["matte", str(media["clip"]), "-o", str(tmp_path), "-f", "alpha", "--chunk-frames", "32", "-q",
+                 "--model", "rvm", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 0 and "replacing the unfinished run" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c_alpha.mp4"]
