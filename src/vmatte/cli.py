@@ -30,6 +30,10 @@ def _add_matte(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--masks-dir", metavar="DIR",
                    help="MatAnyone: a folder of keyframe (label/palette) masks named by frame number "
                         "(00000.png, 00005.png ...), as --mask-at for each")
+    p.add_argument("--masks", metavar="DIR",
+                   help="mask-to-matte: ONE coarse mask per frame (e.g. from SAM2), named by frame number "
+                        "(00000.png, 00001.png ...); --model videomama, or rvm/rvm-target (RVM's alpha kept inside "
+                        "the dilated masks); auto picks videomama when its weights and a GPU are here, else rvm")
     p.add_argument("--click", action="append", metavar="X,Y[@FRAME]",
                    help="pick the target: the person under pixel X,Y (x right, y down) at FRAME (default 0) "
                         "becomes its mask there, as --mask-at would; repeatable (points at one frame are one "
@@ -53,6 +57,10 @@ def _add_matte(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="inference runtime (default: fastest for the device)")
     p.add_argument("--fps", type=float, help="frame rate of an image-folder input (default 25)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (only once the new ones are complete)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a killed or interrupted run from its last complete chunk (same input and "
+                        "options; rvm and rvm-target)")
+    p.add_argument("--chunk-frames", type=int, help=argparse.SUPPRESS)  # journal chunk length (tests)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_matte)
 
@@ -68,7 +76,10 @@ def _run_matte(args: argparse.Namespace) -> int:
                    device=args.device, backend=args.backend, downsample_ratio=args.downsample_ratio,
                    max_size=args.max_size, mask=args.mask, warmup_frames=args.warmup_frames, erode=args.erode,
                    dilate=args.dilate, **({"keyframes": keyframes} if keyframes else {}), **_clicks(args),
-                   **({"precision": args.precision} if args.precision != "fp32" else {}))
+                   **({"precision": args.precision} if args.precision != "fp32" else {}),
+                   **({"masks": args.masks} if args.masks else {}),
+                   **({"resume": True} if args.resume else {}),
+                   **({"chunk_frames": args.chunk_frames} if args.chunk_frames else {}))
     print(f"{result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} frames/s)", file=sys.stderr)
     for name, path in result.outputs.items():
         print(f"{name}\t{path}")
@@ -284,6 +295,30 @@ def _run_eval_vos(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_ui(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ui", help="start the local web app: upload, click the subject, preview, export",
+                       description="Serve the vmatte web app (needs vmatte[ui]); open the printed address "
+                                   "in a browser. Runs offline; files stay in the working folder.")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the "
+                        "network, with a warning: the app has no login)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--workdir", metavar="DIR",
+                   help="folder for uploads and results, the only one the app serves files from "
+                        "(default: a new temporary folder, removed on exit)")
+    p.add_argument("--max-upload-mb", type=int, default=500, metavar="MB", help="largest upload (default 500 MB)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.set_defaults(run=_run_ui)
+
+
+def _run_ui(args: argparse.Namespace) -> int:
+    from .ui.serve import ServeOptions, serve
+
+    serve(ServeOptions(host=args.host, port=args.port, workdir=Path(args.workdir) if args.workdir else None,
+                       max_upload_mb=args.max_upload_mb, device=args.device))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vmatte", description="Alpha mattes of a chosen subject from any video.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -292,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_bench(sub)
     _add_eval(sub)
+    _add_ui(sub)
     return parser
 
 

@@ -34,6 +34,8 @@ MODELS = {
     "rvm-resnet50": "Robust Video Matting, ResNet-50 (needs rvm_resnet50.pth: --weights or download)",
     "matanyone": "MatAnyone (CVPR 2025): the target(s) of --mask (needs matanyone.pth: --weights, cache or download)",
     "matanyone2": "MatAnyone2: the MatAnyone network with newer weights (needs matanyone2.pth)",
+    "videomama": "VideoMaMa (2026): one coarse mask per frame (--masks DIR) to mattes with a video diffusion prior "
+                 "(needs SammyLim/VideoMaMa + the SVD VAE: --weights DIR, cache or download; a GPU)",
 }
 MATANYONE_MODELS = ("matanyone", "matanyone2")
 BACKENDS = ("auto", "torch", "onnx")
@@ -85,7 +87,7 @@ def load_matter(model: str = "auto", *, weights: str | os.PathLike | None = None
                 backend: str = "auto", downsample_ratio: float | None = None,
                 max_size: int | None = None, mask=None, warmup_frames: int | None = None,
                 erode: int | None = None, dilate: int | None = None, keyframes: dict | None = None,
-                precision: str = "fp32") -> FrameMatter:
+                precision: str = "fp32", masks=None) -> FrameMatter:
     """Build a streaming matter for ``model``; reuse it across videos (it resets per video).
 
     ``mask`` (MatAnyone): the target(s) on the first frame: a mask image path, an HxW array, a
@@ -96,12 +98,22 @@ def load_matter(model: str = "auto", *, weights: str | os.PathLike | None = None
     id first seen at frame k is tracked from k on (alpha 0 before); one already tracked is
     re-initialised from its mask at that frame. ``precision``: fp32 (default, exact), bf16, or
     fp16 (GPU only): autocast for the network.
+    ``masks`` (videomama, rvm, rvm-target, auto): a folder of one coarse mask per frame, named by frame
+    number (mask-to-matte; see :mod:`vmatte.engine.mask_to_matte`).
     """
     from .models.rvm import RobustVideoMatting
     from .weights import RVM_PACKAGED, load_into, packaged_path, resolve_rvm
 
     if model not in MODELS:
         raise VmatteError(f"unknown model {model!r}; choose one of: {', '.join(MODELS)}")
+    if masks is not None or model == "videomama":  # per-frame masks: the mask-to-matte models
+        if masks is None:
+            raise VmatteError("--model videomama turns one coarse mask per frame into mattes: give them with --masks DIR")
+        from .engine.mask_to_matte import load_mask_to_matte
+
+        return load_mask_to_matte(model, masks, weights=weights, device=device, backend=backend,
+                                  downsample_ratio=downsample_ratio, max_size=max_size, mask=mask, keyframes=keyframes,
+                                  warmup_frames=warmup_frames, erode=erode, dilate=dilate, precision=precision)
     matanyone_options = dict(weights=weights, device=device, backend=backend, downsample_ratio=downsample_ratio,
                              max_size=max_size, mask=mask, warmup_frames=warmup_frames, erode=erode, dilate=dilate,
                              keyframes=keyframes, precision=precision)
@@ -256,6 +268,11 @@ def _load_target(*, weights, device, backend, downsample_ratio, max_size, mask, 
 def _frames(source: Iterator[Frame], matter: FrameMatter, concurrent_io: bool = False,
             foreground: bool = True) -> Iterator[FrameResult]:
     matter.reset(concurrent_io)
+    stream = getattr(matter, "stream", None)  # chunked matters (VideoMaMa): frames in, results out, in order
+    if stream is not None:
+        for frame, fgr, alpha in stream(source, foreground):
+            yield FrameResult(frame.index, frame.time, frame.image, fgr, alpha)
+        return
     step_all = getattr(matter, "step_all", None)  # target-mask matters: one alpha per target id
     for frame in source:
         if step_all is not None:
@@ -288,7 +305,7 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
           formats: str | Sequence[str] = DEFAULT_FORMATS, background: str | None = None,
           overwrite: bool = False, fps: float | None = None, stem: str | None = None,
           progress: bool = False, clicks: Sequence | None = None, excludes: Sequence | None = None,
-          **model_options) -> MatteResult:
+          resume: bool = False, chunk_frames: int | None = None, **model_options) -> MatteResult:
     """Matte ``input`` and write ``formats`` into ``output_dir``; returns the final paths.
 
     Outputs appear under their final names only when complete: on any error or Ctrl-C every
@@ -297,6 +314,9 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
     With a mask of several targets (``mask=`` a label/palette mask), each target id N gets its
     own set of outputs named ``STEM_idN_...`` (keys ``NAME_idN`` in the result), all from one pass.
     ``clicks`` / ``excludes`` (points ``(x, y, frame)``) pick the target as keyframe masks.
+    Videos longer than two chunks (``chunk_frames``, default 250) are written chunk by chunk into
+    a journal (RVM and rvm-target), so ``resume=True`` continues a killed run (see
+    :mod:`vmatte.engine.resume`).
     """
     if clicks or excludes:  # the clicked target becomes a keyframe mask, then is handled as one
         parse_formats(formats)  # a format typo should not cost an RVM pass
@@ -333,6 +353,21 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
             raise
         if progress:
             print(f"model: {matter.description}", file=sys.stderr)
+        if _journaled(matter, info, resume, chunk_frames):  # chunks into a journal: resumable
+            from .engine.chunked import journaled_matte
+            from .engine.resume import DEFAULT_CHUNK_FRAMES
+
+            abort_all()  # the output checks are done; the chunks are written into the journal
+            options = dict(model=model if isinstance(model, str) else matter.description, formats=names,
+                           background=background, fps=fps, stem=base, ids=ids, **model_options)
+            bar = _progress_bar(info, progress)
+            try:
+                paths, count = journaled_matte(src, matter, info, output_dir, base, names, ids, background,
+                                               overwrite, options, resume, chunk_frames or DEFAULT_CHUNK_FRAMES, bar)
+            finally:
+                if bar is not None:
+                    bar.close()
+            return MatteResult(paths, count, time.perf_counter() - start, matter.description, info)
 
         def write(r: FrameResult) -> None:
             for i, out in outputs.items():
@@ -363,6 +398,20 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
             if bar is not None:
                 bar.close()
     return MatteResult(paths, count, time.perf_counter() - start, matter.description, info)
+
+
+def _journaled(matter, info: VideoInfo, resume: bool, chunk_frames: int | None) -> bool:
+    from .engine.resume import DEFAULT_CHUNK_FRAMES, resumable
+
+    if not resumable(matter):
+        if resume:
+            raise VmatteError(f"--resume works with --model rvm and rvm-target; {matter.description.split(' ')[0]} "
+                              f"runs cannot be resumed (its memory is not saved): run again without --resume")
+        return False
+    if chunk_frames is not None and chunk_frames < 1:
+        raise VmatteError(f"--chunk-frames must be at least 1, got {chunk_frames}")
+    chunk = chunk_frames or DEFAULT_CHUNK_FRAMES
+    return resume or chunk_frames is not None or (info.num_frames or 0) > 2 * chunk
 
 
 def _click_keyframes(input, model, fps, clicks, excludes, options: dict, progress: bool) -> dict:

@@ -1,0 +1,1 @@
+"""Training and fine-tuning of MatAnyone and RVM on torchrun DDP (see docs/training.md)."""
