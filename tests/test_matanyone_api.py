@@ -396,5 +396,7 @@ def test_empty_mask_is_a_clear_error(tmp_path, clip_factory, capsys, cache):
     assert rc == 2 and "no target pixel" in _one_line_error(capsys)
     tiny = np.zeros((480, 640), np.uint8)
     tiny[5, 5] = 255  # one pixel: gone at a tenth of the size
-    with pytest.warns(MaskSizeWarning), pytest.raises(InputError, match="vanished"):
-        fit_to_frame(as_target_mask(tiny), (48, 64))
+    with warnings.catch_warnings():  # the error comes alone: no size warning before it
+        warnings.simplefilter("error", MaskSizeWarning)
+        with pytest.raises(InputError, match="vanished"):
+            fit_to_frame(as_target_mask(tiny), (48, 64))
