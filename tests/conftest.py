@@ -12,7 +12,11 @@ Use :func:`frame_index_of` to read the index back from a decoded RGB frame.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import importlib.util
 import math
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -187,3 +191,36 @@ def write_blob_still(path) -> Path:
     rgba[..., 3] = np.rint(alpha * 255)
     cv2.imwrite(str(path), rgba)
     return Path(path)
+
+
+MATANYONE_FIXTURE = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "matanyone"
+
+
+def matanyone_recipe_state_dict() -> dict:
+    """The MatAnyone fixture's recipe weights (``../shared/fixtures/matanyone/recipe.py``)."""
+    spec = importlib.util.spec_from_file_location("matanyone_fixture_recipe", MATANYONE_FIXTURE / "recipe.py")
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    return recipe.make_state_dict(str(MATANYONE_FIXTURE / "keys.json"))
+
+
+@contextlib.contextmanager
+def serve_bytes(payload: bytes, name: str):
+    """A local HTTP server answering every GET with ``payload``; yields the URL of ``name``."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server API
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/{name}"
+    finally:
+        httpd.shutdown()

@@ -8,11 +8,8 @@ when the fixture is not there. The mask tests need no model.
 
 from __future__ import annotations
 
-import http.server
-import importlib.util
 import json
 import shutil
-import threading
 import warnings
 from pathlib import Path
 
@@ -27,7 +24,7 @@ from vmatte.cli import main
 from vmatte.errors import InputError, VmatteError, WeightsError
 from vmatte.io.masks import MaskSizeWarning, as_target_mask, fit_to_frame, read_mask
 
-from conftest import write_h264  # noqa: E402
+from conftest import matanyone_recipe_state_dict, serve_bytes, write_h264  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "matanyone"
 CASE = FIXTURE / "case_short"
@@ -51,10 +48,7 @@ def weights(tmp_path_factory) -> dict[str, Path]:
         pytest.skip(f"no MatAnyone fixture at {FIXTURE}")
     from safetensors.torch import save_file
 
-    spec = importlib.util.spec_from_file_location("matanyone_fixture_recipe_api", FIXTURE / "recipe.py")
-    recipe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recipe)
-    sd = recipe.make_state_dict(str(FIXTURE / "keys.json"))
+    sd = matanyone_recipe_state_dict()
     root = tmp_path_factory.mktemp("matanyone_weights")
     torch.save(sd, root / "matanyone.pth")
     hub = root / "hub"
@@ -242,18 +236,6 @@ def test_hub_folder_without_safetensors_and_wrong_checkpoint(cache, tmp_path):
         vmatte.load_matter("matanyone", weights=tmp_path / "other.pth", mask=np.full((8, 8), 255, np.uint8))
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    payload = b""
-
-    def do_GET(self):  # noqa: N802 - http.server API
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(self.payload)))
-        self.end_headers()
-        self.wfile.write(self.payload)
-
-    def log_message(self, *args):
-        pass
-
 
 def test_download_into_cache_records_sha256_then_reads_cache(tmp_path, monkeypatch):
     import io
@@ -265,19 +247,13 @@ def test_download_into_cache_records_sha256_then_reads_cache(tmp_path, monkeypat
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     buf = io.BytesIO()
     torch.save({"a": torch.arange(4.0)}, buf)
-    _Handler.payload = buf.getvalue()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{httpd.server_address[1]}/matanyone.pth"
+    with serve_bytes(buf.getvalue(), "matanyone.pth") as url:
         monkeypatch.setitem(W.MATANYONE_REMOTE, "matanyone", W.RemoteFile("matanyone.pth", url, None, W.MATANYONE_LICENSE))
         first = W.resolve_matanyone("matanyone")
         dest = tmp_path / "cache" / "matanyone.pth"
         assert first.source == str(dest) and torch.equal(first.state_dict["a"], torch.arange(4.0))
         record = json.loads((tmp_path / "cache" / "matanyone.pth.sha256.json").read_text())
-        assert record["size"] == len(_Handler.payload) and record["url"] == url
-    finally:
-        httpd.shutdown()
+        assert record["size"] == len(buf.getvalue()) and record["url"] == url
     assert W.resolve_matanyone("matanyone", allow_download=False).source == str(dest)  # from the cache now
     data = bytearray(dest.read_bytes())
     data[-1] ^= 1

@@ -10,7 +10,6 @@ must match it within 1e-4 on every frame, the first frame's mask step and warm-u
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from vmatte.engine.matanyone.preprocess import image_to_tensor
 from vmatte.engine.matanyone_runner import MatAnyoneMatter
 from vmatte.io.masks import TargetMask, fit_to_frame, read_mask
 from vmatte.models.matanyone import MatAnyone
+from conftest import matanyone_recipe_state_dict  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FIXTURE = SHARED / "fixtures" / "matanyone"
@@ -39,11 +39,8 @@ pytestmark = pytest.mark.skipif(not ((FIXTURE / "recipe.py").is_file() and (JUDO
 
 @pytest.fixture(scope="module")
 def network() -> MatAnyone:
-    spec = importlib.util.spec_from_file_location("matanyone_fixture_recipe_batched", FIXTURE / "recipe.py")
-    recipe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recipe)
     net = MatAnyone()
-    net.load_state_dict(recipe.make_state_dict(str(FIXTURE / "keys.json")), strict=True)
+    net.load_state_dict(matanyone_recipe_state_dict(), strict=True)
     return net.eval().fuse_for_inference(channels_last=True)  # as vmatte loads it
 
 

@@ -10,7 +10,6 @@ leaves the other targets alone, and the image encoder still runs once per frame.
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import torch
 from vmatte.cli import main
 from vmatte.errors import InputError
 from vmatte.io.masks import TargetMask, fit_to_frame, mask_schedule, parse_mask_at, read_mask, read_masks_dir
+from conftest import matanyone_recipe_state_dict  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FIXTURE = SHARED / "fixtures" / "matanyone"
@@ -35,11 +35,8 @@ pytestmark = pytest.mark.skipif(not ((FIXTURE / "recipe.py").is_file() and (JUDO
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
-    spec = importlib.util.spec_from_file_location("matanyone_fixture_recipe_kf", FIXTURE / "recipe.py")
-    recipe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recipe)
     path = tmp_path_factory.mktemp("matanyone_kf") / "matanyone.pth"
-    torch.save(recipe.make_state_dict(str(FIXTURE / "keys.json")), path)
+    torch.save(matanyone_recipe_state_dict(), path)
     return path
 
 

@@ -7,15 +7,13 @@ tampered shipped ONNX or download is refused (sha256), wrong keys are named. One
 from __future__ import annotations
 
 import hashlib
-import http.server
-import threading
 from pathlib import Path
 
 import pytest
 import torch
 
 import vmatte.weights as weights
-from conftest import make_clip
+from conftest import make_clip, serve_bytes
 from robust_cases import ERROR, Case, Expect, check_outcome, run_case
 
 
@@ -109,18 +107,6 @@ def test_tampered_shipped_onnx_is_refused(tmp_path, monkeypatch, capsys):
     check_outcome(TAMPERED_ONNX, code, stdout, err, out)
 
 
-class _Serve(http.server.BaseHTTPRequestHandler):
-    payload = b""
-
-    def do_GET(self):  # noqa: N802 - http.server API
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(self.payload)))
-        self.end_headers()
-        self.wfile.write(self.payload)
-
-    def log_message(self, *args):
-        pass
-
 
 BAD_DOWNLOAD = Case("download whose sha256 differs from the pinned one",
                     lambda tmp: [_clip(tmp), "--model", "rvm-resnet50", "--weights", "download", "--device", "cpu",
@@ -134,18 +120,12 @@ def test_download_with_wrong_sha256_is_refused(tmp_path, monkeypatch, capsys):
     torch.save(good, buf)
     served = bytearray(buf.read_bytes())
     served[len(served) // 2] ^= 0x01  # one bit: what a man in the middle or a bad mirror serves
-    _Serve.payload = bytes(served)
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Serve)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{httpd.server_address[1]}/rvm_resnet50.pth"
+    with serve_bytes(bytes(served), "rvm_resnet50.pth") as url:
         pinned = hashlib.sha256(buf.read_bytes()).hexdigest()
         remote = weights.RemoteFile("rvm_resnet50.pth", url, pinned, weights.RVM_LICENSE)
         monkeypatch.setitem(weights.RVM_REMOTE, "resnet50", remote)
         cache = tmp_path / "cache"
         monkeypatch.setenv("VMATTE_CACHE", str(cache))
         code, stdout, err, out = run_case(BAD_DOWNLOAD, tmp_path, capsys)
-    finally:
-        httpd.shutdown()
     check_outcome(BAD_DOWNLOAD, code, stdout, err, out)
     assert not cache.exists() or [p.name for p in cache.iterdir() if "resnet50" in p.name] == []

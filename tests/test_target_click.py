@@ -8,7 +8,6 @@ wiring (clicked mask -> keyframe -> outputs), not matte quality.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from vmatte.cli import main
 from vmatte.engine.target.click import Click, as_clicks, mask_from_points, masks_from_clicks, parse_point
 from vmatte.errors import InputError, VmatteError
 
-from conftest import write_h264  # noqa: E402
+from conftest import matanyone_recipe_state_dict, write_h264  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 BEDROOM = SHARED / "media" / "sam2" / "bedroom.mp4"
@@ -207,10 +206,7 @@ def _small_bedroom(path: Path, frames: int = 2) -> Path:
 def test_cli_click_end_to_end_with_matanyone(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("VMATTE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("VMATTE_OFFLINE", "1")
-    spec = importlib.util.spec_from_file_location("matanyone_fixture_recipe_click", FIXTURE / "recipe.py")
-    recipe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recipe)
-    torch.save(recipe.make_state_dict(str(FIXTURE / "keys.json")), tmp_path / "matanyone.pth")
+    torch.save(matanyone_recipe_state_dict(), tmp_path / "matanyone.pth")
     clip = _small_bedroom(tmp_path / "bed.mp4")
     out = tmp_path / "out"
     code = main(["matte", str(clip), "-o", str(out), "--device", "cpu", "--model", "matanyone", "--weights",

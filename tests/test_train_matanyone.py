@@ -4,7 +4,6 @@ the memory path and the change-probability head, and fine-tuning starts from che
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import cv2
@@ -18,6 +17,7 @@ from vmatte.train.config import LossConfig, ModelConfig
 from vmatte.train.models import build_model
 from vmatte.train.stages import compute_losses
 from vmatte.train.unroll import unroll
+from conftest import matanyone_recipe_state_dict  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FIXTURE = SHARED / "fixtures" / "matanyone"
@@ -26,11 +26,8 @@ DAVIS = SHARED / "media" / "davis2016" / "Annotations" / "dance-twirl"
 
 @pytest.fixture(scope="module")
 def recipe_weights(tmp_path_factory) -> Path:
-    spec = importlib.util.spec_from_file_location("matanyone_fixture_recipe_train", FIXTURE / "recipe.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
     path = tmp_path_factory.mktemp("ma") / "matanyone_recipe.pth"
-    torch.save(mod.make_state_dict(str(FIXTURE / "keys.json")), path)
+    torch.save(matanyone_recipe_state_dict(), path)
     return path
 
 
