@@ -31,6 +31,7 @@ import numpy as np
 from vmatte.errors import InputError, OutputError, VmatteError
 from vmatte.io.background import Background
 from vmatte.io.reader import IMAGE_EXTENSIONS, natural_key, open_source, read_image_rgb
+from vmatte.io.writers import prepare_output_dir
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -451,12 +452,7 @@ def compose_clips(foregrounds: Sequence[str | os.PathLike], backgrounds: Sequenc
         existing = [n for n in names if (root / n).exists()]
         if existing:
             raise OutputError(f"clip {root / existing[0]} already exists; use --overwrite or another output folder")
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"cannot create output folder {root}: {e.strerror}; check the path and permissions") from None
-    if not os.access(root, os.W_OK):
-        raise OutputError(f"output folder {root} is not writable; choose another -o")
+    prepare_output_dir(root, option="-o")
     out = []
     for i, name in enumerate(names):
         # Foregrounds and backgrounds both in turn; the shift after every lcm(F, B) clips makes

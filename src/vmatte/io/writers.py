@@ -31,6 +31,32 @@ __all__ = ["Background", "DEFAULT_FORMATS", "FORMATS", "FormatSpec", "OutputSet"
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
+def prepare_output_dir(d: Path, what: str = "output folder", option: str = "--output") -> None:
+    """Create folder ``d`` if needed and make sure files can be written in it; an
+    :class:`OutputError` naming ``option`` (the way to choose another) otherwise."""
+    fix = f"choose another {option}"
+    if d.exists() and not d.is_dir():
+        raise OutputError(f"{what} {d} is a file; {fix}")
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"cannot create {what} {d}: a file is in the way; {fix}") from None
+    except NotADirectoryError:
+        raise OutputError(f"cannot create {what} {d}: part of the path is a file; {fix}") from None
+    except PermissionError:
+        raise OutputError(f"cannot create {what} {d}: permission denied; {fix}") from None
+    except OSError as e:
+        raise OutputError(f"cannot create {what} {d}: {e.strerror}; {fix}") from None
+    # os.access() says yes to root whatever the permission bits: really try to create a file.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".vmatte-write-test-", dir=d)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        why = "permission denied" if isinstance(e, PermissionError) else (e.strerror or str(e))
+        raise OutputError(f"{what} {d} is not writable ({why}); {fix}") from None
+
+
 def temp_name(final: Path) -> Path:
     """Where the output for ``final`` is written until it is complete."""
     return final.with_name(f".{final.name}.partial")
@@ -100,29 +126,7 @@ class OutputSet:
 
     # -- construction helpers ------------------------------------------------------------------
     def _prepare_dir(self) -> None:
-        d = self.outdir
-        if d.exists() and not d.is_dir():
-            raise OutputError(f"output folder {d} is a file; choose another --output")
-        try:
-            d.mkdir(parents=True, exist_ok=True)
-        except FileExistsError:
-            raise OutputError(f"cannot create output folder {d}: a file is in the way; choose another --output") from None
-        except NotADirectoryError:
-            raise OutputError(
-                f"cannot create output folder {d}: part of the path is a file; choose another --output"
-            ) from None
-        except PermissionError:
-            raise OutputError(f"cannot create output folder {d}: permission denied; choose another --output") from None
-        except OSError as e:
-            raise OutputError(f"cannot create output folder {d}: {e.strerror}; choose another --output") from None
-        # os.access() says yes to root whatever the permission bits: really try to create a file.
-        try:
-            fd, probe = tempfile.mkstemp(prefix=".vmatte-write-test-", dir=d)
-            os.close(fd)
-            os.unlink(probe)
-        except OSError as e:
-            why = "permission denied" if isinstance(e, PermissionError) else (e.strerror or str(e))
-            raise OutputError(f"output folder {d} is not writable ({why}); choose another --output") from None
+        prepare_output_dir(self.outdir)
 
     def _os_error(self, e: OSError, name: str | None) -> OutputError:
         target = self.paths[name].name if name in getattr(self, "paths", {}) else str(self.outdir)

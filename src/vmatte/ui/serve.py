@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import VmatteError
+from ..io.writers import prepare_output_dir
 from .session import UiSettings
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -41,12 +42,7 @@ def prepare_workdir(workdir: Path | None) -> Path:
     if workdir is None:
         return Path(tempfile.mkdtemp(prefix="vmatte-ui-")).resolve()
     path = Path(workdir).expanduser().resolve()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise VmatteError(f"cannot create the working folder {path}: {e.strerror}; give another --workdir") from None
-    if not os.access(path, os.W_OK):
-        raise VmatteError(f"the working folder {path} is not writable; give another --workdir")
+    prepare_output_dir(path, "working folder", "--workdir")
     return path
 
 
