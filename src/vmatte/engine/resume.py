@@ -62,7 +62,11 @@ def _encode(value, tensors: dict[str, torch.Tensor]):
     if isinstance(value, torch.Tensor):
         key = f"t{len(tensors)}"
         tensors[key] = value.detach().to("cpu").contiguous().clone()
-        return {"pt": key, "device": str(value.device)}
+        # The layout too: RVM's recurrent state is channels-last, and a convolution given the
+        # same values in another layout takes another kernel and rounds differently.
+        channels_last = (value.dim() == 4 and not value.is_contiguous()
+                         and value.is_contiguous(memory_format=torch.channels_last))
+        return {"pt": key, "device": str(value.device), "channels_last": channels_last}
     if isinstance(value, (list, tuple)):
         return {"list" if isinstance(value, list) else "tuple": [_encode(v, tensors) for v in value]}
     if isinstance(value, dict):
@@ -78,7 +82,8 @@ def _decode(node, tensors: dict[str, torch.Tensor], live=None):
     if "np" in node:
         return tensors[node["np"]].numpy()
     if "pt" in node:
-        return tensors[node["pt"]].to(node["device"])
+        t = tensors[node["pt"]].to(node["device"])
+        return t.contiguous(memory_format=torch.channels_last) if node.get("channels_last") else t
     if "list" in node:
         return [_decode(v, tensors) for v in node["list"]]
     if "tuple" in node:
