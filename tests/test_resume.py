@@ -76,12 +76,13 @@ def _assert_identical(a: dict, b: dict) -> None:
 
 @pytest.fixture(scope="module")
 def reference(media, tmp_path_factory):
-    """Uninterrupted runs (journaled, in-process) of each model, decoded."""
+    """Uninterrupted runs of each model, decoded: the same command in a fresh process, as the
+    runs compared with them (in-process, an earlier test's torch thread count would change the
+    arithmetic, not the resume)."""
     refs = {}
     for model in ("rvm", "rvm-target"):
         out = tmp_path_factory.mktemp(f"ref-{model}")
-        extra = {"mask": str(media["mask"])} if model == "rvm-target" else {}
-        vmatte.matte(media["clip"], out, model=model, device="cpu", formats=FORMATS, chunk_frames=CHUNK, **extra)
+        subprocess.run(_command(media, out, model), check=True, capture_output=True)
         refs[model] = _frames(out)
     return refs
 
