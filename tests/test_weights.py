@@ -6,7 +6,6 @@ import hashlib
 import http.server
 import os
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,13 +25,6 @@ from vmatte.weights import (
     resolve_rvm,
     verify_cached,
 )
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch) -> Path:
-    d = tmp_path / "cache"
-    monkeypatch.setenv("VMATTE_CACHE", str(d))
-    return d
 
 
 def test_shipped_onnx_is_found_and_verified():

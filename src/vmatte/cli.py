@@ -35,12 +35,16 @@ def _add_matte(sub: argparse._SubParsersAction) -> None:
                         "(00000.png, 00001.png ...); --model videomama, or rvm/rvm-target (RVM's alpha kept inside "
                         "the dilated masks); auto picks videomama when its weights and a GPU are here, else rvm")
     p.add_argument("--click", action="append", metavar="X,Y[@FRAME]",
-                   help="pick the target: the person under pixel X,Y (x right, y down) at FRAME (default 0) "
-                        "becomes its mask there, as --mask-at would; repeatable (points at one frame are one "
-                        "target)")
+                   help="pick the target: the person (or, with a SAM segmenter, the object) under pixel X,Y "
+                        "(x right, y down) at FRAME (default 0) becomes its mask there, as --mask-at would; "
+                        "repeatable (points at one frame are one target)")
     p.add_argument("--exclude", action="append", metavar="X,Y[@FRAME]",
-                   help="a point on someone who is NOT the target, to cut them off the clicked person when "
-                        "they touch (repeatable; needs a --click at the same frame)")
+                   help="a point on someone/something that is NOT the target, to cut it off the clicked one "
+                        "(repeatable; needs a --click at the same frame)")
+    p.add_argument("--segmenter", default="auto", metavar="NAME|PATH",
+                   help="what turns clicks into a mask: auto (a SAM / SAM 2 checkpoint in the cache, else RVM's "
+                        "person regions), rvm, a name from `vmatte weights list` (downloaded once) or a SAM / "
+                        "SAM 2 checkpoint file")
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
                    help="MatAnyone: fp32 (default, exact), or bf16/fp16 autocast (fp16 on GPU only)")
     p.add_argument("--warmup-frames", type=int, metavar="N",
@@ -76,6 +80,7 @@ def _run_matte(args: argparse.Namespace) -> int:
                    device=args.device, backend=args.backend, downsample_ratio=args.downsample_ratio,
                    max_size=args.max_size, mask=args.mask, warmup_frames=args.warmup_frames, erode=args.erode,
                    dilate=args.dilate, **({"keyframes": keyframes} if keyframes else {}), **_clicks(args),
+                   **({"segmenter": args.segmenter} if args.segmenter != "auto" else {}),
                    **({"precision": args.precision} if args.precision != "fp32" else {}),
                    **({"masks": args.masks} if args.masks else {}),
                    **({"resume": True} if args.resume else {}),
@@ -91,6 +96,8 @@ def _clicks(args: argparse.Namespace) -> dict:
     from .engine.target.click import parse_point
 
     if not (args.click or args.exclude):
+        if args.segmenter != "auto":
+            warnings.warn(f"--segmenter {args.segmenter} is ignored: it only turns --click points into a mask")
         return {}
     return {"clicks": [parse_point(s) for s in args.click or ()],
             "excludes": [parse_point(s, negative=True) for s in args.exclude or ()]}
@@ -308,6 +315,9 @@ def _add_ui(sub: argparse._SubParsersAction) -> None:
                         "(default: a new temporary folder, removed on exit)")
     p.add_argument("--max-upload-mb", type=int, default=500, metavar="MB", help="largest upload (default 500 MB)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument("--segmenter", default="auto", metavar="NAME|PATH",
+                   help="what turns clicks into masks by default: auto (a cached SAM / SAM 2, else RVM's person "
+                        "regions), rvm, a name from `vmatte weights list`, or a SAM / SAM 2 checkpoint file")
     p.set_defaults(run=_run_ui)
 
 
@@ -315,7 +325,61 @@ def _run_ui(args: argparse.Namespace) -> int:
     from .ui.serve import ServeOptions, serve
 
     serve(ServeOptions(host=args.host, port=args.port, workdir=Path(args.workdir) if args.workdir else None,
-                       max_upload_mb=args.max_upload_mb, device=args.device))
+                       max_upload_mb=args.max_upload_mb, device=args.device, segmenter=args.segmenter))
+    return 0
+
+
+def _add_weights(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("weights", help="list and download model weights (MatAnyone, SAM / SAM 2 for clicks)",
+                       description="Weights vmatte can download into its cache ($VMATTE_CACHE, else "
+                                   "~/.cache/vmatte), with their licences and whether they are there.")
+    w = p.add_subparsers(dest="weights_command", required=True, metavar="ACTION")
+    ls = w.add_parser("list", help="every named weight file: cached or not, size, licence")
+    ls.set_defaults(run=_run_weights_list)
+    f = w.add_parser("fetch", help="download named weights into the cache (resumable, checked by sha256)")
+    f.add_argument("names", nargs="+", metavar="NAME", help="names from `vmatte weights list`")
+    f.set_defaults(run=_run_weights_fetch)
+
+
+def _named_weights() -> dict[str, tuple]:
+    """name -> (RemoteFile, cache path, what it is for)."""
+    from . import weights as w
+
+    out = {name: (remote, w.matanyone_cache_paths(name)[0], "--model " + name)
+           for name, remote in w.MATANYONE_REMOTE.items()}
+    out.update({name: (s.remote, w.segmenter_cache_path(name), "--segmenter " + name + " (clicks)")
+                for name, s in w.SEGMENTERS.items()})
+    return out
+
+
+def _run_weights_list(args: argparse.Namespace) -> int:
+    from .weights import RVM_LICENSE
+
+    rows = [(name, f"cached {path.stat().st_size / 2**20:.0f} MB" if path.is_file() else "not cached", use,
+             remote.license) for name, (remote, path, use) in _named_weights().items()]
+    rows.append(("rvm", "ships with vmatte", "--model rvm / rvm-target / clicks", RVM_LICENSE))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths + [0])).rstrip())
+    return 0
+
+
+def _run_weights_fetch(args: argparse.Namespace) -> int:
+    from .weights import download, offline, verify_cached
+
+    named = _named_weights()
+    unknown = [n for n in args.names if n not in named]
+    if unknown:
+        raise VmatteError(f"unknown weights {', '.join(unknown)}; names are: {', '.join(named)}")
+    if offline():
+        raise VmatteError("VMATTE_OFFLINE/HF_HUB_OFFLINE is set: downloads are off; unset it to fetch weights")
+    for name in args.names:
+        remote, path, _ = named[name]
+        if path.is_file():
+            verify_cached(path, remote)
+        else:
+            download(remote, path)
+        print(f"{name}\t{path}\t{remote.license}")
     return 0
 
 
@@ -328,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(sub)
     _add_eval(sub)
     _add_ui(sub)
+    _add_weights(sub)
     return parser
 
 

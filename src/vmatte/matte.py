@@ -284,14 +284,16 @@ def _frames(source: Iterator[Frame], matter: FrameMatter, concurrent_io: bool = 
 
 
 def iter_matte(input: str | os.PathLike, *, model: str | FrameMatter = "auto", fps: float | None = None,
-               clicks: Sequence | None = None, excludes: Sequence | None = None,
+               clicks: Sequence | None = None, excludes: Sequence | None = None, segmenter: str | None = None,
                **model_options) -> Iterator[FrameResult]:
     """Yield a :class:`FrameResult` per frame, streaming (decode runs ahead in a thread).
 
     ``clicks`` / ``excludes``: points ``(x, y, frame)`` on / off the target; they become its
-    keyframe masks (see :mod:`vmatte.engine.target.click`)."""
+    keyframe masks (see :mod:`vmatte.engine.target.click`), made by ``segmenter`` (``auto``: a
+    cached SAM / SAM 2, else RVM's person regions; see :mod:`vmatte.engine.segment.prompts`)."""
     if clicks or excludes:
-        model_options["keyframes"] = _click_keyframes(input, model, fps, clicks, excludes, model_options, False)
+        model_options["keyframes"] = _click_keyframes(input, model, fps, clicks, excludes, model_options, False,
+                                                      segmenter)
     matter = model if not isinstance(model, str) else load_matter(model, **model_options)
     with open_source(input, fps=fps) as src:
         frames = Prefetcher(src, QUEUE_FRAMES)
@@ -305,7 +307,8 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
           formats: str | Sequence[str] = DEFAULT_FORMATS, background: str | None = None,
           overwrite: bool = False, fps: float | None = None, stem: str | None = None,
           progress: bool = False, clicks: Sequence | None = None, excludes: Sequence | None = None,
-          resume: bool = False, chunk_frames: int | None = None, **model_options) -> MatteResult:
+          segmenter: str | None = None, resume: bool = False, chunk_frames: int | None = None,
+          **model_options) -> MatteResult:
     """Matte ``input`` and write ``formats`` into ``output_dir``; returns the final paths.
 
     Outputs appear under their final names only when complete: on any error or Ctrl-C every
@@ -313,14 +316,16 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
 
     With a mask of several targets (``mask=`` a label/palette mask), each target id N gets its
     own set of outputs named ``STEM_idN_...`` (keys ``NAME_idN`` in the result), all from one pass.
-    ``clicks`` / ``excludes`` (points ``(x, y, frame)``) pick the target as keyframe masks.
+    ``clicks`` / ``excludes`` (points ``(x, y, frame)``) pick the target as keyframe masks, made by
+    ``segmenter`` (as in :func:`iter_matte`).
     Videos longer than two chunks (``chunk_frames``, default 250) are written chunk by chunk into
     a journal (RVM and rvm-target), so ``resume=True`` continues a killed run (see
     :mod:`vmatte.engine.resume`).
     """
     if clicks or excludes:  # the clicked target becomes a keyframe mask, then is handled as one
         parse_formats(formats)  # a format typo should not cost an RVM pass
-        model_options["keyframes"] = _click_keyframes(input, model, fps, clicks, excludes, model_options, progress)
+        model_options["keyframes"] = _click_keyframes(input, model, fps, clicks, excludes, model_options, progress,
+                                                      segmenter)
     # Cheap checks first (formats, background, input, mask, output folder), the model last: a
     # typo should not cost a model load, and the user sees one error line.
     names = parse_formats(formats)
@@ -414,12 +419,12 @@ def _journaled(matter, info: VideoInfo, resume: bool, chunk_frames: int | None) 
     return resume or chunk_frames is not None or (info.num_frames or 0) > 2 * chunk
 
 
-def _click_keyframes(input, model, fps, clicks, excludes, options: dict, progress: bool) -> dict:
+def _click_keyframes(input, model, fps, clicks, excludes, options: dict, progress: bool, segmenter) -> dict:
     from .engine.target.click import click_keyframes
 
     return click_keyframes(input, clicks, excludes, model=model, mask=options.get("mask"),
                            keyframes=options.get("keyframes"), fps=fps, device=options.get("device", "auto"),
-                           progress=progress)
+                           progress=progress, segmenter=segmenter)
 
 
 def _stem(info: VideoInfo) -> str:

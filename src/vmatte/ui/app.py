@@ -22,7 +22,8 @@ log = logging.getLogger("vmatte.ui")
 
 INTRO = """# vmatte: matte a subject out of a video
 **1.** Upload a video. **2.** Scrub to a frame where the subject is clear and click on them
-(*Include*); click *Exclude* on someone touching them. Several subjects: *Add target*.
+(*Include*); click *Exclude* on what is not them. Clicks pick people with RVM, or any object with
+a SAM / SAM 2 checkpoint (`vmatte weights fetch sam2.1-hiera-tiny`). Several subjects: *Add target*.
 **3.** Choose the model and the files you want, then *Run*. Everything runs on this machine."""
 CSS = """
 #status {min-height: 2.5em}
@@ -105,7 +106,8 @@ class VmatteApp:
             s.click(target_id, x, y, int(index), negative=mode == "Exclude")
             t = s.target(target_id)
             box = (t.masks[int(index)] >= 128).sum()
-            msg = _ok(f"{t.name}: {mode.lower()} point at ({x}, {y}), frame {int(index)}; mask {box} px")
+            msg = _ok(f"{t.name}: {mode.lower()} point at ({x}, {y}), frame {int(index)}; mask {box} px "
+                      f"({s.segmenter_name()})")
             return s.overlay(int(index)), self._summary(s), msg
         except VmatteError as e:
             s = self.store.get(sid)
@@ -151,6 +153,15 @@ class VmatteApp:
             return gr.update()
         return {"background": s.frame(int(index)), "layers": [], "composite": None}
 
+    def on_segmenter(self, sid, choice):
+        s = self.store.get(sid)
+        if s is None:  # no video yet: the choice is applied when the session starts
+            sid, s = self.store.get_or_new(sid)
+        try:
+            return sid, _ok(f"clicks now use {s.set_segmenter(choice)}")
+        except VmatteError as e:
+            return sid, _bad(str(e))
+
     def on_run(self, sid, model, formats, background, max_size, warmup, progress=gr.Progress()):
         try:
             s = self._session(sid)
@@ -182,6 +193,12 @@ class VmatteApp:
 
     # --- the page ----------------------------------------------------------------------------
 
+    def _segmenter_choices(self) -> list[tuple[str, str]]:
+        from ..engine.segment.prompts import segmenter_choices
+        from ..matte import resolve_device
+
+        return segmenter_choices(self.settings.segmenter, resolve_device(self.settings.device))
+
     def build(self) -> gr.Blocks:
         models = available_models()
         with gr.Blocks(title="vmatte") as page:
@@ -207,6 +224,8 @@ class VmatteApp:
                         undo = gr.Button("Undo click", size="sm")
                         clear = gr.Button("Clear this frame", size="sm")
                         remove = gr.Button("Remove target", size="sm", variant="stop")
+                    segmenter = gr.Dropdown(self._segmenter_choices(), value=self.settings.segmenter,
+                                            label="Clicks make masks with", elem_id="segmenter")
                     summary = gr.Markdown(elem_id="summary")
                     with gr.Accordion("Brush or mask file instead of clicks", open=False):
                         editor = gr.ImageEditor(label="Paint over the subject", type="numpy", layers=False,
@@ -236,6 +255,7 @@ class VmatteApp:
             slider.release(self.on_brush_frame, [state, slider], [editor])
             upload.upload(self.on_brush_frame, [state, slider], [editor])
             upload.upload(lambda: (None, None), None, [preview, downloads])  # results of the last video go
+            segmenter.change(self.on_segmenter, [state, segmenter], [state, status])
             frame.select(self.on_click, [state, target, mode, slider], [frame, summary, status])
             for button, action in ((add, "add"), (rename, "rename"), (remove, "remove"), (undo, "undo"),
                                    (clear, "clear")):

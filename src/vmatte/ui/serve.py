@@ -29,6 +29,7 @@ class ServeOptions:
     workdir: Path | None = None  # None: a new temporary folder, removed on exit
     max_upload_mb: int = 500
     device: str = "auto"
+    segmenter: str = "auto"  # what clicks use at first (the page can change it per session)
 
 
 def check_host(host: str) -> None:
@@ -53,6 +54,9 @@ def serve(options: ServeOptions) -> None:
     if options.max_upload_mb < 1:
         raise VmatteError(f"--max-upload-mb must be at least 1, got {options.max_upload_mb}")
     check_host(options.host)
+    from ..engine.segment.prompts import check_segmenter
+
+    check_segmenter(options.segmenter)
     workdir = prepare_workdir(options.workdir)
     cache = workdir / "gradio"
     cache.mkdir(exist_ok=True)
@@ -65,7 +69,8 @@ def serve(options: ServeOptions) -> None:
         raise VmatteError("the web app needs Gradio: pip install 'vmatte[ui]'") from None
     from .app import CSS, build_app
 
-    settings = UiSettings(workdir=workdir, max_upload_mb=options.max_upload_mb, device=options.device)
+    settings = UiSettings(workdir=workdir, max_upload_mb=options.max_upload_mb, device=options.device,
+                          segmenter=options.segmenter)
     page = build_app(settings)
     print(f"vmatte ui: working folder {workdir}", file=sys.stderr)
     try:

@@ -2,8 +2,10 @@
 by clicks / brush / mask file, and the working folder everything lives in.
 
 Everything the app reads or writes for a user stays under ``UiSettings.workdir`` (the app serves
-files from there only). A click reuses :func:`vmatte.engine.target.click.mask_from_points`, the
-same code as ``vmatte matte --click``, so the overlay is exactly the mask the run will use.
+files from there only). A click reuses the code of ``vmatte matte --click`` (a SAM / SAM 2
+checkpoint through :class:`~vmatte.engine.segment.prompts.FramePrompter` when one is chosen or
+cached, else :func:`vmatte.engine.target.click.mask_from_points` on RVM's person regions), so the
+overlay is exactly the mask the run will use.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine.segment.prompts import AUTO, RVM, FramePrompter, choose_segmenter, load_point_predictor
 from ..engine.target.click import Click, mask_from_points
 from ..errors import InputError
 from ..io.masks import TargetMask, as_target_mask, fit_to_frame
@@ -32,6 +35,7 @@ class UiSettings:
     max_upload_mb: int = 500
     device: str = "auto"
     preview_width: int = 400  # width of each preview panel (alpha | composite), px
+    segmenter: str = AUTO  # what clicks use at first: auto, rvm, a SEGMENTERS name or a checkpoint path
 
 
 def inside(path: str | os.PathLike, root: str | os.PathLike) -> bool:
@@ -74,6 +78,8 @@ class Session:
         self._frames: dict[int, np.ndarray] = {}
         self._person: dict[int, np.ndarray] = {}  # frame -> RVM alpha of every person (uint8)
         self._rvm = None
+        self.segmenter = settings.segmenter
+        self._prompters: dict[str, FramePrompter] = {}  # loaded SAM models by choice, kept for the session
         self.add_target()
 
     # --- the video ---------------------------------------------------------------------------
@@ -186,6 +192,39 @@ class Session:
         if not self.targets:
             self.add_target()
 
+    # --- what turns clicks into masks ---------------------------------------------------------
+
+    def set_segmenter(self, choice: str) -> str:
+        """Use ``choice`` (auto, rvm, a SEGMENTERS name or a path) for the next clicks; loads it now so
+        a missing or bad checkpoint is reported here, and returns its name for the page."""
+        name = self._mask_maker(choice or AUTO)
+        self.segmenter = choice or AUTO
+        return name
+
+    def _mask_maker(self, choice: str) -> str:
+        from ..matte import resolve_device
+
+        resolved = choose_segmenter(choice, resolve_device(self.settings.device))
+        if resolved == RVM:
+            return "RVM person regions"
+        if resolved not in self._prompters:
+            # downloads are for `vmatte weights fetch`: a click must not start a 2 GB download
+            predictor = load_point_predictor(resolved, resolve_device(self.settings.device), allow_download=False)
+            self._prompters[resolved] = FramePrompter(predictor)
+        return self._prompters[resolved].name
+
+    def segmenter_name(self) -> str:
+        return self._mask_maker(self.segmenter)
+
+    def _points_mask(self, frame: int, pos: list[Click], neg: list[Click]) -> np.ndarray:
+        from ..matte import resolve_device
+
+        resolved = choose_segmenter(self.segmenter, resolve_device(self.settings.device))
+        if resolved == RVM:
+            return mask_from_points(self.person_alpha(frame), pos, neg, self.frame(frame), frame=frame)
+        self._mask_maker(self.segmenter)
+        return self._prompters[resolved].mask(self.frame(frame), (self.video, frame), pos, neg)
+
     def click(self, target_id: int, x: int, y: int, frame: int, negative: bool = False) -> np.ndarray:
         """Add an include/exclude point for a target at ``frame`` and return its new mask there.
         A point that picks no one is an :class:`InputError` and is not kept."""
@@ -196,7 +235,7 @@ class Session:
         pos, neg = (pos, neg + [point]) if negative else (pos + [point], neg)
         if not pos:
             raise InputError("click on the subject first (include), then exclude what is not it")
-        mask = mask_from_points(self.person_alpha(frame), pos, neg, self.frame(frame), frame=frame)
+        mask = self._points_mask(frame, pos, neg)
         t.points.append(point)
         t.masks[frame], t.sources[frame] = mask, "clicks"
         return mask
@@ -211,8 +250,7 @@ class Session:
         t.masks.pop(last.frame, None)
         t.sources.pop(last.frame, None)
         if pos:
-            t.masks[last.frame] = mask_from_points(self.person_alpha(last.frame), pos, neg,
-                                                   self.frame(last.frame), frame=last.frame)
+            t.masks[last.frame] = self._points_mask(last.frame, pos, neg)
             t.sources[last.frame] = "clicks"
 
     def clear_frame(self, target_id: int, frame: int) -> None:

@@ -7,6 +7,9 @@ under the clicks are the target. When an excluded point lies in the same region 
 people touching), that region is split between the clicks and the excluded points (see
 :func:`split_region`) and the clicked side is kept. The mask keeps RVM's soft alpha (0..255).
 
+When a Segment Anything / SAM 2 checkpoint is present (or named by ``--segmenter``), the clicks
+go to it instead and can pick any object, not only people (see :mod:`vmatte.engine.segment.prompts`).
+
 Coordinates are pixels of the frame as vmatte's reader yields it (upright: rotation metadata
 applied), x to the right, y down.
 """
@@ -216,14 +219,23 @@ def target_box(mask: np.ndarray, frame: int = 0) -> TargetBox:
 
 
 def masks_from_clicks(input_path: str | os.PathLike, clicks: Iterable, excludes: Iterable = (),
-                      fps: float | None = None, device: str = "auto") -> dict[int, np.ndarray]:
+                      fps: float | None = None, device: str = "auto",
+                      segmenter: str | None = None) -> dict[int, np.ndarray]:
     """``{frame: HxW uint8 mask}`` of the target clicked at each click frame.
 
-    Runs the shipped RVM over frames 0..last click frame (streaming, one frame in memory) and
-    applies :func:`mask_from_points` to its alpha at each click frame.
+    With a SAM / SAM 2 segmenter (``segmenter``: see :mod:`vmatte.engine.segment.prompts`; ``auto``
+    takes a cached one) each click frame is decoded and prompted with its points. Otherwise the
+    shipped RVM runs over frames 0..last click frame (streaming, one frame in memory) and
+    :func:`mask_from_points` cuts its alpha at each click frame.
     """
+    return _masks_and_segmenter(input_path, clicks, excludes, fps, device, segmenter)[0]
+
+
+def _masks_and_segmenter(input_path, clicks, excludes, fps, device, segmenter) -> tuple[dict[int, np.ndarray], str]:
+    """:func:`masks_from_clicks` and the name of what made the masks (for messages)."""
     from ...io.reader import open_source
-    from ...matte import load_matter
+    from ...matte import load_matter, resolve_device
+    from ..segment.prompts import RVM, FramePrompter, choose_segmenter, load_point_predictor
 
     pos, neg = as_clicks(clicks, False), as_clicks(excludes, True)
     if not pos:
@@ -241,20 +253,29 @@ def masks_from_clicks(input_path: str | os.PathLike, clicks: Iterable, excludes:
             check_inside(p, info.width, info.height)
         if info.num_frames is not None and frames[-1] >= info.num_frames:
             raise _too_far(frames[-1], info.num_frames)
-        matter = load_matter("rvm", device=device)
-        matter.reset()
+        torch_device = resolve_device(device)
+        choice = choose_segmenter(segmenter, torch_device)
+        if choice == RVM:
+            used = "RVM person regions"
+            matter = load_matter("rvm", device=device)
+            matter.reset()
+        else:  # SAM needs only the click frames themselves: no model runs on the others
+            prompter = FramePrompter(load_point_predictor(choice, torch_device))
+            used = prompter.description
         for f in src:
             count += 1
-            _, alpha = matter.step(f.image, foreground=False)
+            if choice == RVM:
+                _, alpha = matter.step(f.image, foreground=False)
             if f.index in frames:
-                masks[f.index] = mask_from_points(alpha, [p for p in pos if p.frame == f.index],
-                                                  [q for q in neg if q.frame == f.index], f.image, frame=f.index)
+                here = [p for p in pos if p.frame == f.index], [q for q in neg if q.frame == f.index]
+                masks[f.index] = (mask_from_points(alpha, *here, f.image, frame=f.index) if choice == RVM
+                                  else prompter.mask(f.image, f.index, *here))
             if f.index >= frames[-1]:
                 break
     missing = [i for i in frames if i not in masks]
     if missing:
         raise _too_far(missing[0], count)
-    return masks
+    return masks, used
 
 
 def _too_far(frame: int, frames: int) -> InputError:
@@ -264,10 +285,11 @@ def _too_far(frame: int, frames: int) -> InputError:
 
 def click_keyframes(input_path: str | os.PathLike, clicks: Iterable | None, excludes: Iterable | None, *,
                     model, mask=None, keyframes: dict | None = None, fps: float | None = None,
-                    device: str = "auto", progress: bool = False) -> dict:
+                    device: str = "auto", progress: bool = False, segmenter: str | None = None) -> dict:
     """``keyframes`` with the clicked targets added (``{frame: TargetMask}``, target id 1), for
     :func:`vmatte.matte` / :func:`vmatte.iter_matte`. A click frame that already has a mask
-    (``mask`` is frame 0's) is an error; ``progress`` prints each target's box on stderr."""
+    (``mask`` is frame 0's) is an error; ``progress`` prints each target's box on stderr.
+    ``segmenter``: what turns clicks into masks (see :mod:`vmatte.engine.segment.prompts`)."""
     if not isinstance(model, str):
         raise VmatteError("clicks choose the target before the model is built: pass model= as a name, or "
                           "give load_matter(keyframes=masks_from_clicks(...))")
@@ -281,11 +303,11 @@ def click_keyframes(input_path: str | os.PathLike, clicks: Iterable | None, excl
         if p.frame in taken:
             given = "--mask" if p.frame == 0 and mask is not None else "--mask-at/--masks-dir"
             raise InputError(f"{p.option} and {given} both give the target at frame {p.frame}; give one")
-    masks = masks_from_clicks(input_path, pos, neg, fps=fps, device=device)
+    masks, used = _masks_and_segmenter(input_path, pos, neg, fps, device, segmenter)
     merged = dict(keyframes or {})
     for index, m in masks.items():
         where = " ".join(p.option for p in pos + neg if p.frame == index)
         merged[index] = TargetMask({1: m}, source=f"from {where}", kind="soft")
         if progress:
-            print(f"target at frame {index} ({where}): {target_box(m, index).describe()}", file=sys.stderr)
+            print(f"target at frame {index} ({where}, {used}): {target_box(m, index).describe()}", file=sys.stderr)
     return merged

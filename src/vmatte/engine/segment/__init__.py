@@ -1,0 +1,1 @@
+"""Point-prompt segmenters (SAM, SAM 2) that turn clicks into a target mask."""
