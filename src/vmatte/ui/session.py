@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.segment.prompts import AUTO, RVM, FramePrompter, choose_segmenter, load_point_predictor
+from ..engine.segment.prompts import AUTO, RVM, RVM_LABEL, FramePrompter, choose_segmenter, load_point_predictor
 from ..engine.target.click import Click, mask_from_points
 from ..errors import InputError
 from ..io.masks import TargetMask, as_target_mask, fit_to_frame
@@ -197,33 +197,32 @@ class Session:
     def set_segmenter(self, choice: str) -> str:
         """Use ``choice`` (auto, rvm, a SEGMENTERS name or a path) for the next clicks; loads it now so
         a missing or bad checkpoint is reported here, and returns its name for the page."""
-        name = self._mask_maker(choice or AUTO)
+        prompter = self._prompter(choice or AUTO)
         self.segmenter = choice or AUTO
-        return name
-
-    def _mask_maker(self, choice: str) -> str:
-        from ..matte import resolve_device
-
-        resolved = choose_segmenter(choice, resolve_device(self.settings.device))
-        if resolved == RVM:
-            return "RVM person regions"
-        if resolved not in self._prompters:
-            # downloads are for `vmatte weights fetch`: a click must not start a 2 GB download
-            predictor = load_point_predictor(resolved, resolve_device(self.settings.device), allow_download=False)
-            self._prompters[resolved] = FramePrompter(predictor)
-        return self._prompters[resolved].name
+        return prompter.name if prompter else RVM_LABEL
 
     def segmenter_name(self) -> str:
-        return self._mask_maker(self.segmenter)
+        prompter = self._prompter(self.segmenter)
+        return prompter.name if prompter else RVM_LABEL
 
-    def _points_mask(self, frame: int, pos: list[Click], neg: list[Click]) -> np.ndarray:
+    def _prompter(self, choice: str) -> FramePrompter | None:
+        """The SAM model ``choice`` stands for (loaded once per session), or None for RVM's regions."""
         from ..matte import resolve_device
 
-        resolved = choose_segmenter(self.segmenter, resolve_device(self.settings.device))
+        device = resolve_device(self.settings.device)
+        resolved = choose_segmenter(choice, device)
         if resolved == RVM:
+            return None
+        if resolved not in self._prompters:
+            # downloads are for `vmatte weights fetch`: a click must not start a 2 GB download
+            self._prompters[resolved] = FramePrompter(load_point_predictor(resolved, device, allow_download=False))
+        return self._prompters[resolved]
+
+    def _points_mask(self, frame: int, pos: list[Click], neg: list[Click]) -> np.ndarray:
+        prompter = self._prompter(self.segmenter)
+        if prompter is None:
             return mask_from_points(self.person_alpha(frame), pos, neg, self.frame(frame), frame=frame)
-        self._mask_maker(self.segmenter)
-        return self._prompters[resolved].mask(self.frame(frame), (self.video, frame), pos, neg)
+        return prompter.mask(self.frame(frame), (self.video, frame), pos, neg)
 
     def click(self, target_id: int, x: int, y: int, frame: int, negative: bool = False) -> np.ndarray:
         """Add an include/exclude point for a target at ``frame`` and return its new mask there.

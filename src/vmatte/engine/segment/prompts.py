@@ -25,6 +25,7 @@ from ...errors import InputError, WeightsError
 from ...weights import SAM_LICENSE, SEGMENTERS, cached_segmenters, resolve_segmenter
 
 AUTO, RVM = "auto", "rvm"
+RVM_LABEL = "RVM person regions"  # what clicks use without SAM, as messages and the app name it
 
 
 class PointPredictor(Protocol):
@@ -120,8 +121,8 @@ def segmenter_choices(current: str = AUTO, device: torch.device | str = "cpu") -
     every cached checkpoint, and ``current`` when it is a path."""
     prefer_gpu = torch.device(device).type == "cuda"
     auto = choose_segmenter(AUTO, device)
-    auto_label = SEGMENTERS[auto].label if auto in SEGMENTERS else "RVM person regions"
-    out = [(f"Auto ({auto_label})", AUTO), ("RVM person regions (people only)", RVM)]
+    auto_label = SEGMENTERS[auto].label if auto in SEGMENTERS else RVM_LABEL
+    out = [(f"Auto ({auto_label})", AUTO), (f"{RVM_LABEL} (people only)", RVM)]
     out += [(SEGMENTERS[n].label, n) for n in cached_segmenters(prefer_gpu)]
     if current not in (AUTO, RVM) and current not in SEGMENTERS:
         out.append((Path(current).name, current))

@@ -235,7 +235,7 @@ def _masks_and_segmenter(input_path, clicks, excludes, fps, device, segmenter) -
     """:func:`masks_from_clicks` and the name of what made the masks (for messages)."""
     from ...io.reader import open_source
     from ...matte import load_matter, resolve_device
-    from ..segment.prompts import RVM, FramePrompter, choose_segmenter, load_point_predictor
+    from ..segment.prompts import RVM, RVM_LABEL, FramePrompter, choose_segmenter, load_point_predictor
 
     pos, neg = as_clicks(clicks, False), as_clicks(excludes, True)
     if not pos:
@@ -256,7 +256,7 @@ def _masks_and_segmenter(input_path, clicks, excludes, fps, device, segmenter) -
         torch_device = resolve_device(device)
         choice = choose_segmenter(segmenter, torch_device)
         if choice == RVM:
-            used = "RVM person regions"
+            used = RVM_LABEL
             matter = load_matter("rvm", device=device)
             matter.reset()
         else:  # SAM needs only the click frames themselves: no model runs on the others
