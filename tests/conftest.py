@@ -204,6 +204,16 @@ def matanyone_recipe_state_dict() -> dict:
     return recipe.make_state_dict(str(MATANYONE_FIXTURE / "keys.json"))
 
 
+@pytest.fixture(scope="session")
+def matanyone_recipe_file(tmp_path_factory) -> Path:
+    """:func:`matanyone_recipe_state_dict` saved as a ``.pth``, once per test run."""
+    import torch
+
+    path = tmp_path_factory.mktemp("matanyone_recipe") / "matanyone.pth"
+    torch.save(matanyone_recipe_state_dict(), path)
+    return path
+
+
 @contextlib.contextmanager
 def serve_bytes(payload: bytes, name: str):
     """A local HTTP server answering every GET with ``payload``; yields the URL of ``name``."""

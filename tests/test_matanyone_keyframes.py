@@ -16,12 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from vmatte.cli import main
 from vmatte.errors import InputError
 from vmatte.io.masks import TargetMask, fit_to_frame, mask_schedule, parse_mask_at, read_mask, read_masks_dir
-from conftest import matanyone_recipe_state_dict  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FIXTURE = SHARED / "fixtures" / "matanyone"
@@ -34,10 +32,8 @@ pytestmark = pytest.mark.skipif(not ((FIXTURE / "recipe.py").is_file() and (JUDO
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("matanyone_kf") / "matanyone.pth"
-    torch.save(matanyone_recipe_state_dict(), path)
-    return path
+def weights(matanyone_recipe_file) -> Path:
+    return matanyone_recipe_file
 
 
 @pytest.fixture(scope="module")

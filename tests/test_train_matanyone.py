@@ -17,7 +17,6 @@ from vmatte.train.config import LossConfig, ModelConfig
 from vmatte.train.models import build_model
 from vmatte.train.stages import compute_losses
 from vmatte.train.unroll import unroll
-from conftest import matanyone_recipe_state_dict  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FIXTURE = SHARED / "fixtures" / "matanyone"
@@ -25,10 +24,8 @@ DAVIS = SHARED / "media" / "davis2016" / "Annotations" / "dance-twirl"
 
 
 @pytest.fixture(scope="module")
-def recipe_weights(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("ma") / "matanyone_recipe.pth"
-    torch.save(matanyone_recipe_state_dict(), path)
-    return path
+def recipe_weights(matanyone_recipe_file) -> Path:
+    return matanyone_recipe_file
 
 
 @pytest.fixture(scope="module")

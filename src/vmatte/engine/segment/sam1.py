@@ -19,7 +19,7 @@ from PIL import Image
 from torch.nn import functional as F
 
 from ...models.sam import Sam
-from .points import prompt_arrays
+from .points import prompt_arrays, rgb_image
 
 _NAMES = {"vit_b": "SAM ViT-B", "vit_l": "SAM ViT-L", "vit_h": "SAM ViT-H"}
 
@@ -50,9 +50,7 @@ class Sam1Predictor:
 
     def set_image(self, rgb: np.ndarray) -> None:
         """Encode ``rgb`` (HxWx3 uint8, RGB) and keep its embedding for :meth:`predict`."""
-        rgb = np.asarray(rgb)
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) < 1:
-            raise ValueError(f"set_image takes an HxWx3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
+        rgb = rgb_image(rgb)
         h, w = rgb.shape[:2]
         new_h, new_w = preprocess_shape(h, w, self.image_size)
         resized = np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).resize((new_w, new_h), Image.BILINEAR))

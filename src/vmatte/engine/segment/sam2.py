@@ -20,7 +20,7 @@ import torch
 from torch.nn import functional as F
 
 from ...models.sam2 import Sam2
-from .points import prompt_arrays
+from .points import prompt_arrays, rgb_image
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -54,9 +54,7 @@ class Sam2Predictor:
 
     def set_image(self, rgb: np.ndarray) -> None:
         """Encode ``rgb`` (HxWx3 uint8, RGB) and keep its features for :meth:`predict`."""
-        rgb = np.asarray(rgb)
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) < 1:
-            raise ValueError(f"set_image takes an HxWx3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
+        rgb = rgb_image(rgb)
         self._features = None
         with torch.inference_mode():
             self._features = self.model.encode_image(self.preprocess(rgb).to(self._dtype))
