@@ -109,7 +109,7 @@ def child_targets(w: int, h: int, frames: int, targets: int) -> dict:
     import torch
 
     from vmatte.engine.matanyone import MatAnyoneSettings
-    from vmatte.engine.matanyone_runner import MatAnyoneMatter
+    from vmatte.engine.matanyone.matter import MatAnyoneMatter
     from vmatte.models.matanyone import MatAnyone
 
     net = MatAnyone()

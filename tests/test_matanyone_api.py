@@ -168,7 +168,7 @@ def test_several_targets_equal_separate_runs_and_share_the_encoder(weights, cach
 
 @needs_fixture
 def test_auto_uses_matanyone_from_the_cache_when_a_mask_is_given(weights, cache):
-    from vmatte.engine.matanyone_runner import MatAnyoneMatter
+    from vmatte.engine.matanyone.matter import MatAnyoneMatter
 
     cache.mkdir(parents=True)
     (cache / "matanyone.pth").symlink_to(weights["pth"])

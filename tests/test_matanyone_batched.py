@@ -19,7 +19,7 @@ import pytest
 
 from vmatte.engine.matanyone import InferenceCore, MatAnyoneSettings, start
 from vmatte.engine.matanyone.preprocess import image_to_tensor
-from vmatte.engine.matanyone_runner import MatAnyoneMatter
+from vmatte.engine.matanyone.matter import MatAnyoneMatter
 from vmatte.io.masks import TargetMask, fit_to_frame, read_mask
 from vmatte.models.matanyone import MatAnyone
 from conftest import matanyone_recipe_state_dict  # noqa: E402

@@ -174,7 +174,7 @@ def test_settings_validation():
 
 
 def test_frame_matter_runner(random_network):
-    from vmatte.engine.matanyone_runner import MatAnyoneMatter
+    from vmatte.engine.matanyone.matter import MatAnyoneMatter
 
     h, w = 40, 56
     rng = np.random.default_rng(1)

@@ -72,7 +72,7 @@ def test_max_internal_size_above_the_frame_changes_nothing(random_network):
 
 
 def test_bf16_autocast_on_cpu_runs_and_fp16_is_refused(random_network):
-    from vmatte.engine.matanyone_runner import MatAnyoneMatter
+    from vmatte.engine.matanyone.matter import MatAnyoneMatter
     from vmatte.matte import _check_precision
 
     frames, mask = _clip(64, 96, 3)

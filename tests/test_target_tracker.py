@@ -20,10 +20,10 @@ import torch
 
 from vmatte import load_matter
 from vmatte.cli import main
-from vmatte.engine.target.appearance import AppearanceMemory
-from vmatte.engine.target.assign import assign_regions, region_adaptive_fusion
-from vmatte.engine.target.click import masks_from_clicks
-from vmatte.engine.target.colour import find_by_colour, histogram
+from vmatte.engine.tracking.appearance import AppearanceMemory
+from vmatte.engine.tracking.assign import assign_regions, region_adaptive_fusion
+from vmatte.engine.tracking.click import masks_from_clicks
+from vmatte.engine.tracking.colour import find_by_colour, histogram
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 BEDROOM = SHARED / "media" / "sam2" / "bedroom.mp4"

@@ -93,7 +93,7 @@ def _run_matte(args: argparse.Namespace) -> int:
 
 def _clicks(args: argparse.Namespace) -> dict:
     """``--click`` / ``--exclude`` as the API's ``clicks=`` / ``excludes=`` (nothing when absent)."""
-    from .engine.target.click import parse_point
+    from .engine.tracking.click import parse_point
 
     if not (args.click or args.exclude):
         if args.segmenter != "auto":

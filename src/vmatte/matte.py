@@ -164,7 +164,7 @@ def load_matter(model: str = "auto", *, weights: str | os.PathLike | None = None
 def _load_matanyone(name: str, *, weights, device, backend, downsample_ratio, max_size, mask, warmup_frames,
                     erode, dilate, keyframes=None, precision: str = "fp32", note: str = "") -> FrameMatter:
     from .engine.matanyone import MatAnyoneSettings
-    from .engine.matanyone_runner import MatAnyoneMatter
+    from .engine.matanyone.matter import MatAnyoneMatter
     from .io.masks import mask_schedule, schedule_ids
     from .models.matanyone import MatAnyone
     from .weights import load_into, resolve_matanyone
@@ -233,8 +233,8 @@ def _auto_with_mask(*, weights, **options) -> FrameMatter:
 
 def _load_target(*, weights, device, backend, downsample_ratio, max_size, mask, warmup_frames, erode, dilate,
                  keyframes=None, precision: str = "fp32", note: str = "") -> FrameMatter:
-    """The offline target mode (:mod:`vmatte.engine.target`) on the RVM weights that ship."""
-    from .engine.target import TargetSettings, TargetTracker
+    """The offline target mode (:mod:`vmatte.engine.tracking`) on the RVM weights that ship."""
+    from .engine.tracking import TargetSettings, TargetTracker
     from .io.masks import mask_schedule, schedule_ids
     from .models.rvm import RobustVideoMatting
     from .weights import load_into, resolve_rvm
@@ -289,7 +289,7 @@ def iter_matte(input: str | os.PathLike, *, model: str | FrameMatter = "auto", f
     """Yield a :class:`FrameResult` per frame, streaming (decode runs ahead in a thread).
 
     ``clicks`` / ``excludes``: points ``(x, y, frame)`` on / off the target; they become its
-    keyframe masks (see :mod:`vmatte.engine.target.click`), made by ``segmenter`` (``auto``: a
+    keyframe masks (see :mod:`vmatte.engine.tracking.click`), made by ``segmenter`` (``auto``: a
     cached SAM / SAM 2, else RVM's person regions; see :mod:`vmatte.engine.segment.prompts`)."""
     if clicks or excludes:
         model_options["keyframes"] = _click_keyframes(input, model, fps, clicks, excludes, model_options, False,
@@ -420,7 +420,7 @@ def _journaled(matter, info: VideoInfo, resume: bool, chunk_frames: int | None) 
 
 
 def _click_keyframes(input, model, fps, clicks, excludes, options: dict, progress: bool, segmenter) -> dict:
-    from .engine.target.click import click_keyframes
+    from .engine.tracking.click import click_keyframes
 
     return click_keyframes(input, clicks, excludes, model=model, mask=options.get("mask"),
                            keyframes=options.get("keyframes"), fps=fps, device=options.get("device", "auto"),

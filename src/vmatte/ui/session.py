@@ -4,7 +4,7 @@ by clicks / brush / mask file, and the working folder everything lives in.
 Everything the app reads or writes for a user stays under ``UiSettings.workdir`` (the app serves
 files from there only). A click reuses the code of ``vmatte matte --click`` (a SAM / SAM 2
 checkpoint through :class:`~vmatte.engine.segment.prompts.FramePrompter` when one is chosen or
-cached, else :func:`vmatte.engine.target.click.mask_from_points` on RVM's person regions), so the
+cached, else :func:`vmatte.engine.tracking.click.mask_from_points` on RVM's person regions), so the
 overlay is exactly the mask the run will use.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.segment.prompts import AUTO, RVM, RVM_LABEL, FramePrompter, choose_segmenter, load_point_predictor
-from ..engine.target.click import Click, mask_from_points
+from ..engine.tracking.click import Click, mask_from_points
 from ..errors import InputError
 from ..io.masks import TargetMask, as_target_mask, fit_to_frame
 from ..io.reader import VideoInfo, open_source

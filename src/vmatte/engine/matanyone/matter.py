@@ -42,10 +42,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..io.masks import TargetMask, fit_to_frame, mask_schedule, schedule_ids
-from ..models.matanyone import MatAnyone
-from .matanyone import InferenceCore, MatAnyoneSettings, reinitialise, start
-from .matanyone.preprocess import image_to_tensor
+from ...io.masks import TargetMask, fit_to_frame, mask_schedule, schedule_ids
+from ...models.matanyone import MatAnyone
+from .core import InferenceCore
+from .settings import MatAnyoneSettings
+from .stream import reinitialise, start
+from .preprocess import image_to_tensor
 
 
 @dataclass
