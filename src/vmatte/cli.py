@@ -7,7 +7,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .errors import EXIT_USER_ERROR, VmatteError
+from .errors import EXIT_USER_ERROR, InputError, VmatteError
 
 
 def _add_matte(sub: argparse._SubParsersAction) -> None:
@@ -281,6 +281,10 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     v.add_argument("--max-size", type=int, metavar="PX",
                    help="long side of the network's input (default: each model's own choice)")
+    v.add_argument("--max-frames", type=int, metavar="N",
+                   help="score only each sequence's first N frames (quick runs; default: every frame)")
+    v.add_argument("--sheet-frames", type=int, default=8, metavar="N",
+                   help="frames per sequence on the contact sheets written with --output (default 8, 0: none)")
     v.add_argument("-q", "--quiet", action="store_true", help="do not print scores as sequences finish")
     v.set_defaults(run=_run_eval_vos)
 
@@ -293,8 +297,11 @@ def _run_eval_vos(args: argparse.Namespace) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if args.output is not None:
         output_folder(args.output)  # a bad --output fails before the models run
+    if args.sheet_frames < 0:
+        raise InputError(f"--sheet-frames must be 0 or more, got {args.sheet_frames}")
     result = evaluate_vos(args.root, sequences, models, device=args.device, max_size=args.max_size,
-                          progress=not args.quiet)
+                          progress=not args.quiet, max_frames=args.max_frames,
+                          thumbs=args.sheet_frames if args.output is not None else 0)
     print(table(result))
     if args.output is not None:
         paths = write_vos(result, args.output)
