@@ -175,3 +175,53 @@ def test_eval_vos_scores_the_target_mode_on_davis_frames(tmp_path, capsys):
     text = json.dumps(data)
     assert "rvm-target" in text
     assert "parkour" in capsys.readouterr().out
+
+
+# --- robust decisions (issue 20), each on a constructed case -----------------------------------
+
+def test_region_much_larger_than_the_target_is_not_given_whole():
+    """A crowd joined to the target in RVM's matte: the region is many times the target's size,
+    so the target keeps only its predicted position, not the crowd."""
+    shape = (120, 240)
+    target = _disc(*shape, (60, 60), 25)
+    crowd = np.zeros(shape, bool)
+    crowd[20:110, 80:235] = True  # touches the target: one region, ~6x its area
+    person = target | crowd
+    prior = _disc(*shape, (60, 60), 24)  # motion + memory put the target here
+    out = assign_regions(person, _probs(prior, shape=shape), np.zeros(shape, np.float32), 0.0, 0.02,
+                         size=np.array([float(target.sum())]))[0]
+    assert out[target].mean() > 0.95
+    assert out[:, 100:].sum() == 0  # the crowd away from the target stays free
+    # Without the size reference the same region is still cut: most of it lies outside the
+    # target's predicted position.
+    out = assign_regions(person, _probs(prior, shape=shape), np.zeros(shape, np.float32), 0.0, 0.02)[0]
+    assert out[:, 100:].sum() == 0 and out[target].mean() > 0.95
+
+
+def test_region_mostly_outside_the_predicted_position_is_cut_to_it():
+    shape = (100, 200)
+    region = np.zeros(shape, bool)
+    region[30:70, 40:160] = True  # a bar, the target predicted at its left end only
+    prior = np.zeros(shape, bool)
+    prior[30:70, 40:80] = True
+    out = assign_regions(region, _probs(prior, shape=shape), np.zeros(shape, np.float32), 0.3, 0.02,
+                         size=np.array([float(region.sum())]))[0]
+    assert out[30:70, 40:80].all() and not out[:, 100:].any()
+    # Mostly inside its predicted position (the warp lags a little): the whole region.
+    lagging = np.zeros(shape, bool)
+    lagging[30:70, 40:150] = True
+    out = assign_regions(region, _probs(lagging, shape=shape), np.zeros(shape, np.float32), 0.3, 0.02,
+                         size=np.array([float(region.sum())]))[0]
+    assert (out == region).all()
+
+
+def test_touching_split_leaves_what_is_far_from_every_core():
+    shape = (100, 300)
+    person = np.zeros(shape, bool)
+    person[30:70, 20:290] = True  # the target (left), a bystander (middle), a long untracked tail
+    target, other = np.zeros(shape, bool), np.zeros(shape, np.float32)
+    target[30:70, 20:60] = True
+    other[30:70, 80:120] = 1.0
+    out = assign_regions(person, _probs(target, shape=shape), other, 0.3, 0.02, split_reach=24)[0]
+    assert out[30:70, 20:60].all()
+    assert not out[:, 75:].any()  # the bystander's side and the far tail are not the target's

@@ -35,7 +35,8 @@ def _disk(radius: int) -> np.ndarray:
 
 def assign_regions(person: np.ndarray, probs: np.ndarray, others: np.ndarray, keep_fraction: float,
                    min_fraction: float, size: np.ndarray | None = None, merge_growth: float = 1.6,
-                   reach: int = 6, inside_fraction: float = 0.5, split_reach: int = 24) -> np.ndarray:
+                   reach: int = 6, inside_fraction: float = 0.5, split_reach: int = 24,
+                   cut: np.ndarray | None = None) -> np.ndarray:
     """``person`` [h, w] bool (RVM alpha >= 0.5), ``probs`` [L, h, w] target maps (label 0: no
     target), ``others`` [h, w] where people who are no target were (warped) -> [K, h, w] bool.
 
@@ -43,10 +44,11 @@ def assign_regions(person: np.ndarray, probs: np.ndarray, others: np.ndarray, ke
     widened by ``reach`` px; its *predicted extent* is ``size`` (its area when last seen whole,
     0 = unknown). Per connected person region, the targets present (mean probability >=
     ``min_fraction``):
-    - one target, no one else's core in it, mean >= ``keep_fraction``, at least
-      ``inside_fraction`` of the region inside the predicted position and at most
-      ``merge_growth`` times the predicted extent: the whole region (RVM's shape fixes the
-      warp's lag: a limb that moved is still attached);
+    - one target, no one else's core in it, at most ``merge_growth`` times the predicted extent,
+      and either mean >= ``keep_fraction`` with at least ``inside_fraction`` of the region
+      inside the predicted position, or about the target's extent (within 25%) and holding most
+      of its core (it stretched out again after a curl, faster than the warp could follow): the
+      whole region (RVM's shape fixes the warp's lag: a limb that moved is still attached);
     - one target but a region much larger than the target or mostly away from where it should
       be (it merged with a crowd, a person who walked in, someone nobody tracks): the target
       keeps only the part of the region in its predicted position; the rest stays free (for a
@@ -55,6 +57,8 @@ def assign_regions(person: np.ndarray, probs: np.ndarray, others: np.ndarray, ke
       split, every pixel going to the nearest core (each target's ``probs >= 0.5``, the others'
       ``others >= 0.5``) if that core is within ``split_reach`` px, so a moved limb follows the
       body it is attached to and what is far from every core goes to no one.
+    ``cut`` ([K] bool, optional) is set where a target kept only part of a region it was alone
+    in: its area then says nothing about its size.
     """
     labels = probs.shape[0]
     count, regions = cv2.connectedComponents(person.astype(np.uint8), connectivity=8)
@@ -81,8 +85,15 @@ def assign_regions(person: np.ndarray, probs: np.ndarray, others: np.ndarray, ke
     alone = present & ~shared
     whole = alone & (frac >= keep_fraction) & (inside >= inside_fraction)
     if size is not None:
-        whole &= ~((size[:, None] > 0) & (area[None, :] > merge_growth * size[:, None]))
+        known = size[:, None] > 0
+        core_mass = np.stack([np.bincount(flat, weights=(probs[k] >= 0.5).ravel(), minlength=count)
+                              for k in range(1, labels)])
+        holds_core = core_mass >= 0.5 * np.maximum(core_mass.sum(1, keepdims=True), 1.0)
+        whole |= alone & known & (area[None, :] <= 1.25 * size[:, None]) & holds_core
+        whole &= ~(known & (area[None, :] > merge_growth * size[:, None]))
     partial = alone & ~whole
+    if cut is not None:
+        cut[:] = partial.any(1)
     out[:] = whole[:, regions]
     for k in np.flatnonzero(partial.any(1)):
         out[k] |= partial[k][regions] & near[k]

@@ -91,6 +91,7 @@ class TargetTracker:
         self._colour: list[np.ndarray | None] = [None] * len(self._ids)  # per target, from its mask
         self._others_colour: np.ndarray | None = None  # people who are no target, from the masks' frames
         self._others: np.ndarray | None = None  # where people who are no target were, last frame
+        self._whole: np.ndarray | None = None  # each output target's whole mask, carried (see _carry_masks)
         # Targets whose mask held no person RVM sees (people too small or blurred for it, or no
         # person at all): their mask is carried by motion until a person appears in it; the
         # matte stays empty meanwhile (this mode mattes people only). Warned once per target.
@@ -130,6 +131,7 @@ class TargetTracker:
         keyframe = self.schedule.get(self._frame)
         if keyframe is not None:
             probs = self._apply_keyframe(probs, fit_to_frame(keyframe, (h, w)), size)
+        whole_mask = self._carry_masks(probs, keyframe, size)
         # Person pixels at the working size: a cell is a person's if any of its pixels is, so
         # thin parts (fingers, a kite line RVM caught) are not lost in the downsampling.
         person = cv2.resize((alpha >= PERSON_THRESHOLD).view(np.uint8), size, interpolation=cv2.INTER_AREA) > 0
@@ -151,24 +153,35 @@ class TargetTracker:
             colour = histogram(hsv, others > 0)
             if colour is not None:
                 self._others_colour = colour
-        regions = assign_regions(person, probs, others, s.keep_fraction, s.min_fraction,
-                                 size=np.where(self._tracked, self._size, 0.0), merge_growth=s.merge_growth,
+        # The predicted extent: the larger of the size last seen whole and the predicted core's
+        # area (motion scales it as the target comes nearer).
+        core_area = (probs[1:] >= 0.5).reshape(len(self._ids), -1).sum(1)
+        extent = np.where(self._tracked & (self._size > 0), np.maximum(self._size, core_area), 0.0)
+        cut = np.zeros(len(self._ids), bool)
+        regions = assign_regions(person, probs, others, s.keep_fraction, s.min_fraction, cut=cut,
+                                 size=extent, merge_growth=s.merge_growth,
                                  reach=s.reach, inside_fraction=s.inside_fraction, split_reach=s.split_reach)
         regions[self._hidden(regions, probs, keyframe)] = False
+        if keyframe is not None:  # in its own frame the given mask is the truth: nothing it leaves out
+            for target_id in keyframe.targets:
+                k = self._ids.index(target_id)
+                regions[k] = person & (probs[k + 1] >= 0.5)
         if len(self._memory):  # not the video's first mask frame
             regions = self._reacquire(regions, person, hsv)
         regions &= self._tracked[:, None, None]
         for k in range(len(self._ids)):
             regions[k] = drop_lookalikes(hsv, regions[k], self._colour[k], self._rest_colour(k))
+        regions = self._held_pieces(regions, person, whole_mask)
         area = regions.reshape(len(self._ids), -1).sum(1)
         # Seen (nearly) whole and not suddenly larger (merged with someone): follow its size as
         # it moves in depth. A target first seen now (no person in its mask) takes its size.
-        grown = ((area >= 0.8 * self._size) & (area <= 1.25 * self._size)) | ((self._size == 0) & (area > 0))
+        # A region cut to the predicted position says nothing about the size (it would ratchet down).
+        grown = ((area >= 0.8 * self._size) & (area <= s.merge_growth * extent) & ~cut) | ((self._size == 0) & (area > 0))
         self._size = np.where(grown, area, self._size)
         self._pending &= area == 0
-        self._others = self._next_others(person, regions.any(0), others)
         if len(self._memory):
             regions, labels = self._new_bystanders(regions, person, hsv)
+        self._others = self._next_others(person, regions.any(0), others)
 
         alphas: dict[int, np.ndarray] = {}
         state = np.zeros((labels,) + regions.shape[1:], np.float32)
@@ -240,6 +253,41 @@ class TargetTracker:
         probs[0] = np.clip(1.0 - probs[1:].sum(0), 0.0, 1.0)
         return probs, np.where(maps.any(0), 0.0, others).astype(np.float32)
 
+    def _carry_masks(self, probs: np.ndarray, keyframe: TargetMask | None, size) -> np.ndarray:
+        """Each output target's whole mask (what the user marked: the rider *and* the horse),
+        carried by motion alone from its mask frame and re-anchored on the target's person
+        pixels every frame. [K, h, w] bool, for :meth:`_held_pieces`."""
+        k_out = len(self._outputs)
+        if self._whole is None or self._whole.shape[1:] != size[::-1]:
+            self._whole = np.zeros((k_out,) + size[::-1], np.float32)
+        else:
+            self._whole = self._motion.warp(self._whole)
+        if keyframe is not None:
+            for target_id in keyframe.targets:
+                k = self._ids.index(target_id)
+                # Any cell the mask touches: thin parts (kite lines, a bike's frame) stay in.
+                self._whole[k] = probs[k + 1] > 0.1
+        # Widened a little: thin parts fade in the warp, and RVM's pieces have loose edges.
+        return np.array([cv2.dilate((m >= 0.25).astype(np.uint8), _disk(2)) > 0 for m in self._whole],
+                        bool).reshape(self._whole.shape)
+
+    def _held_pieces(self, regions: np.ndarray, person: np.ndarray, whole_mask: np.ndarray) -> np.ndarray:
+        """Person pieces nobody holds that lie mostly inside a seen target's carried whole mask
+        (RVM mattes a bit of the horse, the bike, the cart the target rides): the target's, as
+        the user's mask said; the carried mask is then re-anchored on what the target holds."""
+        free = person & ~regions.any(0)
+        count, comp = cv2.connectedComponents(free.astype(np.uint8), connectivity=8)
+        area = np.maximum(np.bincount(comp.ravel(), minlength=count), 1)
+        for k in range(len(self._outputs)):
+            if count > 1 and regions[k].any():
+                inside = np.bincount(comp.ravel(), weights=whole_mask[k].ravel(), minlength=count) / area
+                inside[0] = 0.0
+                pieces = inside[comp] >= self.settings.inside_fraction
+                regions[k] |= pieces
+                free &= ~pieces
+            self._whole[k] = np.maximum(self._whole[k], regions[k])
+        return regions
+
     def _warn_no_person(self, target_id: int) -> None:
         if target_id in self._warned:
             return
@@ -287,9 +335,16 @@ class TargetTracker:
         bystanders with their own maps and memory, so that when they touch a target later the
         region is split between them rather than given to the target whole."""
         s = self.settings
-        free = (person & ~regions.any(0)).astype(np.uint8)
         room = s.max_bystanders - sum(1 for i in self._ids if i < 0)
-        if room <= 0 or not free.any():
+        if room <= 0:
+            return regions, 1 + len(self._ids)
+        # Only person regions nobody tracked is in: what a target's region left over (a limb the
+        # cut missed) must not become someone else for good.
+        count, comp = cv2.connectedComponents(person.astype(np.uint8), connectivity=8)
+        held = np.bincount(comp.ravel(), weights=regions.any(0).ravel(), minlength=count) > 0
+        held[0] = True
+        free = (~held[comp]).astype(np.uint8)
+        if not free.any():
             return regions, 1 + len(self._ids)
         count, comp, stats, _ = cv2.connectedComponentsWithStats(free, connectivity=8)
         areas = stats[1:, cv2.CC_STAT_AREA]
