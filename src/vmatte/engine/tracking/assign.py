@@ -92,8 +92,9 @@ def assign_regions(person: np.ndarray, probs: np.ndarray, others: np.ndarray, ke
         whole |= alone & known & (area[None, :] <= 1.25 * size[:, None]) & holds_core
         whole &= ~(known & (area[None, :] > merge_growth * size[:, None]))
     partial = alone & ~whole
-    if cut is not None:
-        cut[:] = partial.any(1)
+    if cut is not None:  # a crumb cut off says nothing; the body (a quarter of the target or more) does
+        big = area[None, :] >= 0.25 * (size[:, None] if size is not None else 0.0)
+        cut[:] = (partial & big).any(1)
     out[:] = whole[:, regions]
     for k in np.flatnonzero(partial.any(1)):
         out[k] |= partial[k][regions] & near[k]

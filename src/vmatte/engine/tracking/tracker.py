@@ -16,6 +16,19 @@ of a first-frame (or keyframe) mask with MatAnyone's ideas, on parts that ship w
 A target whose regions all vanished (occlusion, a fast turn) is looked for again by appearance
 alone, so a lost target can come back; a plain chain of warps cannot.
 
+Decisions made robust rather than tuned (issue 20; each has a test in test_target_rules.py):
+- a region is never given to a target whole when it is much larger than the target's predicted
+  extent or lies mostly outside its predicted position (a crowd RVM joined to the dancer): the
+  target keeps the part where motion + memory put it (:func:`~.assign.assign_regions`);
+- people first seen after the mask's frame become bystanders with their own maps and memory;
+- the mask is the truth in its frame, and what it leaves out of a person region it touches
+  (a piece of car, someone's fingertips) stays someone else's core;
+- a target is taken for hidden only when someone else holds its predicted position, not
+  because it looks small (a curl in a flip): motion and memory carry it;
+- a mask with no person in it (riders still too small for RVM) is carried by motion, with an
+  empty matte and one warning, until a person appears there; what RVM mattes of the thing the
+  target rides (a bit of the horse, the bike) is the target's when it lies in its carried mask.
+
 Limits (honest): only what RVM sees as a person is matted; objects a target holds or rides
 (a board, a kite, a bike) are not. MatAnyone (``--model matanyone``) mattes any object.
 """
