@@ -30,7 +30,7 @@ VECTORS = {k: torch.randn(128, generator=torch.Generator().manual_seed(i)) for i
 
 def disc(cx: float, cy: float, r: float) -> np.ndarray:
     m = np.zeros((H, W), np.uint8)
-    cv2.circle(m, (int(round(cx)), int(round(cy))), int(round(r)), 1, -1)
+    cv2.circle(m, (round(cx), round(cy)), round(r), 1, -1)
     return m > 0
 
 
