@@ -110,7 +110,7 @@ class TargetTracker:
         # matte stays empty meanwhile (this mode mattes people only). Warned once per target.
         self._pending = np.zeros(len(self._ids), bool)
         self._late = np.zeros(len(self._ids), bool)  # bystanders first seen after the mask's frame
-        self._warned: set[int] = set()
+        self._warned: list[int] = []  # a list, not a set: a --resume journal saves this state
 
     # -- per frame ---------------------------------------------------------------------------
 
@@ -304,7 +304,7 @@ class TargetTracker:
     def _warn_no_person(self, target_id: int) -> None:
         if target_id in self._warned:
             return
-        self._warned.add(target_id)
+        self._warned.append(target_id)
         warnings.warn(f"no person found in the mask of target {target_id} (frame {self._frame}): the offline "
                       f"target mode mattes people only, so this target's matte stays empty until RVM sees a "
                       f"person where the mask is; for an object use --model matanyone (any object, its weights "
