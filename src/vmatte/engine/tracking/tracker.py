@@ -334,10 +334,14 @@ class TargetTracker:
         s = self.settings
         area = regions.reshape(len(self._ids), -1).sum(1)
         hidden = self._tracked & (self._size > 0) & (area < s.hidden_fraction * self._size)
-        for k in np.flatnonzero(hidden & (area > 0)):
-            core = probs[k + 1] >= 0.5
-            elsewhere = np.delete(regions, k, axis=0).any(0) if len(self._ids) > 1 else np.zeros_like(core)
-            hidden[k] = core.any() and (core & elsewhere).sum() >= 0.5 * core.sum()
+        if (hidden & (area > 0)).any():
+            # Behind someone = what is left of it shares an RVM person region with someone else.
+            person = regions.any(0)
+            count, comp = cv2.connectedComponents(person.astype(np.uint8), connectivity=8)
+            for k in np.flatnonzero(hidden & (area > 0)):
+                mine = np.unique(comp[regions[k]])
+                others = np.delete(regions, k, axis=0).any(0) if len(self._ids) > 1 else np.zeros_like(person)
+                hidden[k] = bool(np.isin(comp[others], mine).any())
         if keyframe is not None:
             hidden &= ~np.isin(self._ids, list(keyframe.targets))
         return hidden
