@@ -100,7 +100,7 @@ def test_tampered_shipped_onnx_is_refused(tmp_path, monkeypatch, capsys):
     (pkg / "rvm.onnx").write_bytes(bytes(data))
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     shipped = weights.RVM_PACKAGED
-    monkeypatch.setattr(weights, "RVM_PACKAGED", weights.PackagedFile("tampered_rvm_pkg", shipped.version, "rvm.onnx",
+    monkeypatch.setattr(weights.rvm, "RVM_PACKAGED", weights.PackagedFile("tampered_rvm_pkg", shipped.version, "rvm.onnx",
                                                                       shipped.size, shipped.sha256, shipped.license))
     monkeypatch.setenv("VMATTE_CACHE", str(tmp_path / "cache"))  # nothing converted earlier to fall back on
     code, stdout, err, out = run_case(TAMPERED_ONNX, tmp_path, capsys)

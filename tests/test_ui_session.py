@@ -19,7 +19,7 @@ import pytest
 
 from vmatte.errors import InputError, VmatteError
 from vmatte.io.probe import read_rgba, stream_summary
-from vmatte.ui.job import Cancelled, HookedMatter, Job, RunSettings, available_models, run_job
+from vmatte.ui.job import Cancelled, Job, RunSettings, available_models, run_job
 from vmatte.ui.overlay import INCLUDE_COLOUR, draw_overlay, mask_from_layers, preview_panels, target_colour, Marker
 from vmatte.ui.session import Session, SessionStore, UiSettings, inside
 
@@ -238,29 +238,15 @@ def test_models_and_target_requirements(session):
         run_job(session, RunSettings(model="rvm", formats=("gif",)), Job(FRAMES))
 
 
-def test_hooked_matter_keeps_the_inner_interface():
-    class One:
-        description, targets = "one", (1, 2)
+def test_menu_offers_every_model_whose_weights_are_here(cache, monkeypatch):
+    """The menu is the registry's: MatAnyone and VideoMaMa appear once their weights are cached."""
+    from vmatte import weights
 
-        def reset(self, concurrent_io=False):
-            self.was_reset = True
-
-        def step(self, image, foreground=True):
-            return None, np.zeros(image.shape[:2], np.float32)
-
-    class Preview:
-        def write(self, *a):
-            pass
-
-    job = Job(1)
-    h = HookedMatter(One(), job, Preview())
-    assert not hasattr(h, "step_all") and h.targets == (1, 2) and h.description == "one"
-    h.reset()
-    h.step(np.zeros((4, 4, 3), np.uint8))
-    assert job.done == 1
-    job.stop()
-    with pytest.raises(Cancelled):
-        h.step(np.zeros((4, 4, 3), np.uint8))
+    before = [m for _, m in available_models()]
+    assert before == ["auto", "rvm-target", "rvm"]
+    monkeypatch.setattr(weights, "cached", lambda name: name in ("rvm", "matanyone", "videomama"))
+    after = [m for _, m in available_models()]
+    assert after == ["auto", "rvm-target", "matanyone", "videomama", "rvm"]
 
 
 def test_store_and_inside(tmp_path):

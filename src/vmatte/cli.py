@@ -11,14 +11,15 @@ from .errors import EXIT_USER_ERROR, VmatteError
 
 
 def _add_matte(sub: argparse._SubParsersAction) -> None:
+    from .engine import registry
     from .io.formats import DEFAULT_FORMATS, FORMATS
-    from .matte import BACKENDS, MODELS
 
     p = sub.add_parser("matte", help="matte a video (or image folder) into alpha/foreground/composite files",
                        description="Matte INPUT and write the chosen formats into OUTDIR.")
     p.add_argument("input", help="video file (mp4/mov/mkv/webm/avi...) or folder of images")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if missing)")
-    p.add_argument("-m", "--model", default="auto", choices=list(MODELS), help="model (default: auto)")
+    p.add_argument("-m", "--model", default="auto", choices=registry.names(),
+                   help="model (default: auto): " + "; ".join(f"{n}: {h}" for n, h in registry.help_lines().items()))
     p.add_argument("--weights", help="checkpoint path (.pth/.safetensors, or a hub folder with model.safetensors "
                                      "for MatAnyone), or 'download' for the official file")
     p.add_argument("--mask", metavar="PATH",
@@ -58,12 +59,12 @@ def _add_matte(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-size", type=int, metavar="PX", help="long side of the internal resolution (default: automatic)")
     p.add_argument("--downsample-ratio", type=float, metavar="R", help="RVM downsample ratio in (0,1] (overrides --max-size)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    p.add_argument("--backend", default="auto", choices=BACKENDS, help="inference runtime (default: fastest for the device)")
+    p.add_argument("--backend", default="auto", choices=registry.BACKENDS, help="inference runtime (default: fastest for the device)")
     p.add_argument("--fps", type=float, help="frame rate of an image-folder input (default 25)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (only once the new ones are complete)")
     p.add_argument("--resume", action="store_true",
                    help="continue a killed or interrupted run from its last complete chunk (same input and "
-                        "options; rvm and rvm-target)")
+                        "options; " + ", ".join(s.name for s in registry.SPECS.values() if s.resumable) + ")")
     p.add_argument("--chunk-frames", type=int, help=argparse.SUPPRESS)  # journal chunk length (tests)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_matte)

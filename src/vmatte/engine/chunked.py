@@ -11,7 +11,8 @@ import dataclasses
 import os
 import shutil
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterable
+from functools import partial
 
 import av
 
@@ -20,68 +21,53 @@ from ..io.audio import AudioCarrier
 from ..io.formats import FORMATS
 from ..io.reader import Frame, VideoInfo
 from ..io.writers import Background, OutputSet, temp_name
-from .pipeline import BackgroundConsumer
+from .loop import FrameResult, run
 from .resume import Interrupted, Journal, stream_state
 
 
-def run_chunks(journal: Journal, frames: Iterator[Frame], matter, info: VideoInfo, names: list[str],
+def run_chunks(journal: Journal, frames: Iterable[Frame], matter, info: VideoInfo, names: list[str],
                outputs: dict, background: str | None, need_fgr: bool, on_frame=None) -> int:
-    """Matte ``frames`` into the journal's chunks; ``outputs`` maps target id -> output stem.
-    Returns the number of frames of the video."""
+    """Matte ``frames`` into the journal's chunks (through :func:`vmatte.engine.loop.run`);
+    ``outputs`` maps target id -> output stem. Returns the number of frames of the video."""
     chunk = journal.chunk_frames
     skip = journal.completed * chunk
     quiet_info = dataclasses.replace(info, has_audio=False)  # audio is muxed in when joining
-    matter.reset(True)
-    if journal.completed:
-        journal.load_state(matter)
-    step_all = getattr(matter, "step_all", None)
+    bg = Background.parse(background) if background else None
     sets: dict = {}
+    last = [skip - 1]
 
-    def consume(item: tuple) -> None:  # in the encoder thread, as matte()'s plain path does
-        if item[0] == "commit":
-            for out in sets.values():
-                out.close()
-            journal.commit_chunk(item[1], item[2])
-            sets.clear()
-            return
-        _, index, image, fgr, alphas = item
+    def write(r: FrameResult) -> None:  # in the writer thread, as matte()'s plain path
         if not sets:
-            folder = journal.chunk_dir(index // chunk)
-            bg = Background.parse(background) if background else None
+            folder = journal.chunk_dir(r.index // chunk)
             for i, stem in outputs.items():
                 sets[i] = OutputSet(folder, stem, names, quiet_info, background=bg)
         for i, out in sets.items():
-            out.write(index, image, fgr, alphas[i])
+            out.write(r.index, r.image, r.foreground, r.alpha if i is None or r.alphas is None else r.alphas[i])
 
-    writer = BackgroundConsumer(consume, 4)
-    count = index = skip
+    def commit(k: int, state) -> None:
+        for out in sets.values():
+            out.close()
+        journal.commit_chunk(k, state)
+        sets.clear()
+
+    def after(r: FrameResult):
+        last[0] = r.index
+        if (r.index + 1) % chunk == 0:  # the state now is the state after this chunk: snapshot it here
+            return partial(commit, r.index // chunk, stream_state(matter))
+        return None
+
     try:
-        for frame in frames:
-            index = frame.index
-            if index < skip:  # done by the interrupted run: decoded, dropped
-                continue
-            if step_all is not None:
-                fgr, alphas = step_all(frame.image, need_fgr)
-            else:
-                fgr, alpha = matter.step(frame.image, need_fgr)
-                alphas = {i: alpha for i in outputs}
-            writer.put(("frame", index, frame.image, fgr, alphas))
-            count = index + 1
-            if on_frame is not None:
-                on_frame()
-            if count % chunk == 0:  # the state now is the state after this chunk: snapshot it here
-                writer.put(("commit", index // chunk, stream_state(matter)))
-        if count % chunk:
-            writer.put(("commit", (count - 1) // chunk, stream_state(matter)))
-        writer.finish()
+        run(matter, frames, write, foreground=need_fgr, on_frame=on_frame, after=after,
+            skip=skip, state=journal.saved_state())
+        count = last[0] + 1
+        if count % chunk and sets:  # the last, shorter chunk
+            commit((count - 1) // chunk, stream_state(matter))
     except KeyboardInterrupt:
-        writer.abort()
         for out in sets.values():
             out.abort()
-        raise Interrupted(f"interrupted at frame {index}; {journal.completed * chunk} frames are kept in "
+        raise Interrupted(f"interrupted at frame {last[0] + 1}; {journal.completed * chunk} frames are kept in "
                           f"{journal.folder}: run the same command again with --resume to continue") from None
     except BaseException:
-        writer.abort()
         for out in sets.values():
             out.abort()
         raise
@@ -158,9 +144,8 @@ def _remux(parts: list[Path], temp: Path, container: str, info: VideoInfo, frame
 
 def journaled_matte(src, matter, info: VideoInfo, output_dir, base: str, names: list[str], ids: tuple,
                     background: str | None, overwrite: bool, options: dict, resume: bool, chunk_frames: int,
-                    bar=None) -> tuple[dict[str, Path], int]:
+                    bar=None, on_frame=None) -> tuple[dict[str, Path], int]:
     """:func:`vmatte.matte`'s run with a journal: returns (final paths, frames)."""
-    from ..engine.pipeline import Prefetcher
     from .resume import open_journal
 
     outdir = Path(os.fspath(output_dir)).expanduser()
@@ -168,13 +153,8 @@ def journaled_matte(src, matter, info: VideoInfo, output_dir, base: str, names: 
     journal = open_journal(outdir, base, info.path, options, chunk_frames, resume)
     if bar is not None and journal.completed:
         bar.update(journal.completed * chunk_frames)
-    frames = Prefetcher(src, 4)
-    try:
-        need_fgr = any(FORMATS[n].uses_foreground for n in names)
-        count = run_chunks(journal, iter(frames), matter, info, names, outputs, background, need_fgr,
-                           on_frame=None if bar is None else lambda: bar.update(1))
-    finally:
-        frames.close()
+    need_fgr = any(FORMATS[n].uses_foreground for n in names)
+    count = run_chunks(journal, src, matter, info, names, outputs, background, need_fgr, on_frame=on_frame)
     paths = join_chunks(journal, outdir, outputs, names, info, count, overwrite)
     journal.remove()
     return paths, count

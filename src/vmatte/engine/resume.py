@@ -7,8 +7,9 @@
 * ``chunk_K/``: chunk K's outputs, written by an ordinary :class:`~vmatte.io.writers.OutputSet`
   (so each is complete or absent), every video chunk an independent encode with the run's
   settings and the global frame numbers as timestamps;
-* ``state_K.safetensors`` + ``state_K.json``: the model's streaming state after chunk K (RVM's
-  recurrent tensors; the target tracker's arrays, tensors and memory).
+* ``state_K.safetensors`` + ``state_K.json``: the model's streaming state after chunk K, what
+  its :meth:`~vmatte.engine.matter.Matter.state` returns (RVM's recurrent tensors; the target
+  tracker's arrays and memory; MatAnyone's memory per target group).
 
 A chunk counts once its outputs, then its state, then the manifest are written (each by an
 atomic rename), so a SIGKILL anywhere loses at most the chunk in progress. A resumed run
@@ -42,13 +43,7 @@ class Interrupted(VmatteError):
     exit_code = 130
 
 
-# --- the model's streaming state as tensors + a JSON skeleton ------------------------------
-
-# Attributes that are configuration or per-frame scratch, not streaming state.
-_NOT_STATE = {"rvm", "model", "device", "dtype", "settings", "rvm_settings", "description", "schedule",
-              "_features", "onnx", "onnx_path", "threads", "_sessions", "_make_torch", "_torch",
-              "_concurrent_io", "_active", "_dis"}
-
+# --- the model's streaming state (Matter.state()) as tensors + a JSON skeleton -------------
 
 def _encode(value, tensors: dict[str, torch.Tensor]):
     if value is None or isinstance(value, (bool, int, float, str)):
@@ -71,12 +66,11 @@ def _encode(value, tensors: dict[str, torch.Tensor]):
         return {"list" if isinstance(value, list) else "tuple": [_encode(v, tensors) for v in value]}
     if isinstance(value, dict):
         return {"dict": [[_encode(k, tensors), _encode(v, tensors)] for k, v in value.items()]}
-    if type(value).__module__.startswith("vmatte."):
-        return {"obj": {k: _encode(v, tensors) for k, v in vars(value).items() if k not in _NOT_STATE}}
-    return {"skip": type(value).__name__}  # e.g. an OpenCV flow object: stateless, kept as it is
+    raise TypeError(f"a matter's state holds a {type(value).__name__}; state() must return plain data, "
+                    f"tensors and arrays")
 
 
-def _decode(node, tensors: dict[str, torch.Tensor], live=None):
+def _decode(node, tensors: dict[str, torch.Tensor]):
     if "v" in node:
         return node["v"]
     if "np" in node:
@@ -90,54 +84,32 @@ def _decode(node, tensors: dict[str, torch.Tensor], live=None):
         return tuple(_decode(v, tensors) for v in node["tuple"])
     if "dict" in node:
         return {_decode(k, tensors): _decode(v, tensors) for k, v in node["dict"]}
-    if "obj" in node:
-        _restore_into(live, node["obj"], tensors)
-        return live
-    return live
+    raise ValueError(f"unknown node in a saved state: {sorted(node)}")
 
 
-def _restore_into(obj, attrs: dict, tensors) -> None:
-    for k, node in attrs.items():
-        setattr(obj, k, _decode(node, tensors, getattr(obj, k, None)))
+def encode_state(state) -> tuple[dict, dict[str, torch.Tensor]]:
+    """A :meth:`~vmatte.engine.matter.Matter.state` tree as (JSON skeleton, tensors for safetensors)."""
+    tensors: dict[str, torch.Tensor] = {}
+    return {"state": _encode(state, tensors)}, tensors
+
+
+def decode_state(skeleton: dict, tensors: dict[str, torch.Tensor]):
+    return _decode(skeleton["state"], tensors)
 
 
 def stream_state(matter) -> tuple[dict, dict[str, torch.Tensor]]:
-    """The matter's streaming state: (JSON skeleton, tensors). MatAnyone is not resumable."""
-    active = getattr(matter, "_active", None)
-    tensors: dict[str, torch.Tensor] = {}
-    if hasattr(matter, "choose"):  # RVMAuto: the runtime it chose for this video, and that one's state
-        inner = {"onnx": matter.onnx is active, "state": _encode({k: v for k, v in vars(active).items()
-                                                                  if k not in _NOT_STATE}, tensors)}
-        return {"auto": inner}, tensors
-    return {"attrs": _encode({k: v for k, v in vars(matter).items() if k not in _NOT_STATE}, tensors)}, tensors
+    """The matter's streaming state, encoded (:func:`encode_state`)."""
+    return encode_state(matter.state())
 
 
 def load_stream_state(matter, skeleton: dict, tensors: dict[str, torch.Tensor]) -> None:
     """Put a state saved by :func:`stream_state` back into a (reset) matter of the same kind."""
-    if "auto" in skeleton:
-        if skeleton["auto"]["onnx"]:
-            active = matter.onnx
-        else:
-            if matter._torch is None:
-                matter._torch = matter._make_torch()
-            active = matter._torch
-        active.reset(matter._concurrent_io)
-        _set_attrs(active, skeleton["auto"]["state"], tensors)
-        matter._active = active
-        return
-    _set_attrs(matter, skeleton["attrs"], tensors)
-
-
-def _set_attrs(obj, node: dict, tensors) -> None:
-    for knode, vnode in node["dict"]:
-        key = knode["v"]
-        setattr(obj, key, _decode(vnode, tensors, getattr(obj, key, None)))
+    matter.load_state(decode_state(skeleton, tensors))
 
 
 def resumable(matter) -> bool:
-    """RVM (both runtimes) and the target tracker; MatAnyone's memory and chunked matters
-    (VideoMaMa) are not saved, so their runs are not journaled."""
-    return type(matter).__name__ in ("RVMTorch", "RVMOnnx", "RVMAuto", "TargetTracker")
+    """Whether the matter's state can be saved (:attr:`~vmatte.engine.matter.Matter.resumable`)."""
+    return bool(getattr(matter, "resumable", False))
 
 
 # --- the journal ---------------------------------------------------------------------------
@@ -178,12 +150,15 @@ class Journal:
         for old in (self.folder / f"state_{k - 1}.safetensors", self.folder / f"state_{k - 1}.json"):
             old.unlink(missing_ok=True)
 
-    def load_state(self, matter) -> None:
+    def saved_state(self):
+        """The model's state after the last complete chunk (None before the first)."""
         from safetensors.torch import load_file
 
+        if not self.completed:
+            return None
         k = self.completed - 1
         skeleton = json.loads((self.folder / f"state_{k}.json").read_text())
-        load_stream_state(matter, skeleton, load_file(str(self.folder / f"state_{k}.safetensors")))
+        return decode_state(skeleton, load_file(str(self.folder / f"state_{k}.safetensors")))
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -217,7 +192,7 @@ def open_journal(outdir: Path, stem: str, input_path: Path, options: dict, chunk
     """The journal for this run: the one left by an interrupted run (``resume``) or a new one."""
     folder = Path(outdir) / f"{JOURNAL_PREFIX}{stem}"
     st = os.stat(input_path)
-    manifest = {"version": 1, "input": str(Path(input_path).resolve()), "size": st.st_size,
+    manifest = {"version": 2, "input": str(Path(input_path).resolve()), "size": st.st_size,
                 "mtime_ns": st.st_mtime_ns, "options": fingerprint(options), "chunk_frames": chunk_frames,
                 "completed": 0}
     found = folder / "manifest.json"

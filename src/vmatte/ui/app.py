@@ -195,7 +195,7 @@ class VmatteApp:
 
     def _segmenter_choices(self) -> list[tuple[str, str]]:
         from ..engine.segment.prompts import segmenter_choices
-        from ..matte import resolve_device
+        from ..engine.device import resolve_device
 
         return segmenter_choices(self.settings.segmenter, resolve_device(self.settings.device))
 

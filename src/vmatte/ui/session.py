@@ -155,10 +155,10 @@ class Session:
         so its recurrent state has settled, as ``vmatte matte --click`` does."""
         index = self._check_index(index)
         if index not in self._person:
-            from ..matte import load_matter
+            from ..engine.registry import load_person_matter
 
             if self._rvm is None:
-                self._rvm = load_matter("rvm", device=self.settings.device)
+                self._rvm = load_person_matter(self.settings.device)
             self._rvm.reset()
             with open_source(self.video) as s:
                 for f in s:
@@ -207,7 +207,7 @@ class Session:
 
     def _prompter(self, choice: str) -> FramePrompter | None:
         """The SAM model ``choice`` stands for (loaded once per session), or None for RVM's regions."""
-        from ..matte import resolve_device
+        from ..engine.device import resolve_device
 
         device = resolve_device(self.settings.device)
         resolved = choose_segmenter(choice, device)

@@ -38,8 +38,6 @@ SOFT_FLOOR = 0.05
 # as on them: clicks land on hair and edges, where alpha is below 0.5.
 SNAP_FRACTION = 0.01
 SNAP_MIN_PX = 4
-# Models that matte every person and take no target: clicks would be ignored, so they are refused.
-EVERY_PERSON_MODELS = ("rvm", "rvm-resnet50")
 
 
 @dataclass(frozen=True)
@@ -234,7 +232,8 @@ def masks_from_clicks(input_path: str | os.PathLike, clicks: Iterable, excludes:
 def _masks_and_segmenter(input_path, clicks, excludes, fps, device, segmenter) -> tuple[dict[int, np.ndarray], str]:
     """:func:`masks_from_clicks` and the name of what made the masks (for messages)."""
     from ...io.reader import open_source
-    from ...matte import load_matter, resolve_device
+    from ..device import resolve_device
+    from ..registry import load_person_matter
     from ..segment.prompts import RVM, RVM_LABEL, FramePrompter, choose_segmenter, load_point_predictor
 
     pos, neg = as_clicks(clicks, False), as_clicks(excludes, True)
@@ -257,7 +256,7 @@ def _masks_and_segmenter(input_path, clicks, excludes, fps, device, segmenter) -
         choice = choose_segmenter(segmenter, torch_device)
         if choice == RVM:
             used = RVM_LABEL
-            matter = load_matter("rvm", device=device)
+            matter = load_person_matter(device)
             matter.reset()
         else:  # SAM needs only the click frames themselves: no model runs on the others
             prompter = FramePrompter(load_point_predictor(choice, torch_device))
@@ -293,7 +292,9 @@ def click_keyframes(input_path: str | os.PathLike, clicks: Iterable | None, excl
     if not isinstance(model, str):
         raise VmatteError("clicks choose the target before the model is built: pass model= as a name, or "
                           "give load_matter(keyframes=masks_from_clicks(...))")
-    if model in EVERY_PERSON_MODELS:
+    from ..registry import AUTO, get
+
+    if model != AUTO and get(model).every_person:
         raise VmatteError(f"--click picks one target, but --model {model} mattes every person in frame; use "
                           f"--model auto or matanyone with --click")
     pos, neg = as_clicks(clicks, False), as_clicks(excludes, True)

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from vmatte.errors import InputError
-from vmatte.eval.compose import VIDEO_EXTENSIONS, _load_still, find_foregrounds
+from vmatte.eval.compose import VIDEO_EXTENSIONS, load_still, find_foregrounds
 from vmatte.io.reader import IMAGE_EXTENSIONS, natural_key, open_source
 
 
@@ -130,7 +130,7 @@ def _load_still_cached(s: Still) -> tuple[np.ndarray, np.ndarray]:
 
     h, w = cv2.imread(str(s.image), cv2.IMREAD_UNCHANGED).shape[:2]
     # Shrink before estimating the foreground colour: the estimator's cost grows with pixels.
-    return _load_still(ForegroundSource(s.image.stem, "still", s.image, s.alpha), min(1.0, s.max_side / max(h, w)))
+    return load_still(ForegroundSource(s.image.stem, "still", s.image, s.alpha), min(1.0, s.max_side / max(h, w)))
 
 
 def _paired(fgr_dir: Path, pha_dir: Path) -> bool:
