@@ -28,8 +28,17 @@ from .io.formats import DEFAULT_FORMATS, FORMATS, parse_formats
 from .io.reader import VideoInfo, open_source
 from .io.writers import Background, OutputSet
 
-__all__ = ["BACKENDS", "MODELS", "FrameResult", "MatteResult", "MatterOptions", "iter_matte", "load_matter", "matte",
-           "resolve_device"]
+__all__ = [
+    "BACKENDS",
+    "MODELS",
+    "FrameResult",
+    "MatteResult",
+    "MatterOptions",
+    "iter_matte",
+    "load_matter",
+    "matte",
+    "resolve_device",
+]
 
 MODELS = registry.help_lines()  # name -> one line of help (the registry's)
 
@@ -63,17 +72,25 @@ def load_matter(model: str = "auto", *, options: MatterOptions | None = None, **
     return registry.load(model, opts)
 
 
-def iter_matte(input: str | os.PathLike, *, model: str | Matter = "auto", fps: float | None = None,
-               clicks: Sequence | None = None, excludes: Sequence | None = None, segmenter: str | None = None,
-               **model_options) -> Iterator[FrameResult]:
+def iter_matte(
+    input: str | os.PathLike,
+    *,
+    model: str | Matter = "auto",
+    fps: float | None = None,
+    clicks: Sequence | None = None,
+    excludes: Sequence | None = None,
+    segmenter: str | None = None,
+    **model_options,
+) -> Iterator[FrameResult]:
     """Yield a :class:`FrameResult` per frame, streaming (decode runs ahead in a thread).
 
     ``clicks`` / ``excludes``: points ``(x, y, frame)`` on / off the target; they become its
     keyframe masks (see :mod:`vmatte.engine.tracking.click`), made by ``segmenter`` (``auto``: a
     cached SAM / SAM 2, else RVM's person regions; see :mod:`vmatte.engine.segment.prompts`)."""
     if clicks or excludes:
-        model_options["keyframes"] = _click_keyframes(input, model, fps, clicks, excludes, model_options, False,
-                                                      segmenter)
+        model_options["keyframes"] = _click_keyframes(
+            input, model, fps, clicks, excludes, model_options, False, segmenter
+        )
     matter = model if not isinstance(model, str) else load_matter(model, **model_options)
     with open_source(input, fps=fps) as src:
         frames = Prefetcher(src, QUEUE_FRAMES)
@@ -83,12 +100,25 @@ def iter_matte(input: str | os.PathLike, *, model: str | Matter = "auto", fps: f
             frames.close()
 
 
-def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str | Matter = "auto",
-          formats: str | Sequence[str] = DEFAULT_FORMATS, background: str | None = None,
-          overwrite: bool = False, fps: float | None = None, stem: str | None = None,
-          progress: bool = False, clicks: Sequence | None = None, excludes: Sequence | None = None,
-          segmenter: str | None = None, resume: bool = False, chunk_frames: int | None = None,
-          on_frame: Callable[[FrameResult], None] | None = None, **model_options) -> MatteResult:
+def matte(
+    input: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    *,
+    model: str | Matter = "auto",
+    formats: str | Sequence[str] = DEFAULT_FORMATS,
+    background: str | None = None,
+    overwrite: bool = False,
+    fps: float | None = None,
+    stem: str | None = None,
+    progress: bool = False,
+    clicks: Sequence | None = None,
+    excludes: Sequence | None = None,
+    segmenter: str | None = None,
+    resume: bool = False,
+    chunk_frames: int | None = None,
+    on_frame: Callable[[FrameResult], None] | None = None,
+    **model_options,
+) -> MatteResult:
     """Matte ``input`` and write ``formats`` into ``output_dir``; returns the final paths.
 
     Outputs appear under their final names only when complete: on any error or Ctrl-C every
@@ -105,8 +135,9 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
     """
     if clicks or excludes:  # the clicked target becomes a keyframe mask, then is handled as one
         parse_formats(formats)  # a format typo should not cost an RVM pass
-        model_options["keyframes"] = _click_keyframes(input, model, fps, clicks, excludes, model_options, progress,
-                                                      segmenter)
+        model_options["keyframes"] = _click_keyframes(
+            input, model, fps, clicks, excludes, model_options, progress, segmenter
+        )
     # Cheap checks first (formats, background, input, mask, output folder), the model last: a
     # typo should not cost a model load, and the user sees one error line.
     names = parse_formats(formats)
@@ -147,10 +178,31 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
                 from .engine.resume import DEFAULT_CHUNK_FRAMES
 
                 abort_all()  # the output checks are done; the chunks are written into the journal
-                options = dict(model=model if isinstance(model, str) else matter.description, formats=names,
-                               background=background, fps=fps, stem=base, ids=ids, **model_options)
-                paths, count = journaled_matte(src, matter, info, output_dir, base, names, ids, background, overwrite,
-                                               options, resume, chunk_frames or DEFAULT_CHUNK_FRAMES, bar, tick)
+                options = dict(
+                    model=model if isinstance(model, str) else matter.description,
+                    formats=names,
+                    background=background,
+                    fps=fps,
+                    stem=base,
+                    ids=ids,
+                    **model_options,
+                )
+                paths, count = journaled_matte(
+                    src,
+                    matter,
+                    info,
+                    output_dir,
+                    base,
+                    names,
+                    ids,
+                    background,
+                    overwrite,
+                    options,
+                    resume,
+                    chunk_frames or DEFAULT_CHUNK_FRAMES,
+                    bar,
+                    tick,
+                )
                 return MatteResult(paths, count, time.perf_counter() - start, matter.description, info)
 
             def write(r: FrameResult) -> None:
@@ -178,8 +230,10 @@ def _journaled(matter: Matter, info: VideoInfo, resume: bool, chunk_frames: int 
 
     if not as_matter(matter).resumable:
         if resume:
-            raise VmatteError(f"--resume does not work with {matter.description.split(' ')[0]}: its runs cannot be "
-                              f"resumed (its state is not saved); run again without --resume")
+            raise VmatteError(
+                f"--resume does not work with {matter.description.split(' ')[0]}: its runs cannot be "
+                f"resumed (its state is not saved); run again without --resume"
+            )
         return False
     if chunk_frames is not None and chunk_frames < 1:
         raise VmatteError(f"--chunk-frames must be at least 1, got {chunk_frames}")
@@ -203,9 +257,18 @@ def _ticker(bar, on_frame):
 def _click_keyframes(input, model, fps, clicks, excludes, options: dict, progress: bool, segmenter) -> dict:
     from .engine.tracking.click import click_keyframes
 
-    return click_keyframes(input, clicks, excludes, model=model, mask=options.get("mask"),
-                           keyframes=options.get("keyframes"), fps=fps, device=options.get("device", "auto"),
-                           progress=progress, segmenter=segmenter)
+    return click_keyframes(
+        input,
+        clicks,
+        excludes,
+        model=model,
+        mask=options.get("mask"),
+        keyframes=options.get("keyframes"),
+        fps=fps,
+        device=options.get("device", "auto"),
+        progress=progress,
+        segmenter=segmenter,
+    )
 
 
 def _stem(info: VideoInfo) -> str:

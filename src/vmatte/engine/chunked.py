@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-from pathlib import Path
 from collections.abc import Iterable
 from functools import partial
+from pathlib import Path
 
 import av
 

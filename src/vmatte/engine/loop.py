@@ -38,8 +38,9 @@ class FrameResult:
     alphas: dict[int, np.ndarray] | None = None  # target id -> HxW alpha (target-mask models only)
 
 
-def results(matter: Matter, frames: Iterable[Frame], foreground: bool = True, concurrent_io: bool = False,
-            state: State = None) -> Iterator[FrameResult]:
+def results(
+    matter: Matter, frames: Iterable[Frame], foreground: bool = True, concurrent_io: bool = False, state: State = None
+) -> Iterator[FrameResult]:
     """``matter`` over ``frames`` from a reset (and, given ``state``, from that saved state)."""
     matter = as_matter(matter)
     matter.reset(concurrent_io)
@@ -47,14 +48,20 @@ def results(matter: Matter, frames: Iterable[Frame], foreground: bool = True, co
         matter.load_state(state)
     first = matter.targets[0]
     for frame, fgr, alphas in matter.run(frames, foreground):
-        yield FrameResult(frame.index, frame.time, frame.image, fgr, alphas[first],
-                          None if first is None else alphas)
+        yield FrameResult(frame.index, frame.time, frame.image, fgr, alphas[first], None if first is None else alphas)
 
 
-def run(matter: Matter, source: Iterable[Frame], write: Callable[[FrameResult], None], *, foreground: bool = True,
-        on_frame: Callable[[FrameResult], None] | None = None,
-        after: Callable[[FrameResult], Callable[[], None] | None] | None = None, skip: int = 0,
-        state: State = None) -> int:
+def run(
+    matter: Matter,
+    source: Iterable[Frame],
+    write: Callable[[FrameResult], None],
+    *,
+    foreground: bool = True,
+    on_frame: Callable[[FrameResult], None] | None = None,
+    after: Callable[[FrameResult], Callable[[], None] | None] | None = None,
+    skip: int = 0,
+    state: State = None,
+) -> int:
     """Matte ``source`` into ``write``; returns the number of frames matted. ``skip``: frames before
     this index are decoded and dropped (a resumed run; ``state`` is the model's state there)."""
     frames = Prefetcher(source, QUEUE_FRAMES)

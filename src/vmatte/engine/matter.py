@@ -19,7 +19,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..io.pixels import image_scale, to_float
 from ..io.reader import Frame
+
+__all__ = ["Alphas", "FrameMatter", "Matter", "PerFrameMatter", "State", "StepAdapter", "as_matter", "image_scale",
+           "to_float"]
 
 Alphas = dict  # target id (None for models without targets) -> HxW float32 alpha
 State = Any  # a tree of dict / list / tuple / torch.Tensor / np.ndarray / int / float / str / bool / None
@@ -38,7 +42,9 @@ class Matter(Protocol):
         """Start a new video; ``concurrent_io``: encoder threads run beside the model."""
         ...
 
-    def run(self, frames: Iterable[Frame], foreground: bool = True) -> Iterator[tuple[Frame, np.ndarray | None, Alphas]]:
+    def run(
+        self, frames: Iterable[Frame], foreground: bool = True
+    ) -> Iterator[tuple[Frame, np.ndarray | None, Alphas]]:
         """``(frame, fgr HxWx3 float32 or None, {target: alpha HxW})`` per frame, in order;
         ``foreground=False`` may skip the foreground (None)."""
         ...
@@ -76,7 +82,9 @@ class PerFrameMatter:
         fgr, alpha = self.step(image, foreground)
         return fgr, {None: alpha}
 
-    def run(self, frames: Iterable[Frame], foreground: bool = True) -> Iterator[tuple[Frame, np.ndarray | None, Alphas]]:
+    def run(
+        self, frames: Iterable[Frame], foreground: bool = True
+    ) -> Iterator[tuple[Frame, np.ndarray | None, Alphas]]:
         step_all = self.step_all
         for frame in frames:
             fgr, alphas = step_all(frame.image, foreground)
@@ -88,15 +96,6 @@ class PerFrameMatter:
     def load_state(self, state: State) -> None:
         raise NotImplementedError(f"{type(self).__name__} keeps no saved state")
 
-
-def image_scale(image: np.ndarray) -> float:
-    """The factor that maps an image's integer code values to [0, 1] (8- or 16-bit)."""
-    return 1.0 / 65535.0 if image.dtype == np.uint16 else 1.0 / 255.0
-
-
-def to_float(image: np.ndarray) -> np.ndarray:
-    """An RGB uint8/uint16 image as float32 in [0, 1] (the foreground of alpha-only models)."""
-    return image.astype(np.float32) * np.float32(image_scale(image))
 
 
 class StepAdapter(PerFrameMatter):

@@ -19,8 +19,9 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import VmatteError
 
@@ -65,7 +66,9 @@ class MatterOptions:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(kwargs) - names)
         if unknown:
-            raise VmatteError(f"unknown model option(s) {', '.join(unknown)}; the options are: {', '.join(sorted(names))}")
+            raise VmatteError(
+                f"unknown model option(s) {', '.join(unknown)}; the options are: {', '.join(sorted(names))}"
+            )
         return cls(**kwargs)
 
     def replace(self, **changes) -> MatterOptions:
@@ -95,9 +98,11 @@ class ModelSpec:
         if options.masks is not None and self.takes != FRAME_MASKS:
             if not self.frame_masks:
                 if self.takes == KEYFRAMES:
-                    raise VmatteError(f"--model {self.name} tracks a target from first-frame/keyframe masks: give them "
-                                      f"with --mask or --masks-dir; per-frame masks (--masks) go to --model "
-                                      f"{', '.join(s.name for s in SPECS.values() if s.takes == FRAME_MASKS)} or rvm")
+                    raise VmatteError(
+                        f"--model {self.name} tracks a target from first-frame/keyframe masks: give them "
+                        f"with --mask or --masks-dir; per-frame masks (--masks) go to --model "
+                        f"{', '.join(s.name for s in SPECS.values() if s.takes == FRAME_MASKS)} or rvm"
+                    )
                 raise VmatteError(f"--model {self.name} takes no --masks")
             return _function("vmatte.engine.mask_to_matte:load_gated")(self, options, note)
         return _function(self.loader)(self, options, note)
@@ -108,29 +113,78 @@ def _function(path: str) -> Callable:
     return getattr(importlib.import_module(module), name)
 
 
-SPECS: dict[str, ModelSpec] = {s.name: s for s in (
-    ModelSpec("rvm-target", "offline target mode: RVM + a memory of the target(s) of --mask/--click (ships with "
-              "vmatte; people only)", "rvm-target", KEYFRAMES, "vmatte.engine.tracking.load:load_target",
-              _RVM_LICENSE, frame_masks=True, variant="mobilenetv3"),
-    ModelSpec("rvm", "Robust Video Matting, MobileNetV3 (ships with vmatte; mattes every person in frame)", "RVM",
-              EVERY_PERSON, "vmatte.engine.rvm:load_rvm", _RVM_LICENSE, every_person=True, frame_masks=True,
-              variant="mobilenetv3"),
-    ModelSpec("rvm-resnet50", "Robust Video Matting, ResNet-50 (needs rvm_resnet50.pth: --weights or download)",
-              "RVM ResNet-50", EVERY_PERSON, "vmatte.engine.rvm:load_rvm", _RVM_LICENSE, weights="rvm-resnet50",
-              every_person=True, frame_masks=True, variant="resnet50"),
-    ModelSpec("matanyone", "MatAnyone (CVPR 2025): the target(s) of --mask (needs matanyone.pth: --weights, cache or "
-              "download)", "MatAnyone", KEYFRAMES, "vmatte.engine.matanyone.matter:load_matanyone",
-              _MATANYONE_LICENSE, weights="matanyone"),
-    ModelSpec("matanyone2", "MatAnyone2: the MatAnyone network with newer weights (needs matanyone2.pth)",
-              "MatAnyone2", KEYFRAMES, "vmatte.engine.matanyone.matter:load_matanyone", _MATANYONE_LICENSE,
-              weights="matanyone2"),
-    ModelSpec("videomama", "VideoMaMa (2026): one coarse mask per frame (--masks DIR) to mattes with a video "
-              "diffusion prior (needs SammyLim/VideoMaMa + the SVD VAE: --weights DIR, cache or download; a GPU)",
-              "VideoMaMa", FRAME_MASKS, "vmatte.engine.videomama:load_videomama", _VIDEOMAMA_LICENSE,
-              weights="videomama", resumable=False, needs_gpu=True),
-)}
-AUTO_HELP = ("the best model available: rvm; with --mask/--click, MatAnyone when its weights are on this machine, "
-             "else rvm-target")
+SPECS: dict[str, ModelSpec] = {
+    s.name: s
+    for s in (
+        ModelSpec(
+            "rvm-target",
+            "offline target mode: RVM + a memory of the target(s) of --mask/--click (ships with vmatte; people only)",
+            "rvm-target",
+            KEYFRAMES,
+            "vmatte.engine.tracking.load:load_target",
+            _RVM_LICENSE,
+            frame_masks=True,
+            variant="mobilenetv3",
+        ),
+        ModelSpec(
+            "rvm",
+            "Robust Video Matting, MobileNetV3 (ships with vmatte; mattes every person in frame)",
+            "RVM",
+            EVERY_PERSON,
+            "vmatte.engine.rvm:load_rvm",
+            _RVM_LICENSE,
+            every_person=True,
+            frame_masks=True,
+            variant="mobilenetv3",
+        ),
+        ModelSpec(
+            "rvm-resnet50",
+            "Robust Video Matting, ResNet-50 (needs rvm_resnet50.pth: --weights or download)",
+            "RVM ResNet-50",
+            EVERY_PERSON,
+            "vmatte.engine.rvm:load_rvm",
+            _RVM_LICENSE,
+            weights="rvm-resnet50",
+            every_person=True,
+            frame_masks=True,
+            variant="resnet50",
+        ),
+        ModelSpec(
+            "matanyone",
+            "MatAnyone (CVPR 2025): the target(s) of --mask (needs matanyone.pth: --weights, cache or download)",
+            "MatAnyone",
+            KEYFRAMES,
+            "vmatte.engine.matanyone.matter:load_matanyone",
+            _MATANYONE_LICENSE,
+            weights="matanyone",
+        ),
+        ModelSpec(
+            "matanyone2",
+            "MatAnyone2: the MatAnyone network with newer weights (needs matanyone2.pth)",
+            "MatAnyone2",
+            KEYFRAMES,
+            "vmatte.engine.matanyone.matter:load_matanyone",
+            _MATANYONE_LICENSE,
+            weights="matanyone2",
+        ),
+        ModelSpec(
+            "videomama",
+            "VideoMaMa (2026): one coarse mask per frame (--masks DIR) to mattes with a video "
+            "diffusion prior (needs SammyLim/VideoMaMa + the SVD VAE: --weights DIR, cache or download; a GPU)",
+            "VideoMaMa",
+            FRAME_MASKS,
+            "vmatte.engine.videomama:load_videomama",
+            _VIDEOMAMA_LICENSE,
+            weights="videomama",
+            resumable=False,
+            needs_gpu=True,
+        ),
+    )
+}
+AUTO_HELP = (
+    "the best model available: rvm; with --mask/--click, MatAnyone when its weights are on this machine, "
+    "else rvm-target"
+)
 # The order auto tries target models in: best first.
 _AUTO_TARGET = ("matanyone2", "matanyone")
 
@@ -178,8 +232,9 @@ def choose_auto(options: MatterOptions) -> tuple[ModelSpec, str]:
         from ..weights import matanyone_cache_paths
 
         where = matanyone_cache_paths(_AUTO_TARGET[-1])[0].parent
-        return SPECS["rvm-target"], (f" (--model auto: no MatAnyone weights in {where}; they give better mattes, "
-                                     f"any object: see README)")
+        return SPECS["rvm-target"], (
+            f" (--model auto: no MatAnyone weights in {where}; they give better mattes, any object: see README)"
+        )
     return SPECS["rvm"], ""
 
 
@@ -192,8 +247,9 @@ def _gpu(device: str) -> bool:
 def load(name: str, options: MatterOptions):
     """Build the matter for model ``name`` (or ``auto``) with ``options``."""
     if options.masks is not None and options.has_target:
-        raise VmatteError("--masks (one mask per frame) replaces --mask, --mask-at, --masks-dir and --click; "
-                          "give only one of them")
+        raise VmatteError(
+            "--masks (one mask per frame) replaces --mask, --mask-at, --masks-dir and --click; give only one of them"
+        )
     if name == AUTO:
         spec, note = choose_auto(options)
         return spec.load(options, note)

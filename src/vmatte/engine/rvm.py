@@ -100,7 +100,8 @@ class RVMOnnx(PerFrameMatter):
                 opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             else:  # spin inside a frame, stop as soon as it returns
                 opts.add_session_config_entry("session.force_spinning_stop", "1")
-            self._sessions[concurrent_io] = ort.InferenceSession(self.onnx_path, opts, providers=["CPUExecutionProvider"])
+            self._sessions[concurrent_io] = ort.InferenceSession(self.onnx_path, opts,
+                                                                 providers=["CPUExecutionProvider"])
         return self._sessions[concurrent_io]
 
     def reset(self, concurrent_io: bool = False) -> None:
@@ -121,7 +122,8 @@ class RVMOnnx(PerFrameMatter):
         return src
 
     def step(self, image: np.ndarray, foreground: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
-        feeds = {"src": self.to_input(image), "downsample_ratio": np.array([ratio_for(image, self.settings)], np.float32)}
+        ratio = np.array([ratio_for(image, self.settings)], np.float32)
+        feeds = {"src": self.to_input(image), "downsample_ratio": ratio}
         feeds.update({f"r{i + 1}i": r for i, r in enumerate(self._rec)})
         fgr, pha, *self._rec = self._session(self._concurrent_io).run(None, feeds)
         return np.ascontiguousarray(fgr[0].transpose(1, 2, 0)) if foreground else None, pha[0, 0]
@@ -227,7 +229,8 @@ def load_rvm(spec, options, note: str = ""):
     dev = resolve_device(options.device)
     shipped = variant == "mobilenetv3" and options.weights is None
     if options.backend == "onnx" and not (shipped and dev.type == "cpu"):
-        raise VmatteError("--backend onnx runs only the shipped RVM MobileNetV3 weights on the CPU; use --backend torch")
+        raise VmatteError("--backend onnx runs only the shipped RVM MobileNetV3 weights on the CPU; "
+                          "use --backend torch")
 
     def make_torch() -> RVMTorch:
         net, source, licence = build_rvm(variant, options.weights, dev)

@@ -16,14 +16,16 @@ is cut out of the same rectangle and scaled back to the frame's size: no stretch
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import TypeVar
 
 import cv2
 import numpy as np
 import torch
 
 from ..io.masks import FrameMasks
+from ..io.pixels import code_max
 from ..io.reader import Frame
 from .matter import State, to_float
 
@@ -61,7 +63,7 @@ class Placement:
     offset: tuple[int, int]  # (x, y)
 
     @classmethod
-    def fit(cls, h: int, w: int, size: tuple[int, int]) -> "Placement":
+    def fit(cls, h: int, w: int, size: tuple[int, int]) -> Placement:
         cw, ch = size if w >= h else (size[1], size[0])  # portrait video: portrait canvas
         scale = min(cw / w, ch / h)
         iw, ih = min(cw, max(1, round(w * scale))), min(ch, max(1, round(h * scale)))
@@ -79,7 +81,7 @@ class Placement:
 
     def image(self, image: np.ndarray) -> np.ndarray:
         """RGB uint8/uint16 HxWx3 -> canvas float32 3xHxW in [-1, 1] (padding black)."""
-        scale = 2.0 / (65535.0 if image.dtype == np.uint16 else 255.0)
+        scale = 2.0 / code_max(image.dtype)
         return (self._place(image.astype(np.float32) * scale - 1.0, -1.0)).transpose(2, 0, 1)
 
     def mask(self, mask: np.ndarray) -> np.ndarray:
@@ -211,7 +213,8 @@ def load_videomama(spec, options, note: str = "") -> VideoMaMaMatter:
     from .device import check_precision, resolve_device
 
     if options.masks is None:
-        raise VmatteError(f"--model {spec.name} turns one coarse mask per frame into mattes: give them with --masks DIR")
+        raise VmatteError(f"--model {spec.name} turns one coarse mask per frame into mattes: give them with "
+                          f"--masks DIR")
     if (options.warmup_frames, options.erode) != (None, None):
         raise VmatteError("--warmup-frames and --erode are MatAnyone settings; with --masks use --dilate only (rvm)")
     if options.dilate is not None or options.backend == "onnx" or options.downsample_ratio is not None:

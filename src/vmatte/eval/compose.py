@@ -30,6 +30,7 @@ import numpy as np
 
 from vmatte.errors import InputError, OutputError, VmatteError
 from vmatte.io.background import Background
+from vmatte.io.pixels import code_max
 from vmatte.io.reader import IMAGE_EXTENSIONS, natural_key, open_source, read_image_rgb
 from vmatte.io.writers import prepare_output_dir
 
@@ -274,8 +275,7 @@ def _read_alpha(path: Path) -> np.ndarray:
 
 
 def _unit(img: np.ndarray) -> np.ndarray:
-    scale = 65535.0 if img.dtype == np.uint16 else 255.0
-    return img.astype(np.float32) / np.float32(scale)
+    return img.astype(np.float32) / np.float32(code_max(img.dtype))
 
 
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:

@@ -10,9 +10,12 @@ import numpy as np
 from vmatte.errors import InputError
 from vmatte.io.reader import IMAGE_EXTENSIONS, natural_key
 
+
 def images(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")),
-                  key=lambda p: natural_key(p.name))
+    return sorted(
+        (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")),
+        key=lambda p: natural_key(p.name),
+    )
 
 
 def read_image(path: Path, grey: bool) -> np.ndarray:

@@ -31,8 +31,21 @@ from vmatte.io.reader import natural_key
 
 from .files import images, read_image
 from .metrics import EvalError, MetricAccumulator, mean_over_clips
-from .results import (TARGET_MODELS, TITLES, ClipScore, QualityResult, QualitySettings, atomic_write, csv_text, fmt,
-                      md_table, metric_names, nan_to_none, protocol_note, shown_metrics)
+from .results import (
+    TARGET_MODELS,
+    TITLES,
+    ClipScore,
+    QualityResult,
+    QualitySettings,
+    atomic_write,
+    csv_text,
+    fmt,
+    md_table,
+    metric_names,
+    nan_to_none,
+    protocol_note,
+    shown_metrics,
+)
 
 __all__ = ["ClipScore", "FrameSampler", "QualityResult", "QualitySettings", "evaluate", "find_clips"]
 

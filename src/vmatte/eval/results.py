@@ -18,16 +18,23 @@ from .metrics import MetricSettings
 
 # Column titles of the report, with the scale each reported number carries.
 TITLES = {
-    "mad": "MAD (x1e3)", "mse": "MSE (x1e3)", "grad": "Grad (/1e3)", "conn": "Conn (/1e3)",
-    "dtssd": "dtSSD (x1e2)", "fgr_mad": "fgr MAD (x1e3)", "fgr_mse": "fgr MSE (x1e3)",
-    "core_mad": "core MAD (x1e3)", "core_mse": "core MSE (x1e3)", "core_dtssd": "core dtSSD (x1e2)",
-    "j": "J (x100)", "f": "F (x100)",
+    "mad": "MAD (x1e3)",
+    "mse": "MSE (x1e3)",
+    "grad": "Grad (/1e3)",
+    "conn": "Conn (/1e3)",
+    "dtssd": "dtSSD (x1e2)",
+    "fgr_mad": "fgr MAD (x1e3)",
+    "fgr_mse": "fgr MSE (x1e3)",
+    "core_mad": "core MAD (x1e3)",
+    "core_mse": "core MSE (x1e3)",
+    "core_dtssd": "core dtSSD (x1e2)",
+    "j": "J (x100)",
+    "f": "F (x100)",
 }
 
 
 # The models given frame 0's true alpha as their target: the registry's keyframe models.
 TARGET_MODELS = tuple(s.name for s in SPECS.values() if s.takes == KEYFRAMES)
-
 
 
 @dataclass(frozen=True)
@@ -105,13 +112,16 @@ def md_table(header: list[str], rows: list[list[str]]) -> str:
 
 def shown_metrics(result: QualityResult, models: Sequence[str]) -> list[str]:
     """Metrics with a value for some model (fgr metrics need fgr/, etc.), in column order."""
-    return [k for k in metric_names(result.clips)
-            if any(not math.isnan(result.means[m].get(k, math.nan)) for m in models)]
+    return [
+        k for k in metric_names(result.clips) if any(not math.isnan(result.means[m].get(k, math.nan)) for m in models)
+    ]
 
 
 def protocol_note(result: QualityResult, settings: QualitySettings) -> str:
-    return (f"{len({s.clip for s in result.clips})} clips; per-frame values averaged over frames, then clips. "
-            f"Grad: sigma {settings.metrics.grad_sigma}, "
-            f"{'each matte min-max normalised first' if settings.metrics.grad_minmax else 'mattes as they are'}; "
-            f"F: boundary tolerance {settings.metrics.boundary_tolerance} x diagonal. "
-            f"Target models ({', '.join(TARGET_MODELS)}) get frame 0's true alpha >= 0.5 as their mask.")
+    return (
+        f"{len({s.clip for s in result.clips})} clips; per-frame values averaged over frames, then clips. "
+        f"Grad: sigma {settings.metrics.grad_sigma}, "
+        f"{'each matte min-max normalised first' if settings.metrics.grad_minmax else 'mattes as they are'}; "
+        f"F: boundary tolerance {settings.metrics.boundary_tolerance} x diagonal. "
+        f"Target models ({', '.join(TARGET_MODELS)}) get frame 0's true alpha >= 0.5 as their mask."
+    )

@@ -12,6 +12,7 @@ import numpy as np
 
 from vmatte.errors import VmatteError
 
+from .pixels import code_max
 from .reader import IMAGE_EXTENSIONS, open_source, read_image_rgb
 
 __all__ = ["Background", "COLOURS", "DEFAULT_BACKGROUND"]
@@ -31,7 +32,7 @@ _HINT = "use a colour name (green, black, white, blue), #rrggbb, r,g,b (0-255) o
 
 
 def _to_float_rgb(img: np.ndarray) -> np.ndarray:
-    scale = 1.0 / (65535.0 if img.dtype == np.uint16 else 255.0)
+    scale = 1.0 / code_max(img.dtype)
     return np.multiply(img, scale, dtype=np.float32)
 
 

@@ -11,8 +11,13 @@ import torch
 from ..errors import WeightsError
 
 
-def load_into(model: torch.nn.Module, sd: dict[str, torch.Tensor], source: str, optional: tuple[str, ...] = (),
-              assign: bool = False) -> None:
+def load_into(
+    model: torch.nn.Module,
+    sd: dict[str, torch.Tensor],
+    source: str,
+    optional: tuple[str, ...] = (),
+    assign: bool = False,
+) -> None:
     """Strict load that reports missing/unexpected keys in one line; ``optional`` prefixes may be absent.
     ``assign``: the tensors replace the parameters (a model built on the meta device: no second copy)."""
     expected = model.state_dict()
@@ -20,6 +25,7 @@ def load_into(model: torch.nn.Module, sd: dict[str, torch.Tensor], source: str, 
     unexpected = [k for k in sd if k not in expected]
     shapes = [k for k in sd if k in expected and sd[k].shape != expected[k].shape]
     if missing or unexpected or shapes:
+
         def few(keys: list[str]) -> str:
             return ", ".join(keys[:3]) + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else "")
 

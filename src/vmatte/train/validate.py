@@ -13,8 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vmatte.eval.metrics import MetricAccumulator, MetricSettings, mean_over_clips
 from vmatte.eval.files import images, read_image
+from vmatte.eval.metrics import MetricAccumulator, MetricSettings, mean_over_clips
 from vmatte.eval.quality import find_clips
 
 from .models import ClipModel

@@ -194,8 +194,8 @@ class VmatteApp:
     # --- the page ----------------------------------------------------------------------------
 
     def _segmenter_choices(self) -> list[tuple[str, str]]:
-        from ..engine.segment.prompts import segmenter_choices
         from ..engine.device import resolve_device
+        from ..engine.segment.prompts import segmenter_choices
 
         return segmenter_choices(self.settings.segmenter, resolve_device(self.settings.device))
 

@@ -13,20 +13,73 @@ from __future__ import annotations
 from ..models.loading import load_into
 from .matanyone import MATANYONE_LICENSE, MATANYONE_REMOTE, matanyone_cache_paths, resolve_matanyone
 from .rvm import RVM_LICENSE, RVM_PACKAGED, RVM_REMOTE, packaged_path, resolve_rvm
-from .segment import (SAM_LICENSE, SEGMENTERS, SegmenterSource, cached_segmenters, resolve_segmenter,
-                      segmenter_cache_path)
-from .store import (PackagedFile, RemoteFile, ResolvedWeights, cache_dir, download, load_checkpoint, load_hub_folder,
-                    offline, sha256_file, verify_cached)
-from .videomama import (SVD_REPO, VIDEOMAMA_LICENSE, VIDEOMAMA_REPO, HubModel, ResolvedVideoMaMa,
-                        load_diffusers_folder, resolve_videomama, videomama_cache_paths)
+from .segment import (
+    SAM_LICENSE,
+    SEGMENTERS,
+    SegmenterSource,
+    cached_segmenters,
+    resolve_segmenter,
+    segmenter_cache_path,
+)
+from .store import (
+    PackagedFile,
+    RemoteFile,
+    ResolvedWeights,
+    cache_dir,
+    download,
+    load_checkpoint,
+    load_hub_folder,
+    offline,
+    sha256_file,
+    verify_cached,
+)
+from .videomama import (
+    SVD_REPO,
+    VIDEOMAMA_LICENSE,
+    VIDEOMAMA_REPO,
+    HubModel,
+    ResolvedVideoMaMa,
+    load_diffusers_folder,
+    resolve_videomama,
+    videomama_cache_paths,
+)
 
 __all__ = [
-    "HubModel", "MATANYONE_LICENSE", "MATANYONE_REMOTE", "PackagedFile", "RVM_LICENSE", "RVM_PACKAGED", "RVM_REMOTE",
-    "RemoteFile", "ResolvedVideoMaMa", "ResolvedWeights", "SAM_LICENSE", "SEGMENTERS", "SVD_REPO", "SegmenterSource",
-    "VIDEOMAMA_LICENSE", "VIDEOMAMA_REPO", "cache_dir", "cached", "cached_segmenters", "download", "load_checkpoint",
-    "load_diffusers_folder", "load_hub_folder", "load_into", "matanyone_cache_paths", "offline", "packaged_path",
-    "resolve_matanyone", "resolve_rvm", "resolve_segmenter", "resolve_videomama", "segmenter_cache_path",
-    "sha256_file", "verify_cached", "videomama_cache_paths",
+    "HubModel",
+    "MATANYONE_LICENSE",
+    "MATANYONE_REMOTE",
+    "PackagedFile",
+    "RVM_LICENSE",
+    "RVM_PACKAGED",
+    "RVM_REMOTE",
+    "RemoteFile",
+    "ResolvedVideoMaMa",
+    "ResolvedWeights",
+    "SAM_LICENSE",
+    "SEGMENTERS",
+    "SVD_REPO",
+    "SegmenterSource",
+    "VIDEOMAMA_LICENSE",
+    "VIDEOMAMA_REPO",
+    "cache_dir",
+    "cached",
+    "cached_segmenters",
+    "download",
+    "load_checkpoint",
+    "load_diffusers_folder",
+    "load_hub_folder",
+    "load_into",
+    "matanyone_cache_paths",
+    "offline",
+    "packaged_path",
+    "resolve_matanyone",
+    "resolve_rvm",
+    "resolve_segmenter",
+    "resolve_videomama",
+    "segmenter_cache_path",
+    "sha256_file",
+    "verify_cached",
+    "videomama_cache_paths",
 ]
 
 

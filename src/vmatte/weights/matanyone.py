@@ -11,17 +11,31 @@ from pathlib import Path
 import torch
 
 from ..errors import WeightsError
-from .store import (RemoteFile, ResolvedWeights, cache_dir, download, load_checkpoint, load_hub_folder, offline,
-                    verify_cached)
+from .store import (
+    RemoteFile,
+    ResolvedWeights,
+    cache_dir,
+    download,
+    load_checkpoint,
+    load_hub_folder,
+    offline,
+    verify_cached,
+)
 
 MATANYONE_LICENSE = "S-Lab License 1.0 (non-commercial)"
 MATANYONE_REMOTE = {
-    "matanyone": RemoteFile("matanyone.pth",
-                            "https://github.com/pq-yang/MatAnyone/releases/download/v1.0.0/matanyone.pth",
-                            None, MATANYONE_LICENSE),
-    "matanyone2": RemoteFile("matanyone2.pth",
-                             "https://github.com/pq-yang/MatAnyone2/releases/download/v1.0.0/matanyone2.pth",
-                             None, MATANYONE_LICENSE),
+    "matanyone": RemoteFile(
+        "matanyone.pth",
+        "https://github.com/pq-yang/MatAnyone/releases/download/v1.0.0/matanyone.pth",
+        None,
+        MATANYONE_LICENSE,
+    ),
+    "matanyone2": RemoteFile(
+        "matanyone2.pth",
+        "https://github.com/pq-yang/MatAnyone2/releases/download/v1.0.0/matanyone2.pth",
+        None,
+        MATANYONE_LICENSE,
+    ),
 }
 _HUB_REPOS = {"matanyone": "PeiqingYang/MatAnyone", "matanyone2": "PeiqingYang/MatAnyone2"}
 
@@ -37,8 +51,9 @@ def matanyone_cache_paths(name: str) -> tuple[Path, Path]:
     return cache_dir() / remote.filename, cache_dir() / name
 
 
-def resolve_matanyone(name: str = "matanyone", weights: str | os.PathLike | None = None,
-                      allow_download: bool = True) -> ResolvedWeights:
+def resolve_matanyone(
+    name: str = "matanyone", weights: str | os.PathLike | None = None, allow_download: bool = True
+) -> ResolvedWeights:
     """Weights for ``name`` (matanyone / matanyone2): ``weights`` (a .pth/.safetensors file or a hub
     folder) > cache (``CACHE/<name>.pth`` or ``CACHE/<name>/model.safetensors``) > download of the
     official release file (no published checksum: size and sha256 recorded on first download).

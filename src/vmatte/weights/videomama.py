@@ -17,8 +17,10 @@ from .store import cache_dir, load_checkpoint, offline, record_path, sha256_file
 
 VIDEOMAMA_REPO = "SammyLim/VideoMaMa"  # the fine-tuned 12-channel UNet: unet/
 SVD_REPO = "stabilityai/stable-video-diffusion-img2vid-xt"  # the base model: only vae/ is used
-VIDEOMAMA_LICENSE = ("VideoMaMa UNet: see the SammyLim/VideoMaMa model card; SVD VAE: Stability AI's "
-                     "stable-video-diffusion-img2vid-xt licence")
+VIDEOMAMA_LICENSE = (
+    "VideoMaMa UNet: see the SammyLim/VideoMaMa model card; SVD VAE: Stability AI's "
+    "stable-video-diffusion-img2vid-xt licence"
+)
 _DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors")
 
 
@@ -54,8 +56,10 @@ def load_diffusers_folder(folder: str | os.PathLike, what: str) -> HubModel:
     folder = Path(folder).expanduser()
     weights = _weights_file(folder)
     if not (folder / "config.json").is_file() or weights is None:
-        raise WeightsError(f"{folder} is not a diffusers {what} folder (config.json + "
-                           f"diffusion_pytorch_model[.fp16].safetensors); see docs/videomama.md")
+        raise WeightsError(
+            f"{folder} is not a diffusers {what} folder (config.json + "
+            f"diffusion_pytorch_model[.fp16].safetensors); see docs/videomama.md"
+        )
     try:
         config = json.loads((folder / "config.json").read_text())
     except (ValueError, OSError):
@@ -73,9 +77,11 @@ def _snapshot(repo: str, dest: Path, patterns: list[str]) -> None:
 
         snapshot_download(repo, local_dir=str(dest), allow_patterns=patterns)
     except Exception as e:  # noqa: BLE001 - network, auth (SVD is gated), disk: one line with the fix
-        raise WeightsError(f"cannot download {repo} from the Hugging Face hub ({type(e).__name__}); offline, or "
-                           f"the licence not accepted on its page (huggingface-cli login)? Download it elsewhere "
-                           f"and pass --weights DIR (see docs/videomama.md)") from None
+        raise WeightsError(
+            f"cannot download {repo} from the Hugging Face hub ({type(e).__name__}); offline, or "
+            f"the licence not accepted on its page (huggingface-cli login)? Download it elsewhere "
+            f"and pass --weights DIR (see docs/videomama.md)"
+        ) from None
     for f in dest.rglob("*.safetensors"):
         if not record_path(f).is_file():
             record_path(f).write_text(json.dumps({"repo": repo, "size": f.stat().st_size, "sha256": sha256_file(f)}))
@@ -89,8 +95,10 @@ def resolve_videomama(weights: str | os.PathLike | None = None, allow_download: 
     if weights is not None and str(weights) != "download":
         root = Path(weights).expanduser()
         if not (root / "unet").is_dir():
-            raise WeightsError(f"--weights {root}: expected a folder with unet/ (the {VIDEOMAMA_REPO} hub layout) "
-                               f"and optionally vae/; see docs/videomama.md")
+            raise WeightsError(
+                f"--weights {root}: expected a folder with unet/ (the {VIDEOMAMA_REPO} hub layout) "
+                f"and optionally vae/; see docs/videomama.md"
+            )
         unet = load_diffusers_folder(root / "unet", "UNet")
         if (root / "vae").is_dir():
             return ResolvedVideoMaMa(unet, load_diffusers_folder(root / "vae", "VAE"))
@@ -100,13 +108,16 @@ def resolve_videomama(weights: str | os.PathLike | None = None, allow_download: 
     if unet is None:
         if _weights_file(mama_dir / "unet") is None:
             if not can_download:
-                raise WeightsError(f"VideoMaMa weights not found; put the {VIDEOMAMA_REPO} hub folder at {mama_dir} "
-                                   f"(unet/) or pass --weights DIR")
+                raise WeightsError(
+                    f"VideoMaMa weights not found; put the {VIDEOMAMA_REPO} hub folder at {mama_dir} "
+                    f"(unet/) or pass --weights DIR"
+                )
             _snapshot(VIDEOMAMA_REPO, mama_dir, ["unet/*"])
         unet = load_diffusers_folder(mama_dir / "unet", "UNet")
     if _weights_file(svd_dir / "vae") is None:
         if not can_download:
-            raise WeightsError(f"the SVD VAE was not found; put {SVD_REPO}'s vae/ folder at {svd_dir / 'vae'} "
-                               f"or in the --weights DIR")
+            raise WeightsError(
+                f"the SVD VAE was not found; put {SVD_REPO}'s vae/ folder at {svd_dir / 'vae'} or in the --weights DIR"
+            )
         _snapshot(SVD_REPO, svd_dir, ["vae/config.json", "vae/diffusion_pytorch_model.fp16.safetensors"])
     return ResolvedVideoMaMa(unet, load_diffusers_folder(svd_dir / "vae", "VAE"))

@@ -84,7 +84,7 @@ class SharedImageEncoding:
             raise AttributeError(name) from None
         return getattr(network, name)
 
-    def eval(self) -> "SharedImageEncoding":
+    def eval(self) -> SharedImageEncoding:
         self.network.eval()
         return self
 

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ...io.pixels import code_max
+
 Pad = tuple[int, int, int, int]  # (left, right, top, bottom), F.pad order
 
 
@@ -51,7 +53,7 @@ def image_to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> Te
 
     uint8 is divided by 255 in float32, exactly as upstream does (not multiplied by 1/255).
     """
-    scale = 65535.0 if image.dtype == np.uint16 else 255.0
+    scale = code_max(image.dtype)
     if image.dtype == np.uint16:
         image = image.astype(np.float32)
     t = torch.from_numpy(np.ascontiguousarray(image)).to(device)  # uint8 moves as bytes

@@ -24,6 +24,8 @@ def load_target(spec, options, note: str = "") -> TargetTracker:
     net, source, licence = build_rvm("mobilenetv3", options.weights, dev)
     ids = schedule_ids(schedule)
     who = f"{len(ids)} targets (ids {', '.join(map(str, ids))})" if len(ids) > 1 else "1 target"
-    description = (f"{spec.name} (offline target mode: RVM + target memory + optical flow){note} on "
-                   f"PyTorch/{dev.type}, {who}, people only (RVM weights: {source}, {licence})")
+    description = (
+        f"{spec.name} (offline target mode: RVM + target memory + optical flow){note} on "
+        f"PyTorch/{dev.type}, {who}, people only (RVM weights: {source}, {licence})"
+    )
     return TargetTracker(net, dev, keyframes=dict(schedule), rvm_settings=rvm_settings, description=description)

@@ -34,8 +34,8 @@ from ...models.rvm import RobustVideoMatting
 from ..matter import PerFrameMatter, State
 from ..rvm import RVMSettings, image_scale, ratio_for
 from .appearance import AppearanceMemory
-from .colour import combine, drop_lookalikes, find_by_colour, histogram
 from .assign import _disk, assign_regions, change_probability, region_adaptive_fusion
+from .colour import combine, drop_lookalikes, find_by_colour, histogram
 from .motion import MotionField
 from .settings import TargetSettings
 

@@ -59,7 +59,8 @@ class TrainingClips(Dataset):
         self.segmentation = find_segmentation(cfg.segmentation) if cfg.segmentation else []
         self.bg_images = find_background_images(cfg.background_images)
         self.bg_videos = find_background_videos(cfg.background_videos)
-        self.weights = np.array([cfg.weight_video_matting * bool(self.clips), cfg.weight_image_matting * bool(self.stills),
+        self.weights = np.array([cfg.weight_video_matting * bool(self.clips),
+                                 cfg.weight_image_matting * bool(self.stills),
                                  cfg.weight_segmentation * bool(self.segmentation)], dtype=np.float64)
         if self.weights.sum() <= 0:
             raise ValueError("no data kind with a positive weight has data")

@@ -25,7 +25,8 @@ import cv2
 import numpy as np
 
 from vmatte.errors import InputError
-from vmatte.eval.compose import VIDEO_EXTENSIONS, load_still, find_foregrounds
+from vmatte.eval.compose import VIDEO_EXTENSIONS, find_foregrounds, load_still
+from vmatte.io.pixels import code_max
 from vmatte.io.reader import IMAGE_EXTENSIONS, natural_key, open_source
 
 
@@ -35,7 +36,7 @@ def _images(folder: Path) -> list[Path]:
 
 
 def _unit(img: np.ndarray) -> np.ndarray:
-    return img.astype(np.float32) / np.float32(65535.0 if img.dtype == np.uint16 else 255.0)
+    return img.astype(np.float32) / np.float32(code_max(img.dtype))
 
 
 def read_rgb(path: Path) -> np.ndarray:
