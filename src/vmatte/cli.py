@@ -94,7 +94,7 @@ def _run_matte(args: argparse.Namespace) -> int:
 
 def _clicks(args: argparse.Namespace) -> dict:
     """``--click`` / ``--exclude`` as the API's ``clicks=`` / ``excludes=`` (nothing when absent)."""
-    from .engine.tracking.click import parse_point
+    from .engine.segment.clicks import parse_point
 
     if not (args.click or args.exclude):
         if args.segmenter != "auto":

@@ -85,7 +85,7 @@ def iter_matte(
     """Yield a :class:`FrameResult` per frame, streaming (decode runs ahead in a thread).
 
     ``clicks`` / ``excludes``: points ``(x, y, frame)`` on / off the target; they become its
-    keyframe masks (see :mod:`vmatte.engine.tracking.click`), made by ``segmenter`` (``auto``: a
+    keyframe masks (see :mod:`vmatte.engine.segment.clicks`), made by ``segmenter`` (``auto``: a
     cached SAM / SAM 2, else RVM's person regions; see :mod:`vmatte.engine.segment.prompts`)."""
     if clicks or excludes:
         model_options["keyframes"] = _click_keyframes(
@@ -255,7 +255,7 @@ def _ticker(bar, on_frame):
 
 
 def _click_keyframes(input, model, fps, clicks, excludes, options: dict, progress: bool, segmenter) -> dict:
-    from .engine.tracking.click import click_keyframes
+    from .engine.segment.clicks import click_keyframes
 
     return click_keyframes(
         input,
