@@ -149,6 +149,8 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
+    from .engine import registry
+
     p = sub.add_parser("bench", help="evaluation: make benchmark clips with exact alpha, score models on them",
                        description="Evaluation tools (see vmatte.eval).")
     bench = p.add_subparsers(dest="bench_command", required=True, metavar="BENCH_COMMAND")
@@ -178,7 +180,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                     "results.json, report.md, and report.html with error curves, per-clip bars and contact "
                     "sheets (plots/*.png; needs matplotlib).")
     q.add_argument("root", metavar="ROOT", help="folder of clips from `vmatte bench compose` (or one clip)")
-    q.add_argument("-m", "--models", default="rvm", help="comma-separated models (default: rvm)")
+    q.add_argument("-m", "--models", default=registry.BASELINE,
+                   help=f"comma-separated models (default: {registry.BASELINE})")
     q.add_argument("-o", "--output", metavar="OUTDIR", help="where the results go (default: ROOT/quality)")
     q.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     q.add_argument("--max-frames", type=int, metavar="N", help="score only the first N frames of each clip")
@@ -198,7 +201,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                     "Input clips are made from --clip (or a synthetic clip), resized and looped. Writes "
                     "speed.json, speed.md, fps_vs_resolution.png and rss_vs_length.png.")
     sp.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="where the results go (created if missing)")
-    sp.add_argument("-m", "--models", default="rvm", help="comma-separated models (default: rvm)")
+    sp.add_argument("-m", "--models", default=registry.BASELINE,
+                   help=f"comma-separated models (default: {registry.BASELINE})")
     sp.add_argument("--sizes", default="512x288,1920x1080", help="comma-separated WIDTHxHEIGHT (default: 512x288,1920x1080)")
     sp.add_argument("--lengths", default="100,2000",
                     help="comma-separated clip lengths in frames for peak RSS vs length, at the first size "
@@ -265,6 +269,8 @@ def _run_bench_speed(args: argparse.Namespace) -> int:
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
+    from .engine import registry
+
     p = sub.add_parser("eval", help="evaluation on public benchmarks (VOS: J and F on the DAVIS layout)",
                        description="Score models on public benchmark folders (see vmatte.eval).")
     ev = p.add_subparsers(dest="eval_command", required=True, metavar="EVAL_COMMAND")
@@ -277,7 +283,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                     "and vos.md there.")
     v.add_argument("root", metavar="ROOT", help="DAVIS-layout folder (JPEGImages/ and Annotations/)")
     v.add_argument("-s", "--sequences", help="comma-separated sequence names (default: every folder in JPEGImages/)")
-    v.add_argument("-m", "--models", default="rvm", help="comma-separated models (default: rvm)")
+    v.add_argument("-m", "--models", default=registry.BASELINE,
+                   help=f"comma-separated models (default: {registry.BASELINE})")
     v.add_argument("-o", "--output", metavar="DIR", help="write vos.json and vos.md here (default: no files)")
     v.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     v.add_argument("--max-size", type=int, metavar="PX",
@@ -354,11 +361,15 @@ def _named_weights() -> dict[str, tuple]:
 
 
 def _run_weights_list(args: argparse.Namespace) -> int:
+    from .engine import registry
     from .weights import RVM_LICENSE
 
     rows = [(name, f"cached {path.stat().st_size / 2**20:.0f} MB" if path.is_file() else "not cached", use,
              remote.license) for name, (remote, path, use) in _named_weights().items()]
-    rows.append(("rvm", "ships with vmatte", "--model rvm / rvm-target / clicks", RVM_LICENSE))
+    shipped = [registry.BASELINE] + [s.name for s in registry.SPECS.values() if s.weights is None
+                                     and s.name != registry.BASELINE]
+    rows.append((registry.BASELINE, "ships with vmatte", "--model " + " / ".join(shipped) + " / clicks",
+                 RVM_LICENSE))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths + [0])).rstrip())

@@ -181,6 +181,8 @@ SPECS: dict[str, ModelSpec] = {
         ),
     )
 }
+# The model every benchmark compares with: the shipped one that mattes every person (RVM).
+BASELINE = next(s.name for s in SPECS.values() if s.every_person and s.weights is None)
 AUTO_HELP = (
     "the best model available: rvm; with --mask/--click, MatAnyone when its weights are on this machine, "
     "else rvm-target"

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vmatte.engine.registry import BASELINE
 from vmatte.errors import InputError, OutputError, VmatteError
 
 __all__ = ["SpeedSettings", "looped", "make_clip", "peak_rss_mb", "run_speed"]
@@ -46,7 +47,7 @@ THREAD_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_NUM_T
 
 @dataclass(frozen=True)
 class SpeedSettings:
-    models: tuple[str, ...] = ("rvm",)
+    models: tuple[str, ...] = (BASELINE,)
     sizes: tuple[tuple[int, int], ...] = ((512, 288), (1920, 1080))
     lengths: tuple[int, ...] = (100, 2000)  # RSS vs length; () skips it
     memory_size: tuple[int, int] | None = None  # size of the RSS-vs-length clips (None: the first size)
