@@ -21,12 +21,13 @@ from .engine import registry
 from .engine.device import resolve_device
 from .engine.loop import QUEUE_FRAMES, FrameResult, results, run
 from .engine.matter import Matter, as_matter
+from .engine.outputs import OutputPlan, TargetOutputs
 from .engine.pipeline import Prefetcher
 from .engine.registry import BACKENDS, MatterOptions
-from .errors import VmatteError
+from .engine.resume import should_journal
 from .io.formats import DEFAULT_FORMATS, FORMATS, parse_formats
 from .io.reader import VideoInfo, open_source
-from .io.writers import Background, OutputSet
+from .io.writers import Background
 
 __all__ = [
     "BACKENDS",
@@ -141,7 +142,8 @@ def matte(
     # Cheap checks first (formats, background, input, mask, output folder), the model last: a
     # typo should not cost a model load, and the user sees one error line.
     names = parse_formats(formats)
-    bg = Background.parse(background) if background else None
+    if background:
+        Background.parse(background)  # a bad background fails before the input is opened
     if isinstance(model, str) and (model_options.get("mask") is not None or model_options.get("keyframes")):
         from .io.masks import mask_schedule, schedule_ids
 
@@ -153,92 +155,50 @@ def matte(
     start = time.perf_counter()
     with open_source(input, fps=fps) as src:
         info = src.info
-        base = stem or _stem(info)
-        outputs: dict[int | None, OutputSet] = {}
-
-        def abort_all() -> None:
-            for out in outputs.values():
-                out.abort()
-
+        plan = OutputPlan(output_dir, stem or _stem(info), ids, names, background, overwrite)
+        outputs = TargetOutputs(plan, info)  # output checks before the model loads
         try:
-            for i in ids:
-                name = base if len(ids) == 1 else f"{base}_id{i}"
-                outputs[i] = OutputSet(output_dir, name, names, info, background=bg, overwrite=overwrite)
             matter = model if not isinstance(model, str) else load_matter(model, **model_options)
         except BaseException:
-            abort_all()
+            outputs.abort()
             raise
         if progress:
             print(f"model: {matter.description}", file=sys.stderr)
         bar = _progress_bar(info, progress)
         tick = _ticker(bar, on_frame)
         try:
-            if _journaled(matter, info, resume, chunk_frames):  # chunks into a journal: resumable
+            if should_journal(
+                as_matter(matter), info.num_frames, resume, chunk_frames
+            ):  # chunks into a journal: resumable
                 from .engine.chunked import journaled_matte
                 from .engine.resume import DEFAULT_CHUNK_FRAMES
 
-                abort_all()  # the output checks are done; the chunks are written into the journal
+                outputs.abort()  # the output checks are done; the chunks are written into the journal
+                model_name = model if isinstance(model, str) else matter.description
                 options = dict(
-                    model=model if isinstance(model, str) else matter.description,
+                    model=model_name,
                     formats=names,
                     background=background,
                     fps=fps,
-                    stem=base,
+                    stem=plan.stem,
                     ids=ids,
                     **model_options,
                 )
                 paths, count = journaled_matte(
-                    src,
-                    matter,
-                    info,
-                    output_dir,
-                    base,
-                    names,
-                    ids,
-                    background,
-                    overwrite,
-                    options,
-                    resume,
-                    chunk_frames or DEFAULT_CHUNK_FRAMES,
-                    bar,
-                    tick,
+                    src, matter, info, plan, options, resume, chunk_frames or DEFAULT_CHUNK_FRAMES, bar, tick
                 )
-                return MatteResult(paths, count, time.perf_counter() - start, matter.description, info)
-
-            def write(r: FrameResult) -> None:
-                for i, out in outputs.items():
-                    out.write(r.index, r.image, r.foreground, r.alpha if i is None or r.alphas is None else r.alphas[i])
-
-            try:
-                need_fgr = any(FORMATS[n].uses_foreground for n in names)
-                count = run(matter, src, write, foreground=need_fgr, on_frame=tick)
-                paths = {}
-                for i, out in outputs.items():
-                    closed = out.close()
-                    paths.update(closed if len(ids) == 1 else {f"{k}_id{i}": p for k, p in closed.items()})
-            except BaseException:
-                abort_all()
-                raise
+            else:
+                try:
+                    need_fgr = any(FORMATS[n].uses_foreground for n in names)
+                    count = run(matter, src, outputs.write, foreground=need_fgr, on_frame=tick)
+                    paths = outputs.close()
+                except BaseException:
+                    outputs.abort()
+                    raise
         finally:
             if bar is not None:
                 bar.close()
     return MatteResult(paths, count, time.perf_counter() - start, matter.description, info)
-
-
-def _journaled(matter: Matter, info: VideoInfo, resume: bool, chunk_frames: int | None) -> bool:
-    from .engine.resume import DEFAULT_CHUNK_FRAMES
-
-    if not as_matter(matter).resumable:
-        if resume:
-            raise VmatteError(
-                f"--resume does not work with {matter.description.split(' ')[0]}: its runs cannot be "
-                f"resumed (its state is not saved); run again without --resume"
-            )
-        return False
-    if chunk_frames is not None and chunk_frames < 1:
-        raise VmatteError(f"--chunk-frames must be at least 1, got {chunk_frames}")
-    chunk = chunk_frames or DEFAULT_CHUNK_FRAMES
-    return resume or chunk_frames is not None or (info.num_frames or 0) > 2 * chunk
 
 
 def _ticker(bar, on_frame):

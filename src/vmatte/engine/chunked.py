@@ -20,35 +20,30 @@ from ..errors import OutputError
 from ..io.audio import AudioCarrier
 from ..io.formats import FORMATS
 from ..io.reader import Frame, VideoInfo
-from ..io.writers import Background, OutputSet, temp_name
+from ..io.writers import temp_name
 from .loop import FrameResult, run
+from .outputs import OutputPlan, TargetOutputs
 from .resume import Interrupted, Journal, stream_state
 
 
-def run_chunks(journal: Journal, frames: Iterable[Frame], matter, info: VideoInfo, names: list[str],
-               outputs: dict, background: str | None, need_fgr: bool, on_frame=None) -> int:
-    """Matte ``frames`` into the journal's chunks (through :func:`vmatte.engine.loop.run`);
-    ``outputs`` maps target id -> output stem. Returns the number of frames of the video."""
+def run_chunks(journal: Journal, frames: Iterable[Frame], matter, info: VideoInfo, plan: OutputPlan,
+               need_fgr: bool, on_frame=None) -> int:
+    """Matte ``frames`` into the journal's chunks (through :func:`vmatte.engine.loop.run`).
+    Returns the number of frames of the video."""
     chunk = journal.chunk_frames
     skip = journal.completed * chunk
     quiet_info = dataclasses.replace(info, has_audio=False)  # audio is muxed in when joining
-    bg = Background.parse(background) if background else None
-    sets: dict = {}
+    current: list[TargetOutputs] = []  # the chunk being written (opened at its first frame)
     last = [skip - 1]
 
     def write(r: FrameResult) -> None:  # in the writer thread, as matte()'s plain path
-        if not sets:
-            folder = journal.chunk_dir(r.index // chunk)
-            for i, stem in outputs.items():
-                sets[i] = OutputSet(folder, stem, names, quiet_info, background=bg)
-        for i, out in sets.items():
-            out.write(r.index, r.image, r.foreground, r.alpha if i is None or r.alphas is None else r.alphas[i])
+        if not current:
+            current.append(TargetOutputs(plan, quiet_info, folder=journal.chunk_dir(r.index // chunk)))
+        current[0].write(r)
 
     def commit(k: int, state) -> None:
-        for out in sets.values():
-            out.close()
+        current.pop().close()
         journal.commit_chunk(k, state)
-        sets.clear()
 
     def after(r: FrameResult):
         last[0] = r.index
@@ -57,35 +52,35 @@ def run_chunks(journal: Journal, frames: Iterable[Frame], matter, info: VideoInf
         return None
 
     try:
-        run(matter, frames, write, foreground=need_fgr, on_frame=on_frame, after=after,
-            skip=skip, state=journal.saved_state())
+        run(matter, frames, write, foreground=need_fgr, on_frame=on_frame, after=after, skip=skip,
+            state=journal.saved_state())
         count = last[0] + 1
-        if count % chunk and sets:  # the last, shorter chunk
+        if current:  # the last, shorter chunk
             commit((count - 1) // chunk, stream_state(matter))
     except KeyboardInterrupt:
-        for out in sets.values():
+        for out in current:
             out.abort()
         raise Interrupted(f"interrupted at frame {last[0] + 1}; {journal.completed * chunk} frames are kept in "
                           f"{journal.folder}: run the same command again with --resume to continue") from None
     except BaseException:
-        for out in sets.values():
+        for out in current:
             out.abort()
         raise
     return count
 
 
-def join_chunks(journal: Journal, outdir: Path, outputs: dict, names: list[str], info: VideoInfo,
-                frames: int, overwrite: bool) -> dict[str, Path]:
+def join_chunks(journal: Journal, outdir: Path, plan: OutputPlan, info: VideoInfo, frames: int) -> dict[str, Path]:
     """Join the chunks into the final outputs (temporary names first, renamed once all are done)."""
     chunks = [journal.chunk_dir(k) for k in range(journal.completed)]
     done: list[tuple[Path, Path]] = []
     paths: dict[str, Path] = {}
     try:
-        for i, stem in outputs.items():
-            for n in names:
+        for i in plan.ids:
+            stem = plan.stem_of(i)
+            for n in plan.names:
                 spec = FORMATS[n]
                 final = outdir / spec.output_name(stem)
-                if os.path.lexists(final) and not overwrite:
+                if os.path.lexists(final) and not plan.overwrite:
                     raise OutputError(f"output already exists: {final.name} in {outdir}; use --overwrite to replace "
                                       f"it or choose another --output")
                 temp = temp_name(final)
@@ -99,7 +94,7 @@ def join_chunks(journal: Journal, outdir: Path, outputs: dict, names: list[str],
                 else:
                     _remux(parts, temp, spec.container, info, frames)
                 done.append((temp, final))
-                paths[n if len(outputs) == 1 else f"{n}_id{i}"] = final
+                paths[plan.key(n, i)] = final
         for temp, final in done:
             if os.path.lexists(final) and (final.is_dir() and not final.is_symlink()):
                 shutil.rmtree(final)
@@ -142,19 +137,17 @@ def _remux(parts: list[Path], temp: Path, container: str, info: VideoInfo, frame
                 audio.close()
 
 
-def journaled_matte(src, matter, info: VideoInfo, output_dir, base: str, names: list[str], ids: tuple,
-                    background: str | None, overwrite: bool, options: dict, resume: bool, chunk_frames: int,
+def journaled_matte(src, matter, info: VideoInfo, plan: OutputPlan, options: dict, resume: bool, chunk_frames: int,
                     bar=None, on_frame=None) -> tuple[dict[str, Path], int]:
     """:func:`vmatte.matte`'s run with a journal: returns (final paths, frames)."""
     from .resume import open_journal
 
-    outdir = Path(os.fspath(output_dir)).expanduser()
-    outputs = {i: base if len(ids) == 1 else f"{base}_id{i}" for i in ids}
-    journal = open_journal(outdir, base, info.path, options, chunk_frames, resume)
+    outdir = Path(os.fspath(plan.folder)).expanduser()
+    journal = open_journal(outdir, plan.stem, info.path, options, chunk_frames, resume)
     if bar is not None and journal.completed:
         bar.update(journal.completed * chunk_frames)
-    need_fgr = any(FORMATS[n].uses_foreground for n in names)
-    count = run_chunks(journal, src, matter, info, names, outputs, background, need_fgr, on_frame=on_frame)
-    paths = join_chunks(journal, outdir, outputs, names, info, count, overwrite)
+    need_fgr = any(FORMATS[n].uses_foreground for n in plan.names)
+    count = run_chunks(journal, src, matter, info, plan, need_fgr, on_frame=on_frame)
+    paths = join_chunks(journal, outdir, plan, info, count)
     journal.remove()
     return paths, count

@@ -112,6 +112,20 @@ def resumable(matter) -> bool:
     return bool(getattr(matter, "resumable", False))
 
 
+def should_journal(matter, num_frames: int | None, resume: bool, chunk_frames: int | None) -> bool:
+    """Whether a run goes chunk by chunk into a journal: asked for (``resume``, ``chunk_frames``),
+    or longer than two chunks; never for a matter whose state is not saved (``resume`` then is an error)."""
+    if not resumable(matter):
+        if resume:
+            raise VmatteError(f"--resume does not work with {matter.description.split(' ')[0]}: its runs cannot be "
+                              f"resumed (its state is not saved); run again without --resume")
+        return False
+    if chunk_frames is not None and chunk_frames < 1:
+        raise VmatteError(f"--chunk-frames must be at least 1, got {chunk_frames}")
+    chunk = chunk_frames or DEFAULT_CHUNK_FRAMES
+    return resume or chunk_frames is not None or (num_frames or 0) > 2 * chunk
+
+
 # --- the journal ---------------------------------------------------------------------------
 
 @dataclass
