@@ -249,6 +249,31 @@ def test_menu_offers_every_model_whose_weights_are_here(cache, monkeypatch):
     assert after == ["auto", "rvm-target", "matanyone", "videomama", "rvm"]
 
 
+def test_videomama_runs_in_the_app_when_its_weights_are_cached(session, cache):
+    """VideoMaMa (tiny random weights of the real classes, in the cache's hub layout) is offered and
+    runs: a first pass with Auto makes its per-frame masks, then it mattes; the masks are removed."""
+    pytest.importorskip("diffusers")
+    import torch
+
+    from vmatte.models.videomama import VideoMaMa, tiny_unet_config, tiny_vae_config
+    from vmatte.weights import videomama_cache_paths
+
+    torch.manual_seed(0)
+    model = VideoMaMa.from_config(tiny_unet_config(), tiny_vae_config()).eval()
+    mama, svd = videomama_cache_paths()
+    model.unet.save_pretrained(mama / "unet")
+    model.vae.save_pretrained(svd / "vae")
+    assert "videomama" in [m for _, m in available_models()]
+    session.click(1, *CLICK, frame=0)
+    seen = []
+    r = run_job(session, RunSettings(model="videomama", formats=("alpha",), max_size=32), Job(FRAMES),
+                lambda j: seen.append(j.done))
+    assert r.frames == FRAMES and r.model.startswith("VideoMaMa")
+    assert seen == list(range(1, FRAMES + 1)) * 2  # the masks' pass, then VideoMaMa's
+    assert stream_summary(r.downloads[0])["frames"] == FRAMES
+    assert sorted(p.name for p in r.downloads[0].parent.iterdir()) == ["dancer_alpha.mp4", "preview.webm"]
+
+
 def test_store_and_inside(tmp_path):
     store = SessionStore(UiSettings(tmp_path))
     sid, s = store.new()

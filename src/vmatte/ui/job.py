@@ -181,22 +181,18 @@ def run_job(session: Session, settings: RunSettings, job: Job,
     runs = sorted(session.folder.glob("run-*"))
     out_dir = session.folder / f"run-{len(runs) + 1:03d}"
     frame_masks = settings.model != registry.AUTO and registry.get(settings.model).takes == registry.FRAME_MASKS
-    if frame_masks:  # masks from the best target model first (a pass of its own), then the model
-        options = model_options(RunSettings(model=registry.AUTO, max_size=settings.max_size), session)
-        options["keyframes"] = {f: TargetMask({1: np.max(np.stack(list(m.targets.values())), axis=0)}, m.source, m.kind)
-                                for f, m in options["keyframes"].items()}  # one subject: every target together
-        first = matte(session.video, out_dir / ".masks", model=load_matter(registry.AUTO, **options),
-                      formats=["alpha-png"], stem="masks", on_frame=_hook(job, None, on_frame))
-        options = {"device": session.settings.device, "max_size": settings.max_size,
-                   "masks": first.outputs["alpha-png"]}
-        job.done = 0
-    else:
-        options = model_options(settings, session)
-    matter = load_matter(settings.model, **options)
+    options = _frame_mask_options(settings, session) if frame_masks else model_options(settings, session)
+    matter = None if frame_masks else load_matter(settings.model, **options)  # a bad model fails before any file
     preview = PreviewWriter(out_dir / "preview.webm", session.info.fps, session.settings.preview_width)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
+        if frame_masks:  # the per-frame masks from the best target model first (a pass of its own)
+            first = matte(session.video, out_dir / ".masks", model=load_matter(registry.AUTO, **options.pop("first")),
+                          formats=["alpha-png"], stem="masks", on_frame=_hook(job, None, on_frame))
+            options["masks"] = first.outputs["alpha-png"]
+            job.done = 0
+            matter = load_matter(settings.model, **options)
         result = matte(session.video, out_dir, model=matter, formats=names, background=settings.background,
                        stem=session.name, on_frame=_hook(job, preview, on_frame))
         preview_path = preview.close()
@@ -204,10 +200,18 @@ def run_job(session: Session, settings: RunSettings, job: Job,
         preview.abort()
         raise
     finally:
-        if frame_masks:
-            shutil.rmtree(out_dir / ".masks", ignore_errors=True)
+        shutil.rmtree(out_dir / ".masks", ignore_errors=True)
     downloads = [zip_folder(p) if p.is_dir() else p for p in result.outputs.values()]
     return JobResult(downloads, preview_path, result.frames, time.perf_counter() - start, result.model)
+
+
+def _frame_mask_options(settings: RunSettings, session: Session) -> dict:
+    """Options of a per-frame-mask model (VideoMaMa), with ``first``: those of the first pass that
+    makes its masks (Auto on the session's targets, every target as one subject)."""
+    first = model_options(RunSettings(max_size=settings.max_size), session)
+    first["keyframes"] = {f: TargetMask({1: np.max(np.stack(list(m.targets.values())), axis=0)}, m.source, m.kind)
+                          for f, m in first["keyframes"].items()}
+    return {"device": session.settings.device, "max_size": settings.max_size, "first": first}
 
 
 def _hook(job: Job, preview: PreviewWriter | None, on_frame: Callable[[Job], None] | None):
