@@ -57,11 +57,10 @@ def _encode(value, tensors: dict[str, torch.Tensor]):
     if isinstance(value, torch.Tensor):
         key = f"t{len(tensors)}"
         tensors[key] = value.detach().to("cpu").contiguous().clone()
-        # The layout too: RVM's recurrent state is channels-last, and a convolution given the
-        # same values in another layout takes another kernel and rounds differently.
-        channels_last = (value.dim() == 4 and not value.is_contiguous()
-                         and value.is_contiguous(memory_format=torch.channels_last))
-        return {"pt": key, "device": str(value.device), "channels_last": channels_last}
+        # The layout too (the strides): RVM's recurrent state is channels-last, MatAnyone's memory
+        # keys are views of channels-last maps, and a kernel given the same values in another
+        # layout takes another path and rounds differently: the next frame would not be identical.
+        return {"pt": key, "device": str(value.device), "stride": list(value.stride())}
     if isinstance(value, (list, tuple)):
         return {"list" if isinstance(value, list) else "tuple": [_encode(v, tensors) for v in value]}
     if isinstance(value, dict):
@@ -76,8 +75,7 @@ def _decode(node, tensors: dict[str, torch.Tensor]):
     if "np" in node:
         return tensors[node["np"]].numpy()
     if "pt" in node:
-        t = tensors[node["pt"]].to(node["device"])
-        return t.contiguous(memory_format=torch.channels_last) if node.get("channels_last") else t
+        return _with_strides(tensors[node["pt"]], node.get("stride"), node["device"])
     if "list" in node:
         return [_decode(v, tensors) for v in node["list"]]
     if "tuple" in node:
@@ -85,6 +83,20 @@ def _decode(node, tensors: dict[str, torch.Tensor]):
     if "dict" in node:
         return {_decode(k, tensors): _decode(v, tensors) for k, v in node["dict"]}
     raise ValueError(f"unknown node in a saved state: {sorted(node)}")
+
+
+def _with_strides(t: torch.Tensor, stride: list[int] | None, device: str) -> torch.Tensor:
+    """``t`` on ``device`` laid out with the saved ``stride`` (a dense layout; an expanded or
+    overlapping one, which cannot be written into, stays contiguous)."""
+    t = t.to(device)
+    if stride is None or tuple(stride) == t.stride() or 0 in stride:
+        return t
+    out = torch.empty_strided(t.shape, stride, dtype=t.dtype, device=t.device)
+    try:
+        out.copy_(t)
+    except RuntimeError:  # overlapping memory: keep the values, contiguous
+        return t
+    return out
 
 
 def encode_state(state) -> tuple[dict, dict[str, torch.Tensor]]:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vmatte.engine.registry import SPECS
+from vmatte.engine.registry import BASELINE, SPECS
 from vmatte.errors import InputError
 
 from .metrics import EvalError, boundary_f, jaccard
@@ -172,7 +172,7 @@ def score_sequence(seq: VosSequence, model: str, matter) -> SequenceScore:
 
 
 def evaluate_vos(root: str | os.PathLike, sequences: Sequence[str] | None = None,
-                 models: Sequence[str] = ("rvm",), *, device: str = "auto",
+                 models: Sequence[str] = (BASELINE,), *, device: str = "auto",
                  max_size: int | None = None, matters: Mapping[str, MatterFactory] | None = None,
                  progress: bool = False) -> VosResult:
     """J, F and J&F of each model on each sequence (``None``: every sequence under ROOT).
