@@ -107,7 +107,7 @@ def test_long_video_is_chunked_with_bounded_memory(tiny_weights, clip_and_masks)
             yield f
 
     results, held = [], 0
-    for frame, fgr, alphas in matter.run(source()):
+    for frame, _fgr, alphas in matter.run(source()):
         alpha = alphas[None]
         held = max(held, pulled - len(results))  # frames read but not yet given back
         results.append((frame.index, alpha))

@@ -313,4 +313,5 @@ class FrameMasks:
         """The video had ``frames`` frames: warn about masks that were never used."""
         if len(self) > frames:
             warnings.warn(f"--masks {self.folder} has {len(self)} masks but the video had {frames} frames; "
-                          f"the last {len(self) - frames} were not used (check that they belong to this video)")
+                          f"the last {len(self) - frames} were not used (check that they belong to this video)",
+                          stacklevel=2)
