@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -22,8 +23,9 @@ from .engine.pipeline import BackgroundConsumer, Prefetcher
 from .engine.rvm import FrameMatter, RVMAuto, RVMOnnx, RVMSettings, RVMTorch
 from .errors import VmatteError
 from .io.formats import DEFAULT_FORMATS, FORMATS, parse_formats
+from .io.ownership import OutputLock, lock_outputs
 from .io.reader import Frame, VideoInfo, open_source
-from .io.writers import Background, OutputSet
+from .io.writers import Background, OutputSet, prepare_output_dir
 
 MODELS = {
     "auto": "the best model available: rvm; with --mask/--click, MatAnyone when its weights are on this machine, "
@@ -338,20 +340,30 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
         ids = schedule_ids(schedule)
     else:
         ids = tuple(getattr(model, "targets", None) or (None,))
+    if not os.fspath(output_dir):
+        raise VmatteError("the output folder is an empty name; give --output a folder name ('.' for here)")
     start = time.perf_counter()
-    with open_source(input, fps=fps) as src:
+    with open_source(input, fps=fps) as src, ExitStack() as owned:
         info = src.info
         base = stem or _stem(info)
         outputs: dict[int | None, OutputSet] = {}
+        stems = {i: base if len(ids) == 1 else f"{base}_id{i}" for i in ids}
+        locks: dict[str, OutputLock] = {}
 
         def abort_all() -> None:
             for out in outputs.values():
                 out.abort()
 
         try:
+            outdir = Path(os.fspath(output_dir)).expanduser()
+            prepare_output_dir(outdir)
+            # This run owns its stems (and the journal's) from here to the end: a second run is refused.
+            for lk in lock_outputs(outdir, [base, *stems.values()]):
+                locks[lk.stem] = lk
+                owned.callback(lk.release)
             for i in ids:
-                name = base if len(ids) == 1 else f"{base}_id{i}"
-                outputs[i] = OutputSet(output_dir, name, names, info, background=bg, overwrite=overwrite)
+                outputs[i] = OutputSet(outdir, stems[i], names, info, background=bg, overwrite=overwrite,
+                                       lock=locks[stems[i]])
             matter = model if not isinstance(model, str) else load_matter(model, **model_options)
         except BaseException:
             abort_all()
@@ -368,7 +380,8 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
             bar = _progress_bar(info, progress)
             try:
                 paths, count = journaled_matte(src, matter, info, output_dir, base, names, ids, background,
-                                               overwrite, options, resume, chunk_frames or DEFAULT_CHUNK_FRAMES, bar)
+                                               overwrite, options, resume, chunk_frames or DEFAULT_CHUNK_FRAMES, bar,
+                                               run=locks[base].run)
             finally:
                 if bar is not None:
                     bar.close()

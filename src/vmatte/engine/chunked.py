@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import secrets
 import shutil
 from pathlib import Path
 from typing import Iterator
@@ -74,12 +75,16 @@ def run_chunks(journal: Journal, frames: Iterator[Frame], matter, info: VideoInf
         if count % chunk:
             writer.put(("commit", (count - 1) // chunk, stream_state(matter)))
         writer.finish()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM/SIGHUP (errors.Stopped)
         writer.abort()
         for out in sets.values():
             out.abort()
-        raise Interrupted(f"interrupted at frame {index}; {journal.completed * chunk} frames are kept in "
-                          f"{journal.folder}: run the same command again with --resume to continue") from None
+        name = getattr(e, "name", "")
+        stop = Interrupted(f"{'stopped by ' + name if name else 'interrupted'} at frame {index}; "
+                           f"{journal.completed * chunk} frames are kept in {journal.folder}: run the same command "
+                           f"again with --resume to continue")
+        stop.exit_code = getattr(e, "exit_code", 130)
+        raise stop from None
     except BaseException:
         writer.abort()
         for out in sets.values():
@@ -89,7 +94,7 @@ def run_chunks(journal: Journal, frames: Iterator[Frame], matter, info: VideoInf
 
 
 def join_chunks(journal: Journal, outdir: Path, outputs: dict, names: list[str], info: VideoInfo,
-                frames: int, overwrite: bool) -> dict[str, Path]:
+                frames: int, overwrite: bool, run: str) -> dict[str, Path]:
     """Join the chunks into the final outputs (temporary names first, renamed once all are done)."""
     chunks = [journal.chunk_dir(k) for k in range(journal.completed)]
     done: list[tuple[Path, Path]] = []
@@ -102,7 +107,7 @@ def join_chunks(journal: Journal, outdir: Path, outputs: dict, names: list[str],
                 if os.path.lexists(final) and not overwrite:
                     raise OutputError(f"output already exists: {final.name} in {outdir}; use --overwrite to replace "
                                       f"it or choose another --output")
-                temp = temp_name(final)
+                temp = temp_name(final, run)
                 shutil.rmtree(temp, ignore_errors=True) if temp.is_dir() else temp.unlink(missing_ok=True)
                 parts = [c / spec.output_name(stem) for c in chunks]
                 if spec.is_dir:
@@ -158,7 +163,7 @@ def _remux(parts: list[Path], temp: Path, container: str, info: VideoInfo, frame
 
 def journaled_matte(src, matter, info: VideoInfo, output_dir, base: str, names: list[str], ids: tuple,
                     background: str | None, overwrite: bool, options: dict, resume: bool, chunk_frames: int,
-                    bar=None) -> tuple[dict[str, Path], int]:
+                    bar=None, run: str = "") -> tuple[dict[str, Path], int]:
     """:func:`vmatte.matte`'s run with a journal: returns (final paths, frames)."""
     from ..engine.pipeline import Prefetcher
     from .resume import open_journal
@@ -173,8 +178,14 @@ def journaled_matte(src, matter, info: VideoInfo, output_dir, base: str, names: 
         need_fgr = any(FORMATS[n].uses_foreground for n in names)
         count = run_chunks(journal, iter(frames), matter, info, names, outputs, background, need_fgr,
                            on_frame=None if bar is None else lambda: bar.update(1))
+    except Interrupted:
+        raise  # the journal is kept for --resume
+    except BaseException:
+        # A bad frame, a model error: running again hits it again, so nothing is kept (an error leaves nothing).
+        journal.remove()
+        raise
     finally:
         frames.close()
-    paths = join_chunks(journal, outdir, outputs, names, info, count, overwrite)
+    paths = join_chunks(journal, outdir, outputs, names, info, count, overwrite, run or secrets.token_hex(6))
     journal.remove()
     return paths, count
