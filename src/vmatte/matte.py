@@ -76,10 +76,15 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     try:
         device = torch.device(name)
-    except RuntimeError:
+    except (RuntimeError, TypeError, ValueError):
         raise VmatteError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type not in ("cpu", "cuda", "mps"):  # meta, xla, ...: PyTorch knows them, vmatte cannot run there
+        raise VmatteError(f"vmatte cannot run on device {name!r}; use auto, cpu, cuda, cuda:N or mps")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise VmatteError("device cuda requested but no CUDA GPU/PyTorch CUDA build is available; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise VmatteError(f"device {name} requested but this machine has {torch.cuda.device_count()} CUDA GPU(s); "
+                          f"use cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
     if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise VmatteError("device mps requested but Apple MPS is not available; use --device cpu")
     return device
@@ -342,9 +347,11 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
         ids = tuple(getattr(model, "targets", None) or (None,))
     if not os.fspath(output_dir):
         raise VmatteError("the output folder is an empty name; give --output a folder name ('.' for here)")
+    last_key = max(model_options.get("keyframes") or {0: None}) if isinstance(model, str) else 0
     start = time.perf_counter()
     with open_source(input, fps=fps) as src, ExitStack() as owned:
         info = src.info
+        _check_keyframe(last_key, info.num_frames, exact=info.is_image_sequence)  # before any work
         base = stem or _stem(info)
         outputs: dict[int | None, OutputSet] = {}
         stems = {i: base if len(ids) == 1 else f"{base}_id{i}" for i in ids}
@@ -381,7 +388,8 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
             try:
                 paths, count = journaled_matte(src, matter, info, output_dir, base, names, ids, background,
                                                overwrite, options, resume, chunk_frames or DEFAULT_CHUNK_FRAMES, bar,
-                                               run=locks[base].run)
+                                               run=locks[base].run,
+                                               check=lambda n: _check_keyframe(last_key, n, exact=True))
             finally:
                 if bar is not None:
                     bar.close()
@@ -403,6 +411,7 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
                 if bar is not None:
                     bar.update(1)
             writer.finish()
+            _check_keyframe(last_key, count, exact=True)  # a mask past the end would leave every alpha 0
             paths = {}
             for i, out in outputs.items():
                 closed = out.close()
@@ -416,6 +425,16 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
             if bar is not None:
                 bar.close()
     return MatteResult(paths, count, time.perf_counter() - start, matter.description, info)
+
+
+def _check_keyframe(last: int, frames: int | None, exact: bool) -> None:
+    """A keyframe mask at or past the end of the video: its target would never start (every alpha
+    0). ``frames`` is exact for a count or an image folder, an estimate from a video's header."""
+    if not last or frames is None:
+        return
+    if last >= frames if exact else last >= frames + max(25, frames // 10):
+        raise VmatteError(f"a keyframe mask is at frame {last} but the video has {'' if exact else 'about '}"
+                          f"{frames} frames (0..{frames - 1}); give --mask-at/--masks-dir/--click frames inside it")
 
 
 def _journaled(matter, info: VideoInfo, resume: bool, chunk_frames: int | None) -> bool:

@@ -163,7 +163,7 @@ def _remux(parts: list[Path], temp: Path, container: str, info: VideoInfo, frame
 
 def journaled_matte(src, matter, info: VideoInfo, output_dir, base: str, names: list[str], ids: tuple,
                     background: str | None, overwrite: bool, options: dict, resume: bool, chunk_frames: int,
-                    bar=None, run: str = "") -> tuple[dict[str, Path], int]:
+                    bar=None, run: str = "", check=None) -> tuple[dict[str, Path], int]:
     """:func:`vmatte.matte`'s run with a journal: returns (final paths, frames)."""
     from ..engine.pipeline import Prefetcher
     from .resume import open_journal
@@ -178,6 +178,8 @@ def journaled_matte(src, matter, info: VideoInfo, output_dir, base: str, names: 
         need_fgr = any(FORMATS[n].uses_foreground for n in names)
         count = run_chunks(journal, iter(frames), matter, info, names, outputs, background, need_fgr,
                            on_frame=None if bar is None else lambda: bar.update(1))
+        if check is not None:
+            check(count)  # the whole video is read: a last check before the outputs are made
     except Interrupted:
         raise  # the journal is kept for --resume
     except BaseException:

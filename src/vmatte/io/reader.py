@@ -27,6 +27,8 @@ import numpy as np
 
 from vmatte.errors import InputError
 
+from .imagefile import imread
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "Frame",
@@ -92,6 +94,9 @@ def natural_key(name: str) -> tuple:
     parts = re.split(r"(\d+)", name.lower())
     # re.split with a capture group alternates text, number, text, ... so positions line up.
     return tuple(int(p) if i % 2 else p for i, p in enumerate(parts)) + (name,)
+
+
+MAX_FPS = 1000  # a frame rate above this is a typo; FFmpeg's time bases overflow long before 1e300
 
 
 def _to_fraction(fps: float | Fraction | None) -> Fraction | None:
@@ -425,7 +430,7 @@ def read_image_rgb(path: Path) -> np.ndarray | None:
     """Read an image as HxWx3 RGB (uint8 or uint16); None when OpenCV cannot decode it.
 
     Greyscale is replicated to 3 channels and alpha dropped."""
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    img = imread(path)
     if img is None:
         return None
     if img.ndim == 3 and img.shape[2] == 1:
@@ -445,9 +450,14 @@ class ImageSequenceSource(VideoSource):
     def __init__(self, folder: Path, fps: float | None = None):
         super().__init__()
         self._folder = folder
-        rate = _to_fraction(fps if fps is not None else DEFAULT_IMAGE_FPS)
+        try:
+            ok = fps is None or (math.isfinite(float(fps)) and 0 < float(fps) <= MAX_FPS)
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        rate = _to_fraction(fps if fps is not None else DEFAULT_IMAGE_FPS) if ok else None
         if rate is None or not math.isfinite(float(rate)) or rate <= 0:
-            raise InputError(f"invalid --fps {fps!r} for image folder {folder}; give a positive number such as 25")
+            raise InputError(f"invalid --fps {fps!r} for image folder {folder}; give a number above 0 and at most "
+                             f"{MAX_FPS} such as 25")
         try:
             names = [
                 e.name
