@@ -61,7 +61,8 @@ def available_models() -> list[tuple[str, str]]:
 class RunSettings:
     model: str = "auto"
     formats: tuple[str, ...] = ("prores",)
-    background: str | None = None  # colour, #rrggbb, or an image/video path (composite output)
+    background: str | None = None  # a colour only: name, #rrggbb or r,g,b (composite output)
+    background_file: str | None = None  # an uploaded image/video (a path Gradio gave, in the working folder)
     max_size: int | None = None
     warmup_frames: int | None = None  # MatAnyone's first-frame refinement (ignored by other models)
 
@@ -202,6 +203,23 @@ def model_options(settings: RunSettings, session: Session) -> dict:
     return options
 
 
+def run_background(settings: RunSettings, session: Session) -> str | None:
+    """The composite's background: an upload (a file in the app's working folder) or a colour.
+    A typed path is never opened, and the error says nothing about whether it exists: the page
+    must not read, or probe, files of the server."""
+    from ..io.background import Background
+    from .session import inside
+
+    if settings.background_file:
+        if not inside(settings.background_file, session.settings.workdir):
+            raise InputError("the background file was not uploaded through this page; upload it again")
+        return str(settings.background_file)
+    if settings.background:
+        Background.parse_colour(settings.background)
+        return settings.background
+    return None
+
+
 def run_job(session: Session, settings: RunSettings, job: Job,
             on_frame: Callable[[Job], None] | None = None) -> JobResult:
     """Matte the session's video into ``session.folder/run-N/``; return what to download."""
@@ -211,6 +229,7 @@ def run_job(session: Session, settings: RunSettings, job: Job,
     if settings.model not in TARGET_MODELS + (EVERY_PERSON,):
         raise InputError(f"unknown model {settings.model!r}")
     names = parse_formats(list(settings.formats) or [])
+    background = run_background(settings, session)
     runs = sorted(session.folder.glob("run-*"))
     out_dir = session.folder / f"run-{len(runs) + 1:03d}"
     matter = load_matter(settings.model, **model_options(settings, session))
@@ -219,7 +238,7 @@ def run_job(session: Session, settings: RunSettings, job: Job,
     hooked = HookedMatter(matter, job, preview, on_frame)
     start = time.perf_counter()
     try:
-        result = matte(session.video, out_dir, model=hooked, formats=names, background=settings.background,
+        result = matte(session.video, out_dir, model=hooked, formats=names, background=background,
                        stem=session.name)
         preview_path = preview.close()
     except BaseException:
