@@ -38,14 +38,27 @@ except ImportError:  # pragma: no cover - Windows
 LOCK_SUFFIX = ".vmatte-lock"
 
 
+_ROOM = 180  # bytes of a name kept before our suffixes, so the whole stays under NAME_MAX (255)
+
+
+def _fit(name: str) -> str:
+    """``name``, or its start + a digest of the whole when too long for a name with our suffixes."""
+    raw = os.fsencode(name)
+    if len(raw) <= _ROOM:
+        return name
+    import hashlib
+
+    return os.fsdecode(raw[:_ROOM - 13]).rstrip("\udc80\udcff") + "~" + hashlib.sha256(raw).hexdigest()[:12]
+
+
 def lock_path(outdir: Path, stem: str) -> Path:
-    return Path(outdir) / f".{stem}{LOCK_SUFFIX}"
+    return Path(outdir) / f".{_fit(stem)}{LOCK_SUFFIX}"
 
 
 def run_temp_name(final: Path, run: str, kind: str = "partial") -> Path:
     """Where run ``run`` writes ``final`` until it is complete (``kind`` "partial"), or parks the
     old ``final`` while replacing a folder ("old")."""
-    return final.with_name(f".{final.name}.vmatte-{run}.{kind}")
+    return final.with_name(f".{_fit(final.name)}.vmatte-{run}.{kind}")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -162,7 +175,7 @@ class OutputLock:
         except OSError:
             return []
         for name in names:
-            if name.startswith(f".{self.stem}") and name.endswith(ends):
+            if name.startswith(".") and name.endswith(ends):  # the random run id is the proof
                 p = self.outdir / name
                 if p.is_dir() and not p.is_symlink():
                     shutil.rmtree(p, ignore_errors=True)

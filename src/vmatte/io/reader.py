@@ -11,6 +11,7 @@ message; raw PyAV/OS exceptions never escape for bad input.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import math
 import os
@@ -117,7 +118,11 @@ def open_source(path: str | os.PathLike, fps: float | None = None) -> "VideoSour
     ``fps`` is the frame rate of an image folder (default 25); video files use their own rate
     and ignore it. Raises :class:`InputError` with a one-line fix for any unusable input.
     """
-    p = Path(os.fspath(path)).expanduser()
+    raw = os.fspath(path)
+    if isinstance(raw, str) and re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*://", raw):
+        raise InputError(f"{raw[:200]} is a URL; vmatte reads local files: download the video first, then give "
+                         f"its path")
+    p = Path(raw).expanduser()
     try:
         st = p.stat()
     except FileNotFoundError:
@@ -127,6 +132,9 @@ def open_source(path: str | os.PathLike, fps: float | None = None) -> "VideoSour
     except PermissionError:
         raise InputError(f"cannot access input {p}: permission denied; check its permissions") from None
     except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            raise InputError(f"the input path is too long for this system ({len(os.fsencode(p))} bytes, a name "
+                             f"over 255); rename the file or folder shorter") from None
         raise InputError(f"cannot access input {p}: {e.strerror}; check the path") from None
     if p.is_dir():
         return ImageSequenceSource(p, fps)
@@ -234,6 +242,9 @@ class VideoFileSource(VideoSource):
                 f"check the file or re-export it"
             )
         if not videos:
+            if any(_is_attached_picture(s) for s in c.streams.video):
+                raise InputError(f"{path} is an audio file: its only picture is cover art, not a video; give a "
+                                 f"video file")
             kinds = sorted({s.type for s in c.streams}) or ["nothing"]
             raise InputError(
                 f"{path} has no video stream (it contains {', '.join(kinds)}); give a video file"

@@ -98,6 +98,13 @@ def check_replaceable(final: Path, is_dir: bool) -> None:
                           f"--overwrite would lose them: move them or choose another --output")
 
 
+def _name_max(folder: Path) -> int:
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
@@ -135,6 +142,11 @@ class OutputSet:
         self._prepare_dir()
         specs: dict[str, FormatSpec] = {name: FORMATS[name] for name in self.formats}
         self.paths: dict[str, Path] = {n: self.outdir / s.output_name(stem) for n, s in specs.items()}
+        limit = _name_max(self.outdir)
+        long = [p.name for p in self.paths.values() if len(os.fsencode(p.name)) > limit]
+        if long:
+            raise OutputError(f"the output name {long[0][:60]}... is {len(os.fsencode(long[0]))} bytes, longer than "
+                              f"this file system allows ({limit}); rename the input to a shorter name")
         if not overwrite:
             existing = [p for p in self.paths.values() if os.path.lexists(p)]
             if existing:
