@@ -8,9 +8,11 @@ run or several; the source's audio is muxed in while joining.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import secrets
 import shutil
+import stat
 from pathlib import Path
 from typing import Iterator
 
@@ -20,8 +22,10 @@ from ..errors import OutputError
 from ..io.audio import AudioCarrier
 from ..io.formats import FORMATS
 from ..io.reader import Frame, VideoInfo
-from ..io.writers import Background, OutputSet, temp_name
+from ..io.ownership import run_temp_name
+from ..io.writers import Background, OutputSet, check_replaceable, temp_name
 from .pipeline import BackgroundConsumer
+from .journal_check import check_journal
 from .resume import Interrupted, Journal, stream_state
 
 
@@ -59,7 +63,8 @@ def run_chunks(journal: Journal, frames: Iterator[Frame], matter, info: VideoInf
     try:
         for frame in frames:
             index = frame.index
-            if index < skip:  # done by the interrupted run: decoded, dropped
+            if index < skip:  # done by the interrupted run: decoded, dropped (but counted: the real length)
+                count = index + 1
                 continue
             if step_all is not None:
                 fgr, alphas = step_all(frame.image, need_fgr)
@@ -95,42 +100,88 @@ def run_chunks(journal: Journal, frames: Iterator[Frame], matter, info: VideoInf
 
 def join_chunks(journal: Journal, outdir: Path, outputs: dict, names: list[str], info: VideoInfo,
                 frames: int, overwrite: bool, run: str) -> dict[str, Path]:
-    """Join the chunks into the final outputs (temporary names first, renamed once all are done)."""
+    """Join the chunks into the final outputs: every output complete under a temporary name first,
+    then all renamed. Restartable at any instant: the chunks keep their PNGs (hard links or
+    copies, never moves), and ``join.json`` records what each final name will be (device, inode,
+    size, mtime), so a resumed join recognises the outputs a killed one already put in place."""
     chunks = [journal.chunk_dir(k) for k in range(journal.completed)]
-    done: list[tuple[Path, Path]] = []
+    record = journal.folder / "join.json"
+    placed = _read_placed(record)
+    plan: list[tuple[Path, Path, bool]] = []
     paths: dict[str, Path] = {}
     try:
         for i, stem in outputs.items():
             for n in names:
                 spec = FORMATS[n]
                 final = outdir / spec.output_name(stem)
+                paths[n if len(outputs) == 1 else f"{n}_id{i}"] = final
+                if placed.get(final.name) is not None and placed[final.name] == _identity(final):
+                    continue  # put there by this journal's join before it was stopped
                 if os.path.lexists(final) and not overwrite:
                     raise OutputError(f"output already exists: {final.name} in {outdir}; use --overwrite to replace "
                                       f"it or choose another --output")
+                check_replaceable(final, spec.is_dir)
                 temp = temp_name(final, run)
-                shutil.rmtree(temp, ignore_errors=True) if temp.is_dir() else temp.unlink(missing_ok=True)
+                _remove(temp)
+                plan.append((temp, final, spec.is_dir))
                 parts = [c / spec.output_name(stem) for c in chunks]
                 if spec.is_dir:
                     temp.mkdir()
                     for part in parts:
                         for f in sorted(part.iterdir()):
-                            os.replace(f, temp / f.name)
+                            _link_or_copy(f, temp / f.name)
                 else:
                     _remux(parts, temp, spec.container, info, frames)
-                done.append((temp, final))
-                paths[n if len(outputs) == 1 else f"{n}_id{i}"] = final
-        for temp, final in done:
-            if os.path.lexists(final) and (final.is_dir() and not final.is_symlink()):
-                shutil.rmtree(final)
-            os.replace(temp, final)
+        placed.update({final.name: _identity(temp) for temp, final, _ in plan})
+        tmp_record = record.with_name(f".join.{run}.tmp")
+        tmp_record.write_text(json.dumps(placed))
+        os.replace(tmp_record, record)
+        for temp, final, is_dir in plan:
+            if is_dir and os.path.lexists(final):  # a folder cannot be replaced in one rename
+                old = run_temp_name(final, run, "old")
+                os.rename(final, old)
+                os.rename(temp, final)
+                _remove(old)
+            else:
+                os.replace(temp, final)
     except OSError as e:
         raise OutputError(f"joining the outputs in {outdir} failed: {e.strerror or e}; free space or check the "
                           f"folder, then run again with --resume") from None
     finally:
-        for temp, _ in done:
-            if os.path.lexists(temp):
-                shutil.rmtree(temp, ignore_errors=True) if temp.is_dir() else temp.unlink(missing_ok=True)
+        for temp, _, _ in plan:
+            _remove(temp)
     return paths
+
+
+def _identity(path: Path) -> list | None:
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return [st.st_dev, st.st_ino, st.st_size if not stat.S_ISDIR(st.st_mode) else 0, st.st_mtime_ns
+            if not stat.S_ISDIR(st.st_mode) else 0]
+
+
+def _read_placed(record: Path) -> dict:
+    try:
+        data = json.loads(record.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)  # the chunk keeps its name for the frame: a kill now loses nothing
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        path.unlink(missing_ok=True)
 
 
 def _remux(parts: list[Path], temp: Path, container: str, info: VideoInfo, frames: int) -> None:
@@ -171,6 +222,8 @@ def journaled_matte(src, matter, info: VideoInfo, output_dir, base: str, names: 
     outdir = Path(os.fspath(output_dir)).expanduser()
     outputs = {i: base if len(ids) == 1 else f"{base}_id{i}" for i in ids}
     journal = open_journal(outdir, base, info.path, options, chunk_frames, resume)
+    if journal.completed:
+        check_journal(journal, names, list(outputs.values()))  # damaged: one line, never a run with gaps
     if bar is not None and journal.completed:
         bar.update(journal.completed * chunk_frames)
     frames = Prefetcher(src, 4)
@@ -188,6 +241,11 @@ def journaled_matte(src, matter, info: VideoInfo, output_dir, base: str, names: 
         raise
     finally:
         frames.close()
-    paths = join_chunks(journal, outdir, outputs, names, info, count, overwrite, run or secrets.token_hex(6))
-    journal.remove()
+    run = run or secrets.token_hex(6)
+    paths = join_chunks(journal, outdir, outputs, names, info, count, overwrite, run)
+    # Out of the way in one rename (a kill in the deletion then leaves no half journal to resume):
+    # the lock's next owner sweeps a leftover by its run id.
+    trash = run_temp_name(journal.folder, run, "old")
+    os.rename(journal.folder, trash)
+    shutil.rmtree(trash, ignore_errors=True)
     return paths, count
