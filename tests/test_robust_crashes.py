@@ -17,9 +17,9 @@ import av
 import cv2
 import numpy as np
 import pytest
-
 from conftest import clip_frame, make_clip
 from robust_cases import ERROR, HANDLED, Case, Expect, check_outcome, run_case
+
 from vmatte.cli import main
 
 RVM = ["--model", "rvm", "--device", "cpu", "-f", "alpha"]

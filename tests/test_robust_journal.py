@@ -21,8 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import clip_frame, make_clip
+
 from vmatte.io.probe import read_rgba
 
 CHUNK = 8

@@ -22,9 +22,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import clip_frame, make_clip
 from robust_cases import ERROR, Case, Expect, check_outcome, run_case
+
 from vmatte.cli import main
 from vmatte.io.ownership import OutputLock
 from vmatte.io.probe import read_rgba

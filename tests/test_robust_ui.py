@@ -10,8 +10,8 @@ import sys
 import cv2
 import numpy as np
 import pytest
-
 from conftest import make_clip
+
 from vmatte.errors import VmatteError
 from vmatte.io.probe import read_rgba
 from vmatte.ui.job import Job, RunSettings, run_job

@@ -48,7 +48,7 @@ def _fit(name: str) -> str:
         return name
     import hashlib
 
-    return os.fsdecode(raw[:_ROOM - 13]).rstrip("\udc80\udcff") + "~" + hashlib.sha256(raw).hexdigest()[:12]
+    return os.fsdecode(raw[:_ROOM - 13]) + "~" + hashlib.sha256(raw).hexdigest()[:12]
 
 
 def lock_path(outdir: Path, stem: str) -> Path:
@@ -101,7 +101,7 @@ class OutputLock:
     def held(self) -> bool:
         return self._fd is not None
 
-    def acquire(self) -> "OutputLock":
+    def acquire(self) -> OutputLock:
         if self._fd is not None:
             return self
         for _ in range(50):  # a lock released and unlinked between our open and flock: try again
@@ -198,7 +198,7 @@ class OutputLock:
             pass
         os.close(fd)
 
-    def __enter__(self) -> "OutputLock":
+    def __enter__(self) -> OutputLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:
