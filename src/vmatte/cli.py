@@ -396,7 +396,7 @@ def _run_weights_fetch(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vmatte", description="Alpha mattes of a chosen subject from any video.")
+    parser = _Parser(prog="vmatte", description="Alpha mattes of a chosen subject from any video.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_matte(sub)
     _add_formats(sub)
@@ -413,9 +413,44 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"vmatte: warning: {message}", file=sys.stderr)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as the one line every other error is (not usage + error)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USER_ERROR, f"vmatte: error: {' '.join(message.split())}; see {self.prog} --help\n")
+
+
+def _stop_on_signals():
+    """SIGTERM and SIGHUP stop a run as Ctrl-C does (outputs removed, journal kept); returns a
+    function restoring the previous handlers. Only the main thread may set handlers."""
+    import signal
+    import threading
+
+    from .errors import Stopped
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    wanted = [getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    previous = {s: signal.getsignal(s) for s in wanted}
+
+    def handler(signum, frame):
+        for s in wanted:  # a second signal must not cut the clean-up short
+            signal.signal(s, signal.SIG_IGN)
+        raise Stopped(signum, signal.Signals(signum).name)
+
+    for s in wanted:
+        signal.signal(s, handler)
+
+    def restore() -> None:
+        for s, h in previous.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+    return restore
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    restore = _stop_on_signals()
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
@@ -423,12 +458,16 @@ def main(argv: list[str] | None = None) -> int:
     except VmatteError as e:
         print(f"vmatte: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("vmatte: interrupted; incomplete outputs were removed", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        name = getattr(e, "name", "")
+        print(f"vmatte: {'stopped by ' + name if name else 'interrupted'}; incomplete outputs were removed",
+              file=sys.stderr)
+        return getattr(e, "exit_code", 130)
     except MemoryError:
         print("vmatte: error: out of memory; use a smaller --max-size or --device cpu", file=sys.stderr)
         return EXIT_USER_ERROR
+    finally:
+        restore()
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,8 +27,10 @@ from .engine.pipeline import Prefetcher
 from .engine.registry import BACKENDS, MatterOptions
 from .engine.resume import should_journal
 from .io.formats import DEFAULT_FORMATS, FORMATS, parse_formats
+from .errors import VmatteError
+from .io.ownership import lock_outputs
 from .io.reader import VideoInfo, open_source
-from .io.writers import Background
+from .io.writers import Background, prepare_output_dir
 
 __all__ = [
     "BACKENDS",
@@ -152,11 +155,22 @@ def matte(
         ids = schedule_ids(schedule)
     else:
         ids = as_matter(model).targets if not isinstance(model, str) else (None,)
+    if not os.fspath(output_dir):
+        raise VmatteError("the output folder is an empty name; give --output a folder name ('.' for here)")
+    last_key = max(model_options.get("keyframes") or {0: None}) if isinstance(model, str) else 0
     start = time.perf_counter()
-    with open_source(input, fps=fps) as src:
+    with open_source(input, fps=fps) as src, ExitStack() as owned:
         info = src.info
+        _check_keyframe(last_key, info.num_frames, exact=info.is_image_sequence)  # before any work
         plan = OutputPlan(output_dir, stem or _stem(info), ids, names, background, overwrite)
-        outputs = TargetOutputs(plan, info)  # output checks before the model loads
+        outdir = Path(os.fspath(output_dir)).expanduser()
+        prepare_output_dir(outdir)
+        # This run owns its stems (and the journal's) from here to the end: a second run is refused.
+        locks = {}
+        for lk in lock_outputs(outdir, [plan.stem, *(plan.stem_of(i) for i in ids)]):
+            locks[lk.stem] = lk
+            owned.callback(lk.release)
+        outputs = TargetOutputs(plan, info, locks=locks)  # output checks before the model loads
         try:
             matter = model if not isinstance(model, str) else load_matter(model, **model_options)
         except BaseException:
@@ -185,12 +199,23 @@ def matte(
                     **model_options,
                 )
                 paths, count = journaled_matte(
-                    src, matter, info, plan, options, resume, chunk_frames or DEFAULT_CHUNK_FRAMES, bar, tick
+                    src,
+                    matter,
+                    info,
+                    plan,
+                    options,
+                    resume,
+                    chunk_frames or DEFAULT_CHUNK_FRAMES,
+                    bar,
+                    tick,
+                    run_id=locks[plan.stem].run,
+                    check=lambda n: _check_keyframe(last_key, n, exact=True),
                 )
             else:
                 try:
                     need_fgr = any(FORMATS[n].uses_foreground for n in names)
                     count = run(matter, src, outputs.write, foreground=need_fgr, on_frame=tick)
+                    _check_keyframe(last_key, count, exact=True)  # a mask past the end would leave every alpha 0
                     paths = outputs.close()
                 except BaseException:
                     outputs.abort()
@@ -199,6 +224,18 @@ def matte(
             if bar is not None:
                 bar.close()
     return MatteResult(paths, count, time.perf_counter() - start, matter.description, info)
+
+
+def _check_keyframe(last: int, frames: int | None, exact: bool) -> None:
+    """A keyframe mask at or past the end of the video: its target would never start (every alpha
+    0). ``frames`` is exact for a count or an image folder, an estimate from a video's header."""
+    if not last or frames is None:
+        return
+    if last >= frames if exact else last >= frames + max(25, frames // 10):
+        raise VmatteError(
+            f"a keyframe mask is at frame {last} but the video has {'' if exact else 'about '}"
+            f"{frames} frames (0..{frames - 1}); give --mask-at/--masks-dir/--click frames inside it"
+        )
 
 
 def _ticker(bar, on_frame):

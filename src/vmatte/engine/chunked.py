@@ -8,8 +8,11 @@ run or several; the source's audio is muxed in while joining.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import secrets
 import shutil
+import stat
 from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
@@ -20,7 +23,9 @@ from ..errors import OutputError
 from ..io.audio import AudioCarrier
 from ..io.formats import FORMATS
 from ..io.reader import Frame, VideoInfo
-from ..io.writers import temp_name
+from ..io.ownership import run_temp_name
+from ..io.writers import check_replaceable, temp_name
+from .journal_check import check_journal
 from .loop import FrameResult, run
 from .outputs import OutputPlan, TargetOutputs
 from .resume import Interrupted, Journal, stream_state
@@ -57,11 +62,17 @@ def run_chunks(journal: Journal, frames: Iterable[Frame], matter, info: VideoInf
         count = last[0] + 1
         if current:  # the last, shorter chunk
             commit((count - 1) // chunk, stream_state(matter))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM/SIGHUP (errors.Stopped)
         for out in current:
             out.abort()
-        raise Interrupted(f"interrupted at frame {last[0] + 1}; {journal.completed * chunk} frames are kept in "
-                          f"{journal.folder}: run the same command again with --resume to continue") from None
+        name = getattr(e, "name", "")
+        stop = Interrupted(
+            f"{'stopped by ' + name if name else 'interrupted'} at frame {last[0] + 1}; "
+            f"{journal.completed * chunk} frames are kept in {journal.folder}: run the same command "
+            f"again with --resume to continue"
+        )
+        stop.exit_code = getattr(e, "exit_code", 130)
+        raise stop from None
     except BaseException:
         for out in current:
             out.abort()
@@ -69,10 +80,17 @@ def run_chunks(journal: Journal, frames: Iterable[Frame], matter, info: VideoInf
     return count
 
 
-def join_chunks(journal: Journal, outdir: Path, plan: OutputPlan, info: VideoInfo, frames: int) -> dict[str, Path]:
-    """Join the chunks into the final outputs (temporary names first, renamed once all are done)."""
+def join_chunks(
+    journal: Journal, outdir: Path, plan: OutputPlan, info: VideoInfo, frames: int, run_id: str
+) -> dict[str, Path]:
+    """Join the chunks into the final outputs: every output complete under a temporary name first,
+    then all renamed. Restartable at any instant: the chunks keep their PNGs (hard links or
+    copies, never moves), and ``join.json`` records what each final name will be (device, inode,
+    size, mtime), so a resumed join recognises the outputs a killed one already put in place."""
     chunks = [journal.chunk_dir(k) for k in range(journal.completed)]
-    done: list[tuple[Path, Path]] = []
+    record = journal.folder / "join.json"
+    placed = _read_placed(record)
+    todo: list[tuple[Path, Path, bool]] = []
     paths: dict[str, Path] = {}
     try:
         for i in plan.ids:
@@ -80,33 +98,74 @@ def join_chunks(journal: Journal, outdir: Path, plan: OutputPlan, info: VideoInf
             for n in plan.names:
                 spec = FORMATS[n]
                 final = outdir / spec.output_name(stem)
+                paths[plan.key(n, i)] = final
+                if placed.get(final.name) is not None and placed[final.name] == _identity(final):
+                    continue  # put there by this journal's join before it was stopped
                 if os.path.lexists(final) and not plan.overwrite:
                     raise OutputError(f"output already exists: {final.name} in {outdir}; use --overwrite to replace "
                                       f"it or choose another --output")
-                temp = temp_name(final)
-                shutil.rmtree(temp, ignore_errors=True) if temp.is_dir() else temp.unlink(missing_ok=True)
+                check_replaceable(final, spec.is_dir)
+                temp = temp_name(final, run_id)
+                _remove(temp)
+                todo.append((temp, final, spec.is_dir))
                 parts = [c / spec.output_name(stem) for c in chunks]
                 if spec.is_dir:
                     temp.mkdir()
                     for part in parts:
                         for f in sorted(part.iterdir()):
-                            os.replace(f, temp / f.name)
+                            _link_or_copy(f, temp / f.name)
                 else:
                     _remux(parts, temp, spec.container, info, frames)
-                done.append((temp, final))
-                paths[plan.key(n, i)] = final
-        for temp, final in done:
-            if os.path.lexists(final) and (final.is_dir() and not final.is_symlink()):
-                shutil.rmtree(final)
-            os.replace(temp, final)
+        placed.update({final.name: _identity(temp) for temp, final, _ in todo})
+        tmp_record = record.with_name(f".join.{run_id}.tmp")
+        tmp_record.write_text(json.dumps(placed))
+        os.replace(tmp_record, record)
+        for temp, final, is_dir in todo:
+            if is_dir and os.path.lexists(final):  # a folder cannot be replaced in one rename
+                old = run_temp_name(final, run_id, "old")
+                os.rename(final, old)
+                os.rename(temp, final)
+                _remove(old)
+            else:
+                os.replace(temp, final)
     except OSError as e:
         raise OutputError(f"joining the outputs in {outdir} failed: {e.strerror or e}; free space or check the "
                           f"folder, then run again with --resume") from None
     finally:
-        for temp, _ in done:
-            if os.path.lexists(temp):
-                shutil.rmtree(temp, ignore_errors=True) if temp.is_dir() else temp.unlink(missing_ok=True)
+        for temp, _, _ in todo:
+            _remove(temp)
     return paths
+
+
+def _identity(path: Path) -> list | None:
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return [st.st_dev, st.st_ino, st.st_size if not stat.S_ISDIR(st.st_mode) else 0, st.st_mtime_ns
+            if not stat.S_ISDIR(st.st_mode) else 0]
+
+
+def _read_placed(record: Path) -> dict:
+    try:
+        data = json.loads(record.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)  # the chunk keeps its name for the frame: a kill now loses nothing
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        path.unlink(missing_ok=True)
 
 
 def _remux(parts: list[Path], temp: Path, container: str, info: VideoInfo, frames: int) -> None:
@@ -137,17 +196,45 @@ def _remux(parts: list[Path], temp: Path, container: str, info: VideoInfo, frame
                 audio.close()
 
 
-def journaled_matte(src, matter, info: VideoInfo, plan: OutputPlan, options: dict, resume: bool, chunk_frames: int,
-                    bar=None, on_frame=None) -> tuple[dict[str, Path], int]:
-    """:func:`vmatte.matte`'s run with a journal: returns (final paths, frames)."""
+def journaled_matte(
+    src,
+    matter,
+    info: VideoInfo,
+    plan: OutputPlan,
+    options: dict,
+    resume: bool,
+    chunk_frames: int,
+    bar=None,
+    on_frame=None,
+    run_id: str = "",
+    check=None,
+) -> tuple[dict[str, Path], int]:
+    """:func:`vmatte.matte`'s run with a journal: returns (final paths, frames). ``check(frames)``
+    runs once the whole video is read, before the outputs are made."""
     from .resume import open_journal
 
     outdir = Path(os.fspath(plan.folder)).expanduser()
     journal = open_journal(outdir, plan.stem, info.path, options, chunk_frames, resume)
+    if journal.completed:
+        check_journal(journal, plan.names, [plan.stem_of(i) for i in plan.ids])  # damaged: one line, never gaps
     if bar is not None and journal.completed:
         bar.update(journal.completed * chunk_frames)
-    need_fgr = any(FORMATS[n].uses_foreground for n in plan.names)
-    count = run_chunks(journal, src, matter, info, plan, need_fgr, on_frame=on_frame)
-    paths = join_chunks(journal, outdir, plan, info, count)
-    journal.remove()
+    try:
+        need_fgr = any(FORMATS[n].uses_foreground for n in plan.names)
+        count = run_chunks(journal, src, matter, info, plan, need_fgr, on_frame=on_frame)
+        if check is not None:
+            check(count)
+    except Interrupted:
+        raise  # the journal is kept for --resume
+    except BaseException:
+        # A bad frame, a model error: running again hits it again, so nothing is kept (an error leaves nothing).
+        journal.remove()
+        raise
+    run_id = run_id or secrets.token_hex(6)
+    paths = join_chunks(journal, outdir, plan, info, count, run_id)
+    # Out of the way in one rename (a kill in the deletion then leaves no half journal to resume):
+    # the lock's next owner sweeps a leftover by its run id.
+    trash = run_temp_name(journal.folder, run_id, "old")
+    os.rename(journal.folder, trash)
+    shutil.rmtree(trash, ignore_errors=True)
     return paths, count

@@ -19,10 +19,17 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     try:
         device = torch.device(name)
-    except RuntimeError:
+    except (RuntimeError, TypeError, ValueError):
         raise VmatteError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type not in ("cpu", "cuda", "mps"):  # meta, xla, ...: PyTorch knows them, vmatte cannot run there
+        raise VmatteError(f"vmatte cannot run on device {name!r}; use auto, cpu, cuda, cuda:N or mps")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise VmatteError("device cuda requested but no CUDA GPU/PyTorch CUDA build is available; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise VmatteError(
+            f"device {name} requested but this machine has {torch.cuda.device_count()} CUDA GPU(s); "
+            f"use cuda:0 .. cuda:{torch.cuda.device_count() - 1}"
+        )
     if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise VmatteError("device mps requested but Apple MPS is not available; use --device cpu")
     return device

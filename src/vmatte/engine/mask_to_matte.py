@@ -38,6 +38,9 @@ def gate(mask: np.ndarray, settings: GateSettings) -> np.ndarray:
     binary = (mask >= 0.5).astype(np.float32)
     if r <= 0:
         return binary
+    if r > h + w:  # over the whole frame from any pixel: surely a typo (and a 2r+1 kernel would not fit in memory)
+        raise InputError(f"--dilate {r} px is larger than the {w}x{h} frame; give at most {h + w} px "
+                          f"(about 2% of the frame, the default, is usual)")
     grown = cv2.dilate(binary, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
     k = r | 1  # odd kernel about r px wide: the feather stays outside the original mask
     return np.minimum(cv2.GaussianBlur(grown, (k, k), 0) * 2.0, 1.0) if k > 1 else grown

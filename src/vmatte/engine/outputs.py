@@ -34,7 +34,9 @@ class TargetOutputs:
     """The plan's output sets, opened now (a bad folder or an existing file fails here): frames in,
     final files out at :meth:`close`, nothing left by :meth:`abort`."""
 
-    def __init__(self, plan: OutputPlan, info: VideoInfo, folder: str | os.PathLike | None = None):
+    def __init__(
+        self, plan: OutputPlan, info: VideoInfo, folder: str | os.PathLike | None = None, locks: dict | None = None
+    ):
         self.plan = plan
         self.sets: dict = {}
         bg = Background.parse(plan.background) if plan.background else None
@@ -47,6 +49,7 @@ class TargetOutputs:
                     info,
                     background=bg,
                     overwrite=plan.overwrite and folder is None,
+                    lock=(locks or {}).get(plan.stem_of(i)),
                 )
         except BaseException:
             self.abort()

@@ -216,11 +216,15 @@ def fingerprint(parts: dict) -> str:
 def open_journal(outdir: Path, stem: str, input_path: Path, options: dict, chunk_frames: int,
                  resume: bool) -> Journal:
     """The journal for this run: the one left by an interrupted run (``resume``) or a new one."""
-    folder = Path(outdir) / f"{JOURNAL_PREFIX}{stem}"
+    from ..io.ownership import _fit
+    from .journal_check import check_manifest, input_fingerprint
+
+    folder = Path(outdir) / _fit(f"{JOURNAL_PREFIX}{stem}")
     st = os.stat(input_path)
+    # "read": what the run read (every frame file of a folder), so an input changed in place is refused
     manifest = {"version": 2, "input": str(Path(input_path).resolve()), "size": st.st_size,
-                "mtime_ns": st.st_mtime_ns, "options": fingerprint(options), "chunk_frames": chunk_frames,
-                "completed": 0}
+                "mtime_ns": st.st_mtime_ns, "read": input_fingerprint(input_path), "options": fingerprint(options),
+                "chunk_frames": chunk_frames, "completed": 0}
     found = folder / "manifest.json"
     if resume and found.is_file():
         try:
@@ -228,8 +232,12 @@ def open_journal(outdir: Path, stem: str, input_path: Path, options: dict, chunk
         except (OSError, ValueError):
             raise OutputError(f"the journal {folder} of the interrupted run is damaged; run again without "
                               f"--resume to start over") from None
-        same = all(old.get(k) == manifest[k] for k in ("version", "input", "size", "mtime_ns", "options",
+        check_manifest(folder, old)
+        same = all(old.get(k) == manifest[k] for k in ("version", "input", "size", "mtime_ns", "read", "options",
                                                       "chunk_frames"))
+        if not same and all(old.get(k) == manifest[k] for k in ("version", "input", "options", "chunk_frames")):
+            raise OutputError(f"the input {input_path} changed since the interrupted run in {folder} (its frames "
+                              f"were rewritten); run again without --resume to start over")
         if not same:
             raise OutputError(f"the interrupted run in {folder} was for another input or other options; run "
                               f"again with the same input and options, or without --resume to start over")

@@ -30,10 +30,19 @@ class RVMSettings:
 
 
 def ratio_for(image: np.ndarray, settings: RVMSettings) -> float:
-    if settings.downsample_ratio is not None:
-        return float(settings.downsample_ratio)
     h, w = image.shape[:2]
-    return auto_downsample_ratio(h, w, settings.max_size)
+    if settings.downsample_ratio is None:
+        ratio = auto_downsample_ratio(h, w, settings.max_size)
+    else:
+        ratio = float(settings.downsample_ratio)
+    # The network's input is the frame scaled by the ratio (floored): below one pixel on a side
+    # the first convolution has nothing to read (a traceback in PyTorch or onnxruntime).
+    if int(h * ratio) < 1 or int(w * ratio) < 1:
+        least = 1.0 / min(h, w)
+        option = "--downsample-ratio" if settings.downsample_ratio is not None else "--max-size"
+        raise VmatteError(f"{option} makes the network input smaller than one pixel for this {w}x{h} video "
+                          f"(ratio {ratio:g}); give a larger {option} (a ratio of at least {least:.3g})")
+    return ratio
 
 
 class RVMTorch(PerFrameMatter):

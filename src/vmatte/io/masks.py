@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from .imagefile import imread
 
 MAX_IDS = 64  # an integer mask with more distinct values than this is a soft grey mask
 _LABEL_LIMIT = 128  # label ids are small integers; larger values mean a grey (soft/binary) mask
@@ -136,7 +137,7 @@ def read_mask(path: str | os.PathLike, labels: bool = False) -> TargetMask:
     indices = _palette_indices(path)
     if indices is not None:
         return _from_grey(indices, source, kind="palette")
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    img = imread(path)
     if img is None or img.size == 0:
         raise InputError(f"cannot read the mask {path}; give a PNG (grey, palette/label or RGB) of the first frame")
     if img.ndim == 3 and img.shape[2] == 1:

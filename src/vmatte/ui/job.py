@@ -68,7 +68,8 @@ def available_models() -> list[tuple[str, str]]:
 class RunSettings:
     model: str = "auto"
     formats: tuple[str, ...] = ("prores",)
-    background: str | None = None  # colour, #rrggbb, or an image/video path (composite output)
+    background: str | None = None  # a colour only: name, #rrggbb or r,g,b (composite output)
+    background_file: str | None = None  # an uploaded image/video (a path Gradio gave, in the working folder)
     max_size: int | None = None
     warmup_frames: int | None = None  # MatAnyone's first-frame refinement (ignored by other models)
 
@@ -168,6 +169,23 @@ def model_options(settings: RunSettings, session: Session) -> dict:
     return options
 
 
+def run_background(settings: RunSettings, session: Session) -> str | None:
+    """The composite's background: an upload (a file in the app's working folder) or a colour.
+    A typed path is never opened, and the error says nothing about whether it exists: the page
+    must not read, or probe, files of the server."""
+    from ..io.background import Background
+    from .session import inside
+
+    if settings.background_file:
+        if not inside(settings.background_file, session.settings.workdir):
+            raise InputError("the background file was not uploaded through this page; upload it again")
+        return str(settings.background_file)
+    if settings.background:
+        Background.parse_colour(settings.background)
+        return settings.background
+    return None
+
+
 def run_job(session: Session, settings: RunSettings, job: Job,
             on_frame: Callable[[Job], None] | None = None) -> JobResult:
     """Matte the session's video into ``session.folder/run-N/``; return what to download."""
@@ -178,6 +196,7 @@ def run_job(session: Session, settings: RunSettings, job: Job,
     if settings.model != registry.AUTO and settings.model not in registry.SPECS:
         raise InputError(f"unknown model {settings.model!r}")
     names = parse_formats(list(settings.formats) or [])
+    background = run_background(settings, session)
     runs = sorted(session.folder.glob("run-*"))
     out_dir = session.folder / f"run-{len(runs) + 1:03d}"
     frame_masks = settings.model != registry.AUTO and registry.get(settings.model).takes == registry.FRAME_MASKS
@@ -193,7 +212,7 @@ def run_job(session: Session, settings: RunSettings, job: Job,
             options["masks"] = first.outputs["alpha-png"]
             job.done = 0
             matter = load_matter(settings.model, **options)
-        result = matte(session.video, out_dir, model=matter, formats=names, background=settings.background,
+        result = matte(session.video, out_dir, model=matter, formats=names, background=background,
                        stem=session.name, on_frame=_hook(job, preview, on_frame))
         preview_path = preview.close()
     except BaseException:

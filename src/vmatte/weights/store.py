@@ -15,6 +15,8 @@ import os
 import sys
 import urllib.error
 import urllib.request
+import warnings
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.util import find_spec
@@ -99,6 +101,29 @@ def packaged_path(spec: PackagedFile, verify: bool = True, fix: str = "") -> Pat
     return path
 
 
+MAX_EXPANSION_SLACK = 64 << 20  # zip directories and small compressed entries (a few MB) are fine
+
+
+def check_expansion(path: Path) -> None:
+    """Refuse a ``.pth`` zip whose directory says it expands to far more than its size, before
+    torch allocates it: ``torch.save`` stores its entries uncompressed, so a real checkpoint
+    expands to about its own size; an 8 MB file that inflates to 8 GiB is a bomb."""
+    if not zipfile.is_zipfile(path):
+        return  # the legacy (pre-1.6) format: read as it streams, bounded by weights_only's tensor types
+    size = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as z:
+            total = sum(i.file_size for i in z.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise WeightsError(f"cannot read weights {path}: its zip directory is damaged; download the file again") from None
+    limit = size * 1.1 + MAX_EXPANSION_SLACK
+    if total > limit:
+        raise WeightsError(
+            f"refusing to load {path}: it expands to {total / 2**30:.1f} GiB from {size / 2**20:.1f} "
+            f"MB (torch.save checkpoints are not compressed); use the official checkpoint"
+        )
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Load a state_dict from ``.pth``/``.pt`` (weights_only) or ``.safetensors``; never unpickles objects."""
     path = Path(path).expanduser()
@@ -110,15 +135,30 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
             sd = load_file(str(path))
         else:
-            sd = torch.load(str(path), map_location="cpu", weights_only=True)
+            check_expansion(path)
+            with warnings.catch_warnings():  # torch's notes on pickle protocols are not the user's business
+                warnings.simplefilter("ignore")
+                sd = torch.load(str(path), map_location="cpu", weights_only=True)
+    except WeightsError:
+        raise
     except Exception as e:  # noqa: BLE001 - any failure here means the file is unusable
         kind = type(e).__name__
-        if "pickle" in kind.lower() or "weights_only" in str(e).lower() or "unsupported global" in str(e).lower():
+        # Only a pickle that names Python callables (a GLOBAL the safe unpickler refuses) is
+        # hostile; garbage or a plain pickle of other data is just not a checkpoint.
+        if "global" in str(e).lower():
             raise WeightsError(
                 f"refusing to load {path}: it contains arbitrary Python objects, not just tensors "
                 f"(possibly malicious); use the official checkpoint"
             ) from None
-        raise WeightsError(f"cannot read weights {path} ({kind}); the file is corrupt or not a checkpoint") from None
+        what = (
+            "a PyTorch checkpoint made by torch.save"
+            if zipfile.is_zipfile(path)
+            else "a PyTorch checkpoint (.pth: a torch.save zip archive) or .safetensors file"
+        )
+        raise WeightsError(
+            f"cannot read weights {path} ({kind}): the file is corrupt or not {what}; "
+            f"check the --weights path or download the file again"
+        ) from None
     # Some checkpoints wrap the weights (e.g. {"state_dict": ...} or {"model": ...}).
     for key in ("state_dict", "model", "weights"):
         if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
@@ -133,6 +173,15 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 def record_path(dest: Path) -> Path:
     return dest.with_name(dest.name + ".sha256.json")
+
+
+def matches_record(path: Path) -> bool:
+    """Whether ``path`` is the file recorded (size + sha256) next to it when vmatte made it."""
+    try:
+        record = json.loads(record_path(path).read_text())
+        return path.stat().st_size == record["size"] and sha256_file(path) == record["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def verify_cached(dest: Path, remote: RemoteFile) -> None:
@@ -157,6 +206,11 @@ def download(
     if dest.is_file():
         verify_cached(dest, remote)
         return dest
+    if offline():  # every download goes through here: VMATTE_OFFLINE holds for all of them
+        raise WeightsError(
+            f"VMATTE_OFFLINE/HF_HUB_OFFLINE is set, so {remote.filename} is not downloaded; put it "
+            f"at {dest}, pass --weights PATH, or unset VMATTE_OFFLINE"
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0

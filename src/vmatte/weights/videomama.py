@@ -72,6 +72,11 @@ def load_diffusers_folder(folder: str | os.PathLike, what: str) -> HubModel:
 
 def _snapshot(repo: str, dest: Path, patterns: list[str]) -> None:
     """Download ``patterns`` of hub ``repo`` into ``dest``; record each safetensors' sha256 (trust on first use)."""
+    if offline():
+        raise WeightsError(
+            f"VMATTE_OFFLINE/HF_HUB_OFFLINE is set, so {repo} is not downloaded; put it at {dest}, "
+            f"pass --weights, or unset VMATTE_OFFLINE"
+        )
     try:
         from huggingface_hub import snapshot_download
 
