@@ -20,25 +20,12 @@ import torch
 
 from .engine.pipeline import BackgroundConsumer, Prefetcher
 from .engine.rvm import FrameMatter, RVMAuto, RVMOnnx, RVMSettings, RVMTorch
+from .catalog import BACKENDS, MATANYONE_MODELS, MODELS  # noqa: F401 - re-exported: the API's names
 from .errors import VmatteError
 from .io.formats import DEFAULT_FORMATS, FORMATS, parse_formats
 from .io.reader import Frame, VideoInfo, open_source
 from .io.writers import Background, OutputSet
 
-MODELS = {
-    "auto": "the best model available: rvm; with --mask/--click, MatAnyone when its weights are on this machine, "
-            "else rvm-target",
-    "rvm-target": "offline target mode: RVM + a memory of the target(s) of --mask/--click (ships with vmatte; "
-                  "people only)",
-    "rvm": "Robust Video Matting, MobileNetV3 (ships with vmatte; mattes every person in frame)",
-    "rvm-resnet50": "Robust Video Matting, ResNet-50 (needs rvm_resnet50.pth: --weights or download)",
-    "matanyone": "MatAnyone (CVPR 2025): the target(s) of --mask (needs matanyone.pth: --weights, cache or download)",
-    "matanyone2": "MatAnyone2: the MatAnyone network with newer weights (needs matanyone2.pth)",
-    "videomama": "VideoMaMa (2026): one coarse mask per frame (--masks DIR) to mattes with a video diffusion prior "
-                 "(needs SammyLim/VideoMaMa + the SVD VAE: --weights DIR, cache or download; a GPU)",
-}
-MATANYONE_MODELS = ("matanyone", "matanyone2")
-BACKENDS = ("auto", "torch", "onnx")
 QUEUE_FRAMES = 4  # frames in flight per queue: enough to overlap stages, small enough for 8K
 
 
@@ -158,7 +145,8 @@ def load_matter(model: str = "auto", *, weights: str | os.PathLike | None = None
     if backend == "onnx":
         return onnx
     # auto on CPU: onnxruntime for small network inputs, PyTorch for larger ones (see RVMAuto).
-    return RVMAuto(make_torch, onnx, settings, description=f"RVM MobileNetV3 on CPU, onnxruntime or PyTorch by size ({shipped_desc})")
+    return RVMAuto(make_torch, onnx, settings, description=f"RVM MobileNetV3 on CPU, onnxruntime or PyTorch by size ({shipped_desc})",
+                   chosen=f"({shipped_desc}), chosen for this video's size")
 
 
 def _load_matanyone(name: str, *, weights, device, backend, downsample_ratio, max_size, mask, warmup_frames,
@@ -343,6 +331,16 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
         info = src.info
         base = stem or _stem(info)
         outputs: dict[int | None, OutputSet] = {}
+        if isinstance(model, str) and model_options.get("keyframes"):
+            # fitted to the frame now: a mask of another video fails before any output exists, and a
+            # resize warning prints before the progress bar instead of on its line
+            from .io.masks import fit_to_frame
+
+            model_options["keyframes"] = {k: fit_to_frame(m, (info.height, info.width))
+                                          for k, m in model_options["keyframes"].items()}
+        if progress and info.is_image_sequence and fps is None:
+            print(f"{info.path.name}/: {info.num_frames} images, {float(info.fps):g} fps assumed; use --fps to set "
+                  f"the frame rate", file=sys.stderr)
 
         def abort_all() -> None:
             for out in outputs.values():
@@ -356,8 +354,9 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
         except BaseException:
             abort_all()
             raise
+        announced = matter.description
         if progress:
-            print(f"model: {matter.description}", file=sys.stderr)
+            print(f"model: {announced}", file=sys.stderr)
         if _journaled(matter, info, resume, chunk_frames):  # chunks into a journal: resumable
             from .engine.chunked import journaled_matte
             from .engine.resume import DEFAULT_CHUNK_FRAMES
@@ -372,6 +371,7 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
             finally:
                 if bar is not None:
                     bar.close()
+            _say_runtime(matter, announced, progress)
             return MatteResult(paths, count, time.perf_counter() - start, matter.description, info)
 
         def write(r: FrameResult) -> None:
@@ -402,7 +402,14 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
             frames.close()
             if bar is not None:
                 bar.close()
+    _say_runtime(matter, announced, progress)
     return MatteResult(paths, count, time.perf_counter() - start, matter.description, info)
+
+
+def _say_runtime(matter, announced: str, progress: bool) -> None:
+    """A matter that chose its runtime from the first frame (RVM on the CPU) says which one ran."""
+    if progress and matter.description != announced:
+        print(f"ran: {matter.description}", file=sys.stderr)
 
 
 def _journaled(matter, info: VideoInfo, resume: bool, chunk_frames: int | None) -> bool:
@@ -434,6 +441,6 @@ def _stem(info: VideoInfo) -> str:
 def _progress_bar(info: VideoInfo, enabled: bool):
     if not enabled:
         return None
-    from tqdm import tqdm
+    from .progress import progress_bar
 
-    return tqdm(total=info.num_frames, unit="frame", desc=info.path.name[:30], file=sys.stderr, dynamic_ncols=True)
+    return progress_bar(info.num_frames, info.path.name[:30])

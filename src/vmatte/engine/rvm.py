@@ -139,13 +139,22 @@ class RVMAuto:
 
     ONNX_MAX_SIDE = 288
 
-    def __init__(self, make_torch, onnx: RVMOnnx, settings: RVMSettings, description: str):
+    def __init__(self, make_torch, onnx: RVMOnnx, settings: RVMSettings, description: str, chosen: str = ""):
         self._make_torch = make_torch
         self._torch: RVMTorch | None = None
         self.onnx = onnx
         self.settings = settings
-        self.description = description
+        self._description, self._chosen = description, chosen
+        self._ran: FrameMatter | None = None
         self.reset()
+
+    @property
+    def description(self) -> str:
+        """Before a video: both runtimes; after its first frame: the one that ran it."""
+        if self._ran is None:
+            return self._description
+        runtime = "onnxruntime" if self._ran is self.onnx else "PyTorch"
+        return f"RVM MobileNetV3 on {runtime}/CPU {self._chosen}".rstrip()
 
     def reset(self, concurrent_io: bool = False) -> None:
         self._active: FrameMatter | None = None
@@ -161,6 +170,6 @@ class RVMAuto:
 
     def step(self, image: np.ndarray, foreground: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
         if self._active is None:
-            self._active = self.choose(image)
+            self._active = self._ran = self.choose(image)
             self._active.reset(self._concurrent_io)
         return self._active.step(image, foreground)
