@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +29,8 @@ from ..io.reader import VideoInfo, open_source
 from .overlay import Marker, draw_overlay, target_colour
 
 FRAME_CACHE = 8  # decoded frames kept per session (scrubbing back and forth between a few)
+# RVM's person alphas kept per session: a click on a frame near one already run is then instant.
+PERSON_CACHE_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,7 @@ class UiSettings:
     workdir: Path  # the only folder the app reads user files from and serves files out of
     max_upload_mb: int = 500
     device: str = "auto"
-    preview_width: int = 400  # width of each preview panel (alpha | composite), px
+    preview_size: int = 960  # long side of the result viewer's frames, px
     segmenter: str = AUTO  # what clicks use at first: auto, rvm, a SEGMENTERS name or a checkpoint path
 
 
@@ -78,6 +82,10 @@ class Session:
         self._frames: dict[int, np.ndarray] = {}
         self._person: dict[int, np.ndarray] = {}  # frame -> RVM alpha of every person (uint8)
         self._rvm = None
+        self._rvm_at = -1  # the last frame RVM's recurrent state has seen (-1: none)
+        # One event at a time touches the session: a frame load finishing after a click must not
+        # paint over the click's mask (Gradio runs different listeners concurrently).
+        self.lock = threading.RLock()
         self.segmenter = settings.segmenter
         self._prompters: dict[str, FramePrompter] = {}  # loaded SAM models by choice, kept for the session
         self.add_target()
@@ -110,6 +118,7 @@ class Session:
             self.info = s.info
         self._frames.clear()
         self._person.clear()
+        self._rvm_at = -1
         self.targets = {}
         self.add_target()
         return self.info
@@ -150,23 +159,50 @@ class Session:
                         break
         return self._frames[index]
 
-    def person_alpha(self, index: int) -> np.ndarray:
+    def person_alpha(self, index: int, on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """RVM's alpha of every person at frame ``index`` (uint8), after running frames 0..index
-        so its recurrent state has settled, as ``vmatte matte --click`` does."""
-        index = self._check_index(index)
-        if index not in self._person:
-            from ..matte import load_matter
+        so its recurrent state has settled, as ``vmatte matte --click`` does.
 
-            if self._rvm is None:
-                self._rvm = load_matter("rvm", device=self.settings.device)
+        What was run is kept: every frame's alpha (up to ``PERSON_CACHE_BYTES``) and RVM's state at
+        the last frame, so a later frame continues from there instead of from frame 0.
+        ``on_progress(done, total)`` is called after each frame the model runs."""
+        index = self._check_index(index)
+        if index in self._person:
+            return self._person[index]
+        from ..matte import load_matter
+
+        if self._rvm is None:
+            self._rvm = load_matter("rvm", device=self.settings.device)
+        if self._rvm_at >= index:  # an earlier frame whose alpha was evicted: run again from 0
+            self._rvm_at = -1
+        if self._rvm_at < 0:
             self._rvm.reset()
-            with open_source(self.video) as s:
-                for f in s:
-                    _, alpha = self._rvm.step(f.image, foreground=False)
-                    if f.index == index:
-                        self._person[index] = np.rint(np.clip(alpha, 0, 1) * 255).astype(np.uint8)
-                        break
+        first = self._rvm_at + 1
+        with open_source(self.video) as s:
+            for f in s:
+                if f.index < first:
+                    continue  # decoded only: RVM's state already holds these frames
+                _, alpha = self._rvm.step(f.image, foreground=False)
+                self._rvm_at = f.index
+                self._keep_person(f.index, np.rint(np.clip(alpha, 0, 1) * 255).astype(np.uint8))
+                if on_progress is not None:
+                    on_progress(f.index - first + 1, index - first + 1)
+                if f.index == index:
+                    break
         return self._person[index]
+
+    def person_frames_to_run(self, index: int) -> tuple[int, int] | None:
+        """The frames (first, last) RVM must run before a click at ``index`` (None: cached)."""
+        if index in self._person:
+            return None
+        first = self._rvm_at + 1 if self._rvm_at < index else 0
+        return first, index
+
+    def _keep_person(self, index: int, alpha: np.ndarray) -> None:
+        self._person[index] = alpha
+        budget = max(1, PERSON_CACHE_BYTES // max(alpha.nbytes, 1))
+        while len(self._person) > budget:
+            self._person.pop(next(iter(self._person)))
 
     # --- targets -----------------------------------------------------------------------------
 
@@ -218,15 +254,23 @@ class Session:
             self._prompters[resolved] = FramePrompter(load_point_predictor(resolved, device, allow_download=False))
         return self._prompters[resolved]
 
-    def _points_mask(self, frame: int, pos: list[Click], neg: list[Click]) -> np.ndarray:
+    def _points_mask(self, frame: int, pos: list[Click], neg: list[Click],
+                     on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         prompter = self._prompter(self.segmenter)
         if prompter is None:
-            return mask_from_points(self.person_alpha(frame), pos, neg, self.frame(frame), frame=frame)
+            alpha = self.person_alpha(frame, on_progress)
+            return mask_from_points(alpha, pos, neg, self.frame(frame), frame=frame)
         return prompter.mask(self.frame(frame), (self.video, frame), pos, neg)
 
-    def click(self, target_id: int, x: int, y: int, frame: int, negative: bool = False) -> np.ndarray:
+    def uses_person_model(self) -> bool:
+        """Whether clicks go to RVM's person regions (which must run the video up to the frame)."""
+        return self._prompter(self.segmenter) is None
+
+    def click(self, target_id: int, x: int, y: int, frame: int, negative: bool = False,
+              on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """Add an include/exclude point for a target at ``frame`` and return its new mask there.
-        A point that picks no one is an :class:`InputError` and is not kept."""
+        A point that picks no one is an :class:`InputError` and is not kept. ``on_progress``: see
+        :meth:`person_alpha`."""
         t = self.target(target_id)
         frame = self._check_index(frame)
         point = Click(int(x), int(y), frame, negative)
@@ -234,7 +278,7 @@ class Session:
         pos, neg = (pos, neg + [point]) if negative else (pos + [point], neg)
         if not pos:
             raise InputError("click on the subject first (include), then exclude what is not it")
-        mask = self._points_mask(frame, pos, neg)
+        mask = self._points_mask(frame, pos, neg, on_progress)
         t.points.append(point)
         t.masks[frame], t.sources[frame] = mask, "clicks"
         return mask
