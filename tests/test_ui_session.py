@@ -15,15 +15,29 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import write_h264
 
 from vmatte.errors import InputError, VmatteError
 from vmatte.io.probe import read_rgba, stream_summary
-from vmatte.ui.job import Cancelled, HookedMatter, Job, RunSettings, available_models, read_result_frame, run_job
-from vmatte.ui.overlay import (INCLUDE_COLOUR, Marker, draw_overlay, mask_from_layers, result_view, target_colour,
-                               zoom_crop)
+from vmatte.ui.job import (
+    Cancelled,
+    HookedMatter,
+    Job,
+    RunSettings,
+    available_models,
+    read_result_frame,
+    run_job,
+)
+from vmatte.ui.overlay import (
+    INCLUDE_COLOUR,
+    Marker,
+    draw_overlay,
+    mask_from_layers,
+    result_view,
+    target_colour,
+    zoom_crop,
+)
 from vmatte.ui.session import Session, SessionStore, UiSettings, inside
-
-from conftest import write_h264
 
 DAVIS = Path(__file__).resolve().parents[2] / "shared" / "media" / "davis2016"
 SEQUENCE = "dance-twirl"

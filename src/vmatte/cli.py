@@ -11,8 +11,8 @@ from .errors import EXIT_USER_ERROR, VmatteError
 
 
 def _add_matte(sub: argparse._SubParsersAction) -> None:
-    from .io.formats import DEFAULT_FORMATS, FORMATS
     from .catalog import BACKENDS, MODELS
+    from .io.formats import DEFAULT_FORMATS, FORMATS
 
     p = sub.add_parser("matte", help="matte a video (or image folder) into alpha/foreground/composite files",
                        description="Matte INPUT and write the chosen formats into OUTDIR, or one format into FILE.")

@@ -19,7 +19,15 @@ from pathlib import Path
 import gradio as gr
 
 from ..errors import VmatteError
-from .job import FORMAT_CHOICES, Cancelled, Job, RunSettings, available_models, read_result_frame, run_job
+from .job import (
+    FORMAT_CHOICES,
+    Cancelled,
+    Job,
+    RunSettings,
+    available_models,
+    read_result_frame,
+    run_job,
+)
 from .overlay import VIEWS, ZOOMS, colour_hex, mask_from_layers, result_view
 from .session import Session, SessionStore, UiSettings
 
@@ -178,9 +186,9 @@ class VmatteApp:
                     left = ""
                     if n:
                         left = f", about {(time.monotonic() - started) / n * (total - n):.0f} s left"
-                    yield (gr.update(), gr.update(),
-                           f"Running the person model over frames {span[0]}-{span[1]} to find people at frame "
-                           f"{index}: {n}/{total}{left}")
+                    said = (f"Running the person model over frames {span[0]}-{span[1]} to find people at frame "
+                            f"{index}: {n}/{total}{left}")
+                    yield gr.update(), gr.update(), said
         worker.join()
         error = done["error"]
         if error is not None:

@@ -21,7 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.segment.prompts import AUTO, RVM, RVM_LABEL, FramePrompter, choose_segmenter, load_point_predictor
+from ..engine.segment.prompts import (
+    AUTO,
+    RVM,
+    RVM_LABEL,
+    FramePrompter,
+    choose_segmenter,
+    load_point_predictor,
+)
 from ..engine.tracking.click import Click, mask_from_points
 from ..errors import InputError
 from ..io.masks import TargetMask, as_target_mask, fit_to_frame
