@@ -16,7 +16,9 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import gradio as gr
+import numpy as np
 
 from ..errors import VmatteError
 from .job import (
@@ -49,6 +51,21 @@ CSS = """
 #run-status {min-height: 1.6em}
 """
 PROGRESS_EVERY_S = 0.4  # how often a long click reports its progress in the status bar
+# Gradio shows a picture at most at its own size (and maps clicks only then), so small frames are
+# sent enlarged by a whole factor to about this width: a 320-px clip is shown 960 px wide.
+DISPLAY_WIDTH = 960
+
+
+def display_factor(width: int) -> int:
+    """The whole factor a picture ``width`` px wide is enlarged by for the page (1 for most videos)."""
+    return max(1, -(-DISPLAY_WIDTH // max(int(width), 1)) if width < DISPLAY_WIDTH else 1)
+
+
+def _large(image: np.ndarray) -> np.ndarray:
+    k = display_factor(image.shape[1])
+    if k == 1:
+        return image
+    return cv2.resize(image, (image.shape[1] * k, image.shape[0] * k), interpolation=cv2.INTER_LINEAR)
 
 
 def _ok(text: str) -> str:
@@ -141,7 +158,7 @@ class VmatteApp:
         seconds = s.frame_count / float(info.fps)
         about = (f"**{html.escape(name)}**: {_size(size)}, {info.width}x{info.height}, {s.frame_count} frames "
                  f"({seconds:.1f} s at {float(info.fps):.3g} fps). Drop another file to replace it.")
-        return (sid, None, slider, s.overlay(0), self._targets_update(s), gr.update(selected="pick"),
+        return (sid, None, slider, _large(s.overlay(0)), self._targets_update(s), gr.update(selected="pick"),
                 self._summary(s),
                 _ok(f"{name}: {info.width}x{info.height}, {s.frame_count} frames at {float(info.fps):.3g} fps. "
                     f"Click on the subject."), about)
@@ -150,7 +167,7 @@ class VmatteApp:
         try:
             s = self._session(sid)
             with s.lock:  # after a click still running: its mask is in the picture
-                return s.overlay(int(index)), gr.update()
+                return _large(s.overlay(int(index))), gr.update()
         except VmatteError as e:
             return gr.update(), _bad(str(e))
 
@@ -159,7 +176,8 @@ class VmatteApp:
         later frame (the frame stays in view; what RVM ran is kept for the next click)."""
         try:
             s = self._session(sid)
-            x, y = (int(round(v)) for v in evt.index[:2])
+            k = display_factor(s.info.width)  # the picture was sent enlarged k times
+            x, y = (min(int(v) // k, lim - 1) for v, lim in zip(evt.index[:2], (s.info.width, s.info.height)))
             index = int(index)
             span = s.person_frames_to_run(index) if s.uses_person_model() else None
         except VmatteError as e:
@@ -195,11 +213,11 @@ class VmatteApp:
             if not isinstance(error, VmatteError):
                 log.error("click failed", exc_info=error)
                 error = VmatteError(f"internal error: {type(error).__name__}: {error}")
-            yield (s.overlay(index) if s.video else gr.update()), gr.update(), _bad(str(error))
+            yield (_large(s.overlay(index)) if s.video else gr.update()), gr.update(), _bad(str(error))
             return
         t = s.target(target_id)
         box = (t.masks[index] >= 128).sum()
-        yield (s.overlay(index), self._summary(s),
+        yield (_large(s.overlay(index)), self._summary(s),
                _ok(f"{t.name}: {mode.lower()} point at ({x}, {y}), frame {index}; mask {box} px "
                    f"({s.segmenter_name()})"))
 
@@ -218,7 +236,7 @@ class VmatteApp:
                     s.undo_point(target_id)
                 elif action == "clear":
                     s.clear_frame(target_id, int(index))
-                return (s.overlay(int(index)), self._targets_update(s, target_id), self._summary(s),
+                return (_large(s.overlay(int(index))), self._targets_update(s, target_id), self._summary(s),
                         _ok(action + " done"))
         except VmatteError as e:
             return gr.update(), gr.update(), gr.update(), _bad(str(e))
@@ -236,7 +254,7 @@ class VmatteApp:
                 mask = mask_file
             with s.lock:
                 s.set_mask(target_id, int(index), mask, source)
-                return s.overlay(int(index)), self._summary(s), _ok(f"{source} mask set for frame {int(index)}")
+                return _large(s.overlay(int(index))), self._summary(s), _ok(f"{source} mask set for frame {int(index)}")
         except VmatteError as e:
             return gr.update(), gr.update(), _bad(str(e))
 
@@ -313,7 +331,7 @@ class VmatteApp:
             return None
         index = min(max(int(index or 0), 0), view["frames"] - 1)
         fg, alpha = read_result_frame(Path(view["folder"]), index)
-        return result_view(fg, alpha, mode, view["background"], zoom, view.get("centre"))
+        return _large(result_view(fg, alpha, mode, view["background"], zoom, view.get("centre")))
 
     def on_result(self, view, index, mode, zoom):
         try:
@@ -416,15 +434,16 @@ class VmatteApp:
             # frame follows `input` (the last one wins): Enter is not needed, and no click waits on a blur
             for event in (slider.input, slider.release):
                 event(self.on_frame, [state, slider], [frame, status], trigger_mode="always_last",
-                      show_progress="hidden")
+                      show_progress="minimal", show_progress_on=[frame])
             slider.release(self.on_brush_frame, [state, slider], [editor])
             upload.upload(self.on_brush_frame, [state, slider], [editor])
             upload.upload(lambda: (None, None, None, "", gr.update(value=0, interactive=False)), None,
                           [downloads, view_state, result, run_status, result_slider])  # the last video's results go
             segmenter.change(self.on_segmenter, [state, segmenter], [state, status])
-            # progress goes to the status bar; the frame stays in view (no full-picture spinner)
+            # the click's own progress goes to the status bar, Gradio's timer to the summary: the frame
+            # stays in view (no full-picture spinner) and the status bar keeps its words
             frame.select(self.on_click, [state, target, mode, slider], [frame, summary, status],
-                         show_progress="hidden")
+                         show_progress="minimal", show_progress_on=[summary])
             for button, action in ((add, "add"), (rename, "rename"), (remove, "remove"), (undo, "undo"),
                                    (clear, "clear")):
                 button.click(lambda sid, t, n, i, a=action: self.on_target_edit(sid, a, t, n, i),
@@ -443,9 +462,9 @@ class VmatteApp:
             stop.click(self.on_stop, [state], [status], queue=False)
             for event in (result_slider.input, result_slider.release, view_mode.change, zoom.change):
                 event(self.on_result, [view_state, result_slider, view_mode, zoom], [result, status],
-                      trigger_mode="always_last", show_progress="hidden")
+                      trigger_mode="always_last", show_progress="minimal", show_progress_on=[result])
             result.select(self.on_result_click, [view_state, result_slider, view_mode, zoom],
-                          [view_state, zoom, result], show_progress="hidden")
+                          [view_state, zoom, result], show_progress="minimal", show_progress_on=[result])
         return page
 
 
