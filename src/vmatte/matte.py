@@ -163,7 +163,7 @@ def load_matter(model: str = "auto", *, weights: str | os.PathLike | None = None
 
 def _load_matanyone(name: str, *, weights, device, backend, downsample_ratio, max_size, mask, warmup_frames,
                     erode, dilate, keyframes=None, precision: str = "fp32", note: str = "") -> FrameMatter:
-    from .engine.matanyone import MatAnyoneSettings
+    from .engine.matanyone import MatAnyoneSettings, prepare_network
     from .engine.matanyone.matter import MatAnyoneMatter
     from .io.masks import mask_schedule, schedule_ids
     from .models.matanyone import MatAnyone
@@ -192,8 +192,8 @@ def _load_matanyone(name: str, *, weights, device, backend, downsample_ratio, ma
     resolved = resolve_matanyone(name, weights)
     net = MatAnyone(with_aux=any(k.startswith("aux_computer.") for k in resolved.state_dict))
     load_into(net, resolved.state_dict, resolved.source, optional=("aux_computer.",))
-    # frozen BatchNorm folded into the convolutions; NHWC encoders (measured faster on CPU only)
-    net.fuse_for_inference(channels_last=dev.type == "cpu")
+    # BatchNorm folded; on the CPU 3x3 convolutions as Winograd (measured: benchmarks/speed_matanyone.py)
+    prepare_network(net, dev)
     label = "MatAnyone2" if name == "matanyone2" else "MatAnyone"
     ids = schedule_ids(schedule)
     who = f"{len(ids)} targets (ids {', '.join(map(str, ids))})" if len(ids) > 1 else "1 target"

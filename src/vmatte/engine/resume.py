@@ -47,7 +47,7 @@ class Interrupted(VmatteError):
 # Attributes that are configuration or per-frame scratch, not streaming state.
 _NOT_STATE = {"rvm", "model", "device", "dtype", "settings", "rvm_settings", "description", "schedule",
               "_features", "onnx", "onnx_path", "threads", "_sessions", "_make_torch", "_torch",
-              "_concurrent_io", "_active", "_dis"}
+              "_concurrent_io", "_active", "_dis", "_src"}
 
 
 def _encode(value, tensors: dict[str, torch.Tensor]):
@@ -55,6 +55,8 @@ def _encode(value, tensors: dict[str, torch.Tensor]):
         return {"v": value}
     if isinstance(value, np.generic):
         return {"v": value.item()}
+    if type(value).__name__ == "OrtValue":  # RVMOnnx's recurrent state: saved as numpy, rebound on load
+        value = value.numpy()
     if isinstance(value, np.ndarray):
         key = f"t{len(tensors)}"
         tensors[key] = torch.from_numpy(np.ascontiguousarray(value).copy())

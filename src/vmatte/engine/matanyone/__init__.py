@@ -8,8 +8,8 @@
 """
 
 from .core import InferenceCore, StepOutput
-from .optimise import prepare_network
 from .memory import MemoryManager, get_similarity, region_adaptive_fusion, top_k_softmax
+from .optimise import prepare_network
 from .preprocess import pad_divide_by, prepare_mask, unpad
 from .settings import MatAnyoneSettings
 from .stream import first_frame_mask, iter_alpha, reinitialise, start
