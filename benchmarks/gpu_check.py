@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "matanyone"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from abtest import machine  # noqa: E402
+from abtest import machine
 
 ROWS: list[tuple[str, str, str]] = []  # (check, figure, note)
 
@@ -155,8 +155,9 @@ def check_rvm(dev: torch.device, dry: bool) -> None:
         src = img.transpose(2, 0, 1)[None].astype(np.float32) / 255
         ratio = np.array([auto_downsample_ratio(h, w, None)], np.float32)
 
-        def run(rec):
-            return sess.run(None, {"src": src, "downsample_ratio": ratio} | {f"r{i + 1}i": r for i, r in enumerate(rec)})[2:]
+        def run(rec, sess=sess, src=src, ratio=ratio):
+            feeds = {"src": src, "downsample_ratio": ratio} | {f"r{i + 1}i": r for i, r in enumerate(rec)}
+            return sess.run(None, feeds)[2:]
 
         rec = run(rec)
         t = time.perf_counter()
@@ -169,7 +170,13 @@ def check_rvm(dev: torch.device, dry: bool) -> None:
 
 def check_videomama(dev: torch.device, dry: bool) -> None:
     from vmatte.engine.videomama import VideoMaMaMatter, VideoMaMaSettings
-    from vmatte.models.videomama import VideoMaMa, svd_unet_config, svd_vae_config, tiny_unet_config, tiny_vae_config
+    from vmatte.models.videomama import (
+        VideoMaMa,
+        svd_unet_config,
+        svd_vae_config,
+        tiny_unet_config,
+        tiny_vae_config,
+    )
 
     size = (32, 20) if dry else (1024, 576)
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
@@ -209,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     for check in checks:
         try:
             check(dev, dry)
-        except Exception as exc:  # one broken check must not hide the others' figures
+        except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others' figures
             failed = True
             traceback.print_exc()
             row(check.__name__, "ERROR", f"{type(exc).__name__}: {exc}"[:200])

@@ -25,9 +25,8 @@ otherwise from the demo's synthetic clip, resized to each resolution and looped 
 from __future__ import annotations
 
 import argparse
-import statistics
 import json
-import os
+import statistics
 import subprocess
 import sys
 import tempfile

@@ -17,7 +17,6 @@ numeric fixture's tolerance (``tests/test_matanyone_fixture.py`` runs both paths
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...models.matanyone import MatAnyone
@@ -35,7 +34,7 @@ class WinogradConv2d(nn.Conv2d):
                 and isinstance(conv.padding, tuple))
 
     @classmethod
-    def from_conv(cls, conv: nn.Conv2d) -> "WinogradConv2d":
+    def from_conv(cls, conv: nn.Conv2d) -> WinogradConv2d:
         new = cls(conv.in_channels, conv.out_channels, 3, padding=conv.padding, bias=conv.bias is not None,
                   device=conv.weight.device, dtype=conv.weight.dtype)
         new.weight = conv.weight

@@ -84,10 +84,13 @@ class MatAnyone(nn.Module):
         return self.key_proj(f16)
 
     def encode_mask(self, image: Tensor, pix_feat: Tensor, sensory: Tensor, alpha: Tensor,
-                    deep_update: bool = True) -> tuple[Tensor, Tensor, Tensor]:
-        """-> (memory value, sensory (updated if ``deep_update``), object summary [B,16,257])."""
+                    deep_update: bool = True, summarize: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
+        """-> (memory value, sensory (updated if ``deep_update``), object summary [B,16,257]).
+
+        ``summarize=False`` skips the object summary (None): off memory frames only the value is
+        used, to refresh the previous-frame value."""
         value, sensory = self.mask_encoder(self.normalise(image), pix_feat, sensory, alpha, deep_update)
-        return value, sensory, self.object_summarizer(alpha, value)
+        return value, sensory, self.object_summarizer(alpha, value) if summarize else None
 
     def change_probability(self, last_pix_feat: Tensor, pix_feat: Tensor, last_alpha: Tensor,
                            value_diff: Tensor) -> Tensor:
