@@ -40,7 +40,7 @@ def machine(threads: int | None = None) -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     used = f", {threads} thread(s)" if threads else ""
     return (f"machine: {cpu_model()}, {cores} core(s) usable of {os.cpu_count()}{used}, "
-            f"load average {load_average()} (1/5/15 min)")
+            f"load average {load_average()} (1/5/15 min), OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
 
 
 @dataclass

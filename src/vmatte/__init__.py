@@ -4,14 +4,20 @@ Public API: :func:`matte` (files), :func:`iter_matte` (per-frame arrays), :func:
 (build a model once, reuse it). Errors the user can fix are :class:`VmatteError`.
 """
 
-# No process-wide threading setting here: OMP_WAIT_POLICY=PASSIVE, once set on import for every
-# model to help RVM file-to-file, cost MatAnyone ~17% (issue 22). Threading is per model now:
-# onnxruntime sessions choose spinning per session (engine/rvm.py); a user's OMP_* setting applies.
+import os
 
-from .errors import VmatteError
+# Before torch loads OpenMP (libgomp reads this once per process, so it cannot differ per model):
+# idle OpenMP workers sleep instead of spinning. Spinning workers starve vmatte's decode/encode
+# threads (RVM 1080p file-to-file 6.6 -> 8.0 frames/s with PASSIVE) and, on a machine shared with
+# other jobs, each other: measured here (2 cores, load ~15-20) RVM on PyTorch ran 5-12 s/frame at
+# 512x288 without it against 25 ms with it. The cost: MatAnyone on a quiet, dedicated machine is
+# ~17% faster with OMP_WAIT_POLICY=ACTIVE (issue 22); set it yourself there. A user's setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from .errors import VmatteError  # noqa: E402
 
 # Bound eagerly: the function `matte` must win over the submodule of the same name.
-from .matte import FrameResult, MatteResult, iter_matte, load_matter, matte
+from .matte import FrameResult, MatteResult, iter_matte, load_matter, matte  # noqa: E402
 
 __all__ = ["FrameResult", "MatteResult", "VmatteError", "iter_matte", "load_matter", "matte"]
 __version__ = "0.1.0"
