@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vmatte.engine.registry import BASELINE, SPECS
 from vmatte.errors import InputError
 
 from .metrics import EvalError, boundary_f, jaccard
@@ -39,7 +40,7 @@ from .vos_data import VosSequence, find_sequences, list_sequences, read_labels
 __all__ = ["MASKLESS_MODELS", "ObjectScore", "SequenceScore", "VosMean", "VosResult", "evaluate_vos"]
 
 # Models that matte every person and take no mask; every other model is given frame 0's mask.
-MASKLESS_MODELS = ("rvm", "rvm-resnet50")
+MASKLESS_MODELS = tuple(s.name for s in SPECS.values() if s.every_person)  # scored against every object
 UNION_ID = 0  # the object id of a maskless model's score: all annotated objects together
 
 #: Builds (or re-targets) a matter for one sequence: tests and custom models pass these.
@@ -101,7 +102,7 @@ class SequenceScore:
     objects: list[ObjectScore]
     scored: list[int] = field(default_factory=list)  # the frame index of each scored frame
     # A few frames for the contact sheet: frame index -> small RGB picture with the prediction
-    # and the ground truth drawn in (see vos_sheet.py).
+    # and the ground truth drawn in (see vos_thumb.py).
     thumbs: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
@@ -209,9 +210,11 @@ def score_sequence(seq: VosSequence, model: str, matter, max_frames: int | None 
     as small pictures for the contact sheet."""
     from vmatte.matte import iter_matte
 
-    from .vos_sheet import thumbnail
+    from .vos_thumb import thumbnail  # cv2 only when a sequence is scored
 
     targets = getattr(matter, "targets", None)
+    if targets == (None,):  # a model without targets (every person): scored against all objects together
+        targets = None
     if targets is not None:
         missing = [i for i in seq.ids if i not in targets]
         if missing:
@@ -262,7 +265,7 @@ def score_sequence(seq: VosSequence, model: str, matter, max_frames: int | None 
 
 
 def evaluate_vos(root: str | os.PathLike, sequences: Sequence[str] | None = None,
-                 models: Sequence[str] = ("rvm",), *, device: str = "auto",
+                 models: Sequence[str] = (BASELINE,), *, device: str = "auto",
                  max_size: int | None = None, matters: Mapping[str, MatterFactory] | None = None,
                  progress: bool = False, max_frames: int | None = None, thumbs: int = 0) -> VosResult:
     """J, F and J&F of each model on each sequence (``None``: every sequence under ROOT).

@@ -12,7 +12,7 @@ import cv2
 
 from vmatte.errors import OutputError
 
-from .quality import _atomic_write, _nan_to_none
+from .results import atomic_write, nan_to_none
 from .vos import UNION_ID, VosResult
 
 __all__ = ["PROTOCOL", "markdown", "output_folder", "table", "to_json", "write_vos"]
@@ -119,7 +119,7 @@ def to_json(result: VosResult) -> dict:
                             for o in s.objects},
             } for s in mine},
         }
-    return _nan_to_none({"root": str(result.root), "sequences": result.sequences, "protocol": PROTOCOL,
+    return nan_to_none({"root": str(result.root), "sequences": result.sequences, "protocol": PROTOCOL,
                          "seconds": round(result.seconds, 3), "models": models})
 
 
@@ -150,9 +150,9 @@ def write_vos(result: VosResult, output: str | os.PathLike) -> dict[str, Path]:
         ok, data = cv2.imencode(".png", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
         if not ok:
             raise OutputError(f"cannot encode the contact sheet of {seq}")
-        _atomic_write(path, data.tobytes())
+        atomic_write(path, data.tobytes())
         paths[f"sheet:{seq}"] = path
         sheets[seq] = f"sheets/{seq}.png"
-    _atomic_write(paths["json"], json.dumps(to_json(result), indent=1) + "\n")
-    _atomic_write(paths["md"], markdown(result, sheets))
+    atomic_write(paths["json"], json.dumps(to_json(result), indent=1) + "\n")
+    atomic_write(paths["md"], markdown(result, sheets))
     return paths

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from .imagefile import imread
 
 MAX_IDS = 64  # an integer mask with more distinct values than this is a soft grey mask
 _LABEL_LIMIT = 128  # label ids are small integers; larger values mean a grey (soft/binary) mask
@@ -136,7 +137,7 @@ def read_mask(path: str | os.PathLike, labels: bool = False) -> TargetMask:
     indices = _palette_indices(path)
     if indices is not None:
         return _from_grey(indices, source, kind="palette")
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    img = imread(path)
     if img is None or img.size == 0:
         raise InputError(f"cannot read the mask {path}; give a PNG (grey, palette/label or RGB) of the first frame")
     if img.ndim == 3 and img.shape[2] == 1:
@@ -177,6 +178,14 @@ def as_target_mask(mask: "str | os.PathLike | np.ndarray | dict[int, np.ndarray]
     raise InputError(f"a mask must be HxW (or HxWx3/4), got shape {a.shape}")
 
 
+def same_aspect(mask: tuple[int, int], frame: tuple[int, int]) -> bool:
+    """Whether a ``mask`` (h, w) is the ``frame``'s (h, w) scaled, up to rounding: each side within one
+    mask pixel, or 1 % of it (a codec's 1080/1088 padding), of the frame's shape at the mask's scale."""
+    (mh, mw), (h, w) = mask, frame
+    return all(abs(m - f * other_m / other_f) <= max(1.0, 0.01 * m)
+               for m, f, other_m, other_f in ((mh, h, mw, w), (mw, w, mh, h)))
+
+
 def fit_to_frame(mask: TargetMask, shape: tuple[int, int]) -> TargetMask:
     """``mask`` at the frame size ``shape`` (h, w): resized with nearest neighbour and a warning
     when the sizes differ; an error when a target vanishes."""
@@ -188,6 +197,10 @@ def fit_to_frame(mask: TargetMask, shape: tuple[int, int]) -> TargetMask:
     if close:
         msg = (f"the mask {mask.source} is {mw}x{mh} but the video is {w}x{h}; resized it to the frame "
                f"(nearest neighbour)")
+    elif not same_aspect((mh, mw), (h, w)):
+        raise InputError(f"the mask {mask.source} is {mw}x{mh} ({mw / mh:.3g}:1) but the video is {w}x{h} "
+                         f"({w / h:.3g}:1): another shape, so it cannot be this video's mask; give a mask made on "
+                         f"this video's frames")
     else:
         msg = (f"the mask {mask.source} is {mw}x{mh} but the video is {w}x{h}, a very different size; "
                f"resized it to the frame (nearest neighbour): check that the mask belongs to this video")
@@ -272,3 +285,46 @@ def schedule_ids(schedule: dict[int, TargetMask]) -> tuple[int, ...]:
     for m in schedule.values():
         ids += [i for i in m.ids if i not in ids]
     return tuple(ids)
+
+
+class FrameMasks:
+    """The folder's masks by frame index (0 = the lowest-numbered file)."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = folder
+        self._paths = read_masks_dir(folder)
+        self._first = min(self._paths)
+        last = max(self._paths)
+        gaps = [i for i in range(self._first, last + 1) if i not in self._paths]
+        if gaps:
+            shown = ", ".join(map(str, gaps[:5])) + (f" (+{len(gaps) - 5} more)" if len(gaps) > 5 else "")
+            raise InputError(f"--masks {folder}: one mask per frame is needed, but frame number(s) {shown} have "
+                             f"no file between {self._first} and {last}")
+        self._warned_size = False
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def mask(self, index: int, shape: tuple[int, int]) -> np.ndarray:
+        """Frame ``index``'s mask at ``shape`` (h, w): float32 in [0, 1]."""
+        path = self._paths.get(self._first + index)
+        if path is None:
+            raise InputError(f"--masks {self.folder} has {len(self)} masks but the video has more frames "
+                             f"(no mask for frame {index}); give one mask per frame")
+        target = read_mask(path)
+        maps = list(target.targets.values())  # every id of a label mask is the target; soft stays soft
+        union = maps[0] if len(maps) == 1 else np.max(np.stack(maps), axis=0)
+        if union.shape[:2] != tuple(shape):
+            if not self._warned_size:  # warn once, not once per frame
+                union = fit_to_frame(type(target)({1: union}, target.source, target.kind), shape).targets[1]
+                self._warned_size = True
+            else:
+                union = cv2.resize(union, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+        return union.astype(np.float32) / 255.0
+
+    def finish(self, frames: int) -> None:
+        """The video had ``frames`` frames: warn about masks that were never used."""
+        if len(self) > frames:
+            warnings.warn(f"--masks {self.folder} has {len(self)} masks but the video had {frames} frames; "
+                          f"the last {len(self) - frames} were not used (check that they belong to this video)",
+                          stacklevel=2)
