@@ -36,7 +36,7 @@ def _disk(radius: int) -> np.ndarray:
 def assign_regions(person: np.ndarray, probs: np.ndarray, others: np.ndarray, keep_fraction: float,
                    min_fraction: float, size: np.ndarray | None = None, merge_growth: float = 1.6,
                    reach: int = 6, inside_fraction: float = 0.5, split_reach: int = 24,
-                   cut: np.ndarray | None = None) -> np.ndarray:
+                   cut: np.ndarray | None = None, recalled: np.ndarray | None = None) -> np.ndarray:
     """``person`` [h, w] bool (RVM alpha >= 0.5), ``probs`` [L, h, w] target maps (label 0: no
     target), ``others`` [h, w] where people who are no target were (warped) -> [K, h, w] bool.
 
@@ -46,9 +46,12 @@ def assign_regions(person: np.ndarray, probs: np.ndarray, others: np.ndarray, ke
     ``min_fraction``):
     - one target, no one else's core in it, at most ``merge_growth`` times the predicted extent,
       and either mean >= ``keep_fraction`` with at least ``inside_fraction`` of the region
-      inside the predicted position, or about the target's extent (within 25%) and holding most
-      of its core (it stretched out again after a curl, faster than the warp could follow): the
-      whole region (RVM's shape fixes the warp's lag: a limb that moved is still attached);
+      inside the predicted position, or about the target's extent (within 25%), holding most of
+      its core and lying mostly where the appearance memory alone recalls the target
+      (``recalled`` [K, h, w] bool, widened by ``reach``: it stretched out again after a curl,
+      faster than the warp could follow, and the memory knows the stretched body): the whole
+      region (RVM's shape fixes the warp's lag: a limb that moved is still attached). Without
+      ``recalled`` (no memory yet) only the first test applies;
     - one target but a region much larger than the target or mostly away from where it should
       be (it merged with a crowd, a person who walked in, someone nobody tracks): the target
       keeps only the part of the region in its predicted position; the rest stays free (for a
@@ -84,12 +87,18 @@ def assign_regions(person: np.ndarray, probs: np.ndarray, others: np.ndarray, ke
     shared = (present.sum(0) > 1) | (has_other & present.any(0))
     alone = present & ~shared
     whole = alone & (frac >= keep_fraction) & (inside >= inside_fraction)
-    if size is not None:
+    if size is not None and recalled is not None:
         known = size[:, None] > 0
         core_mass = np.stack([np.bincount(flat, weights=(probs[k] >= 0.5).ravel(), minlength=count)
                               for k in range(1, labels)])
         holds_core = core_mass >= 0.5 * np.maximum(core_mass.sum(1, keepdims=True), 1.0)
-        whole |= alone & known & (area[None, :] <= 1.25 * size[:, None]) & holds_core
+        remembered = np.stack([np.bincount(flat, weights=((cv2.dilate(recalled[k].astype(np.uint8), disk) > 0)
+                                                          | near[k]).ravel(), minlength=count)
+                               for k in range(labels - 1)]) / area
+        whole |= (alone & known & (area[None, :] <= 1.25 * size[:, None]) & holds_core
+                  & (remembered >= inside_fraction))
+    if size is not None:
+        known = size[:, None] > 0
         whole &= ~(known & (area[None, :] > merge_growth * size[:, None]))
     partial = alone & ~whole
     if cut is not None:  # a crumb cut off says nothing; the body (a quarter of the target or more) does

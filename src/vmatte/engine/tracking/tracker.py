@@ -97,6 +97,7 @@ class TargetTracker(PerFrameMatter):
         self._memory = AppearanceMemory(s.max_mem_frames, s.top_k, s.temperature)
         self._probs: np.ndarray | None = None  # [1 + K, h, w] of the previous frame
         self._warped: np.ndarray | None = None  # the same, warped onto the current frame
+        self._recalled: np.ndarray | None = None  # [K, h, w] this frame's memory readout >= 0.5
         self._tracked = np.zeros(len(self._ids), bool)
         # Each target's size (working px) when last seen (nearly) whole: the reference that
         # tells a hidden target (little of it left) and sizes the regions re-identification
@@ -190,8 +191,9 @@ class TargetTracker(PerFrameMatter):
         core_area = (probs[1:] >= 0.5).reshape(len(self._ids), -1).sum(1)
         extent = np.where(self._tracked & (self._size > 0), np.maximum(self._size, core_area), 0.0)
         cut = np.zeros(len(self._ids), bool)
+        recalled = self._recalled if self._recalled is not None and self._recalled.shape[0] == len(self._ids) else None
         regions = assign_regions(person, probs, others, s.keep_fraction, s.min_fraction, cut=cut,
-                                 size=extent, merge_growth=s.merge_growth,
+                                 size=extent, recalled=recalled, merge_growth=s.merge_growth,
                                  reach=s.reach, inside_fraction=s.inside_fraction, split_reach=s.split_reach)
         regions[self._hidden(regions, probs, keyframe)] = False
         if keyframe is not None:  # in its own frame the given mask is the truth: nothing it leaves out
@@ -252,6 +254,7 @@ class TargetTracker(PerFrameMatter):
 
     def _propagate(self, key, tokens, size, labels) -> np.ndarray:
         """Prior target maps for this frame: warped previous maps, fused with the memory readout."""
+        self._recalled = None
         if self._probs is None:
             probs = np.zeros((labels,) + size[::-1], np.float32)
             probs[0] = 1.0
@@ -262,6 +265,7 @@ class TargetTracker(PerFrameMatter):
             return warped
         read = self._memory.readout(key, labels).reshape(labels, *tokens)
         readout = F.interpolate(read[None], size=size[::-1], mode="bilinear", align_corners=False)[0].numpy()
+        self._recalled = readout[1:] >= 0.5  # where the memory alone puts each target (see assign_regions)
         return region_adaptive_fusion(readout, warped, change_probability(warped, self.settings.band))
 
     def _track_bystanders(self, probs: np.ndarray, others: np.ndarray, hsv: np.ndarray,
