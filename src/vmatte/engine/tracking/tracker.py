@@ -116,7 +116,7 @@ class TargetTracker(PerFrameMatter):
 
     # Everything reset() sets that the frames change: the streaming state a journal saves.
     _STREAM = ("_frame", "_ids", "_rec", "_probs", "_warped", "_tracked", "_size", "_colour", "_others_colour",
-               "_others", "_person")
+               "_others", "_whole", "_pending", "_late", "_warned")
 
     def state(self) -> State:
         out = {name: getattr(self, name) for name in self._STREAM}
@@ -127,7 +127,7 @@ class TargetTracker(PerFrameMatter):
     def load_state(self, state: State) -> None:
         for name in self._STREAM:
             value = state[name]
-            setattr(self, name, tuple(value) if name == "_ids" else list(value) if name in ("_rec", "_colour")
+            setattr(self, name, tuple(value) if name == "_ids" else list(value) if name in ("_rec", "_colour", "_warned")
                     else value)
         self._motion.load_state(state["motion"])
         self._memory.load_state(state["memory"])
