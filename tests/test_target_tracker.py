@@ -119,8 +119,6 @@ def _frames(path, count):
 
 
 @needs_bedroom
-@pytest.mark.xfail(reason="regression on branch issue-20 (open): the boy's matte takes in the girl while he is "
-                          "hidden behind her (overlap ~2.1M of his 2.4M px over 200 frames); cause not found yet")
 def test_bedroom_children_picked_by_click_stay_apart():
     """All 200 frames, each child in turn as the target (as issue 4 asks): the two mattes share
     under 2% of either's pixels, the girl is never lost, and the boy (hidden behind her from

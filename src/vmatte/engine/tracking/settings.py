@@ -39,6 +39,9 @@ class TargetSettings:
     # Excluded parts of a mask's person regions thinner than this (px, working size) are slivers
     # along the mask's edge, not someone else.
     sliver_px: int = 2
+    # A mask holds something besides its target's person part (a horse, a bike, a cart: RVM's
+    # pieces of it become the target's) when its area exceeds that part's by this share.
+    held_margin: float = 0.25
     # People first seen after the mask's frame become bystanders when at least this share of the
     # working frame; at most ``max_bystanders`` are tracked.
     bystander_area: float = 0.002

@@ -107,6 +107,9 @@ class TargetTracker(PerFrameMatter):
         self._others_colour: np.ndarray | None = None  # people who are no target, from the masks' frames
         self._others: np.ndarray | None = None  # where people who are no target were, last frame
         self._whole: np.ndarray | None = None  # each output target's whole mask, carried (see _carry_masks)
+        # Output targets whose mask holds more than their person part (what they ride or hold):
+        # only those pick up RVM's pieces of it (see _held_pieces).
+        self._rides = np.zeros(len(self._outputs), bool)
         # Targets whose mask held no person RVM sees (people too small or blurred for it, or no
         # person at all): their mask is carried by motion until a person appears in it; the
         # matte stays empty meanwhile (this mode mattes people only). Warned once per target.
@@ -116,7 +119,7 @@ class TargetTracker(PerFrameMatter):
 
     # Everything reset() sets that the frames change: the streaming state a journal saves.
     _STREAM = ("_frame", "_ids", "_rec", "_probs", "_warped", "_tracked", "_size", "_colour", "_others_colour",
-               "_others", "_whole", "_pending", "_late", "_warned")
+               "_others", "_whole", "_rides", "_pending", "_late", "_warned")
 
     def state(self) -> State:
         out = {name: getattr(self, name) for name in self._STREAM}
@@ -175,6 +178,9 @@ class TargetTracker(PerFrameMatter):
                 # The target's person part: what RVM mattes of it. A rider's mask holds the horse
                 # too, but only the rider is ever matted, so only the rider sets its size.
                 self._size[k] = float((person & (probs[k + 1] >= 0.5)).sum())
+                if k < len(self._outputs):  # a mask with no person in it holds only something else
+                    marked = float((probs[k + 1] >= 0.5).sum())
+                    self._rides[k] = marked > (1.0 + s.held_margin) * self._size[k]
                 self._colour[k] = histogram(hsv, person & (probs[k + 1] >= 0.5))
                 self._pending[k] = self._size[k] == 0
                 if self._pending[k]:
@@ -310,12 +316,15 @@ class TargetTracker(PerFrameMatter):
     def _held_pieces(self, regions: np.ndarray, person: np.ndarray, whole_mask: np.ndarray) -> np.ndarray:
         """Person pieces nobody holds that lie mostly inside a seen target's carried whole mask
         (RVM mattes a bit of the horse, the bike, the cart the target rides): the target's, as
-        the user's mask said; the carried mask is then re-anchored on what the target holds."""
+        the user's mask said; the carried mask is then re-anchored on what the target holds.
+        Only for a target whose mask holds something besides its person part: for a mask of a
+        person alone, what its carried mask once covered (someone it overlapped while they hid
+        behind it) is no piece of it, and re-anchoring would carry that someone along for good."""
         free = person & ~regions.any(0)
         count, comp = cv2.connectedComponents(free.astype(np.uint8), connectivity=8)
         area = np.maximum(np.bincount(comp.ravel(), minlength=count), 1)
         for k in range(len(self._outputs)):
-            if count > 1 and regions[k].any():
+            if count > 1 and regions[k].any() and self._rides[k]:
                 inside = np.bincount(comp.ravel(), weights=whole_mask[k].ravel(), minlength=count) / area
                 inside[0] = 0.0
                 pieces = inside[comp] >= self.settings.inside_fraction
