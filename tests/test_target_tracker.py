@@ -20,9 +20,9 @@ import torch
 
 from vmatte import load_matter
 from vmatte.cli import main
+from vmatte.engine.segment.clicks import masks_from_clicks
 from vmatte.engine.tracking.appearance import AppearanceMemory
 from vmatte.engine.tracking.assign import assign_regions, region_adaptive_fusion
-from vmatte.engine.segment.clicks import masks_from_clicks
 from vmatte.engine.tracking.colour import find_by_colour, histogram
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
