@@ -45,7 +45,10 @@ def _shot_task(shot: Shot, root: str, redo: bool, chunk_frames: int | None, thre
         tune_allocator()
         set_threads(threads)
         _threads_set = threads
-    return run_shot(shot, root, redo=redo, chunk_frames=chunk_frames)
+    import ray
+
+    return run_shot(shot, root, redo=redo, chunk_frames=chunk_frames,
+                    extra={"ray_node": ray.get_runtime_context().get_node_id()})
 
 
 def _wants_gpu(shot: Shot, cluster_gpus: float) -> bool:
@@ -83,11 +86,10 @@ def run_ray(shots: Sequence[Shot], root: Path, *, address: str | None = None, cp
     try:
         gpus = float(ray.cluster_resources().get("GPU", 0))
         threads = max(1, int(cpus_per_shot))
-        task = ray.remote(_shot_task)
+        task = ray.remote(max_calls=0)(_shot_task)  # max_calls=0: workers (and their models) are reused
         futures = {}
         for shot in shots:
-            options = dict(num_cpus=cpus_per_shot, num_gpus=1 if _wants_gpu(shot, gpus) else 0,
-                           max_retries=retries, max_calls=0)
+            options = dict(num_cpus=cpus_per_shot, num_gpus=1 if _wants_gpu(shot, gpus) else 0, max_retries=retries)
             futures[task.options(**options).remote(shot, str(root), redo, chunk_frames, threads)] = shot
         reports: dict[str, dict] = {}
         remaining = list(futures)

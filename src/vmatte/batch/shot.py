@@ -191,7 +191,7 @@ def _retryable(e: BaseException) -> bool:
 
 
 def run_shot(shot: Shot, root: str | os.PathLike, *, redo: bool = False, chunk_frames: int | None = None,
-             attempt: int = 1) -> dict:
+             attempt: int = 1, extra: dict | None = None) -> dict:
     """Matte ``shot`` into ``ROOT/<id>/``; returns its report (also written as report.json).
 
     Never raises for the shot's own failures: they are the report's ``status: failed`` with a
@@ -212,7 +212,7 @@ def run_shot(shot: Shot, root: str | os.PathLike, *, redo: bool = False, chunk_f
     folder.mkdir(parents=True, exist_ok=True)
     started = time.time()
     report = {"id": shot.id, "input": shot.input, "model": shot.model, "status": RUNNING, "attempt": attempt,
-              "host": socket.gethostname(), "pid": os.getpid(), "started": started, **_versions()}
+              "host": socket.gethostname(), "pid": os.getpid(), "started": started, **_versions(), **(extra or {})}
     write_report(folder, report)
     journal = folder / f"{JOURNAL_PREFIX}{shot.id}"
     resumed = (journal / "manifest.json").is_file() and not redo
