@@ -61,6 +61,9 @@ def run_batch(manifest: str | os.PathLike, root: str | os.PathLike, defaults: De
         raise VmatteError(f"--threads must be at least 1, got {options.threads}")
     if options.chunk_frames is not None and options.chunk_frames < 1:
         raise VmatteError(f"--chunk-frames must be at least 1, got {options.chunk_frames}")
+    if options.ray and options.workers != 1:
+        raise VmatteError("--workers is for runs on this machine; with --ray each shot is a task: size them with "
+                          "--cpus-per-shot")
     if options.ray:
         from .cluster import import_ray
 

@@ -233,6 +233,10 @@ def run_shot(shot: Shot, root: str | os.PathLike, *, redo: bool = False, chunk_f
                       outputs={k: str(p.relative_to(folder)) for k, p in result.outputs.items()},
                       resumed=resumed)
     except (Exception, MemoryError) as e:  # noqa: BLE001 - one shot's failure must not stop the batch
+        if isinstance(e, VmatteError) and e.exit_code == 130:  # Ctrl-C in a journaled run: stop the batch
+            report.update(status=FAILED, retryable=True, error="interrupted; run the batch again to resume it")
+            write_report(folder, report)
+            raise KeyboardInterrupt from None
         message = str(e) if isinstance(e, VmatteError) else f"{type(e).__name__}: {e}"
         if isinstance(e, MemoryError) or _retryable(e):
             message = f"out of memory ({message}); give the shot a smaller max_size or a worker with more memory"
