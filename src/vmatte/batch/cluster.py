@@ -17,8 +17,8 @@ mounted bucket).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from ..errors import VmatteError
 from .manifest import Shot
@@ -61,7 +61,7 @@ def connect(address: str | None):
     ray = import_ray()
     if ray.is_initialized():
         return ray
-    quiet = dict(logging_level=logging.WARNING, log_to_driver=False, configure_logging=True)
+    quiet = {"logging_level": logging.WARNING, "log_to_driver": False, "configure_logging": True}
     try:
         if address:
             ray.init(address=address, **quiet)
@@ -89,7 +89,7 @@ def run_ray(shots: Sequence[Shot], root: Path, *, address: str | None = None, cp
         task = ray.remote(max_calls=0)(_shot_task)  # max_calls=0: workers (and their models) are reused
         futures = {}
         for shot in shots:
-            options = dict(num_cpus=cpus_per_shot, num_gpus=1 if _wants_gpu(shot, gpus) else 0, max_retries=retries)
+            options = {"num_cpus": cpus_per_shot, "num_gpus": 1 if _wants_gpu(shot, gpus) else 0, "max_retries": retries}
             futures[task.options(**options).remote(shot, str(root), redo, chunk_frames, threads)] = shot
         reports: dict[str, dict] = {}
         remaining = list(futures)

@@ -10,9 +10,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from .manifest import Defaults, Shot, load_manifest, shard
 from .shot import DONE, FAILED, is_done, read_report
@@ -49,11 +49,13 @@ def _summary_names(options: BatchOptions) -> tuple[str, str]:
     return f"batch-shard-{i}-of-{n}.json", f"batch-shard-{i}-of-{n}.md"
 
 
-def run_batch(manifest: str | os.PathLike, root: str | os.PathLike, defaults: Defaults = Defaults(),
-              options: BatchOptions = BatchOptions()) -> BatchResult:
+def run_batch(manifest: str | os.PathLike, root: str | os.PathLike, defaults: Defaults | None = None,
+              options: BatchOptions | None = None) -> BatchResult:
     """Run (or resume) every shot of ``manifest`` into ``ROOT/<id>/``; see the module doc."""
     from ..errors import VmatteError
     from ..io.writers import prepare_output_dir
+
+    defaults, options = defaults or Defaults(), options or BatchOptions()
 
     if options.workers < 1:
         raise VmatteError(f"--workers must be at least 1, got {options.workers}")
@@ -110,9 +112,9 @@ def run_batch(manifest: str | os.PathLike, root: str | os.PathLike, defaults: De
     return BatchResult(EXIT_FAILED if summary["failed"] or summary["missing"] else EXIT_OK, reports, summary, paths)
 
 
-def summary_only(manifest: str | os.PathLike, root: str | os.PathLike, defaults: Defaults = Defaults()) -> BatchResult:
+def summary_only(manifest: str | os.PathLike, root: str | os.PathLike, defaults: Defaults | None = None) -> BatchResult:
     """Merge the shots' reports (e.g. after a Slurm array of ``--shard`` runs) into batch.json/md."""
-    shots = load_manifest(manifest, defaults)
+    shots = load_manifest(manifest, defaults or Defaults())
     root = Path(os.fspath(root)).expanduser()
     reports = {s.id: r for s in shots if (r := read_report(root / s.id)) is not None}
     summary = summarise(shots, reports, root, manifest=str(manifest), runner="summary of the shots' reports",
