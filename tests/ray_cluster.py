@@ -78,7 +78,7 @@ class TwoNodes:
         try:
             self.head = self._start(["--head", f"--port={self.port}", "--include-dashboard=false",
                                      f"--temp-dir={self.temp}"], "head.log")
-            self._wait_nodes(1)
+            # the second node retries its connection until the head's GCS answers: start both at once
             self.worker = self._start([f"--address={self.address}"], "worker.log")
             self._wait_nodes(2)
         except BaseException:
