@@ -126,12 +126,13 @@ class TwoNodes:
             proc.wait()
 
 
-def _running_there(root: Path, node_id: str) -> str | None:
-    """A shot running on the node with ``node_id`` that has committed a journal chunk."""
+def _running_there(root: Path, node_id: str | None) -> str | None:
+    """A shot running on the Ray node with ``node_id`` (None: anywhere) that has committed a journal
+    chunk."""
     for report in root.glob("*/report.json"):
         try:
             r = json.loads(report.read_text())
-            if r.get("status") != "running" or r.get("ray_node") != node_id:
+            if r.get("status") != "running" or (node_id is not None and r.get("ray_node") != node_id):
                 continue
             journal = json.loads((report.parent / f".vmatte-partial-{r['id']}" / "manifest.json").read_text())
         except (OSError, ValueError, KeyError):

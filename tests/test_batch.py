@@ -214,14 +214,34 @@ def test_ray_missing_is_one_line(tmp_path, capsys, monkeypatch):
 
 # --- local workers and Ray: the same frames as `vmatte matte` ---------------------------------------
 
-def test_two_local_workers_equal_sequential_matte(shots, tmp_path):
+def test_two_local_workers_equal_sequential_matte_even_when_one_is_killed(shots, tmp_path):
+    """`--workers 2`: the same frames as `vmatte matte`; a worker SIGKILLed mid-shot is replaced and the
+    shots it (and its pool) had in hand continue from their journals."""
+    import signal
+    import time
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from ray_cluster import _running_there
+
     root = tmp_path / "out"
-    r = subprocess.run([*VMATTE, "batch", str(shots / "shots.csv"), "-o", str(root), "--workers", "2", "-q",
-                        "--chunk-frames", str(CHUNK)], env=_env(shots), capture_output=True, text=True, timeout=200, check=False)
-    assert r.returncode == 0, r.stderr
+    proc = subprocess.Popen([*VMATTE, "batch", str(shots / "shots.csv"), "-o", str(root), "--workers", "2", "-q",
+                             "--chunk-frames", str(CHUNK)], env=_env(shots), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    killed = None
+    while proc.poll() is None and killed is None:
+        killed = _running_there(root, None)
+        time.sleep(0.02)
+    if killed is not None:
+        os.kill(json.loads((root / killed / "report.json").read_text())["pid"], signal.SIGKILL)  # our worker
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert killed is not None, "no shot was caught between two chunks"
     _assert_same_as_reference(shots, root)
     _no_leftovers(root)
-    assert len({json.loads((root / s / "report.json").read_text())["pid"] for s in ("s1", "s2", "s3", "s4")}) == 2
+    report = json.loads((root / killed / "report.json").read_text())
+    assert report["attempt"] == 2 and report["resumed"] is True, report
+    pids = {json.loads((root / s / "report.json").read_text())["pid"] for s in ("s1", "s2", "s3", "s4", "s5", "s6")}
+    assert len(pids) >= 2
 
 
 def test_ray_two_nodes_equal_sequential_and_survive_node_loss(shots, tmp_path):
