@@ -275,3 +275,13 @@ def test_ray_two_nodes_equal_sequential_and_survive_node_loss(shots, tmp_path):
     assert report["attempt"] >= 2 and report["resumed"] is True, report
     assert report["ray_node"] != result["worker_node"]
     _no_leftovers(tmp_path / "run2")
+
+
+def test_folder_of_videos_is_a_manifest_masks_by_name(tmp_path):
+    make_clip(tmp_path / "hero.mp4", 3, 32, 32)
+    make_clip(tmp_path / "wide.mov", 3, 32, 32)
+    cv2.imwrite(str(tmp_path / "hero.png"), np.full((32, 32), 255, np.uint8))
+    (tmp_path / "notes.txt").write_text("not a shot")
+    shots = load_manifest(tmp_path)
+    assert [(s.id, s.model, s.options.get("mask")) for s in shots] == [
+        ("hero", "auto", str((tmp_path / "hero.png").resolve())), ("wide", "auto", None)]
