@@ -70,9 +70,11 @@ def connect(address: str | None):
                 ray.init(address="auto", **quiet)
             except ConnectionError:
                 ray.init(include_dashboard=False, **quiet)
-    except ConnectionError as e:
-        raise VmatteError(f"cannot reach the Ray cluster at {address or 'this machine'} ({e}); start it with "
-                          f"`ray start --head` or give its address as --ray HOST:PORT") from None
+    except (ConnectionError, RuntimeError, ValueError) as e:  # unreachable, wrong address, version mismatch
+        why = " ".join(str(e).split())[:300]
+        raise VmatteError(f"cannot join the Ray cluster at {address or 'this machine'} ({why}); start it with "
+                          f"`ray start --head` (the same Ray version everywhere) or give its address as "
+                          f"--ray HOST:PORT") from None
     return ray
 
 
