@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 def make_shots(d: Path, n: int, frames: int, w: int, h: int) -> Path:
     import cv2
     import numpy as np
+
     from conftest import make_clip
 
     mask = np.zeros((h, w), np.uint8)

@@ -20,8 +20,8 @@ import av
 import cv2
 import numpy as np
 import pytest
-from conftest import make_clip
 
+from conftest import make_clip
 from vmatte.batch import load_manifest, parse_shard, shard
 from vmatte.batch.manifest import ManifestError
 from vmatte.cli import main
@@ -117,7 +117,7 @@ def _unshare_ok() -> str | None:
     ("id,model\na,rvm\n", "header: missing column 'input'"),
     ("id,input,model\na,{clip},rvx\n", "row 1 (id 'a'), model: unknown model 'rvx'; use one of: auto,"),
     ("id,input\na,missing.mp4\n", "row 1 (id 'a'), input: file not found:"),
-    ("id,input\na,{clip}\na,{clip}\n", "row 2 (id 'a'), id: duplicate of row 1; give every shot its own id"),
+    ("id,input\na,{clip}\nA,{clip}\n", "row 2 (id 'A'), id: duplicate of row 1 (ids are compared ignoring case"),
 ])
 def test_manifest_error_is_one_line_and_nothing_runs(tmp_path, capsys, text, expected):
     clip = make_clip(tmp_path / "c.mp4", 3, 32, 32)
@@ -138,6 +138,55 @@ def test_every_bad_row_is_listed_jsonl(tmp_path):
         load_manifest(tmp_path / "m.jsonl")
     fields = [line.split(", ", 1)[1].split(":")[0] for line in e.value.lines]
     assert fields == ["colour", "id", "mask", "max_size"], e.value.lines
+
+
+def test_model_inputs_are_checked_from_the_registry(tmp_path):
+    """What each model takes (every person, keyframe masks, one mask per frame) comes from its spec."""
+    make_clip(tmp_path / "c.mp4", 3, 32, 32)
+    cv2.imwrite(str(tmp_path / "m.png"), np.full((32, 32), 255, np.uint8))
+    (tmp_path / "masks").mkdir()
+    rows = [{"id": "a", "input": "c.mp4", "model": "rvm", "mask": "m.png"},
+            {"id": "b", "input": "c.mp4", "model": "rvm-target"},
+            {"id": "c", "input": "c.mp4", "model": "videomama"},
+            {"id": "d", "input": "c.mp4", "model": "matanyone", "masks": "masks"},
+            {"id": "e", "input": "c.mp4", "mask": "m.png", "masks": "masks"},
+            {"id": "f", "input": "c.mp4", "precision": "fp8"}]
+    (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    with pytest.raises(ManifestError) as e:
+        load_manifest(tmp_path / "m.jsonl")
+    got = [(line.split("(id '")[1][0], line.split(", ", 1)[1].split(":")[0]) for line in e.value.lines]
+    assert got == [("a", "model"), ("b", "mask"), ("c", "masks"), ("d", "masks"), ("e", "masks"),
+                   ("f", "precision")], e.value.lines
+    assert "use one of rvm-target, matanyone, matanyone2" in e.value.lines[0]
+    # a keyframe model that also takes per-frame masks through RVM's gate: accepted
+    (tmp_path / "ok.jsonl").write_text(json.dumps({"id": "g", "input": "c.mp4", "model": "rvm-target",
+                                                   "masks": "masks"}))
+    assert [s.id for s in load_manifest(tmp_path / "ok.jsonl")] == ["g"]
+
+
+def test_a_shot_another_batch_holds_is_refused_in_one_line_and_left_alone(tmp_path, capsys):
+    """The same batch started twice: a shot the other run holds is refused (one line, exit 1) and
+    nothing of it is touched; run again once that run has ended, only what is left is matted."""
+    from vmatte.batch.shot import SHOT_LOCK
+    from vmatte.io.ownership import OutputLock, lock_path
+
+    for i in range(2):
+        make_clip(tmp_path / f"c{i}.mp4", 4, 32, 32)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("id,input,formats\na,c0.mp4,alpha-png\nb,c1.mp4,alpha-png\n")
+    root = tmp_path / "out"
+    (root / "a").mkdir(parents=True)
+    with OutputLock(root / "a", SHOT_LOCK):  # another open file: flock refuses this process too
+        assert main(["batch", str(manifest), "-o", str(root), "-q"]) == 1
+        assert [p.name for p in (root / "a").iterdir()] == [lock_path(root / "a", SHOT_LOCK).name]
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("vmatte: shot")]
+    assert len(err) == 1 and err[0].startswith("vmatte: shot a failed (retryable): another vmatte run (pid "), err
+    assert "another batch is running this shot; run this batch again" in err[0]
+    summary = json.loads((root / "batch.json").read_text())
+    assert [(r["id"], r["status"]) for r in summary["reports"]] == [("a", "failed"), ("b", "done")]
+    assert main(["batch", str(manifest), "-o", str(root), "-q"]) == 0
+    assert "2/2 shots done (1 already done)" in capsys.readouterr().err
+    _no_leftovers(root)
 
 
 # --- shards ---------------------------------------------------------------------------------------

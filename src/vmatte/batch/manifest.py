@@ -161,12 +161,12 @@ def _folder_rows(folder: Path) -> list[tuple[int, dict]]:
 
 def load_manifest(path: str | os.PathLike, defaults: Defaults = Defaults(), models=None) -> list[Shot]:
     """Read and validate ``path``; a :class:`ManifestError` lists every bad row."""
-    from ..matte import MODELS
+    from ..engine import registry
 
     path = Path(os.fspath(path)).expanduser()
     rows, base, problems = read_rows(path)
     base = base.resolve()
-    models = tuple(models or MODELS)
+    models = tuple(models or registry.names())
     shots: list[Shot] = []
     seen: dict[str, int] = {}
     if not problems:
@@ -174,10 +174,12 @@ def load_manifest(path: str | os.PathLike, defaults: Defaults = Defaults(), mode
             where = f"{path.name} row {n}"
             shot, errors = _check_row(n, fields, base, defaults, models, where)
             sid = str(fields.get("id", "")).strip()
-            if sid and sid in seen:
-                errors.insert(0, f"{where} (id {sid!r}), id: duplicate of row {seen[sid]}; give every shot its "
-                                 f"own id")
-            seen.setdefault(sid, n)
+            # by case too: on macOS/Windows file systems `Shot` and `shot` would share ROOT/<id>/
+            key = sid.casefold()
+            if sid and key in seen:
+                errors.insert(0, f"{where} (id {sid!r}), id: duplicate of row {seen[key]} (ids are compared "
+                                 f"ignoring case: each is a folder name); give every shot its own id")
+            seen.setdefault(key, n)
             problems.extend(errors)
             if shot is not None and not errors:
                 shots.append(shot)
@@ -302,7 +304,7 @@ def _check_row(n: int, fields: dict, base: Path, defaults: Defaults, models: tup
     for name, key in (("click", "clicks"), ("exclude", "excludes")):
         specs = [s.strip() for s in str(clean.get(name, "")).split(";") if s.strip()]
         if specs:
-            from ..engine.tracking.click import parse_point
+            from ..engine.segment.clicks import parse_point
 
             try:
                 for s in specs:
@@ -327,19 +329,31 @@ def _check_row(n: int, fields: dict, base: Path, defaults: Defaults, models: tup
 
 
 def _check_model_inputs(model: str, clean: dict, bad) -> None:
-    """The cheap model/input mismatches that would otherwise fail only when the shot runs."""
-    from ..matte import BACKENDS, MATANYONE_MODELS, PRECISIONS
+    """The cheap model/input mismatches that would otherwise fail only when the shot runs, read
+    from the model's registry spec (what it ``takes``), so no model names are listed here."""
+    from ..engine import registry
+    from ..engine.device import PRECISIONS
 
     has_target = any(clean.get(k) for k in _TARGET_FIELDS)
-    if model in ("rvm", "rvm-resnet50") and has_target:
-        bad("model", f"{model} mattes every person in frame and takes no mask or click; use rvm-target or "
-                     f"matanyone for the target of a mask")
-    if (model in MATANYONE_MODELS or model == "rvm-target") and not has_target:
+    has_masks = bool(clean.get("masks"))
+    if has_target and has_masks:
+        bad("masks", "one mask per frame (masks) replaces mask, mask_at, masks_dir and click; keep only one of them")
+    spec = registry.SPECS.get(model)
+    if spec is None:  # auto (an unknown name is already reported): it picks a model for what is given
+        pass
+    elif spec.takes == registry.EVERY_PERSON and has_target:
+        keyed = ", ".join(s.name for s in registry.SPECS.values() if s.takes == registry.KEYFRAMES)
+        bad("model", f"{model} mattes every person in frame and takes no mask or click; use one of {keyed} "
+                     f"for the target of a mask")
+    elif spec.takes == registry.FRAME_MASKS and not has_masks:
+        bad("masks", f"--model {model} needs one coarse mask per frame: give a masks folder")
+    elif has_masks and spec.takes != registry.FRAME_MASKS and not spec.frame_masks:
+        bad("masks", f"--model {model} takes no per-frame masks; give its target as a mask, mask_at or masks_dir "
+                     f"value instead")
+    elif spec.takes == registry.KEYFRAMES and not has_target and not has_masks:
         bad("mask", f"--model {model} follows a target: give a mask, mask_at, masks_dir or click value")
-    if model == "videomama" and not clean.get("masks"):
-        bad("masks", "--model videomama needs one coarse mask per frame: give a masks folder")
-    if clean.get("backend", "auto") not in BACKENDS:
-        bad("backend", f"unknown backend {clean['backend']!r}; use one of: {', '.join(BACKENDS)}")
+    if clean.get("backend", "auto") not in registry.BACKENDS:
+        bad("backend", f"unknown backend {clean['backend']!r}; use one of: {', '.join(registry.BACKENDS)}")
     if clean.get("precision", "fp32") not in PRECISIONS:
         bad("precision", f"unknown precision {clean['precision']!r}; use one of: {', '.join(PRECISIONS)}")
 

@@ -23,10 +23,12 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import VmatteError
+from ..errors import OutputError, VmatteError
+from ..io.ownership import OutputLock
 from .manifest import Shot
 
 REPORT = "report.json"
+SHOT_LOCK = ".shot"  # ROOT/<id>/..shot.vmatte-lock: a shot id never starts with '.', so no output stem is this
 DONE, FAILED, RUNNING, SKIPPED = "done", "failed", "running", "skipped"
 _MODELS: dict[tuple, object] = {}  # this process's loaded models, by what built them
 _SHA256: dict[tuple, str] = {}  # weights file -> sha256, by (path, size, mtime)
@@ -141,7 +143,7 @@ def _model_for(shot: Shot):
 
 
 def _matte_kwargs(shot: Shot, reuse: bool) -> dict:
-    from ..engine.tracking.click import parse_point
+    from ..engine.segment.clicks import parse_point
 
     o = dict(shot.options)
     kwargs: dict = {}
@@ -196,20 +198,40 @@ def run_shot(shot: Shot, root: str | os.PathLike, *, redo: bool = False, chunk_f
 
     Never raises for the shot's own failures: they are the report's ``status: failed`` with a
     one-line ``error`` and ``retryable`` (memory) or not (bad input). A killed process leaves
-    the report at ``running`` and the journal, and the next run continues it.
+    the report at ``running`` and the journal, and the next run continues it. A shot another
+    live run holds is not touched: its report here is ``failed``, ``busy`` (not written).
     """
-    from ..engine.resume import DEFAULT_CHUNK_FRAMES, JOURNAL_PREFIX
-    from ..matte import matte
-
     folder = Path(os.fspath(root)).expanduser() / shot.id
     if not redo:
         done = is_done(folder)
         if done is not None:
             return {**done, "status": DONE, "skipped": True}
+    folder.mkdir(parents=True, exist_ok=True)
+    # The shot folder is this run's until it ends: the same batch started twice (or two manifests
+    # naming one ROOT/<id>) must not both write report.json. The kernel drops the lock when a worker
+    # dies, so a killed shot is taken over by the next run.
+    try:
+        lock = OutputLock(folder, SHOT_LOCK).acquire()
+    except OutputError as e:
+        return {"id": shot.id, "input": shot.input, "model": shot.model, "status": FAILED, "retryable": True,
+                "busy": True, "error": f"{str(e).split(';')[0]}: another batch is running this shot; run this "
+                                       f"batch again when that one has finished (done shots are skipped)"}
+    try:
+        if not redo and (done := is_done(folder)) is not None:  # finished by that other run meanwhile
+            return {**done, "status": DONE, "skipped": True}
+        return _run_locked(shot, folder, redo, chunk_frames, attempt, extra)
+    finally:
+        lock.release()
+
+
+def _run_locked(shot: Shot, folder: Path, redo: bool, chunk_frames: int | None, attempt: int,
+                extra: dict | None) -> dict:
+    from ..engine.resume import DEFAULT_CHUNK_FRAMES, JOURNAL_PREFIX
+    from ..matte import matte
+
     previous = read_report(folder)
     if previous is not None and previous.get("status") == RUNNING:  # a killed try: this one continues it
         attempt = max(attempt, int(previous.get("attempt", 1)) + 1)
-    folder.mkdir(parents=True, exist_ok=True)
     started = time.time()
     report = {"id": shot.id, "input": shot.input, "model": shot.model, "status": RUNNING, "attempt": attempt,
               "host": socket.gethostname(), "pid": os.getpid(), "started": started, **_versions(), **(extra or {})}
