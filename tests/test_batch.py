@@ -180,13 +180,38 @@ def test_a_shot_another_batch_holds_is_refused_in_one_line_and_left_alone(tmp_pa
         assert main(["batch", str(manifest), "-o", str(root), "-q"]) == 1
         assert [p.name for p in (root / "a").iterdir()] == [lock_path(root / "a", SHOT_LOCK).name]
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("vmatte: shot")]
-    assert len(err) == 1 and err[0].startswith("vmatte: shot a failed (retryable): another vmatte run (pid "), err
-    assert "another batch is running this shot; run this batch again" in err[0]
+    assert len(err) == 1 and err[0].startswith("vmatte: shot a failed (retryable): another vmatte batch (pid "), err
+    assert "is running this shot in " in err[0] and "; run this batch again when that one" in err[0]
     summary = json.loads((root / "batch.json").read_text())
     assert [(r["id"], r["status"]) for r in summary["reports"]] == [("a", "failed"), ("b", "done")]
     assert main(["batch", str(manifest), "-o", str(root), "-q"]) == 0
     assert "2/2 shots done (1 already done)" in capsys.readouterr().err
     _no_leftovers(root)
+
+
+def test_the_same_batch_twice_at_once_mattes_each_shot_once(tmp_path):
+    """Two real `vmatte batch` processes on one manifest and ROOT: however they interleave, each shot
+    is matted by one of them only, a refused shot is one line, and nothing half-written is left."""
+    for i in range(4):
+        make_clip(tmp_path / f"c{i}.mp4", 8, 48, 32)
+    (tmp_path / "m.csv").write_text("id,input,formats\n" + "".join(f"s{i},c{i}.mp4,alpha-png\n" for i in range(4)))
+    cmd = [*VMATTE, "batch", str(tmp_path / "m.csv"), "-o", str(tmp_path / "out"), "-q", "--chunk-frames", "4"]
+    procs = [subprocess.Popen(cmd, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    pids = {p.pid for p in procs}
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode in (0, 1), err
+        refused = [line for line in err.splitlines() if line.startswith("vmatte: shot")]
+        assert all("another vmatte batch (pid " in line for line in refused), refused
+    for i in range(4):
+        folder = tmp_path / "out" / f"s{i}"
+        report = json.loads((folder / "report.json").read_text())
+        assert (report["status"], report["attempt"], report["frames"]) == ("done", 1, 8), report
+        assert report["pid"] in pids and len(list((folder / report["outputs"]["alpha-png"]).iterdir())) == 8
+    _no_leftovers(tmp_path / "out")
+    again = subprocess.run(cmd, env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "4/4 shots done (4 already done)" in again.stderr, again.stderr
 
 
 # --- shards ---------------------------------------------------------------------------------------

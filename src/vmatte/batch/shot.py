@@ -214,14 +214,21 @@ def run_shot(shot: Shot, root: str | os.PathLike, *, redo: bool = False, chunk_f
         lock = OutputLock(folder, SHOT_LOCK).acquire()
     except OutputError as e:
         return {"id": shot.id, "input": shot.input, "model": shot.model, "status": FAILED, "retryable": True,
-                "busy": True, "error": f"{str(e).split(';')[0]}: another batch is running this shot; run this "
-                                       f"batch again when that one has finished (done shots are skipped)"}
+                "busy": True, "error": f"another vmatte batch{_owner(e)} is running this shot in {folder}; run "
+                                       f"this batch again when that one has finished (done shots are skipped)"}
     try:
         if not redo and (done := is_done(folder)) is not None:  # finished by that other run meanwhile
             return {**done, "status": DONE, "skipped": True}
         return _run_locked(shot, folder, redo, chunk_frames, attempt, extra)
     finally:
         lock.release()
+
+
+def _owner(e: OutputError) -> str:
+    """`` (pid P on HOST, started T)`` from the lock's refusal, or nothing."""
+    text = str(e)
+    start = text.find(" (pid ")
+    return text[start:text.index(")", start) + 1] if start >= 0 and ")" in text[start:] else ""
 
 
 def _run_locked(shot: Shot, folder: Path, redo: bool, chunk_frames: int | None, attempt: int,
