@@ -15,6 +15,7 @@ Ray runs on two nodes of 1 CPU each on 127.0.0.1 in a network namespace of the b
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -62,22 +63,25 @@ def inside(args) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), RAY_USAGE_STATS_ENABLED="0")
     configs = {"1 worker": ["--workers", "1", "--threads", "1"], "2 workers": ["--workers", "2", "--threads", "1"],
                "ray 2 nodes": ["--ray", "{address}", "--cpus-per-shot", "1"]}
+    if args.no_ray:  # the local A/B alone: no idle Ray nodes beside it
+        del configs["ray 2 nodes"]
     times: dict[str, list[float]] = {k: [] for k in configs}
     frames = args.shots * args.frames
     print(f"machine: {machine()} (shared with other jobs: figures are ratios within a round)")
     print(f"{args.shots} shots x {args.frames} frames at {args.size} (3/4 rvm, 1/4 rvm-target), formats alpha+comp")
-    with TwoNodes() as cluster:
+    with (contextlib.nullcontext() if args.no_ray else TwoNodes()) as cluster:
         for r in range(args.rounds):
             for name, extra in configs.items():
                 out = work / f"out-{r}-{name.replace(' ', '')}"
                 cmd = [sys.executable, "-m", "vmatte.cli", "batch", str(manifest), "-o", str(out), "-q",
-                       *[e.replace("{address}", cluster.address) for e in extra]]
+                       *[e.replace("{address}", getattr(cluster, "address", "")) for e in extra]]
                 t0 = time.perf_counter()
                 subprocess.run(cmd, check=True, env=env, capture_output=True)
                 times[name].append(time.perf_counter() - t0)
                 per_shot = [json.loads(p.read_text())["seconds"] for p in out.glob("*/report.json")]
                 print(f"round {r + 1} {name:12s} {times[name][-1]:6.1f} s wall; per shot in the worker: "
-                      f"min {min(per_shot):.2f} s, median {statistics.median(per_shot):.2f} s", flush=True)
+                      f"min {min(per_shot):.2f} s, median {statistics.median(per_shot):.2f} s; load average "
+                      f"{os.getloadavg()[0]:.1f}", flush=True)
     print("\n| configuration | wall s (min / median) | shots/hour (best) | frames/s (best) | vs 1 worker "
           "(min / median of per-round ratios) |\n|---|---|---|---|---|")
     base = times["1 worker"]
@@ -85,10 +89,11 @@ def inside(args) -> None:
         ratios = [b / t for b, t in zip(base, ts)]
         print(f"| {name} | {min(ts):.1f} / {statistics.median(ts):.1f} | {args.shots * 3600 / min(ts):.0f} | "
               f"{frames / min(ts):.1f} | {min(ratios):.2f}x / {statistics.median(ratios):.2f}x |")
-    local2, ray = times["2 workers"], times["ray 2 nodes"]
-    overhead = [t_ray / t_loc - 1 for t_ray, t_loc in zip(ray, local2)]
-    print(f"\nRay vs 2 local workers: {min(overhead) * 100:+.0f}% / {statistics.median(overhead) * 100:+.0f}% "
-          f"wall time (min / median over rounds)")
+    if not args.no_ray:
+        local2, ray = times["2 workers"], times["ray 2 nodes"]
+        overhead = [t_ray / t_loc - 1 for t_ray, t_loc in zip(ray, local2)]
+        print(f"\nRay vs 2 local workers: {min(overhead) * 100:+.0f}% / {statistics.median(overhead) * 100:+.0f}% "
+              f"wall time (min / median over rounds)")
     print(f"machine after: load average {os.getloadavg()[0]:.1f}")
     import shutil
 
@@ -101,6 +106,7 @@ def main() -> None:
     p.add_argument("--shots", type=int, default=12)
     p.add_argument("--frames", type=int, default=40)
     p.add_argument("--size", default="192x108")
+    p.add_argument("--no-ray", action="store_true", help="1 vs 2 local workers only")
     p.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.inside:
