@@ -2,8 +2,10 @@
 
 The same function runs in the driver (one worker), in local worker processes and in Ray
 tasks. It is idempotent: a shot whose report says ``done`` (and whose outputs are there) is
-skipped; an interrupted one continues from its journal (:mod:`vmatte.engine.resume`): RVM and
-rvm-target runs are always journaled in a batch, so a lost worker costs at most one chunk.
+skipped; an interrupted one continues from its journal (:mod:`vmatte.engine.resume`): runs of
+every resumable model (the registry's ``resumable``) are always journaled in a batch, so a lost
+worker costs at most one chunk. A shot folder is locked (:mod:`vmatte.io.ownership`) while a run
+works in it, so two batches on one ROOT never write the same shot.
 Outputs appear under their final names only when complete, as with ``vmatte matte``.
 
 A worker process keeps the models it loaded (:data:`_MODELS`), so a worker that mattes many
