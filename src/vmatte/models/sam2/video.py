@@ -77,7 +77,9 @@ class Sam2Video(Sam2):
     def encode_frame(self, x: Tensor) -> FrameFeatures:
         """``x [1, 3, S, S]`` (resized, ImageNet-normalised) -> the frame's shared features."""
         levels = self.image_encoder(x)
-        feat = levels[-1]
+        # contiguous NCHW (the neck's output is channels-last strided): upstream flattens it to tokens
+        # and back, and the memory encoder's convs round differently on the two layouts
+        feat = levels[-1].contiguous()
         pos = sine_position_encoding(self.config.d_model, feat.shape[-2], feat.shape[-1], feat.device).to(feat.dtype)
         dec = self.sam_mask_decoder
         return FrameFeatures(feat, pos, [dec.conv_s0(levels[0]), dec.conv_s1(levels[1])])

@@ -1,0 +1,317 @@
+"""SAM 2 / 2.1 video tracking against the official ``SAM2VideoPredictor`` (``sam2`` 1.1.0, the oracle).
+
+* every official size of SAM 2 and 2.1 loads into :class:`Sam2Video` strictly: every key of the
+  official model (built on the meta device from its yaml), none dropped, same shapes;
+* small random networks built from the official yaml configs (shrunk by overrides, plus what
+  ``build_sam2_video_predictor`` sets) track 12 synthetic frames; vmatte's streaming tracker and
+  the oracle give the same per-frame mask logits at the video's size (max |d| <= 1e-4) for: one
+  click, clicks with a negative, a box, a mask, two objects plus one entering later, a correction
+  at frame 6, an object that leaves the frame and comes back (its object score goes negative);
+* the tracker's held state stops growing once the memory windows are full.
+
+The oracle is driven the way a user would stream: propagate up to a frame, add the prompts there,
+propagate on from it (``add_all_frames_to_correct_as_cond=True``, so the correction is kept; see
+``vmatte.engine.sam2video.tracker``). Its hole filling is off (``fill_hole_area=0``: it needs a CUDA
+kernel the CPU package skips anyway).
+"""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from test_sam2 import _import_oracle, _official_meta_state_dict, _remove_torchvision_stand_in
+
+from vmatte.engine.sam2video import Prompt, Sam2VideoTracker
+from vmatte.engine.segment.sam2 import sam2_input
+from vmatte.models.sam2 import SAM2_CONFIGS, NO_OBJ_SCORE, infer_config, sam2_video_from_state_dict
+from dataclasses import replace
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+
+TOL = 1e-4
+N_FRAMES, H, W, S = 12, 96, 128, 128
+
+
+# --- keys of every official size -------------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(SAM2_CONFIGS))
+def test_official_checkpoint_loads_whole(oracle, name):
+    version, size = name.split("_hiera_")
+    short = {"tiny": "t", "small": "s", "base_plus": "b+", "large": "l"}[size]
+    sd = _official_meta_state_dict(f"configs/{version}/{version}_hiera_{short}.yaml")
+    model = sam2_video_from_state_dict(sd, source=name)
+    assert model.config == SAM2_CONFIGS[name]
+    ours = model.state_dict()
+    assert {k: tuple(v.shape) for k, v in ours.items()} == {k: tuple(v.shape) for k, v in sd.items()}
+    assert any(k.startswith("memory_attention.layers.3.cross_attn_image.k_proj") for k in ours)
+    assert ("obj_ptr_tpos_proj.weight" in ours) == ("no_obj_embed_spatial" in ours) == (version == "sam2.1")
+
+
+# --- a small random network from the official config -------------------------------------------
+
+def _overrides(version: str) -> list[str]:
+    """Shrink the official tiny config (16-wide trunk, d_model 32, memories 8 wide, 128 px input)
+    and set what ``build_sam2_video_predictor`` sets."""
+    rope = {"feat_sizes": f"[{S // 16},{S // 16}]", "embedding_dim": 32}
+    o = [
+        "++model._target_=sam2.sam2_video_predictor.SAM2VideoPredictor",
+        f"model.image_size={S}",
+        "model.image_encoder.trunk.embed_dim=16", "model.image_encoder.trunk.stages=[1,2,2,1]",
+        "model.image_encoder.trunk.global_att_blocks=[4]", "++model.image_encoder.trunk.window_spec=[8,4,6,3]",
+        "model.image_encoder.neck.d_model=32", "model.image_encoder.neck.backbone_channel_list=[128,64,32,16]",
+        "model.image_encoder.neck.position_encoding.num_pos_feats=32",
+        "model.memory_attention.d_model=32", "model.memory_attention.num_layers=2",
+        "model.memory_attention.layer.d_model=32", "model.memory_attention.layer.dim_feedforward=64",
+        "model.memory_attention.layer.cross_attention.kv_in_dim=8",
+        "model.memory_encoder.out_dim=8", "model.memory_encoder.position_encoding.num_pos_feats=8",
+        "++model.memory_encoder.in_dim=32", "++model.memory_encoder.mask_downsampler.embed_dim=32",
+        "model.memory_encoder.fuser.layer.dim=32",
+        "++model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability=true",
+        "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_delta=0.05",
+        "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh=0.98",
+        "++model.binarize_mask_from_pts_for_mem_enc=true",
+        "++model.fill_hole_area=0", "++model.add_all_frames_to_correct_as_cond=true",
+    ]
+    for attn in ("self_attention", "cross_attention"):
+        o += [f"model.memory_attention.layer.{attn}.{k}={v}" for k, v in rope.items()]
+    return o
+
+
+def _randomize(model: torch.nn.Module, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():  # every tensor random (many are zero/one at init), of a sane scale
+        for name, t in model.state_dict().items():
+            if t.ndim == 1 and name.endswith("weight"):
+                t.copy_(1 + 0.2 * torch.randn(t.shape, generator=g))
+            elif t.ndim == 1:
+                t.copy_(0.2 * torch.randn(t.shape, generator=g))
+            elif "pos_embed" in name or "gaussian" in name:
+                t.copy_(torch.randn(t.shape, generator=g) * (0.5 if "pos_embed" in name else 1.0))
+            else:
+                fan_in = t[0].numel() if t.shape[0] > 1 else t.shape[-1]
+                t.copy_(torch.randn(t.shape, generator=g) / fan_in ** 0.5)
+
+
+def _build_oracle(version: str, seed: int = 0, score_bias: float | None = None):
+    from hydra import compose
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    name = f"configs/{version}/{version}_hiera_t.yaml"
+    cfg = compose(config_name=name, overrides=_overrides(version))
+    OmegaConf.resolve(cfg)
+    model = instantiate(cfg.model, _recursive_=True)
+    _randomize(model, seed)
+    if score_bias is not None:  # the object-score head's last bias: how readily the object counts as absent
+        with torch.no_grad():
+            model.sam_mask_decoder.pred_obj_score_head.layers[2].bias.fill_(score_bias)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def oracle():
+    _import_oracle()
+    try:
+        from sam2 import sam2_video_predictor
+        from sam2.modeling import sam2_base  # noqa: F401
+    finally:
+        _remove_torchvision_stand_in()
+    return types.SimpleNamespace(predictor=sam2_video_predictor)
+
+
+def _frames(leave: bool = False) -> list[np.ndarray]:
+    """A textured background and a bright disc that moves (and, with ``leave``, exits and re-enters)."""
+    rng = np.random.default_rng(5)
+    bg = rng.integers(30, 120, (H // 8, W // 8, 3)).repeat(8, 0).repeat(8, 1).astype(np.uint8)
+    yy, xx = np.mgrid[:H, :W]
+    out = []
+    for i in range(N_FRAMES):
+        img = bg.copy()
+        cx = 40 + 4 * i
+        if leave:
+            cx = [40, 60, 90, 130, 170, 200, 170, 130, 90, 60, 40, 40][i]
+        disc = (yy - 48) ** 2 + (xx - cx) ** 2 < 18 ** 2
+        img[disc] = (230, 210, 60)
+        out.append(img)
+    return out
+
+
+class Pair:
+    """The oracle and vmatte's tracker on the same network and frames."""
+
+    def __init__(self, oracle, version: str, frames: list[np.ndarray], seed: int = 0,
+                 score_bias: float | None = None) -> None:
+        self.ref = _build_oracle(version, seed, score_bias)
+        sd = {k: v.clone() for k, v in self.ref.state_dict().items()}
+        cfg = replace(infer_config_tiny(version), name="tiny test")
+        self.ours = sam2_video_from_state_dict(sd, source="tiny oracle", config=cfg)
+        self.inputs = torch.cat([sam2_input(f, S, torch.device("cpu")) for f in frames])
+        inputs = self.inputs
+
+        def load(video_path, image_size, **kwargs):
+            return inputs.clone(), H, W
+
+        self._patch = pytest.MonkeyPatch()
+        self._patch.setattr(oracle.predictor, "load_video_frames", load)
+        with torch.inference_mode():
+            self.state = self.ref.init_state("unused")
+        self._patch.undo()
+        self.tracker = Sam2VideoTracker(self.ours, (H, W), num_frames=len(frames))
+        self.theirs: dict[int, torch.Tensor] = {}
+        self.mine: dict[int, torch.Tensor] = {}
+        self.scores: dict[int, torch.Tensor] = {}
+
+    def prompt(self, frame: int, obj_id: int, prompt: Prompt) -> None:
+        with torch.inference_mode():
+            if prompt.mask is not None:
+                self.ref.add_new_mask(self.state, frame, obj_id, torch.as_tensor(prompt.mask > 0))
+            else:
+                self.ref.add_new_points_or_box(self.state, frame, obj_id, points=prompt.points, labels=prompt.labels,
+                                               box=prompt.box)
+        self.tracker.add_prompt(frame, obj_id, prompt)
+
+    def run_to(self, start: int, last: int) -> None:
+        """Both track frames ``start`` .. ``last``."""
+        with torch.inference_mode():
+            for t, _, masks in self.ref.propagate_in_video(self.state, start_frame_idx=start,
+                                                            max_frame_num_to_track=last - start):
+                self.theirs[t] = masks[:, 0].clone()
+        for t in range(start, last + 1):
+            r = self.tracker.step_input(self.inputs[t: t + 1])
+            assert r.index == t
+            self.mine[t] = r.logits
+            self.scores[t] = r.object_scores
+
+    def max_diff(self) -> float:
+        assert sorted(self.theirs) == sorted(self.mine) == list(range(N_FRAMES))
+        worst = 0.0
+        for t, theirs in self.theirs.items():
+            mine = self.mine[t][: theirs.shape[0]]
+            assert mine.shape == theirs.shape
+            worst = max(worst, float((mine - theirs).abs().max()))
+        return worst
+
+
+def infer_config_tiny(version: str):
+    base = SAM2_CONFIGS[f"{'sam2.1' if version == 'sam2.1' else 'sam2'}_hiera_tiny"]
+    return replace(base, embed_dim=16, stages=(1, 2, 2, 1), global_att_blocks=(4,), window_spec=(8, 4, 6, 3),
+                   d_model=32, image_size=S, mem_dim=8, mem_attn_layers=2, mem_attn_ffn=64)
+
+
+def _click(points, labels) -> Prompt:
+    return Prompt(points=np.array(points, np.float32), labels=np.array(labels, np.int32))
+
+
+def _assert_equal(pair: Pair, absent_ok: bool = False) -> None:
+    d = pair.max_diff()
+    assert d <= TOL, d
+    if not absent_ok:  # a real signal: on every frame the object is found, and is not the whole frame
+        for t, logits in pair.mine.items():
+            assert 0 < float((logits[0] > 0).float().mean()) < 1, t
+
+
+def _disc_click() -> Prompt:
+    return _click([[40, 48]], [1])
+
+
+def test_one_click(oracle):
+    p = Pair(oracle, "sam2.1", _frames(), score_bias=5.0)
+    p.prompt(0, 1, _disc_click())
+    p.run_to(0, N_FRAMES - 1)
+    _assert_equal(p)
+
+
+def test_clicks_and_a_negative_sam2_0(oracle):
+    """SAM 2.0's config: pointers without temporal encoding, no no-object memory embedding."""
+    p = Pair(oracle, "sam2", _frames(), score_bias=5.0)
+    assert p.ours.obj_ptr_tpos_proj is None and p.ours.no_obj_embed_spatial is None
+    p.prompt(0, 1, _click([[40, 48], [30, 40], [100, 20]], [1, 1, 0]))
+    p.run_to(0, N_FRAMES - 1)
+    _assert_equal(p)
+
+
+def test_box_and_a_click(oracle):
+    p = Pair(oracle, "sam2.1", _frames(), seed=1, score_bias=5.0)
+    p.prompt(0, 1, Prompt(box=(20.0, 28.0, 60.0, 68.0), points=np.array([[40.0, 48.0]]), labels=np.array([1])))
+    p.run_to(0, N_FRAMES - 1)
+    _assert_equal(p)
+
+
+def test_mask_prompt(oracle):
+    yy, xx = np.mgrid[:H, :W]
+    mask = (yy - 48) ** 2 + (xx - 40) ** 2 < 18 ** 2
+    p = Pair(oracle, "sam2.1", _frames(), score_bias=5.0)
+    p.prompt(0, 1, Prompt(mask=mask))
+    p.run_to(0, N_FRAMES - 1)
+    _assert_equal(p)
+
+
+def test_two_objects_and_one_entering_later(oracle):
+    p = Pair(oracle, "sam2.1", _frames(), score_bias=5.0)
+    p.prompt(0, 1, _disc_click())
+    p.prompt(0, 2, Prompt(box=(80.0, 60.0, 120.0, 90.0)))
+    p.run_to(0, 3)
+    p.prompt(4, 3, _click([[100, 20]], [1]))
+    p.run_to(4, N_FRAMES - 1)
+    _assert_equal(p)
+    assert p.mine[3].shape[0] == 3 and bool((p.mine[3][2] == NO_OBJ_SCORE).all())  # not started yet
+    assert all(p.theirs[t].shape[0] == (2 if t < 4 else 3) for t in p.theirs)
+    assert float((p.mine[8][0] - p.mine[8][2]).abs().max()) > 1.0  # the objects' masks differ
+
+
+def test_correction_at_frame_6(oracle):
+    p = Pair(oracle, "sam2.1", _frames(), score_bias=5.0)
+    p.prompt(0, 1, _disc_click())
+    p.run_to(0, 5)
+    with torch.inference_mode():  # the oracle tracks frame 6 before it is corrected there (streaming)
+        tracked = [m[:, 0].clone() for _, _, m in p.ref.propagate_in_video(p.state, 6, 0)][0]
+    p.prompt(6, 1, _click([[64, 48], [110, 80]], [1, 0]))
+    p.run_to(6, N_FRAMES - 1)
+    _assert_equal(p)
+    assert float((p.mine[6][0] - tracked[0]).abs().max()) > 0.1  # the correction changed frame 6
+
+
+def test_object_leaves_and_reenters(oracle):
+    # score bias set so this random network judges the disc absent while it is out of the frame
+    p = Pair(oracle, "sam2.1", _frames(leave=True), score_bias=-0.29)
+    p.prompt(0, 1, _disc_click())
+    p.run_to(0, N_FRAMES - 1)
+    _assert_equal(p, absent_ok=True)
+    scores = [float(p.scores[t][0]) for t in range(N_FRAMES)]
+    absent = [t for t in range(N_FRAMES) if scores[t] <= 0]
+    assert absent and absent[0] > 0 and absent[-1] < N_FRAMES - 1, scores  # gone, then back
+    for t in range(N_FRAMES):
+        assert bool((p.mine[t][0] == NO_OBJ_SCORE).all()) == (t in absent)
+
+
+def test_memory_stays_bounded():
+    """The held state grows with the prompted frames only: flat once the recent and pointer windows fill."""
+    torch.manual_seed(0)
+    model = sam2_video_from_state_dict(
+        {k: v for k, v in Sam2Video_random(infer_config_tiny("sam2.1")).items()}, "random", infer_config_tiny("sam2.1"))
+    tr = Sam2VideoTracker(model, (H, W))
+    tr.add_prompt(0, 1, _disc_click())
+    tr.add_prompt(5, 2, _click([[100, 20]], [1]))
+    frames = _frames()
+    sizes = []
+    for t in range(30):
+        tr.step(frames[t % len(frames)])
+        sizes.append(tr.state_nbytes())
+        for obj in tr.objects.values():
+            assert sum(e.mem is not None for e in obj.memory.recent.values()) <= 7
+            assert len(obj.memory.recent) <= 16
+    assert sizes[20] == sizes[29] and sizes[20] > sizes[3]
+    with pytest.raises(ValueError, match="already tracked"):
+        tr.add_prompt(10, 1, _disc_click())
+
+
+def Sam2Video_random(cfg) -> dict[str, torch.Tensor]:
+    from vmatte.models.sam2 import Sam2Video
+
+    model = Sam2Video(cfg)
+    _randomize(model, 3)
+    return model.state_dict()
