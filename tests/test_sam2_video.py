@@ -18,6 +18,7 @@ kernel the CPU package skips anyway).
 from __future__ import annotations
 
 import types
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -27,8 +28,7 @@ from test_sam2 import _import_oracle, _official_meta_state_dict, _remove_torchvi
 
 from vmatte.engine.sam2video import Prompt, Sam2VideoTracker
 from vmatte.engine.segment.sam2 import sam2_input
-from vmatte.models.sam2 import SAM2_CONFIGS, NO_OBJ_SCORE, infer_config, sam2_video_from_state_dict
-from dataclasses import replace
+from vmatte.models.sam2 import NO_OBJ_SCORE, SAM2_CONFIGS, Sam2Video, sam2_video_from_state_dict
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
 
@@ -112,6 +112,15 @@ def _build_oracle(version: str, seed: int = 0, score_bias: float | None = None):
     return model.eval()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny networks: one thread is 30-50x cheaper in CPU time than two spinning on a shared machine."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="module")
 def oracle():
     _import_oracle()
@@ -147,7 +156,7 @@ class Pair:
                  score_bias: float | None = None) -> None:
         self.ref = _build_oracle(version, seed, score_bias)
         sd = {k: v.clone() for k, v in self.ref.state_dict().items()}
-        cfg = replace(infer_config_tiny(version), name="tiny test")
+        cfg = infer_config_tiny(version)
         self.ours = sam2_video_from_state_dict(sd, source="tiny oracle", config=cfg)
         self.inputs = torch.cat([sam2_input(f, S, torch.device("cpu")) for f in frames])
         inputs = self.inputs
@@ -165,14 +174,16 @@ class Pair:
         self.mine: dict[int, torch.Tensor] = {}
         self.scores: dict[int, torch.Tensor] = {}
 
-    def prompt(self, frame: int, obj_id: int, prompt: Prompt) -> None:
+    def prompt(self, frame: int, obj_id: int, prompt: Prompt, tracker: bool = True) -> None:
+        """Give both the prompt (the tracker may have had it in advance: ``tracker=False``)."""
         with torch.inference_mode():
             if prompt.mask is not None:
                 self.ref.add_new_mask(self.state, frame, obj_id, torch.as_tensor(prompt.mask > 0))
             else:
                 self.ref.add_new_points_or_box(self.state, frame, obj_id, points=prompt.points, labels=prompt.labels,
                                                box=prompt.box)
-        self.tracker.add_prompt(frame, obj_id, prompt)
+        if tracker:
+            self.tracker.add_prompt(frame, obj_id, prompt)
 
     def run_to(self, start: int, last: int) -> None:
         """Both track frames ``start`` .. ``last``."""
@@ -198,7 +209,7 @@ class Pair:
 
 def infer_config_tiny(version: str):
     base = SAM2_CONFIGS[f"{'sam2.1' if version == 'sam2.1' else 'sam2'}_hiera_tiny"]
-    return replace(base, embed_dim=16, stages=(1, 2, 2, 1), global_att_blocks=(4,), window_spec=(8, 4, 6, 3),
+    return replace(base, name="tiny test", embed_dim=16, stages=(1, 2, 2, 1), global_att_blocks=(4,), window_spec=(8, 4, 6, 3),
                    d_model=32, image_size=S, mem_dim=8, mem_attn_layers=2, mem_attn_ffn=64)
 
 
@@ -254,13 +265,15 @@ def test_two_objects_and_one_entering_later(oracle):
     p = Pair(oracle, "sam2.1", _frames(), score_bias=5.0)
     p.prompt(0, 1, _disc_click())
     p.prompt(0, 2, Prompt(box=(80.0, 60.0, 120.0, 90.0)))
+    later = _click([[100, 20]], [1])
+    p.tracker.add_prompt(4, 3, later)  # known in advance: a placeholder until frame 4
     p.run_to(0, 3)
-    p.prompt(4, 3, _click([[100, 20]], [1]))
+    p.prompt(4, 3, later, tracker=False)
     p.run_to(4, N_FRAMES - 1)
     _assert_equal(p)
     assert p.mine[3].shape[0] == 3 and bool((p.mine[3][2] == NO_OBJ_SCORE).all())  # not started yet
     assert all(p.theirs[t].shape[0] == (2 if t < 4 else 3) for t in p.theirs)
-    assert float((p.mine[8][0] - p.mine[8][2]).abs().max()) > 1.0  # the objects' masks differ
+    assert float((p.mine[8][0] - p.mine[8][2]).abs().max()) > 0.05  # the objects' masks differ
 
 
 def test_correction_at_frame_6(oracle):
@@ -291,27 +304,25 @@ def test_object_leaves_and_reenters(oracle):
 def test_memory_stays_bounded():
     """The held state grows with the prompted frames only: flat once the recent and pointer windows fill."""
     torch.manual_seed(0)
-    model = sam2_video_from_state_dict(
-        {k: v for k, v in Sam2Video_random(infer_config_tiny("sam2.1")).items()}, "random", infer_config_tiny("sam2.1"))
+    cfg = infer_config_tiny("sam2.1")
+    model = sam2_video_from_state_dict(_random_state_dict(cfg), "random", cfg)
     tr = Sam2VideoTracker(model, (H, W))
     tr.add_prompt(0, 1, _disc_click())
-    tr.add_prompt(5, 2, _click([[100, 20]], [1]))
+    tr.add_prompt(2, 2, _click([[100, 20]], [1]))
     frames = _frames()
     sizes = []
-    for t in range(30):
+    for t in range(22):
         tr.step(frames[t % len(frames)])
         sizes.append(tr.state_nbytes())
         for obj in tr.objects.values():
             assert sum(e.mem is not None for e in obj.memory.recent.values()) <= 7
             assert len(obj.memory.recent) <= 16
-    assert sizes[20] == sizes[29] and sizes[20] > sizes[3]
+    assert sizes[18] == sizes[21] and sizes[18] > sizes[3]  # windows full from frame 2 + 16 on
     with pytest.raises(ValueError, match="already tracked"):
         tr.add_prompt(10, 1, _disc_click())
 
 
-def Sam2Video_random(cfg) -> dict[str, torch.Tensor]:
-    from vmatte.models.sam2 import Sam2Video
-
+def _random_state_dict(cfg) -> dict[str, torch.Tensor]:
     model = Sam2Video(cfg)
     _randomize(model, 3)
     return model.state_dict()
