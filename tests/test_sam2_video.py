@@ -5,7 +5,7 @@
 * small random networks built from the official yaml configs (shrunk by overrides, plus what
   ``build_sam2_video_predictor`` sets) track 12 synthetic frames; vmatte's streaming tracker and
   the oracle give the same per-frame mask logits at the video's size (max |d| <= 1e-4) for: one
-  click, clicks with a negative, a box, a mask, two objects plus one entering later, a correction
+  click (20 frames), clicks with a negative, a box, a mask, two objects plus one entering later, a correction
   at frame 6, an object that leaves the frame and comes back (its object score goes negative);
 * the tracker's held state stops growing once the memory windows are full.
 
@@ -132,13 +132,13 @@ def oracle():
     return types.SimpleNamespace(predictor=sam2_video_predictor)
 
 
-def _frames(leave: bool = False) -> list[np.ndarray]:
+def _frames(leave: bool = False, n: int = N_FRAMES) -> list[np.ndarray]:
     """A textured background and a bright disc that moves (and, with ``leave``, exits and re-enters)."""
     rng = np.random.default_rng(5)
     bg = rng.integers(30, 120, (H // 8, W // 8, 3)).repeat(8, 0).repeat(8, 1).astype(np.uint8)
     yy, xx = np.mgrid[:H, :W]
     out = []
-    for i in range(N_FRAMES):
+    for i in range(n):
         img = bg.copy()
         cx = 40 + 4 * i
         if leave:
@@ -158,6 +158,7 @@ class Pair:
         sd = {k: v.clone() for k, v in self.ref.state_dict().items()}
         cfg = infer_config_tiny(version)
         self.ours = sam2_video_from_state_dict(sd, source="tiny oracle", config=cfg)
+        self.n = len(frames)
         self.inputs = torch.cat([sam2_input(f, S, torch.device("cpu")) for f in frames])
         inputs = self.inputs
 
@@ -198,7 +199,7 @@ class Pair:
             self.scores[t] = r.object_scores
 
     def max_diff(self) -> float:
-        assert sorted(self.theirs) == sorted(self.mine) == list(range(N_FRAMES))
+        assert sorted(self.theirs) == sorted(self.mine) == list(range(self.n))
         worst = 0.0
         for t, theirs in self.theirs.items():
             mine = self.mine[t][: theirs.shape[0]]
@@ -230,9 +231,10 @@ def _disc_click() -> Prompt:
 
 
 def test_one_click(oracle):
-    p = Pair(oracle, "sam2.1", _frames(), score_bias=5.0)
+    """20 frames: past frame 16 the oldest pointers leave the window (max_obj_ptrs_in_encoder)."""
+    p = Pair(oracle, "sam2.1", _frames(n=20), score_bias=5.0)
     p.prompt(0, 1, _disc_click())
-    p.run_to(0, N_FRAMES - 1)
+    p.run_to(0, 19)
     _assert_equal(p)
 
 
