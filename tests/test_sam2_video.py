@@ -21,6 +21,7 @@ import types
 from dataclasses import replace
 
 import numpy as np
+from PIL import Image
 import pytest
 import torch
 
@@ -328,3 +329,39 @@ def _random_state_dict(cfg) -> dict[str, torch.Tensor]:
     model = Sam2Video(cfg)
     _randomize(model, 3)
     return model.state_dict()
+
+
+# --- end to end: a real H.264 clip, masks for --masks ----------------------------------------------
+
+def test_track_writes_one_mask_per_frame(tmp_path):
+    """``vmatte track``'s engine on a PyAV-decoded clip: the masks are the tracker's, in the layout
+    ``--masks DIR`` reads; a bad checkpoint is one error line and leaves no masks."""
+    from conftest import make_clip
+
+    from vmatte.cli import main
+    from vmatte.engine.mask_to_matte import FrameMasks
+    from vmatte.engine.sam2video.masks import track_masks
+    from vmatte.io.reader import open_source
+
+    clip = make_clip(tmp_path / "clip.mp4", 6, 64, 48)
+    cfg = infer_config_tiny("sam2.1")
+    model = sam2_video_from_state_dict(_random_state_dict(cfg), "random", cfg)
+    out = tmp_path / "masks"
+    n = track_masks(clip, out, [(20, 20, 0), (30, 10, 3)], [(60, 40, 0)], model=model)
+    assert n == 6 and sorted(p.name for p in out.iterdir()) == [f"{i:05d}.png" for i in range(6)]
+
+    tr = Sam2VideoTracker(model, (48, 64), num_frames=6)
+    tr.add_prompt(0, 1, Prompt(points=np.array([[20, 20], [60, 40]], np.float32), labels=np.array([1, 0])))
+    tr.add_prompt(3, 1, _click([[30, 10]], [1]))
+    with open_source(clip) as src:
+        for f in src:
+            want = (tr.step(f.image).logits[0] > 0).numpy().astype(np.uint8) * 255
+            got = np.asarray(Image.open(out / f"{f.index:05d}.png"))
+            assert np.array_equal(got, want)
+    assert len(FrameMasks(out)) == 6
+
+    with pytest.raises(Exception, match="already holds masks"):
+        track_masks(clip, out, [(20, 20, 0)], model=model)
+    rc = main(["track", str(clip), "-o", str(tmp_path / "m2"), "--click", "20,20", "--segmenter",
+               str(tmp_path / "missing.pt")])
+    assert rc == 2 and not any((tmp_path / "m2").glob("*.png"))
