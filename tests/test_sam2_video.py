@@ -365,3 +365,46 @@ def test_track_writes_one_mask_per_frame(tmp_path):
     rc = main(["track", str(clip), "-o", str(tmp_path / "m2"), "--click", "20,20", "--segmenter",
                str(tmp_path / "missing.pt")])
     assert rc == 2 and not any((tmp_path / "m2").glob("*.png"))
+
+
+def test_sam2_matte_end_to_end(tmp_path, monkeypatch):
+    """``vmatte matte clip --mask M --model sam2-matte`` (tiny random SAM 2 in place of a checkpoint): per
+    frame the tracker's mask through the guided filter, soft somewhere, following the mask."""
+    from conftest import make_clip
+
+    import cv2
+
+    import vmatte.engine.sam2video.masks as masks_mod
+    from vmatte.cli import main
+    from vmatte.engine.sam2video.matter import fast_guided_filter
+    from vmatte.io.reader import open_source
+
+    clip = make_clip(tmp_path / "clip.mp4", 5, 64, 48)
+    cfg = infer_config_tiny("sam2.1")
+    sd = _random_state_dict(cfg)
+    sd["sam_mask_decoder.pred_obj_score_head.layers.2.bias"].fill_(5.0)  # the object stays present
+    model = sam2_video_from_state_dict(sd, "random", cfg)
+    monkeypatch.setattr(masks_mod, "load_video_model", lambda spec, device="cpu": (model, "tiny random SAM 2"))
+    mask = np.zeros((48, 64), np.uint8)
+    mask[10:40, 8:40] = 255
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    rc = main(["matte", str(clip), "--mask", str(tmp_path / "m.png"), "-m", "sam2-matte", "-o", str(tmp_path / "out"),
+               "-f", "alpha-png", "-q"])
+    assert rc == 0
+    pngs = sorted((tmp_path / "out").rglob("*.png"))
+    assert len(pngs) == 5
+    tr = Sam2VideoTracker(model, (48, 64))
+    tr.add_prompt(0, 1, Prompt(mask=mask > 0))
+    with open_source(clip) as src:
+        for f, png in zip(src, pngs):
+            hard = (tr.step(f.image).logits[0] > 0).numpy()
+            alpha = np.asarray(Image.open(png)).astype(np.float32)
+            alpha = alpha / (65535.0 if alpha.max() > 255 else 255.0)
+            if alpha.ndim == 3:
+                alpha = alpha[..., 0]
+            assert 0 < hard.mean() < 1
+            guide = cv2.cvtColor(f.image, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+            want = fast_guided_filter(guide, hard.astype(np.float32), radius=2)
+            assert np.abs(alpha - want).max() < 2 / 255  # the tracked mask through the guided filter ...
+            assert ((alpha > 0.02) & (alpha < 0.98)).any() and np.corrcoef(alpha.ravel(), hard.ravel())[0, 1] > 0.5
+    assert main(["matte", str(clip), "-m", "sam2-matte", "-o", str(tmp_path / "o2")]) == 2  # no mask: one error

@@ -34,6 +34,8 @@ MODELS = {
     "rvm-resnet50": "Robust Video Matting, ResNet-50 (needs rvm_resnet50.pth: --weights or download)",
     "matanyone": "MatAnyone (CVPR 2025): the target(s) of --mask (needs matanyone.pth: --weights, cache or download)",
     "matanyone2": "MatAnyone2: the MatAnyone network with newer weights (needs matanyone2.pth)",
+    "sam2-matte": "any object: SAM 2's tracked mask of the target(s) of --mask/--click, its edge refined by a "
+                  "guided filter (a soft mask, not hair-level matting; needs a SAM 2 checkpoint: --weights or cache)",
     "videomama": "VideoMaMa (2026): one coarse mask per frame (--masks DIR) to mattes with a video diffusion prior "
                  "(needs SammyLim/VideoMaMa + the SVD VAE: --weights DIR, cache or download; a GPU)",
 }
@@ -117,6 +119,8 @@ def load_matter(model: str = "auto", *, weights: str | os.PathLike | None = None
     matanyone_options = dict(weights=weights, device=device, backend=backend, downsample_ratio=downsample_ratio,
                              max_size=max_size, mask=mask, warmup_frames=warmup_frames, erode=erode, dilate=dilate,
                              keyframes=keyframes, precision=precision)
+    if model == "sam2-matte":
+        return _load_sam2_matte(weights=weights, device=device, mask=mask, keyframes=keyframes, precision=precision)
     if model in MATANYONE_MODELS:
         return _load_matanyone(model, **matanyone_options)
     if model == "rvm-target":
@@ -229,6 +233,22 @@ def _auto_with_mask(*, weights, **options) -> FrameMatter:
     where = matanyone_cache_paths("matanyone")[0]
     return _load_target(note=f" (--model auto: no MatAnyone weights in {where.parent}; they give better mattes, "
                              f"any object: see README)", weights=None, **options)
+
+
+def _load_sam2_matte(*, weights, device, mask, keyframes, precision: str) -> FrameMatter:
+    """SAM 2 video tracking + guided-filter edge (:mod:`vmatte.engine.sam2video.matter`)."""
+    from .engine.sam2video.masks import load_video_model
+    from .engine.sam2video.matter import Sam2Matter
+    from .io.masks import mask_schedule
+
+    if mask is None and not keyframes:
+        raise VmatteError("--model sam2-matte follows the target(s) of a mask: give --mask PATH or --click X,Y")
+    if precision != "fp32":
+        raise VmatteError("--precision is a MatAnyone option; sam2-matte runs in fp32")
+    schedule = mask_schedule(mask, keyframes)  # a bad mask fails before the weights load
+    dev = resolve_device(device)
+    model, description = load_video_model(str(weights) if weights else "auto", dev)
+    return Sam2Matter(model, schedule, dev, f"sam2-matte: {description}, edge by a fast guided filter (a soft mask)")
 
 
 def _load_target(*, weights, device, backend, downsample_ratio, max_size, mask, warmup_frames, erode, dilate,
