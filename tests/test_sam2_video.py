@@ -408,3 +408,27 @@ def test_sam2_matte_end_to_end(tmp_path, monkeypatch):
             assert np.abs(alpha - want).max() < 2 / 255  # the tracked mask through the guided filter ...
             assert ((alpha > 0.02) & (alpha < 0.98)).any() and np.corrcoef(alpha.ravel(), hard.ravel())[0, 1] > 0.5
     assert main(["matte", str(clip), "-m", "sam2-matte", "-o", str(tmp_path / "o2")]) == 2  # no mask: one error
+
+
+def test_eval_vos_scores_the_sam2_tracker(tmp_path, monkeypatch, capsys):
+    """``vmatte eval vos ROOT -m sam2-matte`` runs the tracker from frame 0's annotation (tiny random
+    SAM 2 in place of a cached checkpoint: the scores mean nothing, the command is what is tested)."""
+    import vmatte.engine.sam2video.masks as masks_mod
+    from vmatte.cli import main
+
+    cfg = infer_config_tiny("sam2.1")
+    sd = _random_state_dict(cfg)
+    sd["sam_mask_decoder.pred_obj_score_head.layers.2.bias"].fill_(5.0)
+    model = sam2_video_from_state_dict(sd, "random", cfg)
+    monkeypatch.setattr(masks_mod, "load_video_model", lambda spec, device="cpu": (model, "tiny random SAM 2"))
+    frames = _frames(n=4)
+    yy, xx = np.mgrid[:H, :W]
+    for sub in ("JPEGImages/disc", "Annotations/disc"):
+        (tmp_path / sub).mkdir(parents=True)
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(tmp_path / "JPEGImages/disc" / f"{i:05d}.jpg", quality=95)
+        ann = (((yy - 48) ** 2 + (xx - 40 - 4 * i) ** 2) < 18 ** 2).astype(np.uint8) * 255
+        Image.fromarray(ann).save(tmp_path / "Annotations/disc" / f"{i:05d}.png")
+    assert main(["eval", "vos", str(tmp_path), "-m", "sam2-matte", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "sam2-matte" in out and "disc" in out
