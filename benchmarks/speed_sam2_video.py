@@ -204,7 +204,8 @@ def rss(args) -> None:
     for n in args.frames:
         for impl in ("official", "vmatte"):
             cmd = [sys.executable, __file__, "rss-one", "--impl", impl, "--frames", str(n), "--threads", str(args.threads)]
-            out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            out = subprocess.run(cmd, check=False, capture_output=True, text=True,
+                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
             print(out.stdout.strip().splitlines()[-1] if out.returncode == 0 else f"{impl} {n}: failed {out.stderr[-500:]}",
                   flush=True)
 

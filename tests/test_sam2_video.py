@@ -21,15 +21,23 @@ import types
 from dataclasses import replace
 
 import numpy as np
-from PIL import Image
 import pytest
 import torch
-
-from test_sam2 import _import_oracle, _official_meta_state_dict, _remove_torchvision_stand_in
+from PIL import Image
+from test_sam2 import (
+    _import_oracle,
+    _official_meta_state_dict,
+    _remove_torchvision_stand_in,
+)
 
 from vmatte.engine.sam2video import Prompt, Sam2VideoTracker
 from vmatte.engine.segment.sam2 import sam2_input
-from vmatte.models.sam2 import NO_OBJ_SCORE, SAM2_CONFIGS, Sam2Video, sam2_video_from_state_dict
+from vmatte.models.sam2 import (
+    NO_OBJ_SCORE,
+    SAM2_CONFIGS,
+    Sam2Video,
+    sam2_video_from_state_dict,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
 
@@ -284,7 +292,7 @@ def test_correction_at_frame_6(oracle):
     p.prompt(0, 1, _disc_click())
     p.run_to(0, 5)
     with torch.inference_mode():  # the oracle tracks frame 6 before it is corrected there (streaming)
-        tracked = [m[:, 0].clone() for _, _, m in p.ref.propagate_in_video(p.state, 6, 0)][0]
+        tracked = next(m[:, 0].clone() for _, _, m in p.ref.propagate_in_video(p.state, 6, 0))
     p.prompt(6, 1, _click([[64, 48], [110, 80]], [1, 0]))
     p.run_to(6, N_FRAMES - 1)
     _assert_equal(p)
@@ -370,9 +378,8 @@ def test_track_writes_one_mask_per_frame(tmp_path):
 def test_sam2_matte_end_to_end(tmp_path, monkeypatch):
     """``vmatte matte clip --mask M --model sam2-matte`` (tiny random SAM 2 in place of a checkpoint): per
     frame the tracker's mask through the guided filter, soft somewhere, following the mask."""
-    from conftest import make_clip
-
     import cv2
+    from conftest import make_clip
 
     import vmatte.engine.sam2video.masks as masks_mod
     from vmatte.cli import main

@@ -23,9 +23,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .config import Sam2Config
 from ..sam.common import MLP, LayerNorm2d
 from ..sam.transformer import TwoWayTransformer, sam2_ffn
+from .config import Sam2Config
 
 
 class MaskDecoder(nn.Module):

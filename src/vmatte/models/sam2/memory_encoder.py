@@ -17,8 +17,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .config import Sam2Config
 from ..sam.common import LayerNorm2d
+from .config import Sam2Config
 
 
 def sine_position_encoding(channels: int, h: int, w: int, device: torch.device | None = None,

@@ -32,11 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..sam.common import MLP
 from .config import Sam2Config
 from .memory_attention import MemoryAttention
 from .memory_encoder import MemoryEncoder, mask_for_memory, sine_position_encoding
 from .sam2 import Sam2
-from ..sam.common import MLP
 
 NO_OBJ_SCORE = -1024.0  # mask logits of an object judged absent (the official placeholder)
 
