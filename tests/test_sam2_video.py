@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import types
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -439,3 +440,41 @@ def test_eval_vos_scores_the_sam2_tracker(tmp_path, monkeypatch, capsys):
     assert main(["eval", "vos", str(tmp_path), "-m", "sam2-matte", "-q"]) == 0
     out = capsys.readouterr().out
     assert "sam2-matte" in out and "disc" in out
+
+
+def test_videomama_from_a_mask_through_sam2(tmp_path, monkeypatch):
+    """``vmatte matte clip --mask M --model videomama``: SAM 2 (tiny random) makes the per-frame masks,
+    VideoMaMa (tiny random, the real diffusers classes) mattes them; one alpha per frame, no leftovers."""
+    from conftest import make_clip
+
+    import vmatte.engine.sam2video.masks as masks_mod
+    from vmatte.cli import main
+    from vmatte.models.videomama import VideoMaMa, tiny_unet_config, tiny_vae_config
+
+    torch.manual_seed(0)
+    vm = VideoMaMa.from_config(tiny_unet_config(), tiny_vae_config()).eval()
+    vm.unet.save_pretrained(tmp_path / "vm" / "unet")
+    vm.vae.save_pretrained(tmp_path / "vm" / "vae")
+    cfg = infer_config_tiny("sam2.1")
+    sd = _random_state_dict(cfg)
+    sd["sam_mask_decoder.pred_obj_score_head.layers.2.bias"].fill_(5.0)
+    model = sam2_video_from_state_dict(sd, "random", cfg)
+    made = []
+
+    def write(*args, **kwargs):
+        made.append(Path(args[1]))
+        return write_schedule_masks(*args, **kwargs)
+
+    write_schedule_masks = masks_mod.write_schedule_masks
+    monkeypatch.setattr(masks_mod, "load_video_model", lambda spec, device="cpu": (model, "tiny random SAM 2"))
+    monkeypatch.setattr(masks_mod, "write_schedule_masks", write)
+    clip = make_clip(tmp_path / "clip.mp4", 6, 64, 48)
+    mask = np.zeros((48, 64), np.uint8)
+    mask[10:40, 8:40] = 255
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    rc = main(["matte", str(clip), "--mask", str(tmp_path / "m.png"), "--model", "videomama", "--weights",
+               str(tmp_path / "vm"), "--max-size", "32", "--device", "cpu", "-f", "alpha-png", "-o",
+               str(tmp_path / "out"), "-q"])
+    assert rc == 0
+    assert len(list((tmp_path / "out").rglob("*.png"))) == 6
+    assert len(made) == 1 and not made[0].exists()  # SAM 2's masks lived in a temporary folder

@@ -346,6 +346,11 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
         parse_formats(formats)  # a format typo should not cost an RVM pass
         model_options["keyframes"] = _click_keyframes(input, model, fps, clicks, excludes, model_options, progress,
                                                       segmenter)
+    if model == "videomama" and model_options.get("masks") is None and (
+            model_options.get("mask") is not None or model_options.get("keyframes")):
+        # the seeds' pipeline in one command: SAM 2 tracks the target into per-frame masks, VideoMaMa mattes them
+        return _videomama_via_sam2(input, output_dir, formats=formats, background=background, overwrite=overwrite,
+                                   fps=fps, stem=stem, progress=progress, segmenter=segmenter, **model_options)
     # Cheap checks first (formats, background, input, mask, output folder), the model last: a
     # typo should not cost a model load, and the user sees one error line.
     names = parse_formats(formats)
@@ -423,6 +428,28 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
             if bar is not None:
                 bar.close()
     return MatteResult(paths, count, time.perf_counter() - start, matter.description, info)
+
+
+def _videomama_via_sam2(input, output_dir, *, segmenter, mask=None, keyframes=None, device="auto", progress=False,
+                        fps=None, **options) -> MatteResult:
+    """``--model videomama`` with ``--mask``/``--click``: SAM 2's masks (in a temporary folder, removed
+    afterwards) become VideoMaMa's ``--masks``."""
+    import tempfile
+
+    from .engine.sam2video.masks import load_video_model, write_schedule_masks
+    from .io.masks import mask_schedule
+
+    parse_formats(options.get("formats", DEFAULT_FORMATS))
+    schedule = mask_schedule(mask, keyframes)
+    dev = resolve_device(device)
+    spec = segmenter if segmenter and segmenter not in ("auto", "rvm") else "auto"
+    model, description = load_video_model(spec, dev)
+    if progress:
+        print(f"masks: {description}", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="vmatte-sam2-masks-") as tmp:
+        write_schedule_masks(input, tmp, schedule, model=model, fps=fps, device=dev)
+        return matte(input, output_dir, model="videomama", masks=tmp, device=device, progress=progress, fps=fps,
+                     **options)
 
 
 def _journaled(matter, info: VideoInfo, resume: bool, chunk_frames: int | None) -> bool:

@@ -103,3 +103,31 @@ def _xyf(point) -> tuple[float, float, int]:
         return point.x, point.y, point.frame
     x, y, f = point[:3]
     return x, y, f
+
+
+def write_schedule_masks(input: str | os.PathLike, output_dir: str | os.PathLike, schedule: dict, *,
+                         model: Sam2Video, fps: float | None = None, device: torch.device | str = "cpu") -> int:
+    """Track the targets of ``schedule`` (``{frame: TargetMask}``: ``--mask`` / keyframes / clicks made
+    masks) and write each frame's union of them as ``output_dir/00000.png ...`` (255 = a target)."""
+    from ...io.masks import fit_to_frame
+    from ...io.reader import open_source
+
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with open_source(input, fps=fps) as src:
+        tracker = None
+        for frame in src:
+            rgb = frame.image if frame.image.dtype == np.uint8 else (frame.image >> 8).astype(np.uint8)
+            if tracker is None:
+                tracker = Sam2VideoTracker(model, rgb.shape[:2], num_frames=src.info.num_frames, device=device)
+                for f, mask in sorted(schedule.items()):
+                    for i, m in fit_to_frame(mask, rgb.shape[:2]).targets.items():
+                        tracker.add_prompt(f, i, Prompt(mask=m > 127))
+            r = tracker.step(np.ascontiguousarray(rgb))
+            union = (r.logits > 0).any(dim=0).cpu().numpy().astype(np.uint8) * 255 if len(r.obj_ids) else \
+                np.zeros(rgb.shape[:2], np.uint8)
+            Image.fromarray(union).save(out / f"{count:05d}.png")
+            count += 1
+    return count
+
