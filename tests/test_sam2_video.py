@@ -19,18 +19,17 @@ from __future__ import annotations
 
 import types
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+
 from test_sam2 import (
     _import_oracle,
     _official_meta_state_dict,
     _remove_torchvision_stand_in,
 )
-
 from vmatte.engine.sam2video import Prompt, Sam2VideoTracker
 from vmatte.engine.segment.sam2 import sam2_input
 from vmatte.models.sam2 import (
@@ -346,7 +345,6 @@ def test_track_writes_one_mask_per_frame(tmp_path):
     """``vmatte track``'s engine on a PyAV-decoded clip: the masks are the tracker's, in the layout
     ``--masks DIR`` reads; a bad checkpoint is one error line and leaves no masks."""
     from conftest import make_clip
-
     from vmatte.cli import main
     from vmatte.engine.mask_to_matte import FrameMasks
     from vmatte.engine.sam2video.masks import track_masks
@@ -380,9 +378,9 @@ def test_sam2_matte_end_to_end(tmp_path, monkeypatch):
     """``vmatte matte clip --mask M --model sam2-matte`` (tiny random SAM 2 in place of a checkpoint): per
     frame the tracker's mask through the guided filter, soft somewhere, following the mask."""
     import cv2
-    from conftest import make_clip
 
     import vmatte.engine.sam2video.masks as masks_mod
+    from conftest import make_clip
     from vmatte.cli import main
     from vmatte.engine.sam2video.matter import fast_guided_filter
     from vmatte.io.reader import open_source
@@ -442,12 +440,37 @@ def test_eval_vos_scores_the_sam2_tracker(tmp_path, monkeypatch, capsys):
     assert "sam2-matte" in out and "disc" in out
 
 
-def test_videomama_from_a_mask_through_sam2(tmp_path, monkeypatch):
-    """``vmatte matte clip --mask M --model videomama``: SAM 2 (tiny random) makes the per-frame masks,
-    VideoMaMa (tiny random, the real diffusers classes) mattes them; one alpha per frame, no leftovers."""
-    from conftest import make_clip
+def _tiny_tracking_sam2():
+    cfg = infer_config_tiny("sam2.1")
+    sd = _random_state_dict(cfg)
+    sd["sam_mask_decoder.pred_obj_score_head.layers.2.bias"].fill_(5.0)  # the object stays present
+    return sam2_video_from_state_dict(sd, "random", cfg)
 
+
+def _box_mask(path):
+    mask = np.zeros((48, 64), np.uint8)
+    mask[10:40, 8:40] = 255
+    Image.fromarray(mask).save(path)
+    return mask
+
+
+def _tracked_unions(model, clip, mask):
+    """What an independent tracker makes of ``clip`` from ``mask`` at frame 0: the per-frame masks."""
+    from vmatte.io.reader import open_source
+
+    tr = Sam2VideoTracker(model, mask.shape)
+    tr.add_prompt(0, 1, Prompt(mask=mask > 127))
+    with open_source(clip) as src:
+        return [(tr.step(f.image).logits > 0).any(dim=0).numpy().astype(np.float32) for f in src]
+
+
+def test_videomama_from_a_mask_through_sam2(tmp_path, monkeypatch):
+    """``vmatte matte clip --mask M --model videomama --tracker sam2``: SAM 2 (tiny random) tracks the
+    target frame by frame inside the loop and VideoMaMa (tiny random, the real diffusers classes) reads
+    exactly those masks; one alpha per frame, nothing written besides the outputs."""
     import vmatte.engine.sam2video.masks as masks_mod
+    import vmatte.engine.tracked as tracked
+    from conftest import make_clip
     from vmatte.cli import main
     from vmatte.models.videomama import VideoMaMa, tiny_unet_config, tiny_vae_config
 
@@ -455,26 +478,82 @@ def test_videomama_from_a_mask_through_sam2(tmp_path, monkeypatch):
     vm = VideoMaMa.from_config(tiny_unet_config(), tiny_vae_config()).eval()
     vm.unet.save_pretrained(tmp_path / "vm" / "unet")
     vm.vae.save_pretrained(tmp_path / "vm" / "vae")
-    cfg = infer_config_tiny("sam2.1")
-    sd = _random_state_dict(cfg)
-    sd["sam_mask_decoder.pred_obj_score_head.layers.2.bias"].fill_(5.0)
-    model = sam2_video_from_state_dict(sd, "random", cfg)
-    made = []
-
-    def write(*args, **kwargs):
-        made.append(Path(args[1]))
-        return write_schedule_masks(*args, **kwargs)
-
-    write_schedule_masks = masks_mod.write_schedule_masks
+    model = _tiny_tracking_sam2()
     monkeypatch.setattr(masks_mod, "load_video_model", lambda spec, device="cpu": (model, "tiny random SAM 2"))
-    monkeypatch.setattr(masks_mod, "write_schedule_masks", write)
+    read = []
+    original = tracked.TrackedMasks.mask
+
+    def mask(self, index, shape):
+        m = original(self, index, shape)
+        read.append((index, m.copy()))
+        return m
+
+    monkeypatch.setattr(tracked.TrackedMasks, "mask", mask)
     clip = make_clip(tmp_path / "clip.mp4", 6, 64, 48)
-    mask = np.zeros((48, 64), np.uint8)
-    mask[10:40, 8:40] = 255
-    Image.fromarray(mask).save(tmp_path / "m.png")
-    rc = main(["matte", str(clip), "--mask", str(tmp_path / "m.png"), "--model", "videomama", "--weights",
-               str(tmp_path / "vm"), "--max-size", "32", "--device", "cpu", "-f", "alpha-png", "-o",
+    m0 = _box_mask(tmp_path / "m.png")
+    rc = main(["matte", str(clip), "--mask", str(tmp_path / "m.png"), "--model", "videomama", "--tracker", "sam2",
+               "--weights", str(tmp_path / "vm"), "--max-size", "32", "--device", "cpu", "-f", "alpha-png", "-o",
                str(tmp_path / "out"), "-q"])
     assert rc == 0
     assert len(list((tmp_path / "out").rglob("*.png"))) == 6
-    assert len(made) == 1 and not made[0].exists()  # SAM 2's masks lived in a temporary folder
+    want = _tracked_unions(model, clip, m0)
+    assert [i for i, _ in read] == list(range(6))
+    for (_, got), w in zip(read, want):
+        assert np.array_equal(got, w)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "m.png", "out", "vm"]
+
+
+def test_rvm_target_with_sam2_tracker_is_rvm_gated_by_sam2_masks(tmp_path, monkeypatch):
+    """``--model rvm-target --tracker sam2`` = ``--model rvm --masks DIR`` with DIR holding SAM 2's
+    masks of the target (written here by an independent tracker): the same alphas, bit for bit."""
+    import vmatte.engine.sam2video.masks as masks_mod
+    from conftest import make_clip
+    from vmatte.cli import main
+
+    model = _tiny_tracking_sam2()
+    monkeypatch.setattr(masks_mod, "load_video_model", lambda spec, device="cpu": (model, "tiny random SAM 2"))
+    clip = make_clip(tmp_path / "clip.mp4", 5, 64, 48)
+    m0 = _box_mask(tmp_path / "m.png")
+    (tmp_path / "masks").mkdir()
+    for i, m in enumerate(_tracked_unions(model, clip, m0)):
+        Image.fromarray((m * 255).astype(np.uint8)).save(tmp_path / "masks" / f"{i:05d}.png")
+    common = ["--device", "cpu", "-f", "alpha-png", "-q"]
+    assert main(["matte", str(clip), "--mask", str(tmp_path / "m.png"), "-m", "rvm-target", "--tracker", "sam2",
+                 "-o", str(tmp_path / "a"), *common]) == 0
+    assert main(["matte", str(clip), "--masks", str(tmp_path / "masks"), "-m", "rvm", "-o", str(tmp_path / "b"),
+                 *common]) == 0
+    a, b = sorted((tmp_path / "a").rglob("*.png")), sorted((tmp_path / "b").rglob("*.png"))
+    assert len(a) == len(b) == 5
+    for x, y in zip(a, b):
+        assert np.array_equal(np.asarray(Image.open(x)), np.asarray(Image.open(y)))
+
+
+def test_tracker_choice_errors_and_auto(tmp_path, monkeypatch):
+    """``--tracker`` where it means nothing is one error line; ``auto`` is SAM 2 only when a SAM 2
+    checkpoint is cached; a run with a tracker is not journaled (its memory is not saved)."""
+    from vmatte.engine import registry
+    from vmatte.engine.tracked import tracker_kind
+    from vmatte.errors import VmatteError
+
+    monkeypatch.setenv("VMATTE_CACHE", str(tmp_path / "cache"))
+    assert tracker_kind("auto") == "rvm" and tracker_kind("sam2") == "sam2" and tracker_kind("rvm") == "rvm"
+    assert tracker_kind(str(tmp_path / "x.pt")) == "sam2"
+    from vmatte.weights import segmenter_cache_path
+
+    p = segmenter_cache_path("sam2.1-hiera-tiny")
+    p.parent.mkdir(parents=True)
+    p.write_bytes(b"x")
+    assert tracker_kind("auto") == "sam2"
+    mask = np.zeros((48, 64), np.uint8)
+    mask[10:40, 8:40] = 1
+    opts = registry.MatterOptions(mask=mask, tracker="sam2")
+    with pytest.raises(VmatteError, match="follows its target itself"):
+        registry.load("matanyone", opts)
+    with pytest.raises(VmatteError, match="does not apply"):
+        registry.load("sam2-matte", opts.replace(tracker="rvm"))
+    two = mask.copy()
+    two[:5] = 2
+    with pytest.raises(VmatteError, match="one target per run"):
+        registry.load("videomama", registry.MatterOptions(mask=two))
+    assert set(registry.tracker_models()) == {"rvm-target", "videomama", "sam2-matte"}
+    assert not registry.SPECS["sam2-matte"].resumable

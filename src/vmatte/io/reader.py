@@ -11,6 +11,7 @@ message; raw PyAV/OS exceptions never escape for bad input.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import math
 import os
@@ -26,6 +27,8 @@ import cv2
 import numpy as np
 
 from vmatte.errors import InputError
+
+from .imagefile import imread
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -94,6 +97,9 @@ def natural_key(name: str) -> tuple:
     return tuple(int(p) if i % 2 else p for i, p in enumerate(parts)) + (name,)
 
 
+MAX_FPS = 1000  # a frame rate above this is a typo; FFmpeg's time bases overflow long before 1e300
+
+
 def _to_fraction(fps: float | Fraction | None) -> Fraction | None:
     if fps is None:
         return None
@@ -112,7 +118,11 @@ def open_source(path: str | os.PathLike, fps: float | None = None) -> "VideoSour
     ``fps`` is the frame rate of an image folder (default 25); video files use their own rate
     and ignore it. Raises :class:`InputError` with a one-line fix for any unusable input.
     """
-    p = Path(os.fspath(path)).expanduser()
+    raw = os.fspath(path)
+    if isinstance(raw, str) and re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*://", raw):
+        raise InputError(f"{raw[:200]} is a URL; vmatte reads local files: download the video first, then give "
+                         f"its path")
+    p = Path(raw).expanduser()
     try:
         st = p.stat()
     except FileNotFoundError:
@@ -122,6 +132,9 @@ def open_source(path: str | os.PathLike, fps: float | None = None) -> "VideoSour
     except PermissionError:
         raise InputError(f"cannot access input {p}: permission denied; check its permissions") from None
     except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            raise InputError(f"the input path is too long for this system ({len(os.fsencode(p))} bytes, a name "
+                             f"over 255); rename the file or folder shorter") from None
         raise InputError(f"cannot access input {p}: {e.strerror}; check the path") from None
     if p.is_dir():
         return ImageSequenceSource(p, fps)
@@ -229,6 +242,9 @@ class VideoFileSource(VideoSource):
                 f"check the file or re-export it"
             )
         if not videos:
+            if any(_is_attached_picture(s) for s in c.streams.video):
+                raise InputError(f"{path} is an audio file: its only picture is cover art, not a video; give a "
+                                 f"video file")
             kinds = sorted({s.type for s in c.streams}) or ["nothing"]
             raise InputError(
                 f"{path} has no video stream (it contains {', '.join(kinds)}); give a video file"
@@ -425,7 +441,7 @@ def read_image_rgb(path: Path) -> np.ndarray | None:
     """Read an image as HxWx3 RGB (uint8 or uint16); None when OpenCV cannot decode it.
 
     Greyscale is replicated to 3 channels and alpha dropped."""
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    img = imread(path)
     if img is None:
         return None
     if img.ndim == 3 and img.shape[2] == 1:
@@ -445,9 +461,14 @@ class ImageSequenceSource(VideoSource):
     def __init__(self, folder: Path, fps: float | None = None):
         super().__init__()
         self._folder = folder
-        rate = _to_fraction(fps if fps is not None else DEFAULT_IMAGE_FPS)
+        try:
+            ok = fps is None or (math.isfinite(float(fps)) and 0 < float(fps) <= MAX_FPS)
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        rate = _to_fraction(fps if fps is not None else DEFAULT_IMAGE_FPS) if ok else None
         if rate is None or not math.isfinite(float(rate)) or rate <= 0:
-            raise InputError(f"invalid --fps {fps!r} for image folder {folder}; give a positive number such as 25")
+            raise InputError(f"invalid --fps {fps!r} for image folder {folder}; give a number above 0 and at most "
+                             f"{MAX_FPS} such as 25")
         try:
             names = [
                 e.name

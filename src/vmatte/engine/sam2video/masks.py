@@ -31,11 +31,11 @@ def load_video_model(spec: str, device: torch.device | str = "cpu") -> tuple[Sam
     from ...weights import SAM_LICENSE, SEGMENTERS, cached_segmenters, resolve_segmenter
 
     if spec == "auto":
-        cached = [n for n in cached_segmenters() if n.startswith("sam2")]
+        cached = [n for n in cached_segmenters(prefer_gpu=torch.device(device).type == "cuda") if n.startswith("sam2")]
         if not cached:
             names = ", ".join(n for n in SEGMENTERS if n.startswith("sam2"))
             raise WeightsError(f"no SAM 2 checkpoint in the cache; run `vmatte weights fetch sam2.1-hiera-tiny` "
-                               f"(or {names}) or pass --segmenter PATH")
+                               f"(or {names}) or pass the checkpoint (--tracker / --weights / --segmenter PATH)")
         spec = cached[0]
     sd, source, label = resolve_segmenter(spec)
     if "image_encoder.trunk.patch_embed.proj.weight" not in sd:
@@ -98,36 +98,8 @@ def track_masks(input: str | os.PathLike, output_dir: str | os.PathLike, clicks:
 
 
 def _xyf(point) -> tuple[float, float, int]:
-    """A :class:`~vmatte.engine.tracking.click.Click` or an ``(x, y, frame)`` tuple."""
+    """A :class:`~vmatte.engine.segment.clicks.Click` or an ``(x, y, frame)`` tuple."""
     if hasattr(point, "x"):
         return point.x, point.y, point.frame
     x, y, f = point[:3]
     return x, y, f
-
-
-def write_schedule_masks(input: str | os.PathLike, output_dir: str | os.PathLike, schedule: dict, *,
-                         model: Sam2Video, fps: float | None = None, device: torch.device | str = "cpu") -> int:
-    """Track the targets of ``schedule`` (``{frame: TargetMask}``: ``--mask`` / keyframes / clicks made
-    masks) and write each frame's union of them as ``output_dir/00000.png ...`` (255 = a target)."""
-    from ...io.masks import fit_to_frame
-    from ...io.reader import open_source
-
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    count = 0
-    with open_source(input, fps=fps) as src:
-        tracker = None
-        for frame in src:
-            rgb = frame.image if frame.image.dtype == np.uint8 else (frame.image >> 8).astype(np.uint8)
-            if tracker is None:
-                tracker = Sam2VideoTracker(model, rgb.shape[:2], num_frames=src.info.num_frames, device=device)
-                for f, mask in sorted(schedule.items()):
-                    for i, m in fit_to_frame(mask, rgb.shape[:2]).targets.items():
-                        tracker.add_prompt(f, i, Prompt(mask=m > 127))
-            r = tracker.step(np.ascontiguousarray(rgb))
-            union = (r.logits > 0).any(dim=0).cpu().numpy().astype(np.uint8) * 255 if len(r.obj_ids) else \
-                np.zeros(rgb.shape[:2], np.uint8)
-            Image.fromarray(union).save(out / f"{count:05d}.png")
-            count += 1
-    return count
-

@@ -16,7 +16,9 @@ import cv2
 import numpy as np
 import torch
 
+from ...io.pixels import to_float
 from ...models.sam2 import Sam2Video
+from ..matter import PerFrameMatter
 from .tracker import Prompt, Sam2VideoTracker
 
 
@@ -43,8 +45,50 @@ def fast_guided_filter(guide: np.ndarray, src: np.ndarray, radius: int = 8, eps:
     return np.clip(a * guide + b, 0.0, 1.0)
 
 
-class Sam2Matter:
-    """A FrameMatter (``reset`` / ``step`` / ``step_all``) over :class:`Sam2VideoTracker`."""
+def start_tracker(model: Sam2Video, schedule: dict, shape: tuple[int, int], device) -> Sam2VideoTracker:
+    """A tracker for a video of ``shape`` with every target of ``schedule`` (``{frame: TargetMask}``)
+    prompted by its mask at its frames."""
+    from ...io.masks import fit_to_frame
+
+    tracker = Sam2VideoTracker(model, shape, device=device)
+    for frame, mask in sorted(schedule.items()):
+        for i, m in fit_to_frame(mask, shape).targets.items():
+            tracker.add_prompt(frame, i, Prompt(mask=m > 127))
+    return tracker
+
+
+def _rgb8(image: np.ndarray) -> np.ndarray:
+    """SAM 2 sees 8 bits: a >8-bit source is shifted down."""
+    return np.ascontiguousarray(image if image.dtype == np.uint8 else (image >> 8).astype(np.uint8))
+
+
+class Sam2MaskSource:
+    """SAM 2's tracked mask (the union of the targets), frame by frame: the masks
+    :mod:`vmatte.engine.tracked` hands to a per-frame-mask model."""
+
+    def __init__(self, model: Sam2Video, schedule: dict, device: torch.device, description: str) -> None:
+        self.model, self.schedule, self.device = model, dict(schedule), device
+        self.description = description
+        self._tracker: Sam2VideoTracker | None = None
+
+    def reset(self) -> None:
+        self._tracker = None
+
+    def mask(self, image: np.ndarray) -> np.ndarray:
+        rgb = _rgb8(image)
+        if self._tracker is None:
+            self._tracker = start_tracker(self.model, self.schedule, rgb.shape[:2], self.device)
+        r = self._tracker.step(rgb)
+        if not r.obj_ids:
+            return np.zeros(rgb.shape[:2], np.float32)
+        return (r.logits > 0).any(dim=0).cpu().numpy().astype(np.float32)
+
+
+class Sam2Matter(PerFrameMatter):
+    """A per-frame :class:`~vmatte.engine.matter.Matter` over :class:`Sam2VideoTracker`. Not resumable:
+    the tracker's memory bank is not saved with a journal."""
+
+    resumable = False
 
     def __init__(self, model: Sam2Video, schedule: dict, device: torch.device, description: str,
                  radius: int | None = None, eps: float = 1e-3) -> None:
@@ -71,21 +115,11 @@ class Sam2Matter:
     def reset(self, concurrent_io: bool = False) -> None:
         self._tracker: Sam2VideoTracker | None = None
 
-    def _start(self, shape: tuple[int, int]) -> Sam2VideoTracker:
-        from ...io.masks import fit_to_frame
-
-        tracker = Sam2VideoTracker(self.model, shape, device=self.device)
-        for frame, mask in sorted(self.schedule.items()):
-            mask = fit_to_frame(mask, shape)
-            for i, m in mask.targets.items():
-                tracker.add_prompt(frame, i, Prompt(mask=m > 127))
-        return tracker
-
     def step_all(self, image: np.ndarray, foreground: bool = True) -> tuple[np.ndarray | None, dict[int, np.ndarray]]:
-        rgb = image if image.dtype == np.uint8 else (image >> 8).astype(np.uint8)
+        rgb = _rgb8(image)
         if self._tracker is None:
-            self._tracker = self._start(rgb.shape[:2])
-        r = self._tracker.step(np.ascontiguousarray(rgb))
+            self._tracker = start_tracker(self.model, self.schedule, rgb.shape[:2], self.device)
+        r = self._tracker.step(rgb)
         guide = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
         alphas = {}
         for k, obj_id in enumerate(r.obj_ids):
@@ -94,9 +128,37 @@ class Sam2Matter:
             alphas[obj_id] = fast_guided_filter(guide, hard, radius, self.eps) if hard.any() else hard
         for i in self.targets:  # a target not started yet: nothing
             alphas.setdefault(i, np.zeros(rgb.shape[:2], np.float32))
-        fgr = rgb.astype(np.float32) / 255.0 if foreground else None
+        fgr = to_float(image) if foreground else None
         return fgr, {i: alphas[i] for i in self.targets}
 
-    def step(self, image: np.ndarray, foreground: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
-        fgr, alphas = self.step_all(image, foreground)
-        return fgr, np.maximum.reduce(list(alphas.values()))
+
+def load_sam2_matte(spec, options, note: str = "") -> Sam2Matter:
+    """The registry's loader. The SAM 2 checkpoint: ``--weights`` (a file or a name of ``vmatte weights
+    list``), else a checkpoint named by ``--tracker``, else the first SAM 2 checkpoint in the cache."""
+    from ...errors import VmatteError
+    from ...io.masks import mask_schedule
+    from ..device import resolve_device
+    from ..registry import TRACKER_RVM, TRACKERS
+    from . import masks
+
+    if not options.has_target:
+        raise VmatteError(f"--model {spec.name} follows the target(s) of a mask: give --mask PATH or --click X,Y")
+    if options.tracker == TRACKER_RVM:
+        raise VmatteError(f"--model {spec.name} is SAM 2's tracked mask: --tracker rvm does not apply "
+                          f"(use --model rvm-target for RVM's own tracking)")
+    unused = [name for name, value in (("--precision", options.precision != "fp32"),
+                                       ("--backend", options.backend != "auto"),
+                                       ("--downsample-ratio", options.downsample_ratio is not None),
+                                       ("--max-size", options.max_size is not None),
+                                       ("--warmup-frames/--erode/--dilate",
+                                        (options.warmup_frames, options.erode, options.dilate) != (None,) * 3))
+              if value]
+    if unused:
+        raise VmatteError(f"{', '.join(unused)}: not {spec.name} settings (it runs SAM 2 at 1024 px in fp32)")
+    schedule = mask_schedule(options.mask, options.keyframes)  # a bad mask fails before the weights load
+    dev = resolve_device(options.device)
+    checkpoint = str(options.weights) if options.weights else (
+        options.tracker if options.tracker not in TRACKERS else "auto")
+    model, description = masks.load_video_model(checkpoint, dev)
+    return Sam2Matter(model, schedule, dev, f"{spec.name}{note}: {description}, edge by a fast guided filter "
+                                            f"(a soft mask)")

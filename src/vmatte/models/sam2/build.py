@@ -8,17 +8,18 @@ same for both.
 
 For the image path (:func:`sam2_from_state_dict`) the keys of the video-memory modules are
 dropped by name (:data:`VIDEO_ONLY_PREFIXES`); everything else must match exactly
-(:func:`vmatte.weights.load_into`). The video path (:func:`sam2_video_from_state_dict`) loads
+(:func:`vmatte.models.loading.load_into`). The video path (:func:`sam2_video_from_state_dict`) loads
 every key of the checkpoint, strictly.
 """
 
 from __future__ import annotations
 
 import re
+
 import torch
 
 from ...errors import WeightsError
-from ...weights import load_into
+from ..loading import load_into
 from .config import SAM2_CONFIGS, Sam2Config
 from .sam2 import Sam2
 from .video import Sam2Video
