@@ -395,10 +395,11 @@ def test_sam2_matte_end_to_end(tmp_path, monkeypatch):
     mask[10:40, 8:40] = 255
     Image.fromarray(mask).save(tmp_path / "m.png")
     rc = main(["matte", str(clip), "--mask", str(tmp_path / "m.png"), "-m", "sam2-matte", "-o", str(tmp_path / "out"),
-               "-f", "alpha-png", "-q"])
+               "-f", "alpha-png,mask-png", "-q"])
     assert rc == 0
-    pngs = sorted((tmp_path / "out").rglob("*.png"))
-    assert len(pngs) == 5
+    pngs = sorted((tmp_path / "out" / "clip_alpha").glob("*.png"))
+    hard_pngs = sorted((tmp_path / "out" / "clip_mask").glob("*.png"))
+    assert len(pngs) == len(hard_pngs) == 5
     tr = Sam2VideoTracker(model, (48, 64))
     tr.add_prompt(0, 1, Prompt(mask=mask > 0))
     with open_source(clip) as src:
@@ -413,6 +414,9 @@ def test_sam2_matte_end_to_end(tmp_path, monkeypatch):
             want = fast_guided_filter(guide, hard.astype(np.float32), radius=2)
             assert np.abs(alpha - want).max() < 2 / 255  # the tracked mask through the guided filter ...
             assert ((alpha > 0.02) & (alpha < 0.98)).any() and np.corrcoef(alpha.ravel(), hard.ravel())[0, 1] > 0.5
+    for f, png in zip(sorted(hard_pngs), pngs):  # -f mask-png: the soft mask at one half, 0/255
+        m, a8 = np.asarray(Image.open(f)), np.asarray(Image.open(png))
+        assert set(np.unique(m)) <= {0, 255} and np.array_equal(m == 255, a8 >= 128)  # 8-bit: alpha >= 1/2
     assert main(["matte", str(clip), "-m", "sam2-matte", "-o", str(tmp_path / "o2")]) == 2  # no mask: one error
 
 
@@ -557,3 +561,34 @@ def test_tracker_choice_errors_and_auto(tmp_path, monkeypatch):
         registry.load("videomama", registry.MatterOptions(mask=two))
     assert set(registry.tracker_models()) == {"rvm-target", "videomama", "sam2-matte"}
     assert not registry.SPECS["sam2-matte"].resumable
+
+
+def test_videomama_with_the_rvm_tracker_reads_rvm_targets_masks(tmp_path, monkeypatch):
+    """``--tracker rvm`` (no SAM 2 needed): VideoMaMa's per-frame masks are ``rvm-target``'s alpha >= 1/2
+    for the same target (shipped RVM weights, real H.264 clip; VideoMaMa tiny random)."""
+    from conftest import make_clip
+
+    import vmatte.engine.tracked as tracked
+    from vmatte.engine import registry
+    from vmatte.io.reader import open_source
+    from vmatte.matte import matte
+    from vmatte.models.videomama import VideoMaMa, tiny_unet_config, tiny_vae_config
+
+    torch.manual_seed(0)
+    vm = VideoMaMa.from_config(tiny_unet_config(), tiny_vae_config()).eval()
+    vm.unet.save_pretrained(tmp_path / "vm" / "unet")
+    vm.vae.save_pretrained(tmp_path / "vm" / "vae")
+    read = []
+    original = tracked.TrackedMasks.mask
+    monkeypatch.setattr(tracked.TrackedMasks, "mask", lambda self, i, shape: read.append(original(self, i, shape))
+                        or read[-1])
+    clip = make_clip(tmp_path / "clip.mp4", 4, 64, 48)
+    m0 = _box_mask(tmp_path / "m.png")
+    result = matte(clip, tmp_path / "out", model="videomama", mask=str(tmp_path / "m.png"), tracker="rvm",
+                   weights=str(tmp_path / "vm"), max_size=32, device="cpu", formats="alpha-png")
+    assert result.frames == 4 and "rvm-target" in result.model
+    person = registry.load_person_tracker(registry.MatterOptions(device="cpu", mask=m0))
+    person.reset()
+    with open_source(clip) as src:
+        want = [(person.step_all(f.image, False)[1][1] >= 0.5).astype(np.float32) for f in src]
+    assert len(read) == 4 and all(np.array_equal(g, w) for g, w in zip(read, want))
