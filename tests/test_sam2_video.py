@@ -566,9 +566,8 @@ def test_tracker_choice_errors_and_auto(tmp_path, monkeypatch):
 def test_videomama_with_the_rvm_tracker_reads_rvm_targets_masks(tmp_path, monkeypatch):
     """``--tracker rvm`` (no SAM 2 needed): VideoMaMa's per-frame masks are ``rvm-target``'s alpha >= 1/2
     for the same target (shipped RVM weights, real H.264 clip; VideoMaMa tiny random)."""
-    from conftest import make_clip
-
     import vmatte.engine.tracked as tracked
+    from conftest import make_clip
     from vmatte.engine import registry
     from vmatte.io.reader import open_source
     from vmatte.matte import matte
