@@ -60,7 +60,7 @@ def test_options_are_typed_and_a_typo_is_one_line():
 def test_specs_describe_what_each_model_takes():
     takes = {s.name: s.takes for s in SPECS.values()}
     assert takes["videomama"] == FRAME_MASKS and takes["matanyone"] == KEYFRAMES
-    assert [s.name for s in SPECS.values() if not s.resumable] == ["videomama", "sam2-matte"]
+    assert [s.name for s in SPECS.values() if not s.resumable] == ["videomama"]
     assert {s.name for s in SPECS.values() if s.every_person} == {"rvm", "rvm-resnet50"}
 
 

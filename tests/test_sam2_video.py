@@ -534,7 +534,7 @@ def test_rvm_target_with_sam2_tracker_is_rvm_gated_by_sam2_masks(tmp_path, monke
 
 def test_tracker_choice_errors_and_auto(tmp_path, monkeypatch):
     """``--tracker`` where it means nothing is one error line; ``auto`` is SAM 2 only when a SAM 2
-    checkpoint is cached; a run with a tracker is not journaled (its memory is not saved)."""
+    checkpoint is cached; sam2-matte is resumable (its state is saved), a run with a tracker is not."""
     from vmatte.engine import registry
     from vmatte.engine.tracked import tracker_kind
     from vmatte.errors import VmatteError
@@ -560,7 +560,7 @@ def test_tracker_choice_errors_and_auto(tmp_path, monkeypatch):
     with pytest.raises(VmatteError, match="one target per run"):
         registry.load("videomama", registry.MatterOptions(mask=two))
     assert set(registry.tracker_models()) == {"rvm-target", "videomama", "sam2-matte"}
-    assert not registry.SPECS["sam2-matte"].resumable
+    assert registry.SPECS["sam2-matte"].resumable
 
 
 def test_videomama_with_the_rvm_tracker_reads_rvm_targets_masks(tmp_path, monkeypatch):
@@ -591,3 +591,76 @@ def test_videomama_with_the_rvm_tracker_reads_rvm_targets_masks(tmp_path, monkey
     with open_source(clip) as src:
         want = [(person.step_all(f.image, False)[1][1] >= 0.5).astype(np.float32) for f in src]
     assert len(read) == 4 and all(np.array_equal(g, w) for g, w in zip(read, want))
+
+
+def test_sam2_matte_state_restored_anywhere_gives_the_same_frames():
+    """sam2-matte's saved state (the tracker's memory bank, through the journal's encoding) restored
+    at any frame, before and after a target that starts later and a correction, and once recent
+    memories and pointers have been dropped, gives bit-identical alphas for every following frame."""
+    from vmatte.engine.resume import load_stream_state, stream_state
+    from vmatte.engine.sam2video.matter import Sam2Matter
+    from vmatte.io.masks import as_target_mask
+
+    torch.set_num_threads(1)
+    model = _tiny_tracking_sam2()
+    frames = _frames(n=20)
+    first = np.zeros((H, W), np.uint8)
+    first[20:60, 10:50] = 1
+    later = np.zeros((H, W), np.uint8)
+    later[30:70, 60:100], later[22:58, 12:46] = 2, 1  # id 2 starts at frame 3, id 1 is corrected there
+    schedule = {0: as_target_mask(first), 3: as_target_mask(later)}
+
+    def make():
+        m = Sam2Matter(model, schedule, torch.device("cpu"), "tiny")
+        m.reset()
+        return m
+
+    whole = make()
+    states, outputs = {}, []
+    for i, f in enumerate(frames):
+        outputs.append(whole.step_all(f, foreground=False)[1])
+        states[i] = stream_state(whole)
+    assert set(outputs[0]) == {1, 2} and not outputs[2][2].any() and outputs[5][2].any()
+    for at in (0, 2, 3, 12, 17):  # 12: old memories dropped; 17: old pointers too
+        resumed = make()
+        load_stream_state(resumed, *states[at])
+        for i in range(at + 1, len(frames)):
+            got = resumed.step_all(frames[i], foreground=False)[1]
+            assert all(np.array_equal(got[k], outputs[i][k]) for k in (1, 2)), (at, i)
+    fresh = make()
+    load_stream_state(fresh, *stream_state(make()))  # a state saved before any frame: a fresh start
+    assert all(np.array_equal(fresh.step_all(frames[0], False)[1][k], outputs[0][k]) for k in (1, 2))
+
+
+def test_sam2_matte_interrupted_then_resumed_is_identical(tmp_path, monkeypatch):
+    """A journaled sam2-matte run (chunks of 2 frames) stopped by Ctrl-C at frame 5, then ``resume=True``:
+    the alpha PNGs equal an uninterrupted run's, bit for bit (the tracker's state went through the journal)."""
+    import vmatte.engine.sam2video.masks as masks_mod
+    from conftest import make_clip
+    from vmatte.engine.resume import Interrupted
+    from vmatte.matte import matte
+
+    torch.set_num_threads(1)
+    model = _tiny_tracking_sam2()
+    monkeypatch.setattr(masks_mod, "load_video_model", lambda spec, device="cpu": (model, "tiny random SAM 2"))
+    clip = make_clip(tmp_path / "clip.mp4", 9, 64, 48)
+    _box_mask(tmp_path / "m.png")
+    opts = dict(model="sam2-matte", mask=str(tmp_path / "m.png"), device="cpu", formats="alpha-png")
+    matte(clip, tmp_path / "whole", **opts)
+
+    def stop(r):
+        if r.index == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted):
+        matte(clip, tmp_path / "cut", chunk_frames=2, on_frame=stop, **opts)
+    assert not (tmp_path / "cut" / "clip_alpha").exists()  # nothing that looks complete
+    import json
+
+    manifest = json.loads((tmp_path / "cut" / ".vmatte-partial-clip" / "manifest.json").read_text())
+    assert manifest["completed"] >= 2  # chunks kept: the resumed run starts past frame 0
+    result = matte(clip, tmp_path / "cut", chunk_frames=2, resume=True, **opts)
+    assert result.frames == 9
+    a, b = sorted((tmp_path / "whole").rglob("*.png")), sorted((tmp_path / "cut").rglob("*.png"))
+    assert len(a) == len(b) == 9
+    assert all(np.array_equal(np.asarray(Image.open(x)), np.asarray(Image.open(y))) for x, y in zip(a, b))

@@ -224,7 +224,6 @@ SPECS: dict[str, ModelSpec] = {
             "vmatte.engine.sam2video.matter:load_sam2_matte",
             _SAM2_LICENSE,
             weights="sam2",
-            resumable=False,
         ),
     )
 }

@@ -85,10 +85,10 @@ class Sam2MaskSource:
 
 
 class Sam2Matter(PerFrameMatter):
-    """A per-frame :class:`~vmatte.engine.matter.Matter` over :class:`Sam2VideoTracker`. Not resumable:
-    the tracker's memory bank is not saved with a journal."""
+    """A per-frame :class:`~vmatte.engine.matter.Matter` over :class:`Sam2VideoTracker`; resumable (its
+    state is the tracker's memory bank, bounded: :mod:`.memory`)."""
 
-    resumable = False
+    resumable = True
 
     def __init__(self, model: Sam2Video, schedule: dict, device: torch.device, description: str,
                  radius: int | None = None, eps: float = 1e-3) -> None:
@@ -114,6 +114,16 @@ class Sam2Matter(PerFrameMatter):
 
     def reset(self, concurrent_io: bool = False) -> None:
         self._tracker: Sam2VideoTracker | None = None
+
+    def state(self):
+        if self._tracker is None:
+            return {"shape": None}
+        return {"shape": list(self._tracker.video_size), "tracker": self._tracker.state()}
+
+    def load_state(self, state) -> None:
+        if state["shape"] is not None:  # the prompts come from the schedule, the memory from the state
+            self._tracker = start_tracker(self.model, self.schedule, tuple(state["shape"]), self.device)
+            self._tracker.load_state(state["tracker"])
 
     def step_all(self, image: np.ndarray, foreground: bool = True) -> tuple[np.ndarray | None, dict[int, np.ndarray]]:
         rgb = _rgb8(image)

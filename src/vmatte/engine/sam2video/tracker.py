@@ -218,6 +218,39 @@ class Sam2VideoTracker:
         return self.model.sam_heads(feat, frame.high_res, c, lab, mask_input,
                                     multimask=self._multimask(memory is None, lab.shape[1]))
 
+    # --- saved state (a journaled run: --resume) ------------------------------------------------
+
+    def state(self) -> dict:
+        """What the next frame depends on, as plain data and tensors: the frame count, the memory
+        position encoding and, per object, whether it started and its remembered frames (memory,
+        pointer). Prompts are not saved: they are the caller's (re-added before :meth:`load_state`)."""
+        return {
+            "next_frame": self.next_frame,
+            "mem_pos": self._mem_pos,
+            "objects": {
+                obj_id: {
+                    "started": o.started,
+                    "cond": {t: [e.mem, e.ptr] for t, e in o.memory.cond.items()},
+                    "recent": {t: [e.mem, e.ptr] for t, e in o.memory.recent.items()},
+                }
+                for obj_id, o in self.objects.items()
+            },
+        }
+
+    def load_state(self, state: dict) -> None:
+        """Continue from ``state`` (of a tracker made the same way, its prompts already added):
+        prompts of frames already tracked are dropped, every object's memory is put back."""
+        self.next_frame = int(state["next_frame"])
+        self._mem_pos = state["mem_pos"]
+        for obj_id, saved in state["objects"].items():
+            obj = self.objects.get(obj_id)
+            if obj is None:
+                raise ValueError(f"the saved state has object {obj_id!r}, this tracker was not prompted with it")
+            obj.prompts = {f: p for f, p in obj.prompts.items() if f >= self.next_frame}
+            obj.started = bool(saved["started"])
+            obj.memory.cond = {int(t): MemoryEntry(m, p) for t, (m, p) in saved["cond"].items()}
+            obj.memory.recent = {int(t): MemoryEntry(m, p) for t, (m, p) in saved["recent"].items()}
+
     def state_nbytes(self) -> int:
         """Bytes of tensors held across frames (memories and pointers of every object)."""
         return sum(o.memory.nbytes() for o in self.objects.values())
