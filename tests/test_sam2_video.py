@@ -534,7 +534,7 @@ def test_rvm_target_with_sam2_tracker_is_rvm_gated_by_sam2_masks(tmp_path, monke
 
 def test_tracker_choice_errors_and_auto(tmp_path, monkeypatch):
     """``--tracker`` where it means nothing is one error line; ``auto`` is SAM 2 only when a SAM 2
-    checkpoint is cached; sam2-matte is resumable (its state is saved), a run with a tracker is not."""
+    checkpoint is cached; sam2-matte is resumable (its state is saved)."""
     from vmatte.engine import registry
     from vmatte.engine.tracked import tracker_kind
     from vmatte.errors import VmatteError
@@ -632,9 +632,13 @@ def test_sam2_matte_state_restored_anywhere_gives_the_same_frames():
     assert all(np.array_equal(fresh.step_all(frames[0], False)[1][k], outputs[0][k]) for k in (1, 2))
 
 
-def test_sam2_matte_interrupted_then_resumed_is_identical(tmp_path, monkeypatch):
-    """A journaled sam2-matte run (chunks of 2 frames) stopped by Ctrl-C at frame 5, then ``resume=True``:
-    the alpha PNGs equal an uninterrupted run's, bit for bit (the tracker's state went through the journal)."""
+@pytest.mark.parametrize("how", [["--model", "sam2-matte"], ["--model", "rvm-target", "--tracker", "sam2"]],
+                         ids=["sam2-matte", "rvm-target-tracker-sam2"])
+def test_interrupted_then_resumed_is_identical(tmp_path, monkeypatch, how):
+    """A journaled run (chunks of 2 frames) stopped by Ctrl-C at frame 5, then ``resume=True``: the alpha
+    PNGs equal an uninterrupted run's, bit for bit (the tracker's state went through the journal)."""
+    import json
+
     import vmatte.engine.sam2video.masks as masks_mod
     from conftest import make_clip
     from vmatte.engine.resume import Interrupted
@@ -645,7 +649,8 @@ def test_sam2_matte_interrupted_then_resumed_is_identical(tmp_path, monkeypatch)
     monkeypatch.setattr(masks_mod, "load_video_model", lambda spec, device="cpu": (model, "tiny random SAM 2"))
     clip = make_clip(tmp_path / "clip.mp4", 9, 64, 48)
     _box_mask(tmp_path / "m.png")
-    opts = dict(model="sam2-matte", mask=str(tmp_path / "m.png"), device="cpu", formats="alpha-png")
+    opts = dict(model=how[1], mask=str(tmp_path / "m.png"), device="cpu", formats="alpha-png",
+                **({"tracker": how[3]} if len(how) > 2 else {}))
     matte(clip, tmp_path / "whole", **opts)
 
     def stop(r):
@@ -655,8 +660,6 @@ def test_sam2_matte_interrupted_then_resumed_is_identical(tmp_path, monkeypatch)
     with pytest.raises(Interrupted):
         matte(clip, tmp_path / "cut", chunk_frames=2, on_frame=stop, **opts)
     assert not (tmp_path / "cut" / "clip_alpha").exists()  # nothing that looks complete
-    import json
-
     manifest = json.loads((tmp_path / "cut" / ".vmatte-partial-clip" / "manifest.json").read_text())
     assert manifest["completed"] >= 2  # chunks kept: the resumed run starts past frame 0
     result = matte(clip, tmp_path / "cut", chunk_frames=2, resume=True, **opts)

@@ -4,7 +4,8 @@
 and its authors make them with SAM 2. Here the tracker runs *inside* the frame loop: each frame is
 tracked just before the model reads its mask (:class:`TrackedMatter` feeds the frames through
 :class:`TrackedMasks`, which stands where a ``--masks`` folder would), so nothing is written to
-disk and the tracker's memory stays bounded (:mod:`vmatte.engine.sam2video.memory`).
+disk and the tracker's memory stays bounded (:mod:`vmatte.engine.sam2video.memory`). The run is
+resumable when the model is (its state and the tracker's are saved together).
 
 ``rvm-target --tracker sam2`` goes the same way into ``--masks``' path for RVM: RVM's alpha
 (every person, its own edges) kept inside SAM 2's dilated mask of the target.
@@ -36,6 +37,12 @@ class MatterMaskSource:
 
     def reset(self) -> None:
         self.matter.reset()
+
+    def state(self) -> State:
+        return self.matter.state()
+
+    def load_state(self, state: State) -> None:
+        self.matter.load_state(state)
 
     def mask(self, image: np.ndarray) -> np.ndarray:
         _, alphas = self.matter.step_all(image, False)
@@ -73,14 +80,23 @@ class TrackedMasks:
     def finish(self, frames: int) -> None:
         pass
 
+    def state(self) -> State:
+        return {"fed": self._fed, "masks": dict(self._masks), "source": self.source.state()}
+
+    def load_state(self, state: State) -> None:
+        self._fed = int(state["fed"])
+        self._masks = {int(k): v for k, v in state["masks"].items()}
+        self.source.load_state(state["source"])
+
     def __str__(self) -> str:
         return f"per-frame masks from {self.folder}"
 
 
 class TrackedMatter:
-    """``inner`` (a model reading :class:`TrackedMasks`) with the tracker fed the same frames first."""
+    """``inner`` (a model reading :class:`TrackedMasks`) with the tracker fed the same frames first.
+    Resumable when the inner model is (RVM gated by the masks; VideoMaMa is not): the state is the
+    inner model's and the tracker's."""
 
-    resumable = False  # the tracker's memory is not saved with the journal
     targets = (None,)
 
     def __init__(self, inner, masks: TrackedMasks, description: str) -> None:
@@ -101,11 +117,16 @@ class TrackedMatter:
         for frame, fgr, alphas in self.inner.run(fed(), foreground):
             yield frame, fgr, {None: next(iter(alphas.values()))}
 
+    @property
+    def resumable(self) -> bool:
+        return bool(getattr(self.inner, "resumable", False))
+
     def state(self) -> State:
-        raise NotImplementedError("runs with a tracker are not journaled")
+        return {"inner": self.inner.state(), "masks": self.masks.state()}
 
     def load_state(self, state: State) -> None:
-        raise NotImplementedError("runs with a tracker are not journaled")
+        self.inner.load_state(state["inner"])
+        self.masks.load_state(state["masks"])
 
 
 def tracker_kind(tracker: str) -> str:

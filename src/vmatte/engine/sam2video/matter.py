@@ -74,6 +74,16 @@ class Sam2MaskSource:
     def reset(self) -> None:
         self._tracker = None
 
+    def state(self):
+        if self._tracker is None:
+            return {"shape": None}
+        return {"shape": list(self._tracker.video_size), "tracker": self._tracker.state()}
+
+    def load_state(self, state) -> None:
+        if state["shape"] is not None:  # the prompts come from the schedule, the memory from the state
+            self._tracker = start_tracker(self.model, self.schedule, tuple(state["shape"]), self.device)
+            self._tracker.load_state(state["tracker"])
+
     def mask(self, image: np.ndarray) -> np.ndarray:
         rgb = _rgb8(image)
         if self._tracker is None:
@@ -115,15 +125,8 @@ class Sam2Matter(PerFrameMatter):
     def reset(self, concurrent_io: bool = False) -> None:
         self._tracker: Sam2VideoTracker | None = None
 
-    def state(self):
-        if self._tracker is None:
-            return {"shape": None}
-        return {"shape": list(self._tracker.video_size), "tracker": self._tracker.state()}
-
-    def load_state(self, state) -> None:
-        if state["shape"] is not None:  # the prompts come from the schedule, the memory from the state
-            self._tracker = start_tracker(self.model, self.schedule, tuple(state["shape"]), self.device)
-            self._tracker.load_state(state["tracker"])
+    state = Sam2MaskSource.state
+    load_state = Sam2MaskSource.load_state
 
     def step_all(self, image: np.ndarray, foreground: bool = True) -> tuple[np.ndarray | None, dict[int, np.ndarray]]:
         rgb = _rgb8(image)
