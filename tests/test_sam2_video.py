@@ -667,3 +667,30 @@ def test_interrupted_then_resumed_is_identical(tmp_path, monkeypatch, how):
     a, b = sorted((tmp_path / "whole").rglob("*.png")), sorted((tmp_path / "cut").rglob("*.png"))
     assert len(a) == len(b) == 9
     assert all(np.array_equal(np.asarray(Image.open(x)), np.asarray(Image.open(y))) for x, y in zip(a, b))
+
+
+def test_app_session_previews_sam2_tracking(tmp_path, monkeypatch):
+    """The web app's 'Preview tracking': the session tracks its targets with SAM 2 (tiny random) and its
+    overlay shows the tracked mask on frames without one of their own; any edit drops the preview."""
+    import vmatte.engine.sam2video.masks as masks_mod
+    from conftest import make_clip
+    from vmatte.ui.overlay import draw_overlay
+    from vmatte.ui.session import Session, UiSettings
+
+    model = _tiny_tracking_sam2()
+    monkeypatch.setattr(masks_mod, "load_video_model", lambda spec, device="cpu", **kw: (model, "tiny random SAM 2"))
+    clip = make_clip(tmp_path / "clip.mp4", 6, 64, 48)
+    s = Session(tmp_path / "session", UiSettings(workdir=tmp_path, device="cpu"))
+    s.open_video(clip)
+    m0 = _box_mask(tmp_path / "m.png")
+    s.set_mask(1, 0, m0)
+    seen = []
+    assert s.propagate(on_frame=lambda i, n: seen.append((i, n))) == 6 and seen[-1] == (5, 6)
+    want = _tracked_unions(model, clip, m0)
+    for i in range(6):
+        assert np.array_equal(s.tracked_mask(1, i) > 0, want[i] > 0)
+    assert np.array_equal(s.overlay(3), draw_overlay(s.frame(3), [(s.tracked_mask(1, 3), s.target(1).colour)]))
+    assert want[3].any() and not np.array_equal(s.overlay(3), draw_overlay(s.frame(3)))
+    s.set_mask(1, 2, m0)  # an edit: the preview is stale and goes
+    assert s.tracked == {} and s.tracked_mask(1, 3) is None
+    assert s.propagate(frames=3) == 3 and s.tracked_mask(1, 4) is None

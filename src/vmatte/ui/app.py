@@ -153,6 +153,16 @@ class VmatteApp:
             return gr.update()
         return {"background": s.frame(int(index)), "layers": [], "composite": None}
 
+    def on_propagate(self, sid, index, progress=gr.Progress()):
+        """SAM 2 tracks the targets through the video: the frame shows the tracked masks when scrubbed."""
+        try:
+            s = self._session(sid)
+            n = s.propagate(on_frame=lambda i, total: progress((i + 1) / total, desc="SAM 2 tracking"))
+            return s.overlay(int(index)), _ok(f"SAM 2 tracked the targets over {n} frames: move the slider to "
+                                              f"see their masks (frames with clicks show their own)")
+        except VmatteError as e:
+            return gr.update(), _bad(str(e))
+
     def on_segmenter(self, sid, choice):
         s = self.store.get(sid)
         if s is None:  # no video yet: the choice is applied when the session starts
@@ -227,6 +237,7 @@ class VmatteApp:
                         remove = gr.Button("Remove target", size="sm", variant="stop")
                     segmenter = gr.Dropdown(self._segmenter_choices(), value=self.settings.segmenter,
                                             label="Clicks make masks with", elem_id="segmenter")
+                    propagate = gr.Button("Preview tracking (SAM 2)", size="sm", elem_id="propagate")
                     summary = gr.Markdown(elem_id="summary")
                     with gr.Accordion("Brush or mask file instead of clicks", open=False):
                         editor = gr.ImageEditor(label="Paint over the subject", type="numpy", layers=False,
@@ -259,6 +270,7 @@ class VmatteApp:
             upload.upload(self.on_brush_frame, [state, slider], [editor])
             upload.upload(lambda: (None, None), None, [preview, downloads])  # results of the last video go
             segmenter.change(self.on_segmenter, [state, segmenter], [state, status])
+            propagate.click(self.on_propagate, [state, slider], [frame, status])
             frame.select(self.on_click, [state, target, mode, slider], [frame, summary, status])
             for button, action in ((add, "add"), (rename, "rename"), (remove, "remove"), (undo, "undo"),
                                    (clear, "clear")):

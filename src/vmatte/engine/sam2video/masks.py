@@ -24,9 +24,11 @@ from ...models.sam2 import Sam2Video
 from .tracker import Prompt, Sam2VideoTracker
 
 
-def load_video_model(spec: str, device: torch.device | str = "cpu") -> tuple[Sam2Video, str]:
+def load_video_model(spec: str, device: torch.device | str = "cpu", allow_download: bool = True
+                     ) -> tuple[Sam2Video, str]:
     """(model, description) of a SAM 2 / 2.1 checkpoint: a name of ``vmatte weights list`` or a file;
-    ``auto``: the first SAM 2 checkpoint in the cache."""
+    ``auto``: the first SAM 2 checkpoint in the cache. ``allow_download=False``: a name not cached is
+    an error (the web app never starts a download)."""
     from ...models.sam2 import sam2_video_from_state_dict
     from ...weights import SAM_LICENSE, SEGMENTERS, cached_segmenters, resolve_segmenter
 
@@ -37,7 +39,7 @@ def load_video_model(spec: str, device: torch.device | str = "cpu") -> tuple[Sam
             raise WeightsError(f"no SAM 2 checkpoint in the cache; run `vmatte weights fetch sam2.1-hiera-tiny` "
                                f"(or {names}) or pass the checkpoint (--tracker / --weights / --segmenter PATH)")
         spec = cached[0]
-    sd, source, label = resolve_segmenter(spec)
+    sd, source, label = resolve_segmenter(spec, allow_download=allow_download)
     if "image_encoder.trunk.patch_embed.proj.weight" not in sd:
         raise WeightsError(f"--segmenter {spec}: video tracking needs a SAM 2 / 2.1 checkpoint (sam2*_hiera_*.pt)")
     model = sam2_video_from_state_dict(sd, source).to(device)
