@@ -509,10 +509,12 @@ def test_videomama_from_a_mask_through_sam2(tmp_path, monkeypatch):
 
 def test_rvm_target_with_sam2_tracker_is_rvm_gated_by_sam2_masks(tmp_path, monkeypatch):
     """``--model rvm-target --tracker sam2`` = ``--model rvm --masks DIR`` with DIR holding SAM 2's
-    masks of the target (written here by an independent tracker): the same alphas, bit for bit."""
+    masks of the target (written here by an independent tracker), plus the masks' core kept opaque
+    (what SAM 2 says is the target where RVM sees no person: a held object): bit for bit."""
     import vmatte.engine.sam2video.masks as masks_mod
     from conftest import make_clip
     from vmatte.cli import main
+    from vmatte.engine.mask_to_matte import GateSettings, carried
 
     model = _tiny_tracking_sam2()
     monkeypatch.setattr(masks_mod, "load_video_model", lambda spec, device="cpu": (model, "tiny random SAM 2"))
@@ -528,8 +530,12 @@ def test_rvm_target_with_sam2_tracker_is_rvm_gated_by_sam2_masks(tmp_path, monke
                  *common]) == 0
     a, b = sorted((tmp_path / "a").rglob("*.png")), sorted((tmp_path / "b").rglob("*.png"))
     assert len(a) == len(b) == 5
-    for x, y in zip(a, b):
-        assert np.array_equal(np.asarray(Image.open(x)), np.asarray(Image.open(y)))
+    masks = sorted((tmp_path / "masks").glob("*.png"))
+    for x, y, m in zip(a, b, masks):
+        core = carried(np.asarray(Image.open(m)).astype(np.float32) / 255, GateSettings())
+        want = np.maximum(np.asarray(Image.open(y)), np.rint(core * 255).astype(np.uint8))  # 8-bit: max commutes
+        assert np.array_equal(np.asarray(Image.open(x)), want)
+        assert core.max() == 1.0 and np.all(core[np.asarray(Image.open(m)) == 0] == 0)  # inside the mask only
 
 
 def test_tracker_choice_errors_and_auto(tmp_path, monkeypatch):
