@@ -162,6 +162,20 @@ def matte(
     with open_source(input, fps=fps) as src, ExitStack() as owned:
         info = src.info
         _check_keyframe(last_key, info.num_frames, exact=info.is_image_sequence)  # before any work
+        if isinstance(model, str) and model_options.get("keyframes"):
+            # fitted to the frame now: a mask of another video fails before any output exists, and a
+            # resize warning prints before the progress bar instead of on its line
+            from .io.masks import fit_to_frame
+
+            model_options["keyframes"] = {
+                k: fit_to_frame(m, (info.height, info.width)) for k, m in model_options["keyframes"].items()
+            }
+        if progress and info.is_image_sequence and fps is None:
+            print(
+                f"{info.path.name}/: {info.num_frames} images, {float(info.fps):g} fps assumed; use --fps to set "
+                f"the frame rate",
+                file=sys.stderr,
+            )
         plan = OutputPlan(output_dir, stem or _stem(info), ids, names, background, overwrite)
         outdir = Path(os.fspath(output_dir)).expanduser()
         prepare_output_dir(outdir)
@@ -176,8 +190,9 @@ def matte(
         except BaseException:
             outputs.abort()
             raise
+        announced = matter.description
         if progress:
-            print(f"model: {matter.description}", file=sys.stderr)
+            print(f"model: {announced}", file=sys.stderr)
         bar = _progress_bar(info, progress)
         tick = _ticker(bar, on_frame)
         try:
@@ -223,7 +238,14 @@ def matte(
         finally:
             if bar is not None:
                 bar.close()
+    _say_runtime(matter, announced, progress)
     return MatteResult(paths, count, time.perf_counter() - start, matter.description, info)
+
+
+def _say_runtime(matter, announced: str, progress: bool) -> None:
+    """A matter that chose its runtime from the first frame (RVM on the CPU) says which one ran."""
+    if progress and matter.description != announced:
+        print(f"ran: {matter.description}", file=sys.stderr)
 
 
 def _check_keyframe(last: int, frames: int | None, exact: bool) -> None:
@@ -275,6 +297,6 @@ def _stem(info: VideoInfo) -> str:
 def _progress_bar(info: VideoInfo, enabled: bool):
     if not enabled:
         return None
-    from tqdm import tqdm
+    from .progress import progress_bar
 
-    return tqdm(total=info.num_frames, unit="frame", desc=info.path.name[:30], file=sys.stderr, dynamic_ncols=True)
+    return progress_bar(info.num_frames, info.path.name[:30])
