@@ -700,3 +700,36 @@ def test_app_session_previews_sam2_tracking(tmp_path, monkeypatch):
     s.set_mask(1, 2, m0)  # an edit: the preview is stale and goes
     assert s.tracked == {} and s.tracked_mask(1, 3) is None
     assert s.propagate(frames=3) == 3 and s.tracked_mask(1, 4) is None
+
+
+def test_rvm_target_with_sam2_tracker_two_targets_in_one_pass(tmp_path, monkeypatch):
+    """Two targets (a label mask) with ``rvm-target --tracker sam2``: one RVM pass, one output set per
+    id, each RVM's alpha gated by *that* target's SAM 2 mask with its core carried (bit for bit)."""
+    import vmatte.engine.sam2video.masks as masks_mod
+    from conftest import make_clip
+    from vmatte.engine.mask_to_matte import GateSettings, carried, gate
+    from vmatte.io.reader import open_source
+    from vmatte.matte import load_matter, matte
+
+    model = _tiny_tracking_sam2()
+    monkeypatch.setattr(masks_mod, "load_video_model", lambda spec, device="cpu": (model, "tiny random SAM 2"))
+    clip = make_clip(tmp_path / "clip.mp4", 4, 64, 48)
+    labels = np.zeros((48, 64), np.uint8)
+    labels[8:40, 4:28], labels[10:44, 36:60] = 1, 2
+    r = matte(clip, tmp_path / "out", model="rvm-target", mask=labels, tracker="sam2", device="cpu",
+              formats="alpha-png")
+    assert sorted(r.outputs) == ["alpha-png_id1", "alpha-png_id2"] and "2 targets" in r.model
+    tr = Sam2VideoTracker(model, (48, 64))
+    for i in (1, 2):
+        tr.add_prompt(0, i, Prompt(mask=labels == i))
+    rvm = load_matter("rvm", device="cpu")
+    rvm.reset()
+    got = {i: [np.asarray(Image.open(p)) for p in sorted(r.outputs[f"alpha-png_id{i}"].glob("*.png"))] for i in (1, 2)}
+    with open_source(clip) as src:
+        for f in src:
+            hard = (tr.step(f.image).logits > 0).numpy().astype(np.float32)
+            alpha = rvm.step(f.image, False)[1]
+            for k, i in enumerate((1, 2)):
+                want = np.maximum(alpha * gate(hard[k], GateSettings()), carried(hard[k], GateSettings()))
+                assert np.array_equal(got[i][f.index], np.rint(np.clip(want, 0, 1) * 255).astype(np.uint8))
+    assert not np.array_equal(got[1][0], got[2][0])

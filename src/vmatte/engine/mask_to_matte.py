@@ -9,10 +9,8 @@ outputs are atomic, so nothing is left behind); masks left over at the end are a
 
 :class:`MaskGatedMatter` turns RVM (every person) into a mask-to-matte model: RVM's alpha is
 multiplied by the frame's mask, dilated and feathered, so people outside the mask vanish while
-RVM keeps its own edges (hair, motion blur) inside the dilated band. With a tracker's masks
-(``rvm-target --tracker sam2``) the mask's core is also kept opaque (``GateSettings.carry``): SAM 2
-says the held bag or racket is part of the target even where RVM sees no person; its edge there is
-the mask's, feathered inside it, not a matte.
+RVM keeps its own edges (hair, motion blur) inside the dilated band. :func:`carried` is a mask's
+core, which ``rvm-target --tracker sam2`` also keeps opaque (:mod:`vmatte.engine.tracked`).
 """
 
 from __future__ import annotations
@@ -32,9 +30,6 @@ __all__ = ["FrameMasks", "GateSettings", "MaskGatedMatter", "gate", "load_gated"
 @dataclass(frozen=True)
 class GateSettings:
     dilate: int | None = None  # px the mask is grown by; None: 2 % of the frame's long side (at least 3 px)
-    # the mask's core (shrunk by half the radius, feathered inside) is kept opaque even where RVM sees no
-    # person: what a tracker's mask says is the target, e.g. an object the person holds
-    carry: bool = False
 
 
 def carried(mask: np.ndarray, settings: GateSettings) -> np.ndarray:
@@ -92,8 +87,7 @@ class MaskGatedMatter(PerFrameMatter):
         m = self.masks.mask(self._index, image.shape[:2])  # a missing mask fails before the network runs
         fgr, alpha = self.inner.step(image, foreground)
         self._index += 1
-        kept = alpha * gate(m, self.settings)
-        return fgr, np.maximum(kept, carried(m, self.settings)) if self.settings.carry else kept
+        return fgr, alpha * gate(m, self.settings)
 
 
 def load_gated(spec, options, note: str = "") -> MaskGatedMatter:
@@ -105,9 +99,8 @@ def load_gated(spec, options, note: str = "") -> MaskGatedMatter:
         raise VmatteError("--warmup-frames and --erode are MatAnyone settings; with --masks use --dilate only (rvm)")
     if options.dilate is not None and options.dilate < 0:
         raise VmatteError(f"--dilate must be 0 or more, got {options.dilate}")
-    tracked = hasattr(options.masks, "feed")  # a tracker's masks (vmatte.engine.tracked): carry its core
     frame_masks = options.masks if hasattr(options.masks, "mask") else FrameMasks(options.masks)
     inner = load_rvm(spec, options.replace(masks=None, dilate=None))
-    return MaskGatedMatter(inner, frame_masks, GateSettings(options.dilate, carry=tracked),
+    return MaskGatedMatter(inner, frame_masks, GateSettings(options.dilate),
                            description=f"{inner.description}{note}; alpha kept inside the per-frame masks of "
-                                       f"{frame_masks.folder} (dilated){'; their core kept opaque' if tracked else ''}")
+                                       f"{frame_masks.folder} (dilated)")

@@ -23,13 +23,14 @@ import numpy as np
 
 from ..errors import VmatteError
 from ..io.reader import Frame
-from .matter import State
+from .mask_to_matte import GateSettings, carried, gate
+from .matter import PerFrameMatter, State
 
-__all__ = ["MatterMaskSource", "TrackedMasks", "TrackedMatter", "load_tracked", "tracker_kind"]
+__all__ = ["MatterMaskSource", "TrackedGate", "TrackedMasks", "TrackedMatter", "load_tracked", "tracker_kind"]
 
 
 class MatterMaskSource:
-    """A target matter (``rvm-target``) as a mask source: its alpha >= 0.5 (every target's union)."""
+    """A target matter (``rvm-target``) as a mask source: each target's alpha >= 1/2."""
 
     def __init__(self, matter) -> None:
         self.matter = matter
@@ -44,9 +45,9 @@ class MatterMaskSource:
     def load_state(self, state: State) -> None:
         self.matter.load_state(state)
 
-    def mask(self, image: np.ndarray) -> np.ndarray:
+    def masks(self, image: np.ndarray) -> dict[int, np.ndarray]:
         _, alphas = self.matter.step_all(image, False)
-        return (np.maximum.reduce(list(alphas.values())) >= 0.5).astype(np.float32)
+        return {i: (a >= 0.5).astype(np.float32) for i, a in alphas.items()}
 
 
 class TrackedMasks:
@@ -54,7 +55,7 @@ class TrackedMasks:
     tracker from the frames :meth:`feed` gives it (each frame is fed before its mask is read)."""
 
     def __init__(self, source) -> None:
-        self.source = source  # reset() and mask(image) -> HxW float32 in [0, 1]
+        self.source = source  # reset(), state(), load_state() and masks(image) -> {id: HxW float32 in [0, 1]}
         self.folder = f"the tracker ({source.description})"  # what the gate's description names
         self._masks: dict[int, np.ndarray] = {}
         self._fed = 0
@@ -65,17 +66,22 @@ class TrackedMasks:
         self._fed = 0
 
     def feed(self, frame: Frame) -> None:
-        self._masks[self._fed] = self.source.mask(frame.image)
+        self._masks[self._fed] = self.source.masks(frame.image)
         self._fed += 1
 
-    def mask(self, index: int, shape: tuple[int, int]) -> np.ndarray:
+    def targets(self, index: int, shape: tuple[int, int]) -> dict[int, np.ndarray]:
+        """Each target's mask at frame ``index`` (read once: only the frames in flight are held)."""
         try:
-            m = self._masks.pop(index)  # read once: only the frames in flight are held
+            masks = self._masks.pop(index)
         except KeyError:
             raise VmatteError(f"internal: frame {index}'s mask was read before the tracker saw the frame") from None
-        if m.shape != tuple(shape):
-            raise VmatteError(f"internal: the tracker's mask is {m.shape}, the frame {shape}")
-        return m
+        if any(m.shape != tuple(shape) for m in masks.values()):
+            raise VmatteError(f"internal: the tracker's masks are not of the frame's size {shape}")
+        return masks
+
+    def mask(self, index: int, shape: tuple[int, int]) -> np.ndarray:
+        """The union of the targets' masks (what a per-frame-mask model reads)."""
+        return np.maximum.reduce(list(self.targets(index, shape).values()))
 
     def finish(self, frames: int) -> None:
         pass
@@ -97,12 +103,11 @@ class TrackedMatter:
     Resumable when the inner model is (RVM gated by the masks; VideoMaMa is not): the state is the
     inner model's and the tracker's."""
 
-    targets = (None,)
-
     def __init__(self, inner, masks: TrackedMasks, description: str) -> None:
         self.inner = inner
         self.masks = masks
         self.description = description
+        self.targets = tuple(inner.targets)
 
     def reset(self, concurrent_io: bool = False) -> None:
         self.inner.reset(concurrent_io)
@@ -114,8 +119,7 @@ class TrackedMatter:
                 self.masks.feed(frame)
                 yield frame
 
-        for frame, fgr, alphas in self.inner.run(fed(), foreground):
-            yield frame, fgr, {None: next(iter(alphas.values()))}
+        yield from self.inner.run(fed(), foreground)
 
     @property
     def resumable(self) -> bool:
@@ -127,6 +131,42 @@ class TrackedMatter:
     def load_state(self, state: State) -> None:
         self.inner.load_state(state["inner"])
         self.masks.load_state(state["masks"])
+
+
+class TrackedGate(PerFrameMatter):
+    """RVM's alpha (every person) per target: kept inside that target's tracked mask, dilated and
+    feathered (:func:`~vmatte.engine.mask_to_matte.gate`), with the mask's core kept opaque
+    (:func:`~vmatte.engine.mask_to_matte.carried`: what the tracker says is the target where RVM sees
+    no person, e.g. a held object). One RVM pass for every target."""
+
+    def __init__(self, inner, masks: TrackedMasks, ids: tuple, settings: GateSettings, description: str) -> None:
+        self.inner, self.masks, self.settings = inner, masks, settings
+        self.targets = tuple(ids)
+        self.description = description
+        self._index = 0
+
+    def reset(self, concurrent_io: bool = False) -> None:
+        self.inner.reset(concurrent_io)
+        self._index = 0
+
+    @property
+    def resumable(self) -> bool:
+        return self.inner.resumable
+
+    def state(self) -> State:
+        return {"index": self._index, "inner": self.inner.state()}
+
+    def load_state(self, state: State) -> None:
+        self._index = int(state["index"])
+        self.inner.load_state(state["inner"])
+
+    def step_all(self, image: np.ndarray, foreground: bool = True) -> tuple[np.ndarray | None, dict]:
+        masks = self.masks.targets(self._index, image.shape[:2])
+        fgr, alpha = self.inner.step(image, foreground)
+        self._index += 1
+        zero = np.zeros(image.shape[:2], np.float32)
+        return fgr, {i: np.maximum(alpha * gate(m, self.settings), carried(m, self.settings))
+                     for i in self.targets for m in [masks.get(i, zero)]}
 
 
 def tracker_kind(tracker: str) -> str:
@@ -145,13 +185,17 @@ def load_tracked(spec, options, note: str = ""):
     """The registry's route for a target given to a model that reads per-frame masks (see module)."""
     from ..io.masks import mask_schedule, schedule_ids
     from .device import resolve_device
-    from .registry import TRACKER_SAM2, TRACKERS, load_person_tracker
+    from .registry import FRAME_MASKS, TRACKER_SAM2, TRACKERS, load_person_tracker
 
     schedule = mask_schedule(options.mask, options.keyframes)  # a bad mask fails before any weights load
     ids = schedule_ids(schedule)
-    if len(ids) > 1:
+    if spec.takes == FRAME_MASKS and len(ids) > 1:
         raise VmatteError(f"--model {spec.name} with a tracker mattes one target per run; the masks hold ids "
                           f"{', '.join(map(str, ids))}: give a mask of one target (or run once per id)")
+    if options.warmup_frames is not None or options.erode is not None:
+        raise VmatteError("--warmup-frames and --erode are MatAnyone settings; with a tracker use --dilate only")
+    if options.dilate is not None and options.dilate < 0:
+        raise VmatteError(f"--dilate must be 0 or more, got {options.dilate}")
     kind = tracker_kind(options.tracker)
     if kind == TRACKER_SAM2:
         from .sam2video import masks as sam2_masks
@@ -164,5 +208,14 @@ def load_tracked(spec, options, note: str = ""):
     else:
         source = MatterMaskSource(load_person_tracker(options.replace(mask=None, keyframes=schedule)))
     masks = TrackedMasks(source)
-    inner = spec.load(options.replace(mask=None, keyframes=None, masks=masks, tracker=TRACKERS[0]), note)
+    if spec.takes == FRAME_MASKS:
+        inner = spec.load(options.replace(mask=None, keyframes=None, masks=masks, tracker=TRACKERS[0]), note)
+    else:  # RVM gated per target by the tracker's masks
+        from .rvm import load_rvm
+
+        rvm = load_rvm(spec, options.replace(mask=None, keyframes=None, dilate=None, tracker=TRACKERS[0]))
+        who = f"{len(ids)} targets (ids {', '.join(map(str, ids))})" if len(ids) > 1 else "1 target"
+        inner = TrackedGate(rvm, masks, ids, GateSettings(options.dilate),
+                            f"{rvm.description}{note}, {who}: alpha kept inside the masks of {masks.folder} "
+                            f"(dilated), their core kept opaque")
     return TrackedMatter(inner, masks, inner.description)

@@ -63,8 +63,8 @@ def _rgb8(image: np.ndarray) -> np.ndarray:
 
 
 class Sam2MaskSource:
-    """SAM 2's tracked mask (the union of the targets), frame by frame: the masks
-    :mod:`vmatte.engine.tracked` hands to a per-frame-mask model."""
+    """SAM 2's tracked mask of each target, frame by frame: the masks :mod:`vmatte.engine.tracked`
+    hands to a per-frame-mask model (their union) or RVM's gate (one per target)."""
 
     def __init__(self, model: Sam2Video, schedule: dict, device: torch.device, description: str) -> None:
         self.model, self.schedule, self.device = model, dict(schedule), device
@@ -84,14 +84,15 @@ class Sam2MaskSource:
             self._tracker = start_tracker(self.model, self.schedule, tuple(state["shape"]), self.device)
             self._tracker.load_state(state["tracker"])
 
-    def mask(self, image: np.ndarray) -> np.ndarray:
+    def masks(self, image: np.ndarray) -> dict[int, np.ndarray]:
+        """Each target's tracked mask (0/1 float32); a target not started yet: none."""
         rgb = _rgb8(image)
         if self._tracker is None:
             self._tracker = start_tracker(self.model, self.schedule, rgb.shape[:2], self.device)
         r = self._tracker.step(rgb)
-        if not r.obj_ids:
-            return np.zeros(rgb.shape[:2], np.float32)
-        return (r.logits > 0).any(dim=0).cpu().numpy().astype(np.float32)
+        hard = (r.logits > 0).cpu().numpy().astype(np.float32)
+        out = {i: hard[k] for k, i in enumerate(r.obj_ids)}
+        return out or {0: np.zeros(rgb.shape[:2], np.float32)}  # no target yet: an empty mask
 
 
 class Sam2Matter(PerFrameMatter):
