@@ -442,6 +442,11 @@ def test_eval_vos_scores_the_sam2_tracker(tmp_path, monkeypatch, capsys):
     assert main(["eval", "vos", str(tmp_path), "-m", "sam2-matte", "-q"]) == 0
     out = capsys.readouterr().out
     assert "sam2-matte" in out and "disc" in out
+    loaded = []
+    monkeypatch.setattr(masks_mod, "load_video_model",
+                        lambda spec, device="cpu": loaded.append(spec) or (model, "tiny random SAM 2"))
+    assert main(["eval", "vos", str(tmp_path), "-m", "rvm-target", "--tracker", "sam2", "-q"]) == 0
+    assert "rvm-target" in capsys.readouterr().out and loaded == ["auto"]  # RVM gated by SAM 2's masks
 
 
 def _tiny_tracking_sam2():

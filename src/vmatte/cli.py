@@ -309,6 +309,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     v.add_argument("--max-size", type=int, metavar="PX",
                    help="long side of the network's input (default: each model's own choice)")
+    v.add_argument("--tracker", default="auto", metavar="sam2|rvm|auto|NAME|PATH",
+                   help="as vmatte matte --tracker, for " + ", ".join(registry.tracker_models())
+                        + " (e.g. -m rvm-target --tracker sam2: SAM 2's identity, RVM's edge)")
     v.add_argument("-q", "--quiet", action="store_true", help="do not print scores as sequences finish")
     v.set_defaults(run=_run_eval_vos)
 
@@ -322,7 +325,7 @@ def _run_eval_vos(args: argparse.Namespace) -> int:
     if args.output is not None:
         output_folder(args.output)  # a bad --output fails before the models run
     result = evaluate_vos(args.root, sequences, models, device=args.device, max_size=args.max_size,
-                          progress=not args.quiet)
+                          progress=not args.quiet, tracker=args.tracker)
     print(table(result))
     if args.output is not None:
         paths = write_vos(result, args.output)
