@@ -50,6 +50,8 @@ class OutputPlan:
 
 def plan_output(output: str | os.PathLike, formats: str | None) -> OutputPlan:
     """Where and what to write for ``-o output`` and ``-f formats`` (None: not given)."""
+    if not os.fspath(output):  # Path("") is ".": the current folder would be written silently
+        raise VmatteError("the output folder is an empty name; give --output a folder name ('.' for here)")
     path = Path(os.fspath(output)).expanduser()
     suffix = path.suffix.lower()
     if path.is_dir() or (suffix not in FILE_FORMATS and suffix not in OTHER_VIDEO):
