@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .engine.pipeline import BackgroundConsumer, Prefetcher
+from .engine.refine import Refiner, RefineSettings
 from .engine.rvm import FrameMatter, RVMAuto, RVMOnnx, RVMSettings, RVMTorch
 from .errors import VmatteError
 from .io.formats import DEFAULT_FORMATS, FORMATS, parse_formats
@@ -50,6 +51,7 @@ class FrameResult:
     foreground: np.ndarray | None  # HxWx3 float32 in [0, 1], straight (None only inside alpha-only runs)
     alpha: np.ndarray  # HxW float32 in [0, 1] (several targets: the first target's)
     alphas: dict[int, np.ndarray] | None = None  # target id -> HxW alpha (target-mask models only)
+    plate: np.ndarray | None = None  # EXR/DPX inputs: the frame in the plate's colour space (image: what the model saw)
 
 
 @dataclass
@@ -271,36 +273,55 @@ def _frames(source: Iterator[Frame], matter: FrameMatter, concurrent_io: bool = 
     stream = getattr(matter, "stream", None)  # chunked matters (VideoMaMa): frames in, results out, in order
     if stream is not None:
         for frame, fgr, alpha in stream(source, foreground):
-            yield FrameResult(frame.index, frame.time, frame.image, fgr, alpha)
+            yield FrameResult(frame.index, frame.time, frame.image, fgr, alpha, plate=frame.plate)
         return
     step_all = getattr(matter, "step_all", None)  # target-mask matters: one alpha per target id
     for frame in source:
         if step_all is not None:
             fgr, alphas = step_all(frame.image, foreground)
-            yield FrameResult(frame.index, frame.time, frame.image, fgr, next(iter(alphas.values())), alphas)
+            yield FrameResult(frame.index, frame.time, frame.image, fgr, next(iter(alphas.values())), alphas,
+                              frame.plate)
         else:
             fgr, alpha = matter.step(frame.image, foreground)
-            yield FrameResult(frame.index, frame.time, frame.image, fgr, alpha)
+            yield FrameResult(frame.index, frame.time, frame.image, fgr, alpha, plate=frame.plate)
+
+
+def _refined(results: Iterator[FrameResult], refine: RefineSettings | None) -> Iterator[FrameResult]:
+    """The refinement controls (:mod:`vmatte.engine.refine`) on every target's alpha, after any model."""
+    if refine is None or not refine.active:
+        yield from results
+        return
+    refiner = Refiner(refine)
+    for r in results:
+        fgr, alphas = refiner.step(r.image, r.foreground, r.alphas if r.alphas is not None else {None: r.alpha})
+        r.foreground = fgr
+        if r.alphas is not None:
+            r.alphas = alphas
+        r.alpha = next(iter(alphas.values()))
+        yield r
 
 
 def iter_matte(input: str | os.PathLike, *, model: str | FrameMatter = "auto", fps: float | None = None,
                clicks: Sequence | None = None, excludes: Sequence | None = None, segmenter: str | None = None,
+               frames: str | None = None, input_colorspace: str | None = None, refine: RefineSettings | None = None,
                **model_options) -> Iterator[FrameResult]:
     """Yield a :class:`FrameResult` per frame, streaming (decode runs ahead in a thread).
 
     ``clicks`` / ``excludes``: points ``(x, y, frame)`` on / off the target; they become its
     keyframe masks (see :mod:`vmatte.engine.tracking.click`), made by ``segmenter`` (``auto``: a
-    cached SAM / SAM 2, else RVM's person regions; see :mod:`vmatte.engine.segment.prompts`)."""
+    cached SAM / SAM 2, else RVM's person regions; see :mod:`vmatte.engine.segment.prompts`).
+    ``frames`` / ``input_colorspace``: EXR/DPX plates (see :func:`vmatte.io.reader.open_source`);
+    ``refine``: the matte refinement controls (:class:`~vmatte.engine.refine.RefineSettings`)."""
     if clicks or excludes:
         model_options["keyframes"] = _click_keyframes(input, model, fps, clicks, excludes, model_options, False,
                                                       segmenter)
     matter = model if not isinstance(model, str) else load_matter(model, **model_options)
-    with open_source(input, fps=fps) as src:
-        frames = Prefetcher(src, QUEUE_FRAMES)
+    with open_source(input, fps=fps, frames=frames, colorspace=input_colorspace) as src:
+        prefetch = Prefetcher(src, QUEUE_FRAMES)
         try:
-            yield from _frames(iter(frames), matter)
+            yield from _refined(_frames(iter(prefetch), matter), refine)
         finally:
-            frames.close()
+            prefetch.close()
 
 
 def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str | FrameMatter = "auto",
@@ -308,7 +329,8 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
           overwrite: bool = False, fps: float | None = None, stem: str | None = None,
           progress: bool = False, clicks: Sequence | None = None, excludes: Sequence | None = None,
           segmenter: str | None = None, resume: bool = False, chunk_frames: int | None = None,
-          **model_options) -> MatteResult:
+          frames: str | None = None, input_colorspace: str | None = None, exr_compression: str = "zip",
+          refine: RefineSettings | None = None, **model_options) -> MatteResult:
     """Matte ``input`` and write ``formats`` into ``output_dir``; returns the final paths.
 
     Outputs appear under their final names only when complete: on any error or Ctrl-C every
@@ -321,6 +343,9 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
     Videos longer than two chunks (``chunk_frames``, default 250) are written chunk by chunk into
     a journal (RVM and rvm-target), so ``resume=True`` continues a killed run (see
     :mod:`vmatte.engine.resume`).
+    EXR/DPX plates: ``frames`` (``"1001-1100"``) and ``input_colorspace`` (an OpenColorIO space);
+    ``exr_compression`` for the EXR outputs; ``refine`` the matte refinement controls. With several
+    targets, ``exr-layers`` is one set of files (``STEM_layers``) with one alpha layer per target.
     """
     if clicks or excludes:  # the clicked target becomes a keyframe mask, then is handled as one
         parse_formats(formats)  # a format typo should not cost an RVM pass
@@ -339,26 +364,36 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
     else:
         ids = tuple(getattr(model, "targets", None) or (None,))
     start = time.perf_counter()
-    with open_source(input, fps=fps) as src:
+    plate_options = dict(frames=frames, colorspace=input_colorspace)
+    with open_source(input, fps=fps, **plate_options) as src:
         info = src.info
         base = stem or _stem(info)
         outputs: dict[int | None, OutputSet] = {}
+        # exr-layers holds every target in one file: one output set for it, not one per target
+        shared = [n for n in names if n == "exr-layers"] if len(ids) > 1 else []
+        per_target = [n for n in names if n not in shared]
 
         def abort_all() -> None:
             for out in outputs.values():
                 out.abort()
 
         try:
-            for i in ids:
+            for i in ids if per_target else ():
                 name = base if len(ids) == 1 else f"{base}_id{i}"
-                outputs[i] = OutputSet(output_dir, name, names, info, background=bg, overwrite=overwrite)
+                outputs[i] = OutputSet(output_dir, name, per_target, info, background=bg, overwrite=overwrite,
+                                       exr_compression=exr_compression)
+            if shared:
+                outputs["layers"] = OutputSet(output_dir, base, shared, info, background=bg, overwrite=overwrite,
+                                              exr_compression=exr_compression)
             matter = model if not isinstance(model, str) else load_matter(model, **model_options)
         except BaseException:
             abort_all()
             raise
+        for out in outputs.values():
+            out.annotate(model=matter.description)
         if progress:
             print(f"model: {matter.description}", file=sys.stderr)
-        if _journaled(matter, info, resume, chunk_frames):  # chunks into a journal: resumable
+        if _journaled(matter, info, resume, chunk_frames, plate=info.plate is not None or (refine is not None and refine.active)):  # chunks into a journal: resumable
             from .engine.chunked import journaled_matte
             from .engine.resume import DEFAULT_CHUNK_FRAMES
 
@@ -376,15 +411,16 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
 
         def write(r: FrameResult) -> None:
             for i, out in outputs.items():
-                out.write(r.index, r.image, r.foreground, r.alpha if i is None or r.alphas is None else r.alphas[i])
+                alpha = r.alpha if i in (None, "layers") or r.alphas is None else r.alphas[i]
+                out.write(r.index, r.image, r.foreground, alpha, plate=r.plate, alphas=r.alphas)
 
-        frames = Prefetcher(src, QUEUE_FRAMES)
+        prefetch = Prefetcher(src, QUEUE_FRAMES)
         writer = BackgroundConsumer(write, QUEUE_FRAMES)
         bar = _progress_bar(info, progress)
         count = 0
         try:
             need_fgr = any(FORMATS[n].uses_foreground for n in names)
-            for result in _frames(iter(frames), matter, concurrent_io=True, foreground=need_fgr):
+            for result in _refined(_frames(iter(prefetch), matter, concurrent_io=True, foreground=need_fgr), refine):
                 writer.put(result)
                 count += 1
                 if bar is not None:
@@ -393,20 +429,26 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
             paths = {}
             for i, out in outputs.items():
                 closed = out.close()
-                paths.update(closed if len(ids) == 1 else {f"{k}_id{i}": p for k, p in closed.items()})
+                paths.update(closed if len(ids) == 1 or i == "layers" else {f"{k}_id{i}": p for k, p in closed.items()})
         except BaseException:
             writer.abort()
             abort_all()
             raise
         finally:
-            frames.close()
+            prefetch.close()
             if bar is not None:
                 bar.close()
     return MatteResult(paths, count, time.perf_counter() - start, matter.description, info)
 
 
-def _journaled(matter, info: VideoInfo, resume: bool, chunk_frames: int | None) -> bool:
+def _journaled(matter, info: VideoInfo, resume: bool, chunk_frames: int | None, plate: bool = False) -> bool:
     from .engine.resume import DEFAULT_CHUNK_FRAMES, resumable
+
+    if plate:  # EXR/DPX plates and refined mattes stream in one pass (their outputs are not in the journal)
+        if resume:
+            raise VmatteError("--resume does not work with EXR/DPX plates or the refinement options yet; "
+                              "run again without --resume")
+        return False
 
     if not resumable(matter):
         if resume:
@@ -428,6 +470,8 @@ def _click_keyframes(input, model, fps, clicks, excludes, options: dict, progres
 
 
 def _stem(info: VideoInfo) -> str:
+    if info.plate is not None:  # shot.####.exr -> shot
+        return info.plate.stem
     return info.path.name if info.is_image_sequence else info.path.stem
 
 

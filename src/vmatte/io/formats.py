@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from vmatte.errors import VmatteError
 
-from . import encoders
+from . import encoders, plate_writers
 from .background import Background
 
 __all__ = ["Background", "DEFAULT_FORMATS", "FORMATS", "FormatSpec", "parse_formats"]
@@ -51,6 +51,15 @@ FORMATS: dict[str, FormatSpec] = {
                    "{stem}_prores4444.mov", encoders.ProResWriter, True, "mov"),
         FormatSpec("webm", "foreground + alpha as VP9 WebM (.webm), transparent video for browsers",
                    "{stem}_alpha.webm", encoders.WebmWriter, True, "webm"),
+        # Compositing (one file per frame named by the plate's frame numbers; see vmatte.io.plate_writers)
+        FormatSpec("exr", "RGBA half EXR images, premultiplied, scene-linear, plate frame numbers (folder)",
+                   "{stem}_exr/", plate_writers.ExrWriter, True, None),
+        FormatSpec("exr-layers", "multi-part EXR per frame: premultiplied RGBA + one alpha layer per target (folder)",
+                   "{stem}_layers/", plate_writers.ExrLayersWriter, True, None),
+        FormatSpec("alpha-exr", "alpha matte as single-channel (A) half EXR images (folder)",
+                   "{stem}_alpha_exr/", plate_writers.AlphaExrWriter, True, None, False),
+        FormatSpec("dpx", "alpha matte as 10-bit DPX images, R=G=B=alpha (folder)",
+                   "{stem}_alpha_dpx/", plate_writers.AlphaDpxWriter, True, None, False),
     )
 }
 

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import av.error
@@ -26,6 +27,9 @@ import cv2
 import numpy as np
 
 from vmatte.errors import InputError
+
+if TYPE_CHECKING:
+    from .sequence import PlateInfo
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -73,6 +77,8 @@ class VideoInfo:
     # it; the writers use it to line the source's audio up with the output video (which starts
     # at 0). Extra field with a default, so positional construction with the fields above works.
     start_time: float = 0.0
+    # EXR/DPX plates: colour space, frame numbers, files (a vmatte.io.sequence.PlateInfo); None otherwise.
+    plate: "PlateInfo | None" = None
 
     @property
     def dtype(self) -> np.dtype:
@@ -85,6 +91,7 @@ class Frame:
     index: int
     image: np.ndarray  # HxWx3 RGB, uint8 for 8-bit sources, uint16 (full 0..65535 scale) for >8-bit
     time: float  # seconds from the first frame
+    plate: np.ndarray | None = None  # EXR/DPX: HxWx3 float32 in the plate's own colour space (image: for the network)
 
 
 def natural_key(name: str) -> tuple:
@@ -106,12 +113,21 @@ def _to_fraction(fps: float | Fraction | None) -> Fraction | None:
     return Fraction(fps).limit_denominator(1001)
 
 
-def open_source(path: str | os.PathLike, fps: float | None = None) -> "VideoSource":
-    """Open a video file or an image folder for streaming.
+def open_source(path: str | os.PathLike, fps: float | None = None, *, frames: str | None = None,
+                colorspace: str | None = None) -> "VideoSource":
+    """Open a video file, an image folder or an EXR/DPX plate sequence for streaming.
 
-    ``fps`` is the frame rate of an image folder (default 25); video files use their own rate
-    and ignore it. Raises :class:`InputError` with a one-line fix for any unusable input.
+    ``fps`` is the frame rate of an image folder (default 25) or plate (default: the EXR header's,
+    else 24); video files use their own rate and ignore it. Plates only (see
+    :mod:`vmatte.io.sequence`): ``frames`` a range such as ``"1001-1100"``, ``colorspace`` the
+    plate's OCIO colour space. Raises :class:`InputError` with a one-line fix for any unusable input.
     """
+    from .sequence import PlateSource, is_plate_input
+
+    if is_plate_input(path):
+        return PlateSource(path, fps, frames=frames, colorspace=colorspace)
+    if frames is not None or colorspace is not None:
+        raise InputError(f"--frames and --input-colorspace apply to EXR/DPX sequences; {path} is not one")
     p = Path(os.fspath(path)).expanduser()
     try:
         st = p.stat()

@@ -82,7 +82,7 @@ class OutputSet:
     """
 
     def __init__(self, outdir: str | os.PathLike, stem: str, formats: Sequence[str], info: VideoInfo,
-                 background: Background | None = None, overwrite: bool = False):
+                 background: Background | None = None, overwrite: bool = False, exr_compression: str = "zip"):
         self.outdir = Path(os.fspath(outdir)).expanduser()
         self.info = info
         self.overwrite = overwrite
@@ -106,7 +106,12 @@ class OutputSet:
                     f"or choose another --output"
                 )
         audio = bool(info.has_audio and not info.is_image_sequence)
-        options = WriterOptions(background=self.background, audio=audio)
+        from .exr import COMPRESSIONS
+
+        if exr_compression not in COMPRESSIONS:
+            raise OutputError(f"unknown EXR compression {exr_compression!r}; choose one of: {', '.join(COMPRESSIONS)}")
+        options = self._options = WriterOptions(background=self.background, audio=audio,
+                                                exr_compression=exr_compression)
         try:
             for name, spec in specs.items():
                 final = self.paths[name]
@@ -138,10 +143,17 @@ class OutputSet:
         why = e.strerror or str(e)
         return OutputError(f"cannot write {target} in {self.outdir}: {why}; check the folder or choose another --output")
 
+    def annotate(self, **metadata: str) -> None:
+        """Header attributes for the EXR outputs (``model=...``), known only once the model loaded."""
+        self._options.metadata.update({f"vmatte:{k}": v for k, v in metadata.items()})
+
     # -- per frame -----------------------------------------------------------------------------
-    def write(self, index: int, image: np.ndarray, fgr: np.ndarray | None, alpha: np.ndarray) -> None:
+    def write(self, index: int, image: np.ndarray, fgr: np.ndarray | None, alpha: np.ndarray, *,
+              plate: np.ndarray | None = None, alphas: dict | None = None) -> None:
         """Add frame ``index``: ``alpha`` HxW float32 [0, 1], ``fgr`` HxWx3 float32 [0, 1]
-        (straight; may be None if every format is alpha-only), ``image`` the source frame as read."""
+        (straight; may be None if every format is alpha-only), ``image`` the source frame as read.
+        EXR/DPX plates: ``plate`` the frame in the plate's colour space; ``alphas`` every target's
+        alpha by id, for ``exr-layers``."""
         if self._state != "open":
             raise RuntimeError(f"OutputSet is {self._state}; cannot write")
         name = None
@@ -152,6 +164,7 @@ class OutputSet:
                 )
             data = FrameData(index, image, fgr, alpha, self.background, self._alpha_buf)
             self._alpha_buf = data.alpha
+            data.plate, data.alphas = plate, alphas
             for name, w in self._writers.items():
                 w.write(data)
         except OSError as e:
