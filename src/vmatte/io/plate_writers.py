@@ -31,6 +31,14 @@ class _FrameFileWriter(Writer):
     extension = ".exr"
 
     def open(self) -> None:
+        try:
+            import OpenEXR  # noqa: F401
+            import PyOpenColorIO  # noqa: F401
+        except ImportError as e:
+            from vmatte.errors import OutputError
+
+            raise OutputError(f"the {self.final.name} output needs the vfx extra ({e.name} is missing): "
+                              f"pip install 'vmatte[vfx]'") from None
         os.mkdir(self.temp)
         plate = self.info.plate
         self._padding = max(4, plate.padding) if plate is not None else 5

@@ -125,6 +125,13 @@ def open_source(path: str | os.PathLike, fps: float | None = None, *, frames: st
     from .sequence import PlateSource, is_plate_input
 
     if is_plate_input(path):
+        try:
+            import fileseq  # noqa: F401
+            import OpenEXR  # noqa: F401
+            import PyOpenColorIO  # noqa: F401
+        except ImportError as e:
+            raise InputError(f"EXR/DPX plates need the vfx extra ({e.name} is missing): "
+                             f"pip install 'vmatte[vfx]'") from None
         return PlateSource(path, fps, frames=frames, colorspace=colorspace)
     if frames is not None or colorspace is not None:
         raise InputError(f"--frames and --input-colorspace apply to EXR/DPX sequences; {path} is not one")
