@@ -22,7 +22,7 @@ from .engine.pipeline import BackgroundConsumer, Prefetcher
 from .engine.refine import Refiner, RefineSettings
 from .engine.rvm import FrameMatter, RVMAuto, RVMOnnx, RVMSettings, RVMTorch
 from .errors import VmatteError
-from .io.formats import DEFAULT_FORMATS, FORMATS, parse_formats
+from .io.formats import DEFAULT_FORMATS, FORMATS, PLATE_FORMATS, parse_formats
 from .io.reader import Frame, VideoInfo, open_source
 from .io.writers import Background, OutputSet
 
@@ -393,7 +393,8 @@ def matte(input: str | os.PathLike, output_dir: str | os.PathLike, *, model: str
             out.annotate(model=matter.description)
         if progress:
             print(f"model: {matter.description}", file=sys.stderr)
-        if _journaled(matter, info, resume, chunk_frames, plate=info.plate is not None or (refine is not None and refine.active)):  # chunks into a journal: resumable
+        if _journaled(matter, info, resume, chunk_frames, plate=info.plate is not None or (refine is not None and refine.active)
+                      or any(n in PLATE_FORMATS for n in names)):  # chunks into a journal: resumable
             from .engine.chunked import journaled_matte
             from .engine.resume import DEFAULT_CHUNK_FRAMES
 

@@ -10,7 +10,7 @@ from vmatte.errors import VmatteError
 from . import encoders, plate_writers
 from .background import Background
 
-__all__ = ["Background", "DEFAULT_FORMATS", "FORMATS", "FormatSpec", "parse_formats"]
+__all__ = ["Background", "DEFAULT_FORMATS", "FORMATS", "PLATE_FORMATS", "FormatSpec", "parse_formats"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,8 @@ FORMATS: dict[str, FormatSpec] = {
 }
 
 DEFAULT_FORMATS = ("alpha", "fgr", "comp")
+#: One file per frame named by plate frame number; written in one streaming pass (never journaled).
+PLATE_FORMATS = ("exr", "exr-layers", "alpha-exr", "dpx")
 
 
 def parse_formats(spec: str | Sequence[str]) -> list[str]:
