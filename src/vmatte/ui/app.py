@@ -13,6 +13,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from ..engine.refine import RefineSettings
 from ..errors import VmatteError
 from .job import FORMAT_CHOICES, Cancelled, Job, RunSettings, available_models, run_job
 from .overlay import colour_hex, mask_from_layers
@@ -162,12 +163,17 @@ class VmatteApp:
         except VmatteError as e:
             return sid, _bad(str(e))
 
-    def on_run(self, sid, model, formats, background, max_size, warmup, progress=gr.Progress()):
+    def on_run(self, sid, model, formats, background, max_size, warmup, choke=0, feather=0, shift_edge=0,
+               chatter=0, despill="none", progress=gr.Progress()):
         try:
             s = self._session(sid)
+            refine = RefineSettings(choke=float(choke or 0), feather=float(feather or 0),
+                                    shift_edge=float(shift_edge or 0), reduce_chatter=int(chatter or 0),
+                                    despill=None if despill in (None, "none") else despill)
             settings = RunSettings(model=model, formats=tuple(formats or ()), background=(background or "").strip() or None,
                                    max_size=int(max_size) if max_size else None,
-                                   warmup_frames=int(warmup) if warmup is not None else None)
+                                   warmup_frames=int(warmup) if warmup is not None else None,
+                                   refine=refine if refine.active else None)
             job = Job(total=s.frame_count)
             self.jobs[sid] = job
             progress((0, job.total), desc="loading the model", unit="frames")
@@ -242,6 +248,16 @@ class VmatteApp:
                                                 value="green")
                         max_size = gr.Number(label="Max size (px, 0 = auto)", value=0, precision=0, minimum=0)
                         warmup = gr.Number(label="Warm-up frames (MatAnyone)", value=10, precision=0, minimum=0)
+                    with gr.Accordion("Refine matte", open=False):
+                        with gr.Row():
+                            choke = gr.Number(label="Choke (px, - grows)", value=0, elem_id="choke")
+                            feather = gr.Number(label="Feather (px)", value=0, minimum=0, elem_id="feather")
+                            shift_edge = gr.Number(label="Shift edge (%)", value=0, minimum=-100, maximum=100,
+                                                   elem_id="shift-edge")
+                            chatter = gr.Number(label="Reduce chatter (frames)", value=0, precision=0, minimum=0,
+                                                elem_id="reduce-chatter")
+                            despill = gr.Dropdown(["none", "green", "blue"], value="none", label="Despill",
+                                                  elem_id="despill")
                     with gr.Row():
                         run = gr.Button("Run", variant="primary", elem_id="run")
                         stop = gr.Button("Stop", variant="stop", elem_id="stop")
@@ -265,7 +281,8 @@ class VmatteApp:
                             [state, target, slider, editor], [frame, summary, status])
             use_file.click(lambda sid, t, i, f: self.on_mask(sid, t, i, None, f, "file"),
                            [state, target, slider, mask_file], [frame, summary, status])
-            run.click(self.on_run, [state, model, formats, background, max_size, warmup],
+            run.click(self.on_run, [state, model, formats, background, max_size, warmup, choke, feather, shift_edge,
+                                    chatter, despill],
                                 [downloads, preview, status])
             # No cancels=[running]: Gradio cancels a sync handler by waiting for its thread, so the
             # stop would only land after the run. The flag stops the run at its next frame instead.

@@ -21,6 +21,7 @@ import av
 import numpy as np
 
 from ..errors import InputError, VmatteError
+from ..engine.refine import RefineSettings
 from ..io.formats import parse_formats
 from .overlay import preview_panels
 from .session import Session
@@ -64,6 +65,7 @@ class RunSettings:
     background: str | None = None  # colour, #rrggbb, or an image/video path (composite output)
     max_size: int | None = None
     warmup_frames: int | None = None  # MatAnyone's first-frame refinement (ignored by other models)
+    refine: RefineSettings | None = None  # choke/feather/shift edge/chatter/despill after the model
 
 
 @dataclass
@@ -220,7 +222,7 @@ def run_job(session: Session, settings: RunSettings, job: Job,
     start = time.perf_counter()
     try:
         result = matte(session.video, out_dir, model=hooked, formats=names, background=settings.background,
-                       stem=session.name)
+                       stem=session.name, refine=settings.refine)
         preview_path = preview.close()
     except BaseException:
         preview.abort()
