@@ -29,8 +29,7 @@ def write_dpx(path: Path, codes: np.ndarray) -> None:
     c = codes.astype(np.uint16)
     frame = av.VideoFrame.from_ndarray((c << 6) | (c >> 4), format="rgb48le").reformat(format="gbrp10le")
     with open(path, "wb") as f:
-        for p in list(ctx.encode(frame)) + list(ctx.encode(None)):
-            f.write(bytes(p))
+        f.writelines(bytes(p) for p in list(ctx.encode(frame)) + list(ctx.encode(None)))
 
 
 def read_pyav(path: Path) -> np.ndarray:

@@ -29,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vmatte.engine.refine import RefineSettings, Refiner
+from vmatte.engine.refine import Refiner, RefineSettings
 from vmatte.eval.metrics import dtssd, jaccard
 from vmatte.matte import iter_matte, load_matter
 

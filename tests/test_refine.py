@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from vmatte.engine.refine import RefineSettings, Refiner, choke, despill, feather, shift_edge
+from vmatte.engine.refine import Refiner, RefineSettings, choke, despill, feather, shift_edge
 from vmatte.errors import VmatteError
 
 

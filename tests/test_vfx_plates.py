@@ -16,12 +16,12 @@ OpenEXR = pytest.importorskip("OpenEXR")
 pytest.importorskip("PyOpenColorIO")
 pytest.importorskip("fileseq")
 
-import av  # noqa: E402
+import av
 
-from vmatte.errors import InputError  # noqa: E402
-from vmatte.io.colour import plate_colour  # noqa: E402
-from vmatte.io.reader import open_source  # noqa: E402
-from vmatte.matte import matte  # noqa: E402
+from vmatte.errors import InputError
+from vmatte.io.colour import plate_colour
+from vmatte.io.reader import open_source
+from vmatte.matte import matte
 
 H, W = 24, 32
 HALF_EPS = 2.0**-10  # half float: 10 mantissa bits
@@ -110,8 +110,7 @@ def write_dpx(path: Path, codes: np.ndarray) -> None:
     frame = av.VideoFrame.from_ndarray((codes.astype(np.uint16) << 6) | (codes.astype(np.uint16) >> 4),
                                        format="rgb48le").reformat(format="gbrp10le")
     with open(path, "wb") as f:
-        for p in list(ctx.encode(frame)) + list(ctx.encode(None)):
-            f.write(bytes(p))
+        f.writelines(bytes(p) for p in list(ctx.encode(frame)) + list(ctx.encode(None)))
 
 
 def test_dpx_10bit_log_plate_reads_code_values_in_the_log_space(tmp_path):

@@ -103,7 +103,7 @@ class PlateColour:
             return self.space
         return _space_name(cfg, "scene_linear") or self.space
 
-    def with_space(self, space: str) -> "PlateColour":
+    def with_space(self, space: str) -> PlateColour:
         return PlateColour(self.config, space, self.display)
 
     def foreground_in_plate(self, plate: np.ndarray, network_image: np.ndarray, fgr: np.ndarray) -> np.ndarray:

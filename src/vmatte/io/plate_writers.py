@@ -142,6 +142,5 @@ class AlphaDpxWriter(_FrameFileWriter):
         frame = av.VideoFrame.from_ndarray(grey, format="rgb48le").reformat(format="gbrp10le", threads=1)
         packets = list(ctx.encode(frame)) + list(ctx.encode(None))
         with open(self.path(data.index), "wb") as f:
-            for p in packets:
-                f.write(bytes(p))
+            f.writelines(bytes(p) for p in packets)
         self.frames += 1
