@@ -122,6 +122,10 @@ def test_dpx_10bit_log_plate_reads_code_values_in_the_log_space(tmp_path):
         assert src.plate.kind == "dpx" and src.plate.colour.space == "ACEScct"  # the compositing_log role
         assert src.plate.frame_numbers == (1, 2) and src.plate.padding == 5
     np.testing.assert_allclose(frames[0].plate, codes / 1023.0, atol=2e-5)
+    result = matte(tmp_path / "scan.#####.dpx", tmp_path / "out", model="rvm", formats=["exr", "dpx"])
+    assert sorted(os.listdir(result.outputs["dpx"])) == ["scan_alpha_dpx.00001.dpx", "scan_alpha_dpx.00002.dpx"]
+    header, _ = read_exr(result.outputs["exr"] / "scan_exr.00002.exr")
+    assert header["vmatte:colorspace"] == "ACEScg"  # log plate -> the config's scene_linear role
 
 
 # ---------------------------------------------------------------------------------------------- round trip
@@ -271,3 +275,28 @@ def test_cli_frames_on_a_video_is_an_error(tmp_path):
     clip = make_clip(tmp_path / "c.mp4", 2, 64, 48)
     r = run_cli("matte", clip, "-o", tmp_path / "out", "--frames", "1-2")
     assert r.returncode == 2 and "apply to EXR/DPX sequences" in r.stderr
+
+
+def test_exr_from_a_video_is_linear_rec709_premultiplied(tmp_path):
+    from conftest import make_clip
+
+    clip = make_clip(tmp_path / "c.mp4", 2, 64, 48)
+
+    class Half:  # alpha 0.5 everywhere, foreground = the frame as seen
+        description = "half"
+
+        def reset(self, concurrent_io=False):
+            pass
+
+        def step(self, image, foreground=True):
+            return image.astype(np.float32) / 255.0, np.full(image.shape[:2], 0.5, np.float32)
+
+    result = matte(clip, tmp_path / "out", model=Half(), formats=["exr"])
+    header, ch = read_exr(result.outputs["exr"] / "c_exr.00001.exr")
+    assert header["vmatte:colorspace"] == "Linear Rec.709 (sRGB)"
+    with open_source(clip) as src:
+        image = list(src)[1].image.astype(np.float64) / 255.0
+    # sRGB decoding by hand: ((v + 0.055) / 1.055) ** 2.4 above 0.04045, v / 12.92 below
+    linear = np.where(image > 0.04045, ((image + 0.055) / 1.055) ** 2.4, image / 12.92)
+    np.testing.assert_allclose(ch["R"].astype(np.float64), 0.5 * linear[..., 0], rtol=2e-3, atol=1e-4)
+    np.testing.assert_allclose(ch["A"].astype(np.float64), 0.5)

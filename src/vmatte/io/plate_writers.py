@@ -19,7 +19,7 @@ import shutil
 
 import numpy as np
 
-from .colour import PlateColour, video_colour
+from .colour import EXR_DEFAULT_SPACE, PlateColour, video_colour
 from .encoders import FrameData, Writer
 from .exr import write_exr
 
@@ -43,7 +43,9 @@ class _FrameFileWriter(Writer):
         plate = self.info.plate
         self._padding = max(4, plate.padding) if plate is not None else 5
         self._colour: PlateColour = plate.colour if plate is not None else video_colour()
-        self._linear = self._colour.with_space(self._colour.linear_space())
+        # video: linear with its own (Rec.709) primaries, not the config's scene_linear role (ACEScg)
+        linear = self._colour.linear_space() if plate is not None else EXR_DEFAULT_SPACE
+        self._linear = self._colour.with_space(linear)
 
     def number(self, index: int) -> int:
         plate = self.info.plate
