@@ -27,7 +27,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/vmatte demo --output demo-out
 
+# The import rules (pyproject [tool.importlinter]) and the lint first: they take seconds, the tests minutes.
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -20,7 +20,7 @@ import av
 import cv2
 import numpy as np
 
-from vmatte.engine.tracking.click import masks_from_clicks
+from vmatte.engine.segment.clicks import masks_from_clicks
 from vmatte.matte import iter_matte, load_matter
 
 VIDEO = Path(__file__).resolve().parents[1].parent / "shared" / "media" / "sam2" / "bedroom.mp4"

@@ -431,10 +431,12 @@ def test_final_names_appear_only_at_close(tmp_path):
         fgr, alpha = matte(i, 64, 48)
         out.write(i, None, fgr, alpha)
     present = set(os.listdir(tmp_path))
+    assert ".c.vmatte-lock" in present  # the run owns the set while it writes
+    present.discard(".c.vmatte-lock")
     # (PyAV creates a container's file when the encoder emits its first packet; x264 is still
     # buffering after 3 frames, so the mp4 temporary may not exist yet.)
-    assert present and present <= {temp_name(p).name for p in out.paths.values()}
-    assert all(name.startswith(".") and name.endswith(".partial") for name in present)
+    assert present and present <= {temp_name(p, out.lock.run).name for p in out.paths.values()}
+    assert all(name.startswith(".") and name.endswith(f".vmatte-{out.lock.run}.partial") for name in present)
     assert not any(p.exists() for p in out.paths.values())
     final = out.close()
     assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in final.values())
@@ -480,13 +482,13 @@ def test_overwrite_replaces_only_when_complete(tmp_path):
     old_file.write_bytes(b"old video")
     old_dir = tmp_path / "c_alpha"
     old_dir.mkdir()
-    (old_dir / "stale.png").write_bytes(b"old frame")
+    (old_dir / "00007.png").write_bytes(b"old frame")
     out = OutputSet(tmp_path, "c", ["alpha", "alpha-png"], make_info(), overwrite=True)
     for i in range(3):
         fgr, alpha = matte(i, 64, 48)
         out.write(i, None, fgr, alpha)
     assert old_file.read_bytes() == b"old video"  # intact while the new one is written
-    assert os.listdir(old_dir) == ["stale.png"]
+    assert os.listdir(old_dir) == ["00007.png"]
     out.close()
     assert stream_summary(old_file)["frames"] == 3
     assert sorted(os.listdir(old_dir)) == ["00000.png", "00001.png", "00002.png"]
@@ -505,10 +507,17 @@ def test_overwrite_then_abort_keeps_old_files(tmp_path):
 
 
 def test_stale_partial_from_crashed_run_is_replaced(tmp_path):
-    stale = tmp_path / ".clip_alpha.mp4.partial"
+    # A killed run leaves its lock (naming its run id) and its temporaries: the next run takes
+    # the lock over and removes exactly those; a user's look-alike names stay.
+    (tmp_path / ".clip.vmatte-lock").write_text('{"pid": 999999999, "host": "h", "start": 0, "run": "deadbeef0001"}')
+    stale = tmp_path / ".clip_alpha.mp4.vmatte-deadbeef0001.partial"
     stale.write_bytes(b"half written by a crashed run")
+    user = [tmp_path / ".clip_alpha.mp4.partial", tmp_path / ".clip_alpha.mp4.old"]
+    for u in user:
+        u.write_bytes(b"the user's")
     paths = write_all(tmp_path, ["alpha"], make_info(), n=2)
-    assert sorted(os.listdir(tmp_path)) == ["clip_alpha.mp4"] and paths["alpha"].exists()
+    assert sorted(os.listdir(tmp_path)) == sorted(["clip_alpha.mp4", *(u.name for u in user)])
+    assert paths["alpha"].exists() and all(u.read_bytes() == b"the user's" for u in user)
 
 
 # --- output folder problems -------------------------------------------------------------------

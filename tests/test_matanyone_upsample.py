@@ -73,7 +73,7 @@ def test_max_internal_size_above_the_frame_changes_nothing(random_network):
 
 def test_bf16_autocast_on_cpu_runs_and_fp16_is_refused(random_network):
     from vmatte.engine.matanyone.matter import MatAnyoneMatter
-    from vmatte.matte import _check_precision
+    from vmatte.engine.device import check_precision as _check_precision
 
     frames, mask = _clip(64, 96, 3)
     settings = MatAnyoneSettings(warmup_frames=1, r_erode=3, r_dilate=3)

@@ -100,7 +100,7 @@ def test_tampered_shipped_onnx_is_refused(tmp_path, monkeypatch, capsys):
     (pkg / "rvm.onnx").write_bytes(bytes(data))
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     shipped = weights.RVM_PACKAGED
-    monkeypatch.setattr(weights, "RVM_PACKAGED", weights.PackagedFile("tampered_rvm_pkg", shipped.version, "rvm.onnx",
+    monkeypatch.setattr(weights.rvm, "RVM_PACKAGED", weights.PackagedFile("tampered_rvm_pkg", shipped.version, "rvm.onnx",
                                                                       shipped.size, shipped.sha256, shipped.license))
     monkeypatch.setenv("VMATTE_CACHE", str(tmp_path / "cache"))  # nothing converted earlier to fall back on
     code, stdout, err, out = run_case(TAMPERED_ONNX, tmp_path, capsys)
@@ -129,3 +129,82 @@ def test_download_with_wrong_sha256_is_refused(tmp_path, monkeypatch, capsys):
         code, stdout, err, out = run_case(BAD_DOWNLOAD, tmp_path, capsys)
     check_outcome(BAD_DOWNLOAD, code, stdout, err, out)
     assert not cache.exists() or [p.name for p in cache.iterdir() if "resnet50" in p.name] == []
+
+
+# --- issue 21: caches, bombs, offline, messages --------------------------------------------
+
+def _bomb_pth(tmp: Path) -> list:
+    """A real checkpoint plus one deflated entry of 1 GiB of zeros: ~1 MB on disk. torch would
+    allocate the full size; the zip directory says so before anything is read."""
+    import zipfile
+
+    small = tmp / "small.pth"
+    torch.save({"w": torch.zeros(4)}, small)
+    with zipfile.ZipFile(small) as z, zipfile.ZipFile(tmp / "bomb.pth", "w", zipfile.ZIP_DEFLATED) as o:
+        for i in z.infolist():
+            o.writestr(i.filename, z.read(i.filename))
+        o.writestr("small/data/99", b"\0" * (1 << 30))
+    return [_clip(tmp), "--model", "rvm", "--weights", tmp / "bomb.pth", "--device", "cpu", "-f", "alpha"]
+
+
+def _garbage_pth(tmp: Path) -> list:
+    (tmp / "notes.pth").write_bytes(b"this is a text file, not a checkpoint\n" * 20)
+    return [_clip(tmp), "--model", "rvm", "--weights", tmp / "notes.pth", "--device", "cpu", "-f", "alpha"]
+
+
+ISSUE21_CASES = [
+    Case(".pth that inflates 1 MB -> 1 GiB (zip bomb, legal under weights_only)", _bomb_pth,
+         Expect(ERROR, ("expands to 1.0 GiB",))),
+    Case("non-zip, non-pickle .pth (a text file)", _garbage_pth, Expect(ERROR, ("not a pytorch checkpoint",))),
+]
+
+
+@pytest.mark.parametrize("case", ISSUE21_CASES, ids=[c.name for c in ISSUE21_CASES])
+def test_weights_case_issue21(case: Case, tmp_path, capsys):
+    code, stdout, err, out = run_case(case, tmp_path, capsys)
+    check_outcome(case, code, stdout, err, out)
+    assert "malicious" not in err or "payload" in case.name
+
+
+def test_tampered_converted_cache_is_rebuilt(tmp_path, cache, capsys):
+    """NaNs written into the cached RVM safetensors (converted from the shipped ONNX): the cache is
+    checked against the digest recorded when it was made, rebuilt, and the matte is the same."""
+    from safetensors.torch import load_file, save_file
+
+    clip = _clip(tmp_path)
+    argv = ["matte", str(clip), "--model", "rvm", "--backend", "torch", "--device", "cpu", "-f", "alpha-png", "-q"]
+    from vmatte.cli import main
+
+    assert main([*argv, "-o", str(tmp_path / "a")]) == 0
+    (converted,) = cache.glob("rvm_mobilenetv3_from_onnx_*.safetensors")
+    sd = load_file(str(converted))
+    save_file({k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in sd.items()},
+              str(converted))
+    capsys.readouterr()
+    assert main([*argv, "-o", str(tmp_path / "b")]) == 0
+    err = capsys.readouterr().err
+    assert "do not match the digest" in err and "Traceback" not in err
+    first, second = sorted((tmp_path / "a" / "clip_alpha").iterdir()), sorted((tmp_path / "b" / "clip_alpha").iterdir())
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]  # not an all-white matte
+    assert weights.store.matches_record(converted)
+
+
+OFFLINE_CASES = [
+    Case("VMATTE_OFFLINE=1 with -m rvm-resnet50", lambda tmp: [_clip(tmp), "--model", "rvm-resnet50", "--device",
+                                                             "cpu", "-f", "alpha"], Expect(ERROR, ("VMATTE_OFFLINE",))),
+    Case("VMATTE_OFFLINE=1 with --weights download", lambda tmp: [_clip(tmp), "--model", "rvm", "--weights", "download",
+                                                                "--device", "cpu", "-f", "alpha"],
+         Expect(ERROR, ("VMATTE_OFFLINE",))),
+]
+
+
+@pytest.mark.parametrize("case", OFFLINE_CASES, ids=[c.name for c in OFFLINE_CASES])
+def test_offline_is_honoured_by_rvm_downloads(case: Case, tmp_path, cache, monkeypatch, capsys):
+    def no_network(*args, **kwargs):
+        raise AssertionError("a download was tried although VMATTE_OFFLINE=1")
+
+    monkeypatch.setenv("VMATTE_OFFLINE", "1")
+    monkeypatch.setattr(weights.store.urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(weights.download, "__defaults__", (None, True, no_network))
+    code, stdout, err, out = run_case(case, tmp_path, capsys)
+    check_outcome(case, code, stdout, err, out)

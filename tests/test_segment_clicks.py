@@ -19,7 +19,7 @@ import torch
 
 from conftest import make_clip
 from vmatte.engine.segment.prompts import FramePrompter, load_point_predictor
-from vmatte.engine.tracking.click import Click, masks_from_clicks
+from vmatte.engine.segment.clicks import Click, masks_from_clicks
 from vmatte.errors import InputError, WeightsError
 from vmatte.io.reader import open_source
 from vmatte.models.sam import Sam, SamConfig

@@ -84,7 +84,7 @@ def test_a_swapped_sam1_file_is_refused_and_a_checked_one_is_not_hashed_again(ca
                                              w.SAM_LICENSE), 6, 10))
     calls = []
     real = w.sha256_file
-    monkeypatch.setattr(w, "sha256_file", lambda p: calls.append(p) or real(p))
+    monkeypatch.setattr(w.store, "sha256_file", lambda p: calls.append(p) or real(p))
     sd, source, label = resolve_segmenter("sam-vit-b")
     assert list(sd) == ["image_encoder.blocks.0.norm1.weight"] and label == "SAM ViT-B" and source == str(path)
     assert len(calls) == 1 and path.with_name(path.name + ".verified.json").is_file()

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from vmatte.cli import main
-from vmatte.engine.tracking.click import Click, as_clicks, mask_from_points, masks_from_clicks, parse_point
+from vmatte.engine.segment.clicks import Click, as_clicks, mask_from_points, masks_from_clicks, parse_point
 from vmatte.errors import InputError, VmatteError
 
 from conftest import matanyone_recipe_state_dict, write_h264  # noqa: E402

@@ -22,7 +22,7 @@ from vmatte import load_matter
 from vmatte.cli import main
 from vmatte.engine.tracking.appearance import AppearanceMemory
 from vmatte.engine.tracking.assign import assign_regions, region_adaptive_fusion
-from vmatte.engine.tracking.click import masks_from_clicks
+from vmatte.engine.segment.clicks import masks_from_clicks
 from vmatte.engine.tracking.colour import find_by_colour, histogram
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

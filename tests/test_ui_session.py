@@ -19,7 +19,7 @@ import pytest
 
 from vmatte.errors import InputError, VmatteError
 from vmatte.io.probe import read_rgba, stream_summary
-from vmatte.ui.job import Cancelled, HookedMatter, Job, RunSettings, available_models, run_job
+from vmatte.ui.job import Cancelled, Job, RunSettings, available_models, run_job
 from vmatte.ui.overlay import INCLUDE_COLOUR, draw_overlay, mask_from_layers, preview_panels, target_colour, Marker
 from vmatte.ui.session import Session, SessionStore, UiSettings, inside
 
@@ -254,29 +254,40 @@ def test_run_with_refine_matte_controls(session):
     assert sum(int(c.sum()) for c in choked) < 0.95 * sum(int(r.sum()) for r in raw)
 
 
-def test_hooked_matter_keeps_the_inner_interface():
-    class One:
-        description, targets = "one", (1, 2)
+def test_menu_offers_every_model_whose_weights_are_here(cache, monkeypatch):
+    """The menu is the registry's: MatAnyone and VideoMaMa appear once their weights are cached."""
+    from vmatte import weights
 
-        def reset(self, concurrent_io=False):
-            self.was_reset = True
+    before = [m for _, m in available_models()]
+    assert before == ["auto", "rvm-target", "rvm"]
+    monkeypatch.setattr(weights, "cached", lambda name: name in ("rvm", "matanyone", "videomama"))
+    after = [m for _, m in available_models()]
+    assert after == ["auto", "rvm-target", "matanyone", "videomama", "rvm"]
 
-        def step(self, image, foreground=True):
-            return None, np.zeros(image.shape[:2], np.float32)
 
-    class Preview:
-        def write(self, *a):
-            pass
+def test_videomama_runs_in_the_app_when_its_weights_are_cached(session, cache):
+    """VideoMaMa (tiny random weights of the real classes, in the cache's hub layout) is offered and
+    runs: a first pass with Auto makes its per-frame masks, then it mattes; the masks are removed."""
+    pytest.importorskip("diffusers")
+    import torch
 
-    job = Job(1)
-    h = HookedMatter(One(), job, Preview())
-    assert not hasattr(h, "step_all") and h.targets == (1, 2) and h.description == "one"
-    h.reset()
-    h.step(np.zeros((4, 4, 3), np.uint8))
-    assert job.done == 1
-    job.stop()
-    with pytest.raises(Cancelled):
-        h.step(np.zeros((4, 4, 3), np.uint8))
+    from vmatte.models.videomama import VideoMaMa, tiny_unet_config, tiny_vae_config
+    from vmatte.weights import videomama_cache_paths
+
+    torch.manual_seed(0)
+    model = VideoMaMa.from_config(tiny_unet_config(), tiny_vae_config()).eval()
+    mama, svd = videomama_cache_paths()
+    model.unet.save_pretrained(mama / "unet")
+    model.vae.save_pretrained(svd / "vae")
+    assert "videomama" in [m for _, m in available_models()]
+    session.click(1, *CLICK, frame=0)
+    seen = []
+    r = run_job(session, RunSettings(model="videomama", formats=("alpha",), max_size=32), Job(FRAMES),
+                lambda j: seen.append(j.done))
+    assert r.frames == FRAMES and r.model.startswith("VideoMaMa")
+    assert seen == list(range(1, FRAMES + 1)) * 2  # the masks' pass, then VideoMaMa's
+    assert stream_summary(r.downloads[0])["frames"] == FRAMES
+    assert sorted(p.name for p in r.downloads[0].parent.iterdir()) == ["dancer_alpha.mp4", "preview.webm"]
 
 
 def test_store_and_inside(tmp_path):

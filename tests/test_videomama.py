@@ -20,9 +20,9 @@ import torch
 
 from conftest import make_clip
 from vmatte.cli import main
-from vmatte.engine.mask_to_matte import FrameMasks
-from vmatte.engine.videomama import (Placement, canvas_for, chunked, crossfade_weights,
-                                     load_videomama)
+from vmatte.io.masks import FrameMasks
+from vmatte import load_matter
+from vmatte.engine.videomama import Placement, canvas_for, chunked, crossfade_weights
 from vmatte.io.reader import Frame, open_source
 from vmatte.models.videomama import VideoMaMa, tiny_unet_config, tiny_vae_config
 
@@ -61,7 +61,7 @@ def clip_and_masks(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_weights_load_through_the_hub_layout(tiny_weights, clip_and_masks):
     root, model = tiny_weights
-    matter = load_videomama(FrameMasks(clip_and_masks[1]), weights=root, device="cpu", max_size=int(RUN))
+    matter = load_matter("videomama", masks=FrameMasks(clip_and_masks[1]), weights=root, device="cpu", max_size=int(RUN))
     frames = torch.rand(8, 3, 20, 32) * 2 - 1
     masks = (torch.rand(8, 1, 20, 32) > 0.5).float()
     with torch.inference_mode():
@@ -93,7 +93,8 @@ def _frames(n: int) -> list[Frame]:
 
 
 def test_long_video_is_chunked_with_bounded_memory(tiny_weights, clip_and_masks):
-    matter = load_videomama(FrameMasks(clip_and_masks[1]), weights=tiny_weights[0], device="cpu", max_size=int(RUN))
+    matter = load_matter("videomama", masks=FrameMasks(clip_and_masks[1]), weights=tiny_weights[0], device="cpu",
+                         max_size=int(RUN))
     s = matter.settings
     assert (s.size, s.chunk_frames, s.overlap) == ((32, 20), 16, 4)
     frames = _frames(N)
@@ -106,7 +107,8 @@ def test_long_video_is_chunked_with_bounded_memory(tiny_weights, clip_and_masks)
             yield f
 
     results, held = [], 0
-    for frame, fgr, alpha in matter.stream(source()):
+    for frame, _fgr, alphas in matter.run(source()):
+        alpha = alphas[None]
         held = max(held, pulled - len(results))  # frames read but not yet given back
         results.append((frame.index, alpha))
     assert [i for i, _ in results] == list(range(N))

@@ -11,14 +11,15 @@ from .errors import EXIT_USER_ERROR, VmatteError
 
 
 def _add_matte(sub: argparse._SubParsersAction) -> None:
+    from .engine import registry
     from .io.formats import DEFAULT_FORMATS, FORMATS
-    from .matte import BACKENDS, MODELS
 
     p = sub.add_parser("matte", help="matte a video (or image folder) into alpha/foreground/composite files",
                        description="Matte INPUT and write the chosen formats into OUTDIR.")
     p.add_argument("input", help="video file (mp4/mov/mkv/webm/avi...) or folder of images")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if missing)")
-    p.add_argument("-m", "--model", default="auto", choices=list(MODELS), help="model (default: auto)")
+    p.add_argument("-m", "--model", default="auto", choices=registry.names(),
+                   help="model (default: auto): " + "; ".join(f"{n}: {h}" for n, h in registry.help_lines().items()))
     p.add_argument("--weights", help="checkpoint path (.pth/.safetensors, or a hub folder with model.safetensors "
                                      "for MatAnyone), or 'download' for the official file")
     p.add_argument("--mask", metavar="PATH",
@@ -58,12 +59,12 @@ def _add_matte(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-size", type=int, metavar="PX", help="long side of the internal resolution (default: automatic)")
     p.add_argument("--downsample-ratio", type=float, metavar="R", help="RVM downsample ratio in (0,1] (overrides --max-size)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    p.add_argument("--backend", default="auto", choices=BACKENDS, help="inference runtime (default: fastest for the device)")
+    p.add_argument("--backend", default="auto", choices=registry.BACKENDS, help="inference runtime (default: fastest for the device)")
     p.add_argument("--fps", type=float, help="frame rate of an image-folder input (default 25)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (only once the new ones are complete)")
     p.add_argument("--resume", action="store_true",
                    help="continue a killed or interrupted run from its last complete chunk (same input and "
-                        "options; rvm and rvm-target)")
+                        "options; " + ", ".join(s.name for s in registry.SPECS.values() if s.resumable) + ")")
     p.add_argument("--chunk-frames", type=int, help=argparse.SUPPRESS)  # journal chunk length (tests)
     _add_plate_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -131,7 +132,7 @@ def _run_matte(args: argparse.Namespace) -> int:
 
 def _clicks(args: argparse.Namespace) -> dict:
     """``--click`` / ``--exclude`` as the API's ``clicks=`` / ``excludes=`` (nothing when absent)."""
-    from .engine.tracking.click import parse_point
+    from .engine.segment.clicks import parse_point
 
     if not (args.click or args.exclude):
         if args.segmenter != "auto":
@@ -186,6 +187,8 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
+    from .engine import registry
+
     p = sub.add_parser("bench", help="evaluation: make benchmark clips with exact alpha, score models on them",
                        description="Evaluation tools (see vmatte.eval).")
     bench = p.add_subparsers(dest="bench_command", required=True, metavar="BENCH_COMMAND")
@@ -215,7 +218,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                     "results.json, report.md, and report.html with error curves, per-clip bars and contact "
                     "sheets (plots/*.png; needs matplotlib).")
     q.add_argument("root", metavar="ROOT", help="folder of clips from `vmatte bench compose` (or one clip)")
-    q.add_argument("-m", "--models", default="rvm", help="comma-separated models (default: rvm)")
+    q.add_argument("-m", "--models", default=registry.BASELINE,
+                   help=f"comma-separated models (default: {registry.BASELINE})")
     q.add_argument("-o", "--output", metavar="OUTDIR", help="where the results go (default: ROOT/quality)")
     q.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     q.add_argument("--max-frames", type=int, metavar="N", help="score only the first N frames of each clip")
@@ -235,7 +239,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                     "Input clips are made from --clip (or a synthetic clip), resized and looped. Writes "
                     "speed.json, speed.md, fps_vs_resolution.png and rss_vs_length.png.")
     sp.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="where the results go (created if missing)")
-    sp.add_argument("-m", "--models", default="rvm", help="comma-separated models (default: rvm)")
+    sp.add_argument("-m", "--models", default=registry.BASELINE,
+                   help=f"comma-separated models (default: {registry.BASELINE})")
     sp.add_argument("--sizes", default="512x288,1920x1080", help="comma-separated WIDTHxHEIGHT (default: 512x288,1920x1080)")
     sp.add_argument("--lengths", default="100,2000",
                     help="comma-separated clip lengths in frames for peak RSS vs length, at the first size "
@@ -302,6 +307,8 @@ def _run_bench_speed(args: argparse.Namespace) -> int:
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
+    from .engine import registry
+
     p = sub.add_parser("eval", help="evaluation on public benchmarks (VOS: J and F on the DAVIS layout)",
                        description="Score models on public benchmark folders (see vmatte.eval).")
     ev = p.add_subparsers(dest="eval_command", required=True, metavar="EVAL_COMMAND")
@@ -314,7 +321,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                     "and vos.md there.")
     v.add_argument("root", metavar="ROOT", help="DAVIS-layout folder (JPEGImages/ and Annotations/)")
     v.add_argument("-s", "--sequences", help="comma-separated sequence names (default: every folder in JPEGImages/)")
-    v.add_argument("-m", "--models", default="rvm", help="comma-separated models (default: rvm)")
+    v.add_argument("-m", "--models", default=registry.BASELINE,
+                   help=f"comma-separated models (default: {registry.BASELINE})")
     v.add_argument("-o", "--output", metavar="DIR", help="write vos.json and vos.md here (default: no files)")
     v.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     v.add_argument("--max-size", type=int, metavar="PX",
@@ -391,11 +399,15 @@ def _named_weights() -> dict[str, tuple]:
 
 
 def _run_weights_list(args: argparse.Namespace) -> int:
+    from .engine import registry
     from .weights import RVM_LICENSE
 
     rows = [(name, f"cached {path.stat().st_size / 2**20:.0f} MB" if path.is_file() else "not cached", use,
              remote.license) for name, (remote, path, use) in _named_weights().items()]
-    rows.append(("rvm", "ships with vmatte", "--model rvm / rvm-target / clicks", RVM_LICENSE))
+    shipped = [registry.BASELINE] + [s.name for s in registry.SPECS.values() if s.weights is None
+                                     and s.name != registry.BASELINE]
+    rows.append((registry.BASELINE, "ships with vmatte", "--model " + " / ".join(shipped) + " / clicks",
+                 RVM_LICENSE))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths + [0])).rstrip())
@@ -422,7 +434,7 @@ def _run_weights_fetch(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vmatte", description="Alpha mattes of a chosen subject from any video.")
+    parser = _Parser(prog="vmatte", description="Alpha mattes of a chosen subject from any video.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_matte(sub)
     _add_formats(sub)
@@ -439,9 +451,44 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"vmatte: warning: {message}", file=sys.stderr)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as the one line every other error is (not usage + error)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USER_ERROR, f"vmatte: error: {' '.join(message.split())}; see {self.prog} --help\n")
+
+
+def _stop_on_signals():
+    """SIGTERM and SIGHUP stop a run as Ctrl-C does (outputs removed, journal kept); returns a
+    function restoring the previous handlers. Only the main thread may set handlers."""
+    import signal
+    import threading
+
+    from .errors import Stopped
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    wanted = [getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    previous = {s: signal.getsignal(s) for s in wanted}
+
+    def handler(signum, frame):
+        for s in wanted:  # a second signal must not cut the clean-up short
+            signal.signal(s, signal.SIG_IGN)
+        raise Stopped(signum, signal.Signals(signum).name)
+
+    for s in wanted:
+        signal.signal(s, handler)
+
+    def restore() -> None:
+        for s, h in previous.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+    return restore
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    restore = _stop_on_signals()
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
@@ -449,12 +496,16 @@ def main(argv: list[str] | None = None) -> int:
     except VmatteError as e:
         print(f"vmatte: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("vmatte: interrupted; incomplete outputs were removed", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        name = getattr(e, "name", "")
+        print(f"vmatte: {'stopped by ' + name if name else 'interrupted'}; incomplete outputs were removed",
+              file=sys.stderr)
+        return getattr(e, "exit_code", 130)
     except MemoryError:
         print("vmatte: error: out of memory; use a smaller --max-size or --device cpu", file=sys.stderr)
         return EXIT_USER_ERROR
+    finally:
+        restore()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ so the audio carry-over can be heard in the outputs.
 
 from __future__ import annotations
 
+import secrets
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -57,10 +58,22 @@ def sample_frames(frames: int):
         yield np.clip(frame + 0.5, 0, 255).astype(np.uint8)
 
 
+MAX_FRAMES = 10_000  # 400 s of sample clip: more is a typo
+
+
 def make_sample(path: Path, frames: int = 72) -> Path:
     """Write the sample clip (H.264 + AAC tone) to ``path`` and return it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("." + path.name + ".partial.mp4")
+    tmp = path.with_name(f".{path.name}.vmatte-{secrets.token_hex(6)}.partial.mp4")
+    try:
+        _write_sample(tmp, frames)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _write_sample(tmp: Path, frames: int) -> None:
     with av.open(str(tmp), "w") as out:
         video = out.add_stream("libx264", rate=FPS)
         video.width, video.height = SIZE
@@ -85,13 +98,15 @@ def make_sample(path: Path, frames: int = 72) -> Path:
             af.pts = start
             out.mux(audio.encode(af))
         out.mux(audio.encode())
-    tmp.replace(path)
-    return path
 
 
 def run_demo(outdir: Path, frames: int = 72) -> None:
+    from .io.writers import prepare_output_dir
     from .matte import matte
 
+    if not 1 <= frames <= MAX_FRAMES:
+        raise VmatteError(f"--frames must be 1..{MAX_FRAMES}, got {frames}")
+    prepare_output_dir(outdir, "demo folder", "--output")
     sample = make_sample(outdir / "sample.mp4", frames)
     print(f"sample clip: {sample} ({frames} frames, {SIZE[0]}x{SIZE[1]}, {FPS} fps)", file=sys.stderr)
     result = matte(sample, outdir, model="auto", formats=DEMO_FORMATS, overwrite=True, progress=True)

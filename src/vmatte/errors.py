@@ -30,3 +30,15 @@ class OutputError(VmatteError):
 
 class WeightsError(VmatteError):
     """Model weights are missing, corrupt, untrusted or do not match the network."""
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM (docker stop, a farm's time limit) or SIGHUP (a closed terminal), raised in the
+    main thread like Ctrl-C's KeyboardInterrupt, so the same clean-up runs; the CLI exits with
+    128 + the signal number."""
+
+    def __init__(self, signum: int, name: str):
+        super().__init__(name)
+        self.signum = signum
+        self.name = name
+        self.exit_code = 128 + signum

@@ -8,124 +8,163 @@ run or several; the source's audio is muxed in while joining.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import secrets
 import shutil
+import stat
+from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
-from typing import Iterator
 
 import av
 
 from ..errors import OutputError
 from ..io.audio import AudioCarrier
 from ..io.formats import FORMATS
+from ..io.ownership import run_temp_name
 from ..io.reader import Frame, VideoInfo
-from ..io.writers import Background, OutputSet, temp_name
-from .pipeline import BackgroundConsumer
+from ..io.writers import check_replaceable, temp_name
+from .journal_check import check_journal
+from .loop import FrameResult, run
+from .outputs import OutputPlan, TargetOutputs
 from .resume import Interrupted, Journal, stream_state
 
 
-def run_chunks(journal: Journal, frames: Iterator[Frame], matter, info: VideoInfo, names: list[str],
-               outputs: dict, background: str | None, need_fgr: bool, on_frame=None) -> int:
-    """Matte ``frames`` into the journal's chunks; ``outputs`` maps target id -> output stem.
+def run_chunks(journal: Journal, frames: Iterable[Frame], matter, info: VideoInfo, plan: OutputPlan,
+               need_fgr: bool, on_frame=None) -> int:
+    """Matte ``frames`` into the journal's chunks (through :func:`vmatte.engine.loop.run`).
     Returns the number of frames of the video."""
     chunk = journal.chunk_frames
     skip = journal.completed * chunk
     quiet_info = dataclasses.replace(info, has_audio=False)  # audio is muxed in when joining
-    matter.reset(True)
-    if journal.completed:
-        journal.load_state(matter)
-    step_all = getattr(matter, "step_all", None)
-    sets: dict = {}
+    current: list[TargetOutputs] = []  # the chunk being written (opened at its first frame)
+    last = [skip - 1]
 
-    def consume(item: tuple) -> None:  # in the encoder thread, as matte()'s plain path does
-        if item[0] == "commit":
-            for out in sets.values():
-                out.close()
-            journal.commit_chunk(item[1], item[2])
-            sets.clear()
-            return
-        _, index, image, fgr, alphas = item
-        if not sets:
-            folder = journal.chunk_dir(index // chunk)
-            bg = Background.parse(background) if background else None
-            for i, stem in outputs.items():
-                sets[i] = OutputSet(folder, stem, names, quiet_info, background=bg)
-        for i, out in sets.items():
-            out.write(index, image, fgr, alphas[i])
+    def write(r: FrameResult) -> None:  # in the writer thread, as matte()'s plain path
+        if not current:
+            current.append(TargetOutputs(plan, quiet_info, folder=journal.chunk_dir(r.index // chunk)))
+        current[0].write(r)
 
-    writer = BackgroundConsumer(consume, 4)
-    count = index = skip
+    def commit(k: int, state) -> None:
+        current.pop().close()
+        journal.commit_chunk(k, state)
+
+    def after(r: FrameResult):
+        last[0] = r.index
+        if (r.index + 1) % chunk == 0:  # the state now is the state after this chunk: snapshot it here
+            return partial(commit, r.index // chunk, stream_state(matter))
+        return None
+
     try:
-        for frame in frames:
-            index = frame.index
-            if index < skip:  # done by the interrupted run: decoded, dropped
-                continue
-            if step_all is not None:
-                fgr, alphas = step_all(frame.image, need_fgr)
-            else:
-                fgr, alpha = matter.step(frame.image, need_fgr)
-                alphas = {i: alpha for i in outputs}
-            writer.put(("frame", index, frame.image, fgr, alphas))
-            count = index + 1
-            if on_frame is not None:
-                on_frame()
-            if count % chunk == 0:  # the state now is the state after this chunk: snapshot it here
-                writer.put(("commit", index // chunk, stream_state(matter)))
-        if count % chunk:
-            writer.put(("commit", (count - 1) // chunk, stream_state(matter)))
-        writer.finish()
-    except KeyboardInterrupt:
-        writer.abort()
-        for out in sets.values():
+        run(matter, frames, write, foreground=need_fgr, on_frame=on_frame, after=after, skip=skip,
+            state=journal.saved_state())
+        count = last[0] + 1
+        if current:  # the last, shorter chunk
+            commit((count - 1) // chunk, stream_state(matter))
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM/SIGHUP (errors.Stopped)
+        for out in current:
             out.abort()
-        raise Interrupted(f"interrupted at frame {index}; {journal.completed * chunk} frames are kept in "
-                          f"{journal.folder}: run the same command again with --resume to continue") from None
+        name = getattr(e, "name", "")
+        stop = Interrupted(
+            f"{'stopped by ' + name if name else 'interrupted'} at frame {last[0] + 1}; "
+            f"{journal.completed * chunk} frames are kept in {journal.folder}: run the same command "
+            f"again with --resume to continue"
+        )
+        stop.exit_code = getattr(e, "exit_code", 130)
+        raise stop from None
     except BaseException:
-        writer.abort()
-        for out in sets.values():
+        for out in current:
             out.abort()
         raise
     return count
 
 
-def join_chunks(journal: Journal, outdir: Path, outputs: dict, names: list[str], info: VideoInfo,
-                frames: int, overwrite: bool) -> dict[str, Path]:
-    """Join the chunks into the final outputs (temporary names first, renamed once all are done)."""
+def join_chunks(
+    journal: Journal, outdir: Path, plan: OutputPlan, info: VideoInfo, frames: int, run_id: str
+) -> dict[str, Path]:
+    """Join the chunks into the final outputs: every output complete under a temporary name first,
+    then all renamed. Restartable at any instant: the chunks keep their PNGs (hard links or
+    copies, never moves), and ``join.json`` records what each final name will be (device, inode,
+    size, mtime), so a resumed join recognises the outputs a killed one already put in place."""
     chunks = [journal.chunk_dir(k) for k in range(journal.completed)]
-    done: list[tuple[Path, Path]] = []
+    record = journal.folder / "join.json"
+    placed = _read_placed(record)
+    todo: list[tuple[Path, Path, bool]] = []
     paths: dict[str, Path] = {}
     try:
-        for i, stem in outputs.items():
+        for i, stem, names in plan.groups():
             for n in names:
                 spec = FORMATS[n]
                 final = outdir / spec.output_name(stem)
-                if os.path.lexists(final) and not overwrite:
+                paths[plan.key(n, i)] = final
+                if placed.get(final.name) is not None and placed[final.name] == _identity(final):
+                    continue  # put there by this journal's join before it was stopped
+                if os.path.lexists(final) and not plan.overwrite:
                     raise OutputError(f"output already exists: {final.name} in {outdir}; use --overwrite to replace "
                                       f"it or choose another --output")
-                temp = temp_name(final)
-                shutil.rmtree(temp, ignore_errors=True) if temp.is_dir() else temp.unlink(missing_ok=True)
+                check_replaceable(final, spec.is_dir, spec.frame_file(final.name))
+                temp = temp_name(final, run_id)
+                _remove(temp)
+                todo.append((temp, final, spec.is_dir))
                 parts = [c / spec.output_name(stem) for c in chunks]
                 if spec.is_dir:
                     temp.mkdir()
                     for part in parts:
                         for f in sorted(part.iterdir()):
-                            os.replace(f, temp / f.name)
+                            _link_or_copy(f, temp / f.name)
                 else:
                     _remux(parts, temp, spec.container, info, frames)
-                done.append((temp, final))
-                paths[n if len(outputs) == 1 else f"{n}_id{i}"] = final
-        for temp, final in done:
-            if os.path.lexists(final) and (final.is_dir() and not final.is_symlink()):
-                shutil.rmtree(final)
-            os.replace(temp, final)
+        placed.update({final.name: _identity(temp) for temp, final, _ in todo})
+        tmp_record = record.with_name(f".join.{run_id}.tmp")
+        tmp_record.write_text(json.dumps(placed))
+        os.replace(tmp_record, record)
+        for temp, final, is_dir in todo:
+            if is_dir and os.path.lexists(final):  # a folder cannot be replaced in one rename
+                old = run_temp_name(final, run_id, "old")
+                os.rename(final, old)
+                os.rename(temp, final)
+                _remove(old)
+            else:
+                os.replace(temp, final)
     except OSError as e:
         raise OutputError(f"joining the outputs in {outdir} failed: {e.strerror or e}; free space or check the "
                           f"folder, then run again with --resume") from None
     finally:
-        for temp, _ in done:
-            if os.path.lexists(temp):
-                shutil.rmtree(temp, ignore_errors=True) if temp.is_dir() else temp.unlink(missing_ok=True)
+        for temp, _, _ in todo:
+            _remove(temp)
     return paths
+
+
+def _identity(path: Path) -> list | None:
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return [st.st_dev, st.st_ino, st.st_size if not stat.S_ISDIR(st.st_mode) else 0, st.st_mtime_ns
+            if not stat.S_ISDIR(st.st_mode) else 0]
+
+
+def _read_placed(record: Path) -> dict:
+    try:
+        data = json.loads(record.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)  # the chunk keeps its name for the frame: a kill now loses nothing
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        path.unlink(missing_ok=True)
 
 
 def _remux(parts: list[Path], temp: Path, container: str, info: VideoInfo, frames: int) -> None:
@@ -156,25 +195,45 @@ def _remux(parts: list[Path], temp: Path, container: str, info: VideoInfo, frame
                 audio.close()
 
 
-def journaled_matte(src, matter, info: VideoInfo, output_dir, base: str, names: list[str], ids: tuple,
-                    background: str | None, overwrite: bool, options: dict, resume: bool, chunk_frames: int,
-                    bar=None) -> tuple[dict[str, Path], int]:
-    """:func:`vmatte.matte`'s run with a journal: returns (final paths, frames)."""
-    from ..engine.pipeline import Prefetcher
+def journaled_matte(
+    src,
+    matter,
+    info: VideoInfo,
+    plan: OutputPlan,
+    options: dict,
+    resume: bool,
+    chunk_frames: int,
+    bar=None,
+    on_frame=None,
+    run_id: str = "",
+    check=None,
+) -> tuple[dict[str, Path], int]:
+    """:func:`vmatte.matte`'s run with a journal: returns (final paths, frames). ``check(frames)``
+    runs once the whole video is read, before the outputs are made."""
     from .resume import open_journal
 
-    outdir = Path(os.fspath(output_dir)).expanduser()
-    outputs = {i: base if len(ids) == 1 else f"{base}_id{i}" for i in ids}
-    journal = open_journal(outdir, base, info.path, options, chunk_frames, resume)
+    outdir = Path(os.fspath(plan.folder)).expanduser()
+    journal = open_journal(outdir, plan.stem, info.path, options, chunk_frames, resume)
+    if journal.completed:
+        check_journal(journal, [(stem, names) for _, stem, names in plan.groups()])  # damaged: one line, never gaps
     if bar is not None and journal.completed:
         bar.update(journal.completed * chunk_frames)
-    frames = Prefetcher(src, 4)
     try:
-        need_fgr = any(FORMATS[n].uses_foreground for n in names)
-        count = run_chunks(journal, iter(frames), matter, info, names, outputs, background, need_fgr,
-                           on_frame=None if bar is None else lambda: bar.update(1))
-    finally:
-        frames.close()
-    paths = join_chunks(journal, outdir, outputs, names, info, count, overwrite)
-    journal.remove()
+        need_fgr = any(FORMATS[n].uses_foreground for n in plan.names)
+        count = run_chunks(journal, src, matter, info, plan, need_fgr, on_frame=on_frame)
+        if check is not None:
+            check(count)
+    except Interrupted:
+        raise  # the journal is kept for --resume
+    except BaseException:
+        # A bad frame, a model error: running again hits it again, so nothing is kept (an error leaves nothing).
+        journal.remove()
+        raise
+    run_id = run_id or secrets.token_hex(6)
+    paths = join_chunks(journal, outdir, plan, info, count, run_id)
+    # Out of the way in one rename (a kill in the deletion then leaves no half journal to resume):
+    # the lock's next owner sweeps a leftover by its run id.
+    trash = run_temp_name(journal.folder, run_id, "old")
+    os.rename(journal.folder, trash)
+    shutil.rmtree(trash, ignore_errors=True)
     return paths, count

@@ -18,17 +18,26 @@ Applied per frame, in this order, to each target's alpha (and despill to the for
   by more than N frames and errors do not accumulate.
 - ``despill`` (green/blue): the foreground's spill channel is limited to the mean of the other
   two (the "average" despill of compositing packages): green ``g' = min(g, (r + b) / 2)``.
+
+:func:`refined` wraps any :class:`~vmatte.engine.matter.Matter` so that its results come out
+refined: the refinement is then part of the one frame loop (:mod:`vmatte.engine.loop`) for
+every run, plain, journaled (its history is part of the saved state, so a resumed run refines
+the next frame exactly as an uninterrupted one) or the web app's.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, fields
 
 import cv2
 import numpy as np
 
-__all__ = ["DESPILL", "RefineSettings", "Refiner"]
+from ..io.reader import Frame
+from .matter import Alphas, Matter, State, as_matter
+
+__all__ = ["DESPILL", "RefineSettings", "Refined", "Refiner", "refined"]
 
 DESPILL = ("green", "blue")
 
@@ -59,6 +68,11 @@ class RefineSettings:
     @property
     def active(self) -> bool:
         return bool(self.choke or self.feather or self.shift_edge or self.reduce_chatter or self.despill)
+
+    def describe(self) -> str:
+        """``choke=2 feather=3``: the controls that are on (the run's description)."""
+        on = [(f.name, getattr(self, f.name)) for f in fields(self) if f.name != "chatter_tolerance"]
+        return " ".join(f"{k.replace('_', '-')}={v}" for k, v in on if v)
 
 
 def _disc(radius: int) -> np.ndarray:
@@ -146,3 +160,50 @@ class Refiner:
             weight += w
         history.append((picture, alpha))
         return total / weight
+
+    def state(self) -> State:
+        """The history :meth:`step` keeps (``reduce_chatter``): ``{target: [(picture, alpha), ...]}``."""
+        return {key: [(p, a) for p, a in h] for key, h in self._history.items()}
+
+    def load_state(self, state: State) -> None:
+        n = self.settings.reduce_chatter
+        self._history = {key: deque(((p, a) for p, a in h), maxlen=n) for key, h in (state or {}).items()}
+
+
+class Refined:
+    """``inner``'s results through a :class:`Refiner` (a :class:`~vmatte.engine.matter.Matter`)."""
+
+    def __init__(self, inner: Matter, settings: RefineSettings):
+        self.inner = as_matter(inner)
+        self.settings = settings
+        self.refiner = Refiner(settings)
+        self.description = f"{self.inner.description}; refined: {settings.describe()}"
+        self.resumable = bool(getattr(self.inner, "resumable", False))
+
+    @property
+    def targets(self) -> tuple:
+        return self.inner.targets
+
+    def reset(self, concurrent_io: bool = False) -> None:
+        self.inner.reset(concurrent_io)
+        self.refiner.reset()
+
+    def run(self, frames: Iterable[Frame], foreground: bool = True) -> Iterator[tuple[Frame, np.ndarray | None, Alphas]]:
+        step = self.refiner.step
+        for frame, fgr, alphas in self.inner.run(frames, foreground):
+            fgr, alphas = step(frame.image, fgr, alphas)
+            yield frame, fgr, alphas
+
+    def state(self) -> State:
+        return {"model": self.inner.state(), "refine": self.refiner.state()}
+
+    def load_state(self, state: State) -> None:
+        self.inner.load_state(state["model"])
+        self.refiner.load_state(state["refine"])
+
+
+def refined(matter, settings: RefineSettings | None):
+    """``matter`` refined by ``settings`` (``matter`` itself when no control is on)."""
+    if settings is None or not settings.active:
+        return matter
+    return Refined(matter, settings)

@@ -7,8 +7,9 @@
 * ``chunk_K/``: chunk K's outputs, written by an ordinary :class:`~vmatte.io.writers.OutputSet`
   (so each is complete or absent), every video chunk an independent encode with the run's
   settings and the global frame numbers as timestamps;
-* ``state_K.safetensors`` + ``state_K.json``: the model's streaming state after chunk K (RVM's
-  recurrent tensors; the target tracker's arrays, tensors and memory).
+* ``state_K.safetensors`` + ``state_K.json``: the model's streaming state after chunk K, what
+  its :meth:`~vmatte.engine.matter.Matter.state` returns (RVM's recurrent tensors; the target
+  tracker's arrays and memory; MatAnyone's memory per target group).
 
 A chunk counts once its outputs, then its state, then the manifest are written (each by an
 atomic rename), so a SIGKILL anywhere loses at most the chunk in progress. A resumed run
@@ -42,13 +43,7 @@ class Interrupted(VmatteError):
     exit_code = 130
 
 
-# --- the model's streaming state as tensors + a JSON skeleton ------------------------------
-
-# Attributes that are configuration or per-frame scratch, not streaming state.
-_NOT_STATE = {"rvm", "model", "device", "dtype", "settings", "rvm_settings", "description", "schedule",
-              "_features", "onnx", "onnx_path", "threads", "_sessions", "_make_torch", "_torch",
-              "_concurrent_io", "_active", "_dis"}
-
+# --- the model's streaming state (Matter.state()) as tensors + a JSON skeleton -------------
 
 def _encode(value, tensors: dict[str, torch.Tensor]):
     if value is None or isinstance(value, (bool, int, float, str)):
@@ -62,82 +57,85 @@ def _encode(value, tensors: dict[str, torch.Tensor]):
     if isinstance(value, torch.Tensor):
         key = f"t{len(tensors)}"
         tensors[key] = value.detach().to("cpu").contiguous().clone()
-        # The layout too: RVM's recurrent state is channels-last, and a convolution given the
-        # same values in another layout takes another kernel and rounds differently.
-        channels_last = (value.dim() == 4 and not value.is_contiguous()
-                         and value.is_contiguous(memory_format=torch.channels_last))
-        return {"pt": key, "device": str(value.device), "channels_last": channels_last}
+        # The layout too (the strides): RVM's recurrent state is channels-last, MatAnyone's memory
+        # keys are views of channels-last maps, and a kernel given the same values in another
+        # layout takes another path and rounds differently: the next frame would not be identical.
+        return {"pt": key, "device": str(value.device), "stride": list(value.stride())}
     if isinstance(value, (list, tuple)):
         return {"list" if isinstance(value, list) else "tuple": [_encode(v, tensors) for v in value]}
     if isinstance(value, dict):
         return {"dict": [[_encode(k, tensors), _encode(v, tensors)] for k, v in value.items()]}
-    if type(value).__module__.startswith("vmatte."):
-        return {"obj": {k: _encode(v, tensors) for k, v in vars(value).items() if k not in _NOT_STATE}}
-    return {"skip": type(value).__name__}  # e.g. an OpenCV flow object: stateless, kept as it is
+    raise TypeError(f"a matter's state holds a {type(value).__name__}; state() must return plain data, "
+                    f"tensors and arrays")
 
 
-def _decode(node, tensors: dict[str, torch.Tensor], live=None):
+def _decode(node, tensors: dict[str, torch.Tensor]):
     if "v" in node:
         return node["v"]
     if "np" in node:
         return tensors[node["np"]].numpy()
     if "pt" in node:
-        t = tensors[node["pt"]].to(node["device"])
-        return t.contiguous(memory_format=torch.channels_last) if node.get("channels_last") else t
+        return _with_strides(tensors[node["pt"]], node.get("stride"), node["device"])
     if "list" in node:
         return [_decode(v, tensors) for v in node["list"]]
     if "tuple" in node:
         return tuple(_decode(v, tensors) for v in node["tuple"])
     if "dict" in node:
         return {_decode(k, tensors): _decode(v, tensors) for k, v in node["dict"]}
-    if "obj" in node:
-        _restore_into(live, node["obj"], tensors)
-        return live
-    return live
+    raise ValueError(f"unknown node in a saved state: {sorted(node)}")
 
 
-def _restore_into(obj, attrs: dict, tensors) -> None:
-    for k, node in attrs.items():
-        setattr(obj, k, _decode(node, tensors, getattr(obj, k, None)))
+def _with_strides(t: torch.Tensor, stride: list[int] | None, device: str) -> torch.Tensor:
+    """``t`` on ``device`` laid out with the saved ``stride`` (a dense layout; an expanded or
+    overlapping one, which cannot be written into, stays contiguous)."""
+    t = t.to(device)
+    if stride is None or tuple(stride) == t.stride() or 0 in stride:
+        return t
+    out = torch.empty_strided(t.shape, stride, dtype=t.dtype, device=t.device)
+    try:
+        out.copy_(t)
+    except RuntimeError:  # overlapping memory: keep the values, contiguous
+        return t
+    return out
+
+
+def encode_state(state) -> tuple[dict, dict[str, torch.Tensor]]:
+    """A :meth:`~vmatte.engine.matter.Matter.state` tree as (JSON skeleton, tensors for safetensors)."""
+    tensors: dict[str, torch.Tensor] = {}
+    return {"state": _encode(state, tensors)}, tensors
+
+
+def decode_state(skeleton: dict, tensors: dict[str, torch.Tensor]):
+    return _decode(skeleton["state"], tensors)
 
 
 def stream_state(matter) -> tuple[dict, dict[str, torch.Tensor]]:
-    """The matter's streaming state: (JSON skeleton, tensors). MatAnyone is not resumable."""
-    active = getattr(matter, "_active", None)
-    tensors: dict[str, torch.Tensor] = {}
-    if hasattr(matter, "choose"):  # RVMAuto: the runtime it chose for this video, and that one's state
-        inner = {"onnx": matter.onnx is active, "state": _encode({k: v for k, v in vars(active).items()
-                                                                  if k not in _NOT_STATE}, tensors)}
-        return {"auto": inner}, tensors
-    return {"attrs": _encode({k: v for k, v in vars(matter).items() if k not in _NOT_STATE}, tensors)}, tensors
+    """The matter's streaming state, encoded (:func:`encode_state`)."""
+    return encode_state(matter.state())
 
 
 def load_stream_state(matter, skeleton: dict, tensors: dict[str, torch.Tensor]) -> None:
     """Put a state saved by :func:`stream_state` back into a (reset) matter of the same kind."""
-    if "auto" in skeleton:
-        if skeleton["auto"]["onnx"]:
-            active = matter.onnx
-        else:
-            if matter._torch is None:
-                matter._torch = matter._make_torch()
-            active = matter._torch
-        active.reset(matter._concurrent_io)
-        _set_attrs(active, skeleton["auto"]["state"], tensors)
-        matter._active = active
-        return
-    _set_attrs(matter, skeleton["attrs"], tensors)
-
-
-def _set_attrs(obj, node: dict, tensors) -> None:
-    for knode, vnode in node["dict"]:
-        key = knode["v"]
-        setattr(obj, key, _decode(vnode, tensors, getattr(obj, key, None)))
+    matter.load_state(decode_state(skeleton, tensors))
 
 
 def resumable(matter) -> bool:
-    """RVM (both runtimes) and the target tracker; MatAnyone's memory and chunked matters
-    (VideoMaMa) are not saved, so their runs are not journaled."""
-    return type(matter).__name__ in ("RVMTorch", "RVMOnnx", "RVMAuto", "TargetTracker")
+    """Whether the matter's state can be saved (:attr:`~vmatte.engine.matter.Matter.resumable`)."""
+    return bool(getattr(matter, "resumable", False))
+
+
+def should_journal(matter, num_frames: int | None, resume: bool, chunk_frames: int | None) -> bool:
+    """Whether a run goes chunk by chunk into a journal: asked for (``resume``, ``chunk_frames``),
+    or longer than two chunks; never for a matter whose state is not saved (``resume`` then is an error)."""
+    if not resumable(matter):
+        if resume:
+            raise VmatteError(f"--resume does not work with {matter.description.split(' ')[0]}: its runs cannot be "
+                              f"resumed (its state is not saved); run again without --resume")
+        return False
+    if chunk_frames is not None and chunk_frames < 1:
+        raise VmatteError(f"--chunk-frames must be at least 1, got {chunk_frames}")
+    chunk = chunk_frames or DEFAULT_CHUNK_FRAMES
+    return resume or chunk_frames is not None or (num_frames or 0) > 2 * chunk
 
 
 # --- the journal ---------------------------------------------------------------------------
@@ -178,12 +176,15 @@ class Journal:
         for old in (self.folder / f"state_{k - 1}.safetensors", self.folder / f"state_{k - 1}.json"):
             old.unlink(missing_ok=True)
 
-    def load_state(self, matter) -> None:
+    def saved_state(self):
+        """The model's state after the last complete chunk (None before the first)."""
         from safetensors.torch import load_file
 
+        if not self.completed:
+            return None
         k = self.completed - 1
         skeleton = json.loads((self.folder / f"state_{k}.json").read_text())
-        load_stream_state(matter, skeleton, load_file(str(self.folder / f"state_{k}.safetensors")))
+        return decode_state(skeleton, load_file(str(self.folder / f"state_{k}.safetensors")))
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -215,11 +216,15 @@ def fingerprint(parts: dict) -> str:
 def open_journal(outdir: Path, stem: str, input_path: Path, options: dict, chunk_frames: int,
                  resume: bool) -> Journal:
     """The journal for this run: the one left by an interrupted run (``resume``) or a new one."""
-    folder = Path(outdir) / f"{JOURNAL_PREFIX}{stem}"
+    from ..io.ownership import _fit
+    from .journal_check import check_manifest, input_fingerprint
+
+    folder = Path(outdir) / _fit(f"{JOURNAL_PREFIX}{stem}")
     st = os.stat(input_path)
-    manifest = {"version": 1, "input": str(Path(input_path).resolve()), "size": st.st_size,
-                "mtime_ns": st.st_mtime_ns, "options": fingerprint(options), "chunk_frames": chunk_frames,
-                "completed": 0}
+    # "read": what the run read (every frame file of a folder), so an input changed in place is refused
+    manifest = {"version": 2, "input": str(Path(input_path).resolve()), "size": st.st_size,
+                "mtime_ns": st.st_mtime_ns, "read": input_fingerprint(input_path), "options": fingerprint(options),
+                "chunk_frames": chunk_frames, "completed": 0}
     found = folder / "manifest.json"
     if resume and found.is_file():
         try:
@@ -227,8 +232,12 @@ def open_journal(outdir: Path, stem: str, input_path: Path, options: dict, chunk
         except (OSError, ValueError):
             raise OutputError(f"the journal {folder} of the interrupted run is damaged; run again without "
                               f"--resume to start over") from None
-        same = all(old.get(k) == manifest[k] for k in ("version", "input", "size", "mtime_ns", "options",
+        check_manifest(folder, old)
+        same = all(old.get(k) == manifest[k] for k in ("version", "input", "size", "mtime_ns", "read", "options",
                                                       "chunk_frames"))
+        if not same and all(old.get(k) == manifest[k] for k in ("version", "input", "options", "chunk_frames")):
+            raise OutputError(f"the input {input_path} changed since the interrupted run in {folder} (its frames "
+                              f"were rewritten); run again without --resume to start over")
         if not same:
             raise OutputError(f"the interrupted run in {folder} was for another input or other options; run "
                               f"again with the same input and options, or without --resume to start over")

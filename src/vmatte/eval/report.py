@@ -27,7 +27,7 @@ import numpy as np
 
 from vmatte.errors import OutputError, VmatteError
 
-from .quality import TITLES, ClipScore, QualityResult, QualitySettings, _atomic_write, _fmt, protocol_note, shown_metrics
+from .results import TITLES, ClipScore, QualityResult, QualitySettings, atomic_write, fmt, protocol_note, shown_metrics
 
 __all__ = ["ContactSampler", "contact_size", "fig_png", "new_figure", "require_matplotlib", "write_report"]
 
@@ -293,7 +293,7 @@ def _compare_table(result: QualityResult, models: Sequence[str], clips: Sequence
                     for m in models]
             finite = [v for v in vals if not math.isnan(v)]
             best = min(finite) if len(models) > 1 and finite else None
-            cells += [f'<td class="best">{_fmt(v)}</td>' if best is not None and v == best else f"<td>{_fmt(v)}</td>"
+            cells += [f'<td class="best">{fmt(v)}</td>' if best is not None and v == best else f"<td>{fmt(v)}</td>"
                       for v in vals]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><tr>{head1}</tr><tr>{head2}</tr>\n" + "\n".join(rows) + "</table>"
@@ -313,7 +313,7 @@ def write_report(result: QualityResult, root: Path, models: Sequence[str], setti
     written: set[str] = set()
 
     def save(name: str, data: bytes) -> bytes:
-        _atomic_write(plots / name, data)
+        atomic_write(plots / name, data)
         written.add(name)
         return data
 
@@ -324,14 +324,14 @@ def write_report(result: QualityResult, root: Path, models: Sequence[str], setti
            "MAD/MSE x1e3, Grad/Conn /1e3, dtSSD x1e2, J/F x100; lower is better except J and F.</p>",
            "<h2>Mean over clips</h2>",
            _table(["model"] + [TITLES[k] for k in shown],
-                  [[m] + [_fmt(result.means[m].get(k, math.nan)) for k in shown] for m in models])]
+                  [[m] + [fmt(result.means[m].get(k, math.nan)) for k in shown] for m in models])]
     doc += ["<h2>Per clip, models side by side</h2>",
             '<p class="note">Lowest error per clip in bold when several models are compared.</p>',
             _compare_table(result, models, clips),
             _img(save("bars.png", clip_bars(result.clips, models, clips)), "per-clip bars")]
     for m in models:
         rows = [[s.clip, _clip_caption(root, s.clip), str(s.frames), f"{s.frames / s.seconds:.1f}" if s.seconds > 0 else ""]
-                + [_fmt(s.mean.get(k, math.nan)) for k in shown] for s in result.clips if s.model == m]
+                + [fmt(s.mean.get(k, math.nan)) for k in shown] for s in result.clips if s.model == m]
         doc += [f"<h2>{html.escape(m)}: every metric per clip</h2>",
                 _table(["clip", "content", "frames", "frames/s"] + [TITLES[k] for k in shown], rows, left=2)]
     doc += ["<h2>Clips</h2>",
@@ -347,7 +347,7 @@ def write_report(result: QualityResult, root: Path, models: Sequence[str], setti
             doc.append(_img(save(f"contact_{c}.png", _png(contact_sheet(sampler, c, models))), f"contact sheet {c}"))
     doc.append("</body></html>")
     out = result.output / "report.html"
-    _atomic_write(out, "\n".join(doc) + "\n")
+    atomic_write(out, "\n".join(doc) + "\n")
     # Plots of clips from an earlier run into the same folder would pass for this run's.
     for old in plots.glob("*.png"):
         if old.name not in written and old.name.startswith(("curves_", "contact_")):

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vmatte.engine.registry import BASELINE
 from vmatte.errors import InputError, OutputError, VmatteError
 
 __all__ = ["SpeedSettings", "looped", "make_clip", "peak_rss_mb", "run_speed"]
@@ -46,7 +47,7 @@ THREAD_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_NUM_T
 
 @dataclass(frozen=True)
 class SpeedSettings:
-    models: tuple[str, ...] = ("rvm",)
+    models: tuple[str, ...] = (BASELINE,)
     sizes: tuple[tuple[int, int], ...] = ((512, 288), (1920, 1080))
     lengths: tuple[int, ...] = (100, 2000)  # RSS vs length; () skips it
     memory_size: tuple[int, int] | None = None  # size of the RSS-vs-length clips (None: the first size)
@@ -317,9 +318,9 @@ def _mb(v: float | None) -> str:
 
 
 def _write(out: Path, doc: dict, settings: SpeedSettings) -> None:
-    from .quality import _atomic_write, _md_table
+    from .results import atomic_write, md_table
 
-    _atomic_write(out / "speed.json", json.dumps(doc, indent=1) + "\n")
+    atomic_write(out / "speed.json", json.dumps(doc, indent=1) + "\n")
     f2f = {(r["model"], r["size"]): r for r in doc["file_to_file"]}
     rows = []
     for m in doc["model_only"]:
@@ -331,17 +332,17 @@ def _write(out: Path, doc: dict, settings: SpeedSettings) -> None:
           "", f"load average before the run {mc['loadavg_start'][0]:.2f} (other work on the machine slows every "
           "figure);", f"best of {settings.rounds} runs; model-only {settings.model_frames} frames, file-to-file "
           f"{settings.file_frames} frames to {','.join(settings.formats)}; peak memory of the file-to-file run.", "",
-          _md_table(["model", "size", "model-only fps", "ms/frame", "file-to-file fps", "f2f/model",
+          md_table(["model", "size", "model-only fps", "ms/frame", "file-to-file fps", "f2f/model",
                      "peak RSS MiB", "peak GPU MiB"], rows)]
     if doc["memory"]:
         md += ["", f"Peak RSS against video length (file-to-file to {','.join(settings.memory_formats)}):", "",
-               _md_table(["model", "size", "frames", "peak RSS MiB", "peak GPU MiB", "fps"],
+               md_table(["model", "size", "frames", "peak RSS MiB", "peak GPU MiB", "fps"],
                          [[r["model"], r["size"], str(r["length"]), _mb(r["peak_rss_mb"]), _mb(r["peak_device_mb"]),
                            f"{r['fps']:.1f}"] for r in doc["memory"]])]
-    _atomic_write(out / "speed.md", "\n".join(md) + "\n")
-    _atomic_write(out / "fps_vs_resolution.png", _plot_fps(doc))
+    atomic_write(out / "speed.md", "\n".join(md) + "\n")
+    atomic_write(out / "fps_vs_resolution.png", _plot_fps(doc))
     if doc["memory"]:
-        _atomic_write(out / "rss_vs_length.png", _plot_rss(doc))
+        atomic_write(out / "rss_vs_length.png", _plot_rss(doc))
 
 
 def _plot_fps(doc: dict) -> bytes:

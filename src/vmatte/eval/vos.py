@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vmatte.engine.registry import BASELINE, SPECS
 from vmatte.errors import InputError
 
 from .metrics import EvalError, boundary_f, jaccard
@@ -31,7 +32,7 @@ from .vos_data import VosSequence, find_sequences, list_sequences, read_labels
 __all__ = ["MASKLESS_MODELS", "ObjectScore", "SequenceScore", "VosMean", "VosResult", "evaluate_vos"]
 
 # Models that matte every person and take no mask; every other model is given frame 0's mask.
-MASKLESS_MODELS = ("rvm", "rvm-resnet50")
+MASKLESS_MODELS = tuple(s.name for s in SPECS.values() if s.every_person)  # scored against every object
 UNION_ID = 0  # the object id of a maskless model's score: all annotated objects together
 
 #: Builds (or re-targets) a matter for one sequence: tests and custom models pass these.
@@ -128,6 +129,8 @@ def score_sequence(seq: VosSequence, model: str, matter) -> SequenceScore:
     from vmatte.matte import iter_matte
 
     targets = getattr(matter, "targets", None)
+    if targets == (None,):  # a model without targets (every person): scored against all objects together
+        targets = None
     if targets is not None:
         missing = [i for i in seq.ids if i not in targets]
         if missing:
@@ -169,7 +172,7 @@ def score_sequence(seq: VosSequence, model: str, matter) -> SequenceScore:
 
 
 def evaluate_vos(root: str | os.PathLike, sequences: Sequence[str] | None = None,
-                 models: Sequence[str] = ("rvm",), *, device: str = "auto",
+                 models: Sequence[str] = (BASELINE,), *, device: str = "auto",
                  max_size: int | None = None, matters: Mapping[str, MatterFactory] | None = None,
                  progress: bool = False) -> VosResult:
     """J, F and J&F of each model on each sequence (``None``: every sequence under ROOT).

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from vmatte.errors import OutputError
 
-from .quality import _atomic_write, _nan_to_none
+from .results import atomic_write, nan_to_none
 from .vos import UNION_ID, VosResult
 
 __all__ = ["PROTOCOL", "markdown", "output_folder", "table", "to_json", "write_vos"]
@@ -88,7 +88,7 @@ def to_json(result: VosResult) -> dict:
                             for o in s.objects},
             } for s in mine},
         }
-    return _nan_to_none({"root": str(result.root), "sequences": result.sequences, "protocol": PROTOCOL,
+    return nan_to_none({"root": str(result.root), "sequences": result.sequences, "protocol": PROTOCOL,
                          "seconds": round(result.seconds, 3), "models": models})
 
 
@@ -106,6 +106,6 @@ def write_vos(result: VosResult, output: str | os.PathLike) -> dict[str, Path]:
     """Write ``vos.json`` and ``vos.md`` into ``output`` (created if missing); returns their paths."""
     out = output_folder(output)
     paths = {"json": out / "vos.json", "md": out / "vos.md"}
-    _atomic_write(paths["json"], json.dumps(to_json(result), indent=1) + "\n")
-    _atomic_write(paths["md"], markdown(result))
+    atomic_write(paths["json"], json.dumps(to_json(result), indent=1) + "\n")
+    atomic_write(paths["md"], markdown(result))
     return paths

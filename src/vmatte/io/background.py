@@ -12,6 +12,7 @@ import numpy as np
 
 from vmatte.errors import VmatteError
 
+from .pixels import code_max
 from .reader import IMAGE_EXTENSIONS, open_source, read_image_rgb
 
 __all__ = ["Background", "COLOURS", "DEFAULT_BACKGROUND"]
@@ -31,7 +32,7 @@ _HINT = "use a colour name (green, black, white, blue), #rrggbb, r,g,b (0-255) o
 
 
 def _to_float_rgb(img: np.ndarray) -> np.ndarray:
-    scale = 1.0 / (65535.0 if img.dtype == np.uint16 else 255.0)
+    scale = 1.0 / code_max(img.dtype)
     return np.multiply(img, scale, dtype=np.float32)
 
 
@@ -75,21 +76,9 @@ class Background:
         text = str(spec).strip()
         if not text:
             raise VmatteError(f"empty background; {_HINT}")
-        low = text.lower()
-        if low in COLOURS:
-            return Background("colour", tuple(c / 255.0 for c in COLOURS[low]), spec=text)
-        m = re.fullmatch(r"#([0-9a-f]{6}|[0-9a-f]{3})", low)
-        if m:
-            hx = m.group(1)
-            if len(hx) == 3:
-                hx = "".join(ch * 2 for ch in hx)
-            rgb = tuple(int(hx[i : i + 2], 16) / 255.0 for i in (0, 2, 4))
-            return Background("colour", rgb, spec=text)
-        if re.fullmatch(r"\s*\d+\s*,\s*\d+\s*,\s*\d+\s*", text):
-            vals = [int(v) for v in text.split(",")]
-            if any(v > 255 for v in vals):
-                raise VmatteError(f"background colour {text!r} has a value above 255; {_HINT}")
-            return Background("colour", tuple(v / 255.0 for v in vals), spec=text)
+        colour = Background._colour(text)
+        if colour is not None:
+            return colour
         path = Path(text).expanduser()
         if path.exists():
             if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
@@ -107,6 +96,35 @@ class Background:
         if "/" in text or "\\" in text or path.suffix:
             raise VmatteError(f"background file not found: {path}; check the path ({_HINT})")
         raise VmatteError(f"unknown background {text!r}; {_HINT}")
+
+    @staticmethod
+    def parse_colour(spec: str) -> "Background":
+        """A colour only (name, ``#rrggbb``, ``r,g,b``): never looks at the file system, so a caller
+        that must not read arbitrary paths (the web app) learns nothing about them from the error."""
+        colour = Background._colour(str(spec).strip())
+        if colour is None:
+            raise VmatteError("the background must be a colour: a name (green, black, ...), #rrggbb or r,g,b; "
+                              "for a picture or video, upload it")
+        return colour
+
+    @staticmethod
+    def _colour(text: str) -> "Background | None":
+        low = text.lower()
+        if low in COLOURS:
+            return Background("colour", tuple(c / 255.0 for c in COLOURS[low]), spec=text)
+        m = re.fullmatch(r"#([0-9a-f]{6}|[0-9a-f]{3})", low)
+        if m:
+            hx = m.group(1)
+            if len(hx) == 3:
+                hx = "".join(ch * 2 for ch in hx)
+            rgb = tuple(int(hx[i : i + 2], 16) / 255.0 for i in (0, 2, 4))
+            return Background("colour", rgb, spec=text)
+        if re.fullmatch(r"\s*\d+\s*,\s*\d+\s*,\s*\d+\s*", text):
+            vals = [int(v) for v in text.split(",")]
+            if any(v > 255 for v in vals):
+                raise VmatteError(f"background colour {text!r} has a value above 255; {_HINT}")
+            return Background("colour", tuple(v / 255.0 for v in vals), spec=text)
+        return None
 
     def frame(self, index: int, height: int, width: int) -> np.ndarray:
         """Background for output frame ``index``: HxWx3 float32 RGB in [0, 1] (read-only; cached)."""

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from .imagefile import imread
 
 MAX_IDS = 64  # an integer mask with more distinct values than this is a soft grey mask
 _LABEL_LIMIT = 128  # label ids are small integers; larger values mean a grey (soft/binary) mask
@@ -136,7 +137,7 @@ def read_mask(path: str | os.PathLike, labels: bool = False) -> TargetMask:
     indices = _palette_indices(path)
     if indices is not None:
         return _from_grey(indices, source, kind="palette")
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    img = imread(path)
     if img is None or img.size == 0:
         raise InputError(f"cannot read the mask {path}; give a PNG (grey, palette/label or RGB) of the first frame")
     if img.ndim == 3 and img.shape[2] == 1:
@@ -272,3 +273,46 @@ def schedule_ids(schedule: dict[int, TargetMask]) -> tuple[int, ...]:
     for m in schedule.values():
         ids += [i for i in m.ids if i not in ids]
     return tuple(ids)
+
+
+class FrameMasks:
+    """The folder's masks by frame index (0 = the lowest-numbered file)."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = folder
+        self._paths = read_masks_dir(folder)
+        self._first = min(self._paths)
+        last = max(self._paths)
+        gaps = [i for i in range(self._first, last + 1) if i not in self._paths]
+        if gaps:
+            shown = ", ".join(map(str, gaps[:5])) + (f" (+{len(gaps) - 5} more)" if len(gaps) > 5 else "")
+            raise InputError(f"--masks {folder}: one mask per frame is needed, but frame number(s) {shown} have "
+                             f"no file between {self._first} and {last}")
+        self._warned_size = False
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def mask(self, index: int, shape: tuple[int, int]) -> np.ndarray:
+        """Frame ``index``'s mask at ``shape`` (h, w): float32 in [0, 1]."""
+        path = self._paths.get(self._first + index)
+        if path is None:
+            raise InputError(f"--masks {self.folder} has {len(self)} masks but the video has more frames "
+                             f"(no mask for frame {index}); give one mask per frame")
+        target = read_mask(path)
+        maps = list(target.targets.values())  # every id of a label mask is the target; soft stays soft
+        union = maps[0] if len(maps) == 1 else np.max(np.stack(maps), axis=0)
+        if union.shape[:2] != tuple(shape):
+            if not self._warned_size:  # warn once, not once per frame
+                union = fit_to_frame(type(target)({1: union}, target.source, target.kind), shape).targets[1]
+                self._warned_size = True
+            else:
+                union = cv2.resize(union, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+        return union.astype(np.float32) / 255.0
+
+    def finish(self, frames: int) -> None:
+        """The video had ``frames`` frames: warn about masks that were never used."""
+        if len(self) > frames:
+            warnings.warn(f"--masks {self.folder} has {len(self)} masks but the video had {frames} frames; "
+                          f"the last {len(self) - frames} were not used (check that they belong to this video)",
+                          stacklevel=2)

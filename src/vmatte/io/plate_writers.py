@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 
 import numpy as np
 
@@ -24,6 +25,12 @@ from .encoders import FrameData, Writer
 from .exr import write_exr
 
 __all__ = ["AlphaDpxWriter", "AlphaExrWriter", "ExrLayersWriter", "ExrWriter"]
+
+
+def _version() -> str:
+    # The package's own __version__; read from the loaded package (io must not import the API,
+    # and the package is always loaded before any of its modules).
+    return str(getattr(sys.modules.get("vmatte"), "__version__", "unknown"))
 
 
 class _FrameFileWriter(Writer):
@@ -55,11 +62,9 @@ class _FrameFileWriter(Writer):
         return self.temp / f"{self.final.name}.{self.number(index):0{self._padding}d}{self.extension}"
 
     def metadata(self, index: int) -> dict:
-        from vmatte import __version__
-
         plate = self.info.plate
         source = plate.files[index] if plate is not None else self.info.path
-        meta = {"vmatte:source": os.path.abspath(source), "vmatte:version": str(__version__),
+        meta = {"vmatte:source": os.path.abspath(source), "vmatte:version": _version(),
                 "vmatte:colorspace": self._linear.space, "vmatte:frame": int(self.number(index))}
         meta.update({k: str(v) for k, v in self.options.metadata.items()})
         return meta

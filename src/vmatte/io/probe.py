@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from .encoders import ALPHA_MP4_COMMENT
+from .imagefile import imread
 from .reader import IMAGE_EXTENSIONS, SWS_THREADS, natural_key
 
 __all__ = ["read_rgba", "stream_summary", "ALPHA_MP4_COMMENT"]
@@ -37,7 +38,7 @@ def _images(folder: Path) -> list[Path]:
 
 
 def _read_stored(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    img = imread(path)
     if img is None:
         raise ValueError(f"cannot read image {path}")
     if img.ndim == 3 and img.shape[2] == 3:

@@ -31,7 +31,7 @@ import numpy as np
 from vmatte.errors import InputError
 
 from .colour import DPX_DEFAULT_ROLE, EXR_DEFAULT_SPACE, PlateColour, plate_colour
-from .reader import Frame, VideoInfo, VideoSource, _to_fraction
+from .source import Frame, VideoInfo, VideoSource, _to_fraction
 
 __all__ = ["PLATE_EXTENSIONS", "PlateInfo", "PlateSource", "find_plate", "is_plate_input"]
 
@@ -194,7 +194,7 @@ class PlateSource(VideoSource):
         kind = kinds.pop().lstrip(".")
         if missing:
             warnings.warn(f"{len(missing)} frame(s) missing in {path}: {_describe(missing)}; they are skipped "
-                          f"(the outputs have the same gaps)")
+                          f"(the outputs have the same gaps)", stacklevel=2)
         self._files = [f for _, f in pairs]
         default = EXR_DEFAULT_SPACE if kind == "exr" else DPX_DEFAULT_ROLE
         colour = plate_colour(colorspace, default)

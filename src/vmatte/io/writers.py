@@ -1,16 +1,23 @@
 """Write the requested outputs for one input, atomically.
 
 :class:`OutputSet` opens one writer per format. Every output is written under a temporary name in
-the output folder (``.{final_name}.partial``) and renamed to its final name only by
-:meth:`OutputSet.close`, once *every* output is complete; :meth:`OutputSet.abort` deletes the
-temporaries. So a failed or interrupted run never leaves a half-written file under a final name,
-and an existing output (with ``overwrite=True``) stays intact until its replacement is complete.
+the output folder (``.{final_name}.vmatte-{run}.partial``, ``run`` this run's random id) and
+renamed to its final name only by :meth:`OutputSet.close`, once *every* output is complete;
+:meth:`OutputSet.abort` deletes the temporaries. So a failed or interrupted run never leaves a
+half-written file under a final name, and an existing output (with ``overwrite=True``) stays
+intact until its replacement is complete.
+
+The set is owned by one run (:mod:`vmatte.io.ownership`): a second run on the same folder and
+stem is refused while the first is alive. Only what vmatte wrote is ever removed: ``--overwrite``
+replaces a file output only by a file, and a PNG output folder only when it holds nothing but
+frame PNGs; anything else under an output's name is the user's, and the run stops with one line.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -24,6 +31,7 @@ from vmatte.errors import OutputError
 from .background import Background
 from .encoders import FrameData, Writer, WriterOptions
 from .formats import DEFAULT_FORMATS, FORMATS, FormatSpec, parse_formats
+from .ownership import OutputLock, run_temp_name
 from .reader import VideoInfo
 
 __all__ = ["Background", "DEFAULT_FORMATS", "FORMATS", "FormatSpec", "OutputSet", "parse_formats", "temp_name"]
@@ -57,9 +65,46 @@ def prepare_output_dir(d: Path, what: str = "output folder", option: str = "--ou
         raise OutputError(f"{what} {d} is not writable ({why}); {fix}") from None
 
 
-def temp_name(final: Path) -> Path:
-    """Where the output for ``final`` is written until it is complete."""
-    return final.with_name(f".{final.name}.partial")
+def temp_name(final: Path, run: str) -> Path:
+    """Where run ``run`` writes the output for ``final`` until it is complete."""
+    return run_temp_name(final, run)
+
+
+_FRAME_PNG = re.compile(r"\d{5,}\.png")
+
+
+def check_replaceable(final: Path, is_dir: bool, frames: re.Pattern | None = None) -> None:
+    """``--overwrite`` may replace ``final`` only if it is what vmatte writes there: a file for a
+    file output, a folder of frame PNGs (``00000.png`` ...) for a PNG sequence, of the files
+    ``frames`` matches for other image folders (EXR/DPX: ``STEM_exr.1001.exr`` ...). A folder named like
+    a video, a file named like a PNG folder or a PNG folder with other files in it is the user's:
+    an :class:`OutputError` says so."""
+    if not os.path.lexists(final) or final.is_symlink():
+        return  # a link is replaced, never followed
+    where = f"{final.name} in {final.parent}"
+    if not is_dir:
+        if final.is_dir():
+            raise OutputError(f"{where} is a folder, not a file vmatte wrote; --overwrite replaces only vmatte's "
+                              f"outputs: move it or choose another --output")
+        return
+    if not final.is_dir():
+        raise OutputError(f"{where} is a file, not an image folder vmatte wrote; move it or choose another --output")
+    try:
+        frames = frames or _FRAME_PNG
+        others = [e.name for e in os.scandir(final) if not (frames.fullmatch(e.name) and e.is_file(
+            follow_symlinks=False))]
+    except OSError as e:
+        raise OutputError(f"cannot read {where}: {e.strerror or e}; move it or choose another --output") from None
+    if others:
+        raise OutputError(f"{where} holds files vmatte did not write ({', '.join(sorted(others)[:3])}); "
+                          f"--overwrite would lose them: move them or choose another --output")
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 255
 
 
 def _remove(path: Path) -> None:
@@ -82,7 +127,10 @@ class OutputSet:
     """
 
     def __init__(self, outdir: str | os.PathLike, stem: str, formats: Sequence[str], info: VideoInfo,
-                 background: Background | None = None, overwrite: bool = False, exr_compression: str = "zip"):
+                 background: Background | None = None, overwrite: bool = False, lock: OutputLock | None = None,
+                 exr_compression: str = "zip"):
+        if not os.fspath(outdir):
+            raise OutputError("the output folder is an empty name; give --output a folder name ('.' for here)")
         self.outdir = Path(os.fspath(outdir)).expanduser()
         self.info = info
         self.overwrite = overwrite
@@ -97,6 +145,11 @@ class OutputSet:
         self._prepare_dir()
         specs: dict[str, FormatSpec] = {name: FORMATS[name] for name in self.formats}
         self.paths: dict[str, Path] = {n: self.outdir / s.output_name(stem) for n, s in specs.items()}
+        limit = _name_max(self.outdir)
+        long = [p.name for p in self.paths.values() if len(os.fsencode(p.name)) > limit]
+        if long:
+            raise OutputError(f"the output name {long[0][:60]}... is {len(os.fsencode(long[0]))} bytes, longer than "
+                              f"this file system allows ({limit}); rename the input to a shorter name")
         if not overwrite:
             existing = [p for p in self.paths.values() if os.path.lexists(p)]
             if existing:
@@ -105,18 +158,25 @@ class OutputSet:
                     f"output already exists: {names} in {self.outdir}; use --overwrite to replace it "
                     f"or choose another --output"
                 )
-        audio = bool(info.has_audio and not info.is_image_sequence)
+        for name, spec in specs.items():
+            check_replaceable(self.paths[name], spec.is_dir, spec.frame_file(self.paths[name].name))
         from .exr import COMPRESSIONS
 
         if exr_compression not in COMPRESSIONS:
             raise OutputError(f"unknown EXR compression {exr_compression!r}; choose one of: {', '.join(COMPRESSIONS)}")
+        # Ownership: the caller's lock (matte() holds one for the whole run), else our own.
+        self._own_lock = lock is None
+        self.lock = lock if lock is not None else OutputLock(self.outdir, stem).acquire()
+        if self._own_lock:
+            self.lock.sweep()
+        audio = bool(info.has_audio and not info.is_image_sequence)
         options = self._options = WriterOptions(background=self.background, audio=audio,
                                                 exr_compression=exr_compression)
         try:
             for name, spec in specs.items():
                 final = self.paths[name]
-                temp = temp_name(final)
-                if os.path.lexists(temp):  # left over by a crashed run: it is ours by name
+                temp = temp_name(final, self.lock.run)
+                if os.path.lexists(temp):  # this run's id is random: only this run can have made it
                     _remove(temp)
                 w = spec.factory(final, temp, info, options)
                 self._writers[name] = w  # registered first, so abort() cleans up a partial open
@@ -204,7 +264,12 @@ class OutputSet:
             raise
         self._state = "closed"
         self.background.close()
+        self._release()
         return dict(self.paths)
+
+    def _release(self) -> None:
+        if self._own_lock:
+            self.lock.release()
 
     def _commit(self, w: Writer) -> None:
         final, temp = w.final, w.temp
@@ -213,12 +278,14 @@ class OutputSet:
             return
         if not self.overwrite:
             raise OutputError(f"{final.name} appeared in {self.outdir} during the run; use --overwrite to replace it")
-        if not w.is_dir and not (final.is_dir() and not final.is_symlink()):
+        spec = next(FORMATS[n] for n, p in self.paths.items() if p == final)
+        check_replaceable(final, w.is_dir, spec.frame_file(final.name))  # what appeared during the run may be the user's
+        if not w.is_dir:
             os.replace(temp, final)  # atomic: the old file is there until this very moment
             return
-        # Folders (or a file <-> folder swap) cannot be replaced atomically: move the old one
-        # aside, put the new one in place, then delete the old one.
-        old = final.with_name(f".{final.name}.old")
+        # A folder cannot be replaced atomically: move the old one aside (under this run's name),
+        # put the new one in place, then delete the old one.
+        old = run_temp_name(final, self.lock.run, "old")
         if os.path.lexists(old):
             _remove(old)
         os.rename(final, old)
@@ -242,8 +309,10 @@ class OutputSet:
             if os.path.lexists(w.temp):
                 _remove(w.temp)
         self.background.close()
+        if hasattr(self, "lock"):
+            self._release()
 
-    def __enter__(self) -> "OutputSet":
+    def __enter__(self) -> OutputSet:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

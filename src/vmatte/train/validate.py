@@ -13,8 +13,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vmatte.eval.files import images, read_image
 from vmatte.eval.metrics import MetricAccumulator, MetricSettings, mean_over_clips
-from vmatte.eval.quality import _images, _read, find_clips
+from vmatte.eval.quality import find_clips
 
 from .models import ClipModel
 
@@ -29,10 +30,10 @@ def validate(model: ClipModel, roots: list[str], size: tuple[int, int], max_fram
     try:
         for root in roots:
             for clip in find_clips(root):
-                coms = _images(clip / "com")[:max_frames]
-                phas = _images(clip / "pha")[:max_frames]
-                com = np.stack([_read(p, grey=False) for p in coms]).astype(np.float32) / 255.0
-                pha = np.stack([_read(p, grey=True) for p in phas]).astype(np.float32) / 255.0
+                coms = images(clip / "com")[:max_frames]
+                phas = images(clip / "pha")[:max_frames]
+                com = np.stack([read_image(p, grey=False) for p in coms]).astype(np.float32) / 255.0
+                pha = np.stack([read_image(p, grey=True) for p in phas]).astype(np.float32) / 255.0
                 h, w = pha.shape[1:]
                 image = F.interpolate(torch.from_numpy(com).permute(0, 3, 1, 2), size=(size[1], size[0]),
                                       mode="bilinear", align_corners=False)[None]

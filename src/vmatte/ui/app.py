@@ -163,14 +163,15 @@ class VmatteApp:
         except VmatteError as e:
             return sid, _bad(str(e))
 
-    def on_run(self, sid, model, formats, background, max_size, warmup, choke=0, feather=0, shift_edge=0,
-               chatter=0, despill="none", progress=gr.Progress()):
+    def on_run(self, sid, model, formats, background, background_file, max_size, warmup, choke=0, feather=0,
+               shift_edge=0, chatter=0, despill="none", progress=gr.Progress()):
         try:
             s = self._session(sid)
             refine = RefineSettings(choke=float(choke or 0), feather=float(feather or 0),
                                     shift_edge=float(shift_edge or 0), reduce_chatter=int(chatter or 0),
                                     despill=None if despill in (None, "none") else despill)
             settings = RunSettings(model=model, formats=tuple(formats or ()), background=(background or "").strip() or None,
+                                   background_file=background_file or None,
                                    max_size=int(max_size) if max_size else None,
                                    warmup_frames=int(warmup) if warmup is not None else None,
                                    refine=refine if refine.active else None)
@@ -200,8 +201,8 @@ class VmatteApp:
     # --- the page ----------------------------------------------------------------------------
 
     def _segmenter_choices(self) -> list[tuple[str, str]]:
+        from ..engine.device import resolve_device
         from ..engine.segment.prompts import segmenter_choices
-        from ..matte import resolve_device
 
         return segmenter_choices(self.settings.segmenter, resolve_device(self.settings.device))
 
@@ -244,8 +245,10 @@ class VmatteApp:
                     formats = gr.CheckboxGroup(list(FORMAT_CHOICES), value=["prores", "alpha"], label="Outputs",
                                                elem_id="formats")
                     with gr.Row():
-                        background = gr.Textbox(label="Composite background", placeholder="green, #rrggbb",
+                        background = gr.Textbox(label="Composite background colour", placeholder="green, #rrggbb",
                                                 value="green")
+                        background_file = gr.File(label="or a background image/video", type="filepath",
+                                                  file_types=["image", "video"])
                         max_size = gr.Number(label="Max size (px, 0 = auto)", value=0, precision=0, minimum=0)
                         warmup = gr.Number(label="Warm-up frames (MatAnyone)", value=10, precision=0, minimum=0)
                     with gr.Accordion("Refine matte", open=False):
@@ -281,8 +284,8 @@ class VmatteApp:
                             [state, target, slider, editor], [frame, summary, status])
             use_file.click(lambda sid, t, i, f: self.on_mask(sid, t, i, None, f, "file"),
                            [state, target, slider, mask_file], [frame, summary, status])
-            run.click(self.on_run, [state, model, formats, background, max_size, warmup, choke, feather, shift_edge,
-                                    chatter, despill],
+            run.click(self.on_run, [state, model, formats, background, background_file, max_size, warmup, choke,
+                                    feather, shift_edge, chatter, despill],
                                 [downloads, preview, status])
             # No cancels=[running]: Gradio cancels a sync handler by waiting for its thread, so the
             # stop would only land after the run. The flag stops the run at its next frame instead.

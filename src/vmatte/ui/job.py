@@ -1,14 +1,17 @@
 """A matting run started from the web app: progress, cancellation, a side-by-side preview, and
 the chosen outputs ready to download (image folders zipped). No Gradio here.
 
-The run is :func:`vmatte.matte.matte` on a matter wrapped by :class:`HookedMatter`: the wrapper
-sees every frame as the model finishes it, so it counts progress, writes the preview and stops
-the run when the user cancels (an exception inside the run, so ``matte`` removes every partial
-output as it does on Ctrl-C).
+The run is :func:`vmatte.matte.matte` with an ``on_frame`` callback: it sees every frame as the
+model finishes it, so it counts progress, writes the preview and stops the run when the user
+cancels (an exception inside the run, so ``matte`` removes every partial output as it does on
+Ctrl-C). The model menu comes from the registry (:mod:`vmatte.engine.registry`): every model
+whose weights are here. A per-frame-mask model (VideoMaMa) gets its masks from a first pass of
+the best target model over the session's targets.
 """
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 import zipfile
@@ -20,9 +23,10 @@ from pathlib import Path
 import av
 import numpy as np
 
-from ..errors import InputError, VmatteError
 from ..engine.refine import RefineSettings
+from ..errors import InputError, VmatteError
 from ..io.formats import parse_formats
+from ..io.masks import TargetMask
 from .overlay import preview_panels
 from .session import Session
 
@@ -37,8 +41,6 @@ FORMAT_CHOICES: tuple[tuple[str, str], ...] = (
     ("Composite over the background (.mp4)", "comp"),
     ("Foreground colour (.mp4)", "fgr"),
 )
-EVERY_PERSON = "rvm"
-TARGET_MODELS = ("auto", "rvm-target", "matanyone", "matanyone2")
 
 
 class Cancelled(VmatteError):
@@ -46,23 +48,29 @@ class Cancelled(VmatteError):
 
 
 def available_models() -> list[tuple[str, str]]:
-    """(label, model name) of the models this machine can run without a download."""
-    from ..weights import matanyone_cache_paths
+    """(label, model name) of the models this machine can run without a download: auto, the target
+    models, the per-frame-mask models (their masks from a first pass), then every-person ones."""
+    from ..engine import registry
 
-    models = [("Auto (best available)", "auto"), ("Offline target mode (rvm-target)", "rvm-target")]
-    for name, label in (("matanyone", "MatAnyone"), ("matanyone2", "MatAnyone2")):
-        file, folder = matanyone_cache_paths(name)
-        if file.is_file() or (folder / "model.safetensors").is_file():
-            models.append((f"{label} (cached weights)", name))
-    models.append(("RVM: every person, no target", EVERY_PERSON))
-    return models
+    def label(spec: registry.ModelSpec) -> str:
+        if spec.every_person:
+            return f"{spec.label}: every person, no target"
+        if spec.takes == registry.FRAME_MASKS:
+            return f"{spec.label} (cached weights; per-frame masks from a first pass with Auto)"
+        return f"{spec.label} (cached weights)" if spec.weights else f"Offline target mode ({spec.name})"
+
+    here = [s for s in registry.SPECS.values() if registry.is_cached(s)]
+    order = [s for s in here if s.takes == registry.KEYFRAMES] + [s for s in here if s.takes == registry.FRAME_MASKS]
+    order += [s for s in here if s.every_person][:1]
+    return [("Auto (best available)", registry.AUTO)] + [(label(s), s.name) for s in order]
 
 
 @dataclass(frozen=True)
 class RunSettings:
     model: str = "auto"
     formats: tuple[str, ...] = ("prores",)
-    background: str | None = None  # colour, #rrggbb, or an image/video path (composite output)
+    background: str | None = None  # a colour only: name, #rrggbb or r,g,b (composite output)
+    background_file: str | None = None  # an uploaded image/video (a path Gradio gave, in the working folder)
     max_size: int | None = None
     warmup_frames: int | None = None  # MatAnyone's first-frame refinement (ignored by other models)
     refine: RefineSettings | None = None  # choke/feather/shift edge/chatter/despill after the model
@@ -131,47 +139,6 @@ class PreviewWriter:
         self._temp.unlink(missing_ok=True)
 
 
-class HookedMatter:
-    """A FrameMatter that counts frames, feeds the preview and honours the stop flag."""
-
-    def __init__(self, inner, job: Job, preview: PreviewWriter, on_frame: Callable[[Job], None] | None = None):
-        self._inner, self._job, self._preview, self._on_frame = inner, job, preview, on_frame
-        self.description = inner.description
-        if hasattr(inner, "step_all"):  # matte() looks this up to get one alpha per target
-            self.step_all = self._step_all
-
-    def __getattr__(self, name):  # targets, and anything else matte() may read
-        if name == "stream":  # a chunked matter's own loop would bypass the hooks: not offered
-            raise AttributeError(name)
-        return getattr(self._inner, name)
-
-    def reset(self, concurrent_io: bool = False) -> None:
-        self._inner.reset(concurrent_io)
-
-    def _after(self, image, fgr, alpha) -> None:
-        self._preview.write(image, fgr, alpha)
-        self._job.done += 1
-        if self._on_frame is not None:
-            self._on_frame(self._job)
-
-    def _check(self) -> None:
-        if self._job.cancel.is_set():
-            raise Cancelled("stopped; no output was written")
-
-    def step(self, image, foreground: bool = True):
-        self._check()
-        fgr, alpha = self._inner.step(image, foreground)
-        self._after(image, fgr, alpha)
-        return fgr, alpha
-
-    def _step_all(self, image, foreground: bool = True):
-        self._check()
-        fgr, alphas = self._inner.step_all(image, foreground)
-        # the preview shows every target together
-        self._after(image, fgr, np.max(np.stack(list(alphas.values())), axis=0))
-        return fgr, alphas
-
-
 def zip_folder(folder: Path) -> Path:
     """``folder`` as ``folder.zip`` beside it (stored, PNGs do not compress further)."""
     target = folder.with_suffix(".zip")
@@ -186,47 +153,100 @@ def zip_folder(folder: Path) -> Path:
 def model_options(settings: RunSettings, session: Session) -> dict:
     """load_matter() options for the chosen model: targets for the target models, the warm-up
     only where it means something (MatAnyone)."""
-    from ..weights import matanyone_cache_paths
+    from ..engine import registry
 
     options: dict = {"device": session.settings.device, "max_size": settings.max_size}
-    if settings.model == EVERY_PERSON:
+    spec = None if settings.model == registry.AUTO else registry.get(settings.model)
+    if spec is not None and spec.every_person:
         return options
     keyframes = session.keyframes()
     if not keyframes:
         raise InputError("no target yet: click on the subject in the frame (or brush / upload its mask), "
-                         "or choose 'RVM: every person'")
+                         "or choose an every-person model")
     options["keyframes"] = keyframes
-    matanyone = settings.model.startswith("matanyone") or (settings.model == "auto" and any(
-        p.is_file() or (p / "model.safetensors").is_file()
-        for name in ("matanyone2", "matanyone") for p in matanyone_cache_paths(name)))
-    if matanyone and settings.warmup_frames is not None:
+    if spec is None:
+        spec, _ = registry.choose_auto(registry.MatterOptions(keyframes=keyframes))
+    if spec.takes == registry.KEYFRAMES and spec.weights and settings.warmup_frames is not None:
         options["warmup_frames"] = settings.warmup_frames
     return options
+
+
+def run_background(settings: RunSettings, session: Session) -> str | None:
+    """The composite's background: an upload (a file in the app's working folder) or a colour.
+    A typed path is never opened, and the error says nothing about whether it exists: the page
+    must not read, or probe, files of the server."""
+    from ..io.background import Background
+    from .session import inside
+
+    if settings.background_file:
+        if not inside(settings.background_file, session.settings.workdir):
+            raise InputError("the background file was not uploaded through this page; upload it again")
+        return str(settings.background_file)
+    if settings.background:
+        Background.parse_colour(settings.background)
+        return settings.background
+    return None
 
 
 def run_job(session: Session, settings: RunSettings, job: Job,
             on_frame: Callable[[Job], None] | None = None) -> JobResult:
     """Matte the session's video into ``session.folder/run-N/``; return what to download."""
+    from ..engine import registry
     from ..matte import load_matter, matte
 
     session._need_video()
-    if settings.model not in TARGET_MODELS + (EVERY_PERSON,):
+    if settings.model != registry.AUTO and settings.model not in registry.SPECS:
         raise InputError(f"unknown model {settings.model!r}")
     names = parse_formats(list(settings.formats) or [])
+    background = run_background(settings, session)
     runs = sorted(session.folder.glob("run-*"))
     out_dir = session.folder / f"run-{len(runs) + 1:03d}"
-    matter = load_matter(settings.model, **model_options(settings, session))
+    frame_masks = settings.model != registry.AUTO and registry.get(settings.model).takes == registry.FRAME_MASKS
+    options = _frame_mask_options(settings, session) if frame_masks else model_options(settings, session)
+    matter = None if frame_masks else load_matter(settings.model, **options)  # a bad model fails before any file
     preview = PreviewWriter(out_dir / "preview.webm", session.info.fps, session.settings.preview_width)
     out_dir.mkdir(parents=True, exist_ok=True)
-    hooked = HookedMatter(matter, job, preview, on_frame)
     start = time.perf_counter()
     try:
-        result = matte(session.video, out_dir, model=hooked, formats=names, background=settings.background,
-                       stem=session.name, refine=settings.refine)
+        if frame_masks:  # the per-frame masks from the best target model first (a pass of its own)
+            first = matte(session.video, out_dir / ".masks", model=load_matter(registry.AUTO, **options.pop("first")),
+                          formats=["alpha-png"], stem="masks", on_frame=_hook(job, None, on_frame))
+            options["masks"] = first.outputs["alpha-png"]
+            job.done = 0
+            matter = load_matter(settings.model, **options)
+        result = matte(session.video, out_dir, model=matter, formats=names, background=background,
+                       stem=session.name, on_frame=_hook(job, preview, on_frame), refine=settings.refine)
         preview_path = preview.close()
     except BaseException:
         preview.abort()
         raise
+    finally:
+        shutil.rmtree(out_dir / ".masks", ignore_errors=True)
     downloads = [zip_folder(p) if p.is_dir() else p for p in result.outputs.values()]
     return JobResult(downloads, preview_path, result.frames, time.perf_counter() - start, result.model)
 
+
+def _frame_mask_options(settings: RunSettings, session: Session) -> dict:
+    """Options of a per-frame-mask model (VideoMaMa), with ``first``: those of the first pass that
+    makes its masks (Auto on the session's targets, every target as one subject)."""
+    first = model_options(RunSettings(max_size=settings.max_size), session)
+    first["keyframes"] = {f: TargetMask({1: np.max(np.stack(list(m.targets.values())), axis=0)}, m.source, m.kind)
+                          for f, m in first["keyframes"].items()}
+    return {"device": session.settings.device, "max_size": settings.max_size, "first": first}
+
+
+def _hook(job: Job, preview: PreviewWriter | None, on_frame: Callable[[Job], None] | None):
+    """matte()'s ``on_frame``: the preview, the progress, and the stop flag (checked once the frame
+    is counted, so a stop stops before the next frame is matted)."""
+
+    def hook(r) -> None:
+        if preview is not None:  # the preview shows every target together
+            alpha = r.alpha if r.alphas is None else np.max(np.stack(list(r.alphas.values())), axis=0)
+            preview.write(r.image, r.foreground, alpha)
+        job.done += 1
+        if on_frame is not None:
+            on_frame(job)
+        if job.cancel.is_set():
+            raise Cancelled("stopped; no output was written")
+
+    return hook

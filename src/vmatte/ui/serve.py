@@ -39,6 +39,32 @@ def check_host(host: str) -> None:
                       f"login; anyone who can reach port it listens on can upload videos and run jobs")
 
 
+def check_address(host: str, port: int) -> None:
+    """Bind ``host:port`` once, now, so an unknown host or a port in use is one line, before
+    Gradio starts (its own failure is a traceback after the page was built)."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError, ValueError):
+        raise VmatteError(f"--host {host!r} is not an address of this machine; give an IP address or name such "
+                          f"as 127.0.0.1 (this machine only) or 0.0.0.0 (the network)") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: TIME_WAIT is no conflict
+        try:
+            probe.bind(address)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise VmatteError(f"port {port} on {host} is in use (another app, or vmatte ui already running); "
+                                  f"give another --port") from None
+            if e.errno in (errno.EACCES, errno.EPERM):
+                raise VmatteError(f"no permission to listen on port {port}; give a --port above 1023") from None
+            raise VmatteError(f"cannot listen on {host}:{port}: {e.strerror or e}; give another --host or "
+                              f"--port") from None
+
+
 def prepare_workdir(workdir: Path | None) -> Path:
     if workdir is None:
         return Path(tempfile.mkdtemp(prefix="vmatte-ui-")).resolve()
@@ -53,6 +79,7 @@ def serve(options: ServeOptions) -> None:
         raise VmatteError(f"--port must be 1..65535, got {options.port}")
     if options.max_upload_mb < 1:
         raise VmatteError(f"--max-upload-mb must be at least 1, got {options.max_upload_mb}")
+    check_address(options.host, options.port)
     check_host(options.host)
     from ..engine.segment.prompts import check_segmenter
 

@@ -2,10 +2,9 @@
 by clicks / brush / mask file, and the working folder everything lives in.
 
 Everything the app reads or writes for a user stays under ``UiSettings.workdir`` (the app serves
-files from there only). A click reuses the code of ``vmatte matte --click`` (a SAM / SAM 2
-checkpoint through :class:`~vmatte.engine.segment.prompts.FramePrompter` when one is chosen or
-cached, else :func:`vmatte.engine.tracking.click.mask_from_points` on RVM's person regions), so the
-overlay is exactly the mask the run will use.
+files from there only). A click goes through the same service as ``vmatte matte --click``
+(:class:`~vmatte.engine.segment.clicks.ClickSegmenter`: a SAM / SAM 2 checkpoint when one is
+chosen or cached, else RVM's person regions), so the overlay is exactly the mask the run will use.
 """
 
 from __future__ import annotations
@@ -19,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.segment.prompts import AUTO, RVM, RVM_LABEL, FramePrompter, choose_segmenter, load_point_predictor
-from ..engine.tracking.click import Click, mask_from_points
+from ..engine.segment.clicks import Click, ClickSegmenter
+from ..engine.segment.prompts import AUTO
 from ..errors import InputError
 from ..io.masks import TargetMask, as_target_mask, fit_to_frame
 from ..io.reader import VideoInfo, open_source
@@ -77,9 +76,8 @@ class Session:
         self.targets: dict[int, Target] = {}
         self._frames: dict[int, np.ndarray] = {}
         self._person: dict[int, np.ndarray] = {}  # frame -> RVM alpha of every person (uint8)
-        self._rvm = None
         self.segmenter = settings.segmenter
-        self._prompters: dict[str, FramePrompter] = {}  # loaded SAM models by choice, kept for the session
+        self._segmenters: dict[str, ClickSegmenter] = {}  # by choice, loaded once per session
         self.add_target()
 
     # --- the video ---------------------------------------------------------------------------
@@ -155,17 +153,9 @@ class Session:
         so its recurrent state has settled, as ``vmatte matte --click`` does."""
         index = self._check_index(index)
         if index not in self._person:
-            from ..matte import load_matter
-
-            if self._rvm is None:
-                self._rvm = load_matter("rvm", device=self.settings.device)
-            self._rvm.reset()
             with open_source(self.video) as s:
-                for f in s:
-                    _, alpha = self._rvm.step(f.image, foreground=False)
-                    if f.index == index:
-                        self._person[index] = np.rint(np.clip(alpha, 0, 1) * 255).astype(np.uint8)
-                        break
+                alpha = self._segmenter(self.segmenter).person_alphas(s, [index])[index]
+            self._person[index] = np.rint(np.clip(alpha, 0, 1) * 255).astype(np.uint8)
         return self._person[index]
 
     # --- targets -----------------------------------------------------------------------------
@@ -197,32 +187,24 @@ class Session:
     def set_segmenter(self, choice: str) -> str:
         """Use ``choice`` (auto, rvm, a SEGMENTERS name or a path) for the next clicks; loads it now so
         a missing or bad checkpoint is reported here, and returns its name for the page."""
-        prompter = self._prompter(choice or AUTO)
+        segmenter = self._segmenter(choice or AUTO)
         self.segmenter = choice or AUTO
-        return prompter.name if prompter else RVM_LABEL
+        return segmenter.name
 
     def segmenter_name(self) -> str:
-        prompter = self._prompter(self.segmenter)
-        return prompter.name if prompter else RVM_LABEL
+        return self._segmenter(self.segmenter).name
 
-    def _prompter(self, choice: str) -> FramePrompter | None:
-        """The SAM model ``choice`` stands for (loaded once per session), or None for RVM's regions."""
-        from ..matte import resolve_device
-
-        device = resolve_device(self.settings.device)
-        resolved = choose_segmenter(choice, device)
-        if resolved == RVM:
-            return None
-        if resolved not in self._prompters:
-            # downloads are for `vmatte weights fetch`: a click must not start a 2 GB download
-            self._prompters[resolved] = FramePrompter(load_point_predictor(resolved, device, allow_download=False))
-        return self._prompters[resolved]
+    def _segmenter(self, choice: str) -> ClickSegmenter:
+        """What ``choice`` stands for (loaded once per session). Downloads are for `vmatte weights
+        fetch`: a click must not start a 2 GB download."""
+        if choice not in self._segmenters:
+            self._segmenters[choice] = ClickSegmenter(choice, self.settings.device, allow_download=False)
+        return self._segmenters[choice]
 
     def _points_mask(self, frame: int, pos: list[Click], neg: list[Click]) -> np.ndarray:
-        prompter = self._prompter(self.segmenter)
-        if prompter is None:
-            return mask_from_points(self.person_alpha(frame), pos, neg, self.frame(frame), frame=frame)
-        return prompter.mask(self.frame(frame), (self.video, frame), pos, neg)
+        segmenter = self._segmenter(self.segmenter)
+        alpha = self.person_alpha(frame) if segmenter.needs_person_alpha else None
+        return segmenter.mask(self.frame(frame), frame, pos, neg, person_alpha=alpha, key=(self.video, frame))
 
     def click(self, target_id: int, x: int, y: int, frame: int, negative: bool = False) -> np.ndarray:
         """Add an include/exclude point for a target at ``frame`` and return its new mask there.

@@ -83,6 +83,20 @@ class InferenceCore:
         self.last_pix_feat: Tensor | None = None  # the frame's, [1,...]
         self.pad: Pad = (0, 0, 0, 0)
 
+    def state(self) -> dict:
+        """What the next step depends on besides the network and the frame (for journaled runs)."""
+        return {"targets": self.targets, "curr_ti": self.curr_ti, "last_mem_ti": self.last_mem_ti,
+                "last_alpha": self.last_alpha, "last_value": self.last_value, "last_pix_feat": self.last_pix_feat,
+                "pad": list(self.pad), "memory": self.memory.state()}
+
+    def load_state(self, state: dict) -> None:
+        self.targets = int(state["targets"])
+        self.curr_ti, self.last_mem_ti = int(state["curr_ti"]), int(state["last_mem_ti"])
+        self.last_alpha, self.last_value = state["last_alpha"], state["last_value"]
+        self.last_pix_feat = state["last_pix_feat"]
+        self.pad = tuple(state["pad"])
+        self.memory.load_state(state["memory"])
+
     @torch.inference_mode()
     def step(self, image: Tensor, mask: Tensor | None = None, first_frame_pred: bool = False) -> StepOutput:
         """``image`` [3,H,W] in [0,1]; ``mask`` [T,H,W] in [0,1] (each target on this frame)."""

@@ -1,4 +1,4 @@
-"""MatAnyone as a :class:`~vmatte.engine.rvm.FrameMatter`: frames in, (fgr, alpha) out.
+"""MatAnyone as a :class:`~vmatte.engine.matter.Matter`: frames in, (fgr, {id: alpha}) out.
 
 The targets are given as a mask on the first frame of each video: one HxW map (0 =
 background, 255 = target), or several targets (``{id: HxW}``, a label mask, a
@@ -42,12 +42,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ...errors import VmatteError
 from ...io.masks import TargetMask, fit_to_frame, mask_schedule, schedule_ids
 from ...models.matanyone import MatAnyone
+from ..device import check_precision, resolve_device
+from ..matter import PerFrameMatter, State, to_float
 from .core import InferenceCore
+from .preprocess import image_to_tensor
 from .settings import MatAnyoneSettings
 from .stream import reinitialise, start
-from .preprocess import image_to_tensor
 
 
 @dataclass
@@ -81,7 +84,7 @@ class SharedImageEncoding:
             raise AttributeError(name) from None
         return getattr(network, name)
 
-    def eval(self) -> "SharedImageEncoding":
+    def eval(self) -> SharedImageEncoding:
         self.network.eval()
         return self
 
@@ -105,7 +108,7 @@ class SharedImageEncoding:
         return keys
 
 
-class MatAnyoneMatter:
+class MatAnyoneMatter(PerFrameMatter):
     """``mask``: frame 0's targets; ``keyframes``: ``{frame index: mask}`` for later frames (or
     frame 0 when ``mask`` is None). A target id first seen at frame k starts there (mask step and
     warm-up, as on a first frame) and has alpha 0 before; an id already tracked is re-initialised
@@ -152,6 +155,20 @@ class MatAnyoneMatter:
         self.groups: list[TargetGroup] = []
         self.network.clear()
 
+    def state(self) -> State:
+        """The frame counter, the long side chosen for this video, and each group's core."""
+        return {"frame": self._frame, "max_internal_size": self.settings.max_internal_size,
+                "groups": [{"ids": list(g.ids), "core": g.core.state()} for g in self.groups]}
+
+    def load_state(self, state: State) -> None:
+        self._frame = int(state["frame"])
+        self.settings.max_internal_size = state["max_internal_size"]
+        self.groups = []
+        for g in state["groups"]:
+            core = InferenceCore(self.network, self.settings, len(g["ids"]))
+            core.load_state(g["core"])
+            self.groups.append(TargetGroup([int(i) for i in g["ids"]], core))
+
     def _internal_short_side(self, h: int, w: int) -> int:
         if self.max_size is None or max(h, w) <= self.max_size:
             return -1
@@ -193,11 +210,7 @@ class MatAnyoneMatter:
                                            InferenceCore.concat([g.core for g in joined])))
         alphas = {i: alphas.get(i, np.zeros((h, w), np.float32)) for i in self._ids}  # 0 before a first mask
         self._frame += 1
-        fgr = None
-        if foreground:
-            scale = 1.0 / 65535.0 if image.dtype == np.uint16 else 1.0 / 255.0
-            fgr = image.astype(np.float32) * np.float32(scale)
-        return fgr, alphas
+        return to_float(image) if foreground else None, alphas
 
     @staticmethod
     def _collect(alphas: dict[int, np.ndarray], ids: list[int], out) -> None:
@@ -224,6 +237,46 @@ class MatAnyoneMatter:
             p.core.memory.clear()
         return TargetGroup([i for p in parts for i in p.ids], InferenceCore.concat([p.core for p in parts]))
 
-    def step(self, image: np.ndarray, foreground: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
-        fgr, alphas = self.step_all(image, foreground)
-        return fgr, alphas[self.targets[0]]
+
+
+def load_matanyone(spec, options, note: str = "") -> MatAnyoneMatter:
+    """The registry's loader of MatAnyone and MatAnyone2 (the same network, other weights)."""
+    from ...models.loading import load_into
+    from ...weights import resolve_matanyone
+
+    name = spec.name
+    if options.mask is None and not options.keyframes:
+        raise VmatteError(f"--model {name} mattes the target of a first-frame mask: give it with --mask PATH "
+                          f"(white = target, or a label/palette PNG with one id per target)")
+    if options.backend == "onnx":
+        raise VmatteError(f"--backend onnx runs only RVM; {name} runs on PyTorch (--backend torch or auto)")
+    if options.downsample_ratio is not None:
+        raise VmatteError(f"--downsample-ratio is an RVM setting; for {name} use --max-size PX")
+    if options.max_size is not None and options.max_size < 32:
+        raise VmatteError(f"--max-size must be at least 32 pixels, got {options.max_size}")
+    for option, value in (("--warmup-frames", options.warmup_frames), ("--erode", options.erode),
+                          ("--dilate", options.dilate)):
+        if value is not None and value < 0:
+            raise VmatteError(f"{option} must be 0 or more, got {value}")
+    defaults = MatAnyoneSettings()
+    settings = MatAnyoneSettings(
+        warmup_frames=defaults.warmup_frames if options.warmup_frames is None else options.warmup_frames,
+        r_erode=defaults.r_erode if options.erode is None else options.erode,
+        r_dilate=defaults.r_dilate if options.dilate is None else options.dilate)
+    schedule = mask_schedule(options.mask, options.keyframes)  # a bad mask fails before the weights load
+    dev = resolve_device(options.device)
+    check_precision(options.precision, dev)
+    resolved = resolve_matanyone(spec.weights, options.weights)
+    net = MatAnyone(with_aux=any(k.startswith("aux_computer.") for k in resolved.state_dict))
+    load_into(net, resolved.state_dict, resolved.source, optional=("aux_computer.",))
+    # frozen BatchNorm folded into the convolutions; NHWC encoders (measured faster on CPU only)
+    net.fuse_for_inference(channels_last=dev.type == "cpu")
+    ids = schedule_ids(schedule)
+    who = f"{len(ids)} targets (ids {', '.join(map(str, ids))})" if len(ids) > 1 else "1 target"
+    if len(schedule) > 1 or 0 not in schedule:
+        who += f", masks at frames {', '.join(map(str, schedule))}"
+    prec = "" if options.precision == "fp32" else f", {options.precision} autocast"
+    description = (f"{spec.label}{note} on PyTorch/{dev.type}{prec}, {who} (weights: {resolved.source}, "
+                   f"{resolved.license})")
+    return MatAnyoneMatter(net, None, settings, device=dev, description=description, max_size=options.max_size,
+                           keyframes=dict(schedule), precision=options.precision)

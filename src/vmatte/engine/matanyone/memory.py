@@ -67,6 +67,15 @@ class MemoryManager:
         self.fifo: list[tuple[Tensor, Tensor, Tensor]] = []
         self.obj_memory: Tensor | None = None
 
+    def state(self) -> dict:
+        return {"perm": [list(e) for e in self.perm], "fifo": [list(e) for e in self.fifo],
+                "obj_memory": self.obj_memory, "sensory": self.sensory}
+
+    def load_state(self, state: dict) -> None:
+        self.perm = [tuple(e) for e in state["perm"]]
+        self.fifo = [tuple(e) for e in state["fifo"]]
+        self.obj_memory, self.sensory = state["obj_memory"], state["sensory"]
+
     @property
     def engaged(self) -> bool:
         return bool(self.perm or self.fifo)

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ...io.pixels import code_max
+
 Pad = tuple[int, int, int, int]  # (left, right, top, bottom), F.pad order
 
 
@@ -40,10 +42,20 @@ def prepare_mask(mask: np.ndarray, r_erode: int = 10, r_dilate: int = 10) -> np.
     """
     m = np.asarray(mask, dtype=np.float32)
     if r_dilate > 0:
-        m = cv2.dilate((m != 0).astype(np.float32), _ellipse(r_dilate), iterations=1) * 255.0
+        m = _morph(cv2.dilate, (m != 0).astype(np.float32), r_dilate) * 255.0
     if r_erode > 0:
-        m = cv2.erode((m == 255).astype(np.float32), _ellipse(r_erode), iterations=1) * 255.0
+        m = _morph(cv2.erode, (m == 255).astype(np.float32), r_erode) * 255.0
     return m.astype(np.float32)
+
+
+def _morph(op, binary: np.ndarray, size: int) -> np.ndarray:
+    """``op`` (cv2.dilate / cv2.erode) with a ``size`` ellipse. A kernel reaching across the whole
+    frame from every pixel gives the max (min) of the frame everywhere: computed so, without a
+    kernel of size**2 bytes (``--dilate 100000`` would ask OpenCV for 10 GB)."""
+    h, w = binary.shape[:2]
+    if size // 2 >= h + w:
+        return np.full_like(binary, binary.max() if op is cv2.dilate else binary.min())
+    return op(binary, _ellipse(size), iterations=1)
 
 
 def image_to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> Tensor:
@@ -51,7 +63,7 @@ def image_to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> Te
 
     uint8 is divided by 255 in float32, exactly as upstream does (not multiplied by 1/255).
     """
-    scale = 65535.0 if image.dtype == np.uint16 else 255.0
+    scale = code_max(image.dtype)
     if image.dtype == np.uint16:
         image = image.astype(np.float32)
     t = torch.from_numpy(np.ascontiguousarray(image)).to(device)  # uint8 moves as bytes

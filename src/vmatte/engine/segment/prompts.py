@@ -4,7 +4,7 @@ Which one clicks use (``--segmenter`` / the app's "Click masks" choice):
 
 * ``auto`` (default): a SAM / SAM 2 checkpoint in the cache (``vmatte weights fetch NAME`` puts
   one there), the smallest first on a CPU and the best first on a GPU; with none cached, RVM's
-  person regions (:mod:`vmatte.engine.tracking.click`, ships with vmatte, people only);
+  person regions (:mod:`vmatte.engine.segment.clicks`, ships with vmatte, people only);
 * ``rvm``: RVM's person regions even when a SAM checkpoint is cached;
 * a name of :data:`vmatte.weights.SEGMENTERS` (downloaded once when missing) or a checkpoint path.
 

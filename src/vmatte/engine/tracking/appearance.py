@@ -25,6 +25,13 @@ class AppearanceMemory:
         self._permanent: list[tuple[Tensor, Tensor]] = []
         self._working: list[tuple[Tensor, Tensor]] = []
 
+    def state(self) -> dict:
+        return {"permanent": [list(e) for e in self._permanent], "working": [list(e) for e in self._working]}
+
+    def load_state(self, state: dict) -> None:
+        self._permanent = [tuple(e) for e in state["permanent"]]
+        self._working = [tuple(e) for e in state["working"]]
+
     def __len__(self) -> int:
         return len(self._permanent) + len(self._working)
 

@@ -24,6 +24,14 @@ class MotionField:
         self._previous = None
         self._map = None
 
+    def state(self) -> dict:
+        """The previous frame and its flow map (DIS keeps nothing between calls)."""
+        return {"previous": self._previous, "map": None if self._map is None else list(self._map)}
+
+    def load_state(self, state: dict) -> None:
+        self._previous = state["previous"]
+        self._map = None if state["map"] is None else tuple(state["map"])
+
     def update(self, grey: np.ndarray) -> None:
         h, w = grey.shape
         if self._grid is None or self._grid[0].shape != (h, w):

@@ -31,18 +31,19 @@ from torch.nn import functional as F
 
 from ...io.masks import TargetMask, fit_to_frame, mask_schedule, schedule_ids
 from ...models.rvm import RobustVideoMatting
+from ..matter import PerFrameMatter, State
 from ..rvm import RVMSettings, image_scale, ratio_for
 from .appearance import AppearanceMemory
-from .colour import combine, drop_lookalikes, find_by_colour, histogram
 from .assign import _disk, assign_regions, change_probability, region_adaptive_fusion
+from .colour import combine, drop_lookalikes, find_by_colour, histogram
 from .motion import MotionField
 from .settings import TargetSettings
 
 PERSON_THRESHOLD = 0.5  # RVM alpha at which a pixel belongs to a person region
 
 
-class TargetTracker:
-    """A :class:`~vmatte.engine.rvm.FrameMatter` with several targets: ``step_all`` returns
+class TargetTracker(PerFrameMatter):
+    """A :class:`~vmatte.engine.matter.Matter` with several targets: ``step_all`` returns
     ``(fgr, {id: alpha})``; ``step`` the first target's alpha. ``mask``/``keyframes`` as for
     MatAnyone: a target id first seen at frame k has alpha 0 before k; a later mask of a
     tracked id resets it from that frame on."""
@@ -93,6 +94,24 @@ class TargetTracker:
         # leaves out, an object) is carried by its propagated mask instead, so that every given
         # target has a matte from its mask on (coarser: no RVM edges).
         self._person = np.zeros(len(self._ids), bool)
+
+    # Everything reset() sets that the frames change: the streaming state a journal saves.
+    _STREAM = ("_frame", "_ids", "_rec", "_probs", "_warped", "_tracked", "_size", "_colour", "_others_colour",
+               "_others", "_person")
+
+    def state(self) -> State:
+        out = {name: getattr(self, name) for name in self._STREAM}
+        out["motion"] = self._motion.state()
+        out["memory"] = self._memory.state()
+        return out
+
+    def load_state(self, state: State) -> None:
+        for name in self._STREAM:
+            value = state[name]
+            setattr(self, name, tuple(value) if name == "_ids" else list(value) if name in ("_rec", "_colour")
+                    else value)
+        self._motion.load_state(state["motion"])
+        self._memory.load_state(state["memory"])
 
     # -- per frame ---------------------------------------------------------------------------
 

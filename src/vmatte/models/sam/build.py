@@ -13,7 +13,7 @@ import re
 import torch
 
 from ...errors import WeightsError
-from ...weights import load_into
+from ..loading import load_into
 from .config import SAM_CONFIGS, SamConfig
 from .sam import Sam
 

@@ -7,7 +7,7 @@ by keys SAM 2 lacks (``no_obj_embed_spatial``, ``obj_ptr_tpos_proj``); the image
 same for both.
 
 Keys of the video-memory modules are dropped by name (:data:`VIDEO_ONLY_PREFIXES`); everything
-else must match exactly (:func:`vmatte.weights.load_into`).
+else must match exactly (:func:`vmatte.models.loading.load_into`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import re
 import torch
 
 from ...errors import WeightsError
-from ...weights import load_into
+from ..loading import load_into
 from .config import SAM2_CONFIGS, Sam2Config
 from .sam2 import Sam2
 

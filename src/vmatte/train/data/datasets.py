@@ -12,16 +12,32 @@ first-frame mask, binarised and randomly dilated/eroded), ``kind`` (0 matting, 1
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ..config import DataConfig
-from .augment import (AugmentConfig, SmoothColour, SmoothDegradation, clip_motion, first_frame_mask,
-                      temporal_indices, warp)
-from .sources import (find_background_images, find_background_videos, find_matting_clips, find_segmentation,
-                      find_stills, read_rgb)
+from .augment import (
+    AugmentConfig,
+    SmoothColour,
+    SmoothDegradation,
+    clip_motion,
+    first_frame_mask,
+    temporal_indices,
+    warp,
+)
+from .sources import (
+    find_background_images,
+    find_background_videos,
+    find_matting_clips,
+    find_segmentation,
+    find_stills,
+    read_rgb,
+)
+
+if TYPE_CHECKING:  # a type only: the config module imports this package's augment settings
+    from ..config import DataConfig
 
 KINDS = ("video_matting", "image_matting", "segmentation")
 MATTING, SEGMENTATION = 0, 1
@@ -43,7 +59,8 @@ class TrainingClips(Dataset):
         self.segmentation = find_segmentation(cfg.segmentation) if cfg.segmentation else []
         self.bg_images = find_background_images(cfg.background_images)
         self.bg_videos = find_background_videos(cfg.background_videos)
-        self.weights = np.array([cfg.weight_video_matting * bool(self.clips), cfg.weight_image_matting * bool(self.stills),
+        self.weights = np.array([cfg.weight_video_matting * bool(self.clips),
+                                 cfg.weight_image_matting * bool(self.stills),
                                  cfg.weight_segmentation * bool(self.segmentation)], dtype=np.float64)
         if self.weights.sum() <= 0:
             raise ValueError("no data kind with a positive weight has data")

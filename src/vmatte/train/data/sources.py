@@ -25,7 +25,8 @@ import cv2
 import numpy as np
 
 from vmatte.errors import InputError
-from vmatte.eval.compose import VIDEO_EXTENSIONS, _load_still, find_foregrounds
+from vmatte.eval.compose import VIDEO_EXTENSIONS, find_foregrounds, load_still
+from vmatte.io.pixels import code_max
 from vmatte.io.reader import IMAGE_EXTENSIONS, natural_key, open_source
 
 
@@ -35,7 +36,7 @@ def _images(folder: Path) -> list[Path]:
 
 
 def _unit(img: np.ndarray) -> np.ndarray:
-    return img.astype(np.float32) / np.float32(65535.0 if img.dtype == np.uint16 else 255.0)
+    return img.astype(np.float32) / np.float32(code_max(img.dtype))
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -130,7 +131,7 @@ def _load_still_cached(s: Still) -> tuple[np.ndarray, np.ndarray]:
 
     h, w = cv2.imread(str(s.image), cv2.IMREAD_UNCHANGED).shape[:2]
     # Shrink before estimating the foreground colour: the estimator's cost grows with pixels.
-    return _load_still(ForegroundSource(s.image.stem, "still", s.image, s.alpha), min(1.0, s.max_side / max(h, w)))
+    return load_still(ForegroundSource(s.image.stem, "still", s.image, s.alpha), min(1.0, s.max_side / max(h, w)))
 
 
 def _paired(fgr_dir: Path, pha_dir: Path) -> bool:

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -38,8 +38,6 @@ SOFT_FLOOR = 0.05
 # as on them: clicks land on hair and edges, where alpha is below 0.5.
 SNAP_FRACTION = 0.01
 SNAP_MIN_PX = 4
-# Models that matte every person and take no target: clicks would be ignored, so they are refused.
-EVERY_PERSON_MODELS = ("rvm", "rvm-resnet50")
 
 
 @dataclass(frozen=True)
@@ -231,11 +229,65 @@ def masks_from_clicks(input_path: str | os.PathLike, clicks: Iterable, excludes:
     return _masks_and_segmenter(input_path, clicks, excludes, fps, device, segmenter)[0]
 
 
+class ClickSegmenter:
+    """Clicks -> a target mask, the one way the API (``--click``) and the app make one.
+
+    ``choice`` (``--segmenter``): ``auto`` (a cached SAM / SAM 2, else RVM's person regions),
+    ``rvm``, a name of :data:`vmatte.weights.SEGMENTERS` or a checkpoint path. With SAM only the
+    click frame is needed; with RVM's person regions the every-person model of the registry runs
+    from frame 0 to the click frame (:meth:`person_alphas`, streaming) so its recurrent state has
+    settled, and :func:`mask_from_points` cuts its alpha."""
+
+    def __init__(self, choice: str | None = None, device: str = "auto", allow_download: bool = True):
+        from ..device import resolve_device
+        from .prompts import RVM, RVM_LABEL, FramePrompter, choose_segmenter, load_point_predictor
+
+        self.device = device
+        torch_device = resolve_device(device)
+        resolved = choose_segmenter(choice, torch_device)
+        self.prompter = None
+        if resolved != RVM:
+            self.prompter = FramePrompter(load_point_predictor(resolved, torch_device, allow_download=allow_download))
+        self.name = self.prompter.name if self.prompter else RVM_LABEL
+        self.description = self.prompter.description if self.prompter else RVM_LABEL
+        self._person = None  # the every-person matter, loaded on first use
+
+    @property
+    def needs_person_alpha(self) -> bool:
+        return self.prompter is None
+
+    def person_alphas(self, frames: Iterable, wanted: Iterable[int]) -> dict[int, np.ndarray]:
+        """``{index: HxW float alpha of every person}`` at the ``wanted`` frames: the every-person
+        model runs over ``frames`` (decoded frames from frame 0) up to the last wanted one."""
+        from ..registry import load_person_matter
+
+        wanted = set(wanted)
+        if self._person is None:
+            self._person = load_person_matter(self.device)
+        self._person.reset()
+        out: dict[int, np.ndarray] = {}
+        last = max(wanted)
+        for f in frames:
+            _, alpha = self._person.step(f.image, foreground=False)
+            if f.index in wanted:
+                out[f.index] = alpha
+            if f.index >= last:
+                break
+        return out
+
+    def mask(self, image: np.ndarray, frame: int, positives: Sequence, negatives: Sequence = (),
+             person_alpha: np.ndarray | None = None, key: object = None) -> np.ndarray:
+        """HxW uint8 mask of the target under ``positives`` in ``image`` (frame ``frame``); RVM's
+        regions need ``person_alpha`` (from :meth:`person_alphas`). ``key`` names the image for
+        SAM's encoder cache (default: the frame index)."""
+        if self.prompter is not None:
+            return self.prompter.mask(image, frame if key is None else key, positives, negatives)
+        return mask_from_points(person_alpha, positives, negatives, image, frame=frame)
+
+
 def _masks_and_segmenter(input_path, clicks, excludes, fps, device, segmenter) -> tuple[dict[int, np.ndarray], str]:
     """:func:`masks_from_clicks` and the name of what made the masks (for messages)."""
     from ...io.reader import open_source
-    from ...matte import load_matter, resolve_device
-    from ..segment.prompts import RVM, RVM_LABEL, FramePrompter, choose_segmenter, load_point_predictor
 
     pos, neg = as_clicks(clicks, False), as_clicks(excludes, True)
     if not pos:
@@ -253,29 +305,38 @@ def _masks_and_segmenter(input_path, clicks, excludes, fps, device, segmenter) -
             check_inside(p, info.width, info.height)
         if info.num_frames is not None and frames[-1] >= info.num_frames:
             raise _too_far(frames[-1], info.num_frames)
-        torch_device = resolve_device(device)
-        choice = choose_segmenter(segmenter, torch_device)
-        if choice == RVM:
-            used = RVM_LABEL
-            matter = load_matter("rvm", device=device)
-            matter.reset()
+        segmenter_ = ClickSegmenter(segmenter, device)
+
+        def counted():
+            nonlocal count
+            for f in src:
+                count += 1
+                yield f
+
+        if segmenter_.needs_person_alpha:  # one pass: RVM's alpha at every click frame
+            images: dict[int, np.ndarray] = {}
+
+            def keep(it):
+                for f in it:
+                    if f.index in frames:
+                        images[f.index] = f.image
+                    yield f
+
+            alphas = segmenter_.person_alphas(keep(counted()), frames)
+            for index, alpha in alphas.items():
+                here = [p for p in pos if p.frame == index], [q for q in neg if q.frame == index]
+                masks[index] = segmenter_.mask(images[index], index, *here, person_alpha=alpha)
         else:  # SAM needs only the click frames themselves: no model runs on the others
-            prompter = FramePrompter(load_point_predictor(choice, torch_device))
-            used = prompter.description
-        for f in src:
-            count += 1
-            if choice == RVM:
-                _, alpha = matter.step(f.image, foreground=False)
-            if f.index in frames:
-                here = [p for p in pos if p.frame == f.index], [q for q in neg if q.frame == f.index]
-                masks[f.index] = (mask_from_points(alpha, *here, f.image, frame=f.index) if choice == RVM
-                                  else prompter.mask(f.image, f.index, *here))
-            if f.index >= frames[-1]:
-                break
+            for f in counted():
+                if f.index in frames:
+                    here = [p for p in pos if p.frame == f.index], [q for q in neg if q.frame == f.index]
+                    masks[f.index] = segmenter_.mask(f.image, f.index, *here)
+                if f.index >= frames[-1]:
+                    break
     missing = [i for i in frames if i not in masks]
     if missing:
         raise _too_far(missing[0], count)
-    return masks, used
+    return masks, segmenter_.description
 
 
 def _too_far(frame: int, frames: int) -> InputError:
@@ -293,7 +354,9 @@ def click_keyframes(input_path: str | os.PathLike, clicks: Iterable | None, excl
     if not isinstance(model, str):
         raise VmatteError("clicks choose the target before the model is built: pass model= as a name, or "
                           "give load_matter(keyframes=masks_from_clicks(...))")
-    if model in EVERY_PERSON_MODELS:
+    from ..registry import AUTO, get
+
+    if model != AUTO and get(model).every_person:
         raise VmatteError(f"--click picks one target, but --model {model} mattes every person in frame; use "
                           f"--model auto or matanyone with --click")
     pos, neg = as_clicks(clicks, False), as_clicks(excludes, True)

@@ -1,0 +1,264 @@
+"""Every model vmatte runs, in one place: a :class:`ModelSpec` each, and the ``auto`` rule.
+
+The CLI's ``--model`` choices and help, the app's model menu, ``bench quality``, clicks and
+journaling all read these specs; no other module keeps a list of model names. A spec names its
+loader as ``"module:function"``, imported only when the model is built, so this module (and the
+CLI's ``--help``) needs neither torch nor any model code.
+
+``auto`` (one rule, :func:`choose_auto`):
+
+* per-frame masks (``--masks``): ``videomama`` when its weights are given or cached and a CUDA GPU
+  is here (on a CPU it takes minutes per chunk), else ``rvm`` gated by the masks;
+* a target (``--mask``, keyframes, clicks): the best MatAnyone whose weights are given or cached
+  (``matanyone2``, then ``matanyone``), else ``rvm-target`` (ships with vmatte);
+* nothing: ``rvm``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import VmatteError
+
+AUTO = "auto"
+BACKENDS = ("auto", "torch", "onnx")  # RVM's runtimes (the shipped weights on onnxruntime or PyTorch)
+# What a model needs to know which subject to matte.
+EVERY_PERSON = "every person"  # nothing: RVM mattes every person in frame
+KEYFRAMES = "keyframes"  # a first-frame / keyframe mask (or clicks) per target
+FRAME_MASKS = "frame masks"  # one coarse mask per frame (--masks)
+
+_RVM_LICENSE = "GPL-3.0 (Robust Video Matting weights)"
+_MATANYONE_LICENSE = "S-Lab License 1.0 (non-commercial)"
+_VIDEOMAMA_LICENSE = "VideoMaMa model card (non-commercial) + Stability AI SVD licence"
+
+
+@dataclass(frozen=True)
+class MatterOptions:
+    """Everything a model may be built with (what ``vmatte matte`` takes besides files and formats).
+
+    ``mask``: the target(s) on the first frame (path, HxW array, ``{id: HxW}`` or TargetMask);
+    ``keyframes``: ``{frame: mask}``; ``masks``: a folder (or FrameMasks) of one coarse mask per
+    frame. ``warmup_frames``, ``erode``, ``dilate``: MatAnyone's first-frame refinement and mask
+    clean-up (``dilate`` also grows the per-frame masks of RVM's gate). ``precision``: fp32, bf16
+    or fp16 (GPU): MatAnyone's autocast, VideoMaMa's dtype."""
+
+    weights: str | os.PathLike | None = None
+    device: str = "auto"
+    backend: str = "auto"
+    downsample_ratio: float | None = None
+    max_size: int | None = None
+    mask: Any = None
+    keyframes: dict | None = None
+    masks: Any = None
+    warmup_frames: int | None = None
+    erode: int | None = None
+    dilate: int | None = None
+    precision: str = "fp32"
+
+    @classmethod
+    def from_kwargs(cls, kwargs: dict) -> MatterOptions:
+        """The options from ``load_matter``/``matte`` keywords; a misspelt one is a one-line error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(kwargs) - names)
+        if unknown:
+            raise VmatteError(
+                f"unknown model option(s) {', '.join(unknown)}; the options are: {', '.join(sorted(names))}"
+            )
+        return cls(**kwargs)
+
+    def replace(self, **changes) -> MatterOptions:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def has_target(self) -> bool:
+        return self.mask is not None or bool(self.keyframes)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    help: str  # one line for --help
+    label: str  # the model's name in descriptions and the app's menu
+    takes: str  # EVERY_PERSON, KEYFRAMES or FRAME_MASKS: what says which subject to matte
+    loader: str  # "module:function(spec, options, note) -> Matter", imported when the model is built
+    license: str
+    weights: str | None = None  # the name of vmatte.weights.cached() when they are not shipped
+    every_person: bool = False  # mattes every person in frame (clicks make no sense)
+    resumable: bool = True  # its runs can be journaled (--resume)
+    needs_gpu: bool = False  # runs on a CPU only in principle (minutes per frame chunk)
+    frame_masks: bool = False  # also takes --masks (one mask per frame) through RVM's gate
+    variant: str = ""  # the backbone, for model families built by one loader
+
+    def load(self, options: MatterOptions, note: str = ""):
+        if options.masks is not None and self.takes != FRAME_MASKS:
+            if not self.frame_masks:
+                if self.takes == KEYFRAMES:
+                    raise VmatteError(
+                        f"--model {self.name} tracks a target from first-frame/keyframe masks: give them "
+                        f"with --mask or --masks-dir; per-frame masks (--masks) go to --model "
+                        f"{', '.join(s.name for s in SPECS.values() if s.takes == FRAME_MASKS)} or rvm"
+                    )
+                raise VmatteError(f"--model {self.name} takes no --masks")
+            return _function("vmatte.engine.mask_to_matte:load_gated")(self, options, note)
+        return _function(self.loader)(self, options, note)
+
+
+def _function(path: str) -> Callable:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+SPECS: dict[str, ModelSpec] = {
+    s.name: s
+    for s in (
+        ModelSpec(
+            "rvm-target",
+            "offline target mode: RVM + a memory of the target(s) of --mask/--click (ships with vmatte; people only)",
+            "rvm-target",
+            KEYFRAMES,
+            "vmatte.engine.tracking.load:load_target",
+            _RVM_LICENSE,
+            frame_masks=True,
+            variant="mobilenetv3",
+        ),
+        ModelSpec(
+            "rvm",
+            "Robust Video Matting, MobileNetV3 (ships with vmatte; mattes every person in frame)",
+            "RVM",
+            EVERY_PERSON,
+            "vmatte.engine.rvm:load_rvm",
+            _RVM_LICENSE,
+            every_person=True,
+            frame_masks=True,
+            variant="mobilenetv3",
+        ),
+        ModelSpec(
+            "rvm-resnet50",
+            "Robust Video Matting, ResNet-50 (needs rvm_resnet50.pth: --weights or download)",
+            "RVM ResNet-50",
+            EVERY_PERSON,
+            "vmatte.engine.rvm:load_rvm",
+            _RVM_LICENSE,
+            weights="rvm-resnet50",
+            every_person=True,
+            frame_masks=True,
+            variant="resnet50",
+        ),
+        ModelSpec(
+            "matanyone",
+            "MatAnyone (CVPR 2025): the target(s) of --mask (needs matanyone.pth: --weights, cache or download)",
+            "MatAnyone",
+            KEYFRAMES,
+            "vmatte.engine.matanyone.matter:load_matanyone",
+            _MATANYONE_LICENSE,
+            weights="matanyone",
+        ),
+        ModelSpec(
+            "matanyone2",
+            "MatAnyone2: the MatAnyone network with newer weights (needs matanyone2.pth)",
+            "MatAnyone2",
+            KEYFRAMES,
+            "vmatte.engine.matanyone.matter:load_matanyone",
+            _MATANYONE_LICENSE,
+            weights="matanyone2",
+        ),
+        ModelSpec(
+            "videomama",
+            "VideoMaMa (2026): one coarse mask per frame (--masks DIR) to mattes with a video "
+            "diffusion prior (needs SammyLim/VideoMaMa + the SVD VAE: --weights DIR, cache or download; a GPU)",
+            "VideoMaMa",
+            FRAME_MASKS,
+            "vmatte.engine.videomama:load_videomama",
+            _VIDEOMAMA_LICENSE,
+            weights="videomama",
+            resumable=False,
+            needs_gpu=True,
+        ),
+    )
+}
+# The model every benchmark compares with: the shipped one that mattes every person (RVM).
+BASELINE = next(s.name for s in SPECS.values() if s.every_person and s.weights is None)
+AUTO_HELP = (
+    "the best model available: rvm; with --mask/--click, MatAnyone when its weights are on this machine, "
+    "else rvm-target"
+)
+# The order auto tries target models in: best first.
+_AUTO_TARGET = ("matanyone2", "matanyone")
+
+
+def names() -> list[str]:
+    """``auto`` and every model name: the CLI's ``--model`` choices."""
+    return [AUTO, *SPECS]
+
+
+def help_lines() -> dict[str, str]:
+    return {AUTO: AUTO_HELP, **{s.name: s.help for s in SPECS.values()}}
+
+
+def get(name: str) -> ModelSpec:
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise VmatteError(f"unknown model {name!r}; choose one of: {', '.join(names())}") from None
+
+
+def is_cached(spec: ModelSpec) -> bool:
+    """Whether ``spec`` runs without a download (shipped, or its weights in the cache)."""
+    if spec.weights is None:
+        return True
+    from ..weights import cached
+
+    return cached(spec.weights)
+
+
+def choose_auto(options: MatterOptions) -> tuple[ModelSpec, str]:
+    """``auto``'s model for these options and a note for the description (the module docstring's rule)."""
+    if options.masks is not None:
+        note = " (--model auto with --masks)"
+        mama = next(s for s in SPECS.values() if s.takes == FRAME_MASKS)
+        if _gpu(options.device) and (options.weights is not None or is_cached(mama)):
+            return mama, note
+        return SPECS["rvm"], note
+    if options.has_target:
+        note = " (--model auto: a mask was given)"
+        if options.weights is not None:  # a path, or "download": the user asked for these weights
+            return SPECS[_AUTO_TARGET[-1]], note
+        for name in _AUTO_TARGET:
+            if is_cached(SPECS[name]):
+                return SPECS[name], note
+        from ..weights import matanyone_cache_paths
+
+        where = matanyone_cache_paths(_AUTO_TARGET[-1])[0].parent
+        return SPECS["rvm-target"], (
+            f" (--model auto: no MatAnyone weights in {where}; they give better mattes, any object: see README)"
+        )
+    return SPECS["rvm"], ""
+
+
+def _gpu(device: str) -> bool:
+    from .device import resolve_device
+
+    return resolve_device(device).type == "cuda"
+
+
+def load(name: str, options: MatterOptions):
+    """Build the matter for model ``name`` (or ``auto``) with ``options``."""
+    if options.masks is not None and options.has_target:
+        raise VmatteError(
+            "--masks (one mask per frame) replaces --mask, --mask-at, --masks-dir and --click; give only one of them"
+        )
+    if name == AUTO:
+        spec, note = choose_auto(options)
+        return spec.load(options, note)
+    return get(name).load(options)
+
+
+def load_person_matter(device: str = "auto"):
+    """The shipped model that mattes every person (RVM): what clicks without SAM cut into regions."""
+    spec = next(s for s in SPECS.values() if s.every_person and s.weights is None)
+    return spec.load(MatterOptions(device=device))
