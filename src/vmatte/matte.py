@@ -29,7 +29,7 @@ from .engine.refine import RefineSettings, refined
 from .engine.registry import BACKENDS, MatterOptions
 from .engine.resume import should_journal
 from .errors import VmatteError
-from .io.formats import DEFAULT_FORMATS, FORMATS, PLATE_FORMATS, parse_formats
+from .io.formats import DEFAULT_FORMATS, FORMATS, parse_formats
 from .io.ownership import lock_outputs
 from .io.reader import VideoInfo, open_source
 from .io.writers import Background, prepare_output_dir
@@ -201,7 +201,7 @@ def matte(
         bar = _progress_bar(info, progress)
         tick = _ticker(bar, on_frame)
         try:
-            if _journaled(matter, info, names, resume, chunk_frames):  # chunks into a journal: resumable
+            if should_journal(matter, info.num_frames, resume, chunk_frames):  # chunks into a journal: resumable
                 from .engine.chunked import journaled_matte
                 from .engine.resume import DEFAULT_CHUNK_FRAMES
 
@@ -246,15 +246,6 @@ def matte(
             if bar is not None:
                 bar.close()
     return MatteResult(paths, count, time.perf_counter() - start, matter.description, info)
-
-
-def _journaled(matter: Matter, info: VideoInfo, names: list[str], resume: bool, chunk_frames: int | None) -> bool:
-    if info.plate is not None or any(n in PLATE_FORMATS for n in names):
-        # EXR/DPX plates and outputs stream in one pass (the journal does not fingerprint plates yet)
-        if resume:
-            raise VmatteError("--resume does not work with EXR/DPX plates or outputs yet; run again without --resume")
-        return False
-    return should_journal(matter, info.num_frames, resume, chunk_frames)
 
 
 def _check_keyframe(last: int, frames: int | None, exact: bool) -> None:

@@ -213,7 +213,8 @@ def journaled_matte(
     from .resume import open_journal
 
     outdir = Path(os.fspath(plan.folder)).expanduser()
-    journal = open_journal(outdir, plan.stem, info.path, options, chunk_frames, resume)
+    files = info.plate.files if info.plate is not None else None
+    journal = open_journal(outdir, plan.stem, info.path, options, chunk_frames, resume, files)
     if journal.completed:
         check_journal(journal, [(stem, names) for _, stem, names in plan.groups()])  # damaged: one line, never gaps
     if bar is not None and journal.completed:

@@ -1,7 +1,7 @@
 """What ``--resume`` must check before it trusts a journal (see :mod:`vmatte.engine.resume`).
 
 * :func:`input_fingerprint`: what the run read, so a resumed run refuses an input that changed
-  in place. An image folder: every frame file's name, size and mtime (a re-render that keeps the
+  in place. An image folder or an EXR/DPX plate: every frame file's name, size and mtime (a re-render that keeps the
   folder's own size and mtime still changes these); a video file: its size, mtime and a hash of
   its first, middle and last MiB.
 * :func:`check_journal`: a journal is damaged when its manifest is not what vmatte wrote, the
@@ -26,9 +26,14 @@ _SAMPLE = 1 << 20
 _PNG_FILES = FormatSpec.frame_files  # the default: frame PNGs 00000.png ...
 
 
-def input_fingerprint(path: Path) -> str:
+def input_fingerprint(path: Path, files: tuple[Path, ...] | None = None) -> str:
     h = hashlib.sha256()
     path = Path(path)
+    if files:  # an EXR/DPX plate: the frame files it reads
+        for f in files:
+            st = os.stat(f)
+            h.update(os.fsencode(str(f)) + b"\0" + f"{st.st_size}:{st.st_mtime_ns}".encode() + b"\n")
+        return h.hexdigest()
     if path.is_dir():
         entries = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(path)
                          if not e.name.startswith(".") and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS
