@@ -106,10 +106,12 @@ CASES = [
     Case("mask much smaller than the frame (1/4)", _with(_png("m.png", _box(H // 4, W // 4))),
          _ok(warn="very different size")),
     Case("empty mask (all black)", _with(_png("m.png", np.zeros((H, W), np.uint8))), Expect(ERROR, ("no target",))),
-    # one target pixel at (1, 1) of a 200x200 mask: nearest-neighbour resizing to 64x48 skips it
+    # one target pixel at (1, 1) of a 256x192 mask: nearest-neighbour resizing to 64x48 skips it
     Case("target vanishes when a large mask is resized", _with(_png("m.png", np.pad(np.full((1, 1), 255, np.uint8),
-                                                                                    ((1, 198), (1, 198))))),
+                                                                                    ((1, 190), (1, 254))))),
          Expect(ERROR, ("vanished",))),
+    Case("mask of another shape (200x200 on 64x48)", _with(_png("m.png", _box(200, 200))),
+         Expect(ERROR, ("200x200", "another shape"))),
     Case("mask is a text file named .png", _with(_text), Expect(ERROR, ("cannot read the mask",))),
     Case("mask file missing", _with(lambda tmp: tmp / "none.png"), Expect(ERROR, ("mask not found",))),
 ]

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_ui_session import CLICK, FRAMES, person_clip
+from test_ui_session import CLICK, EMPTY, FRAMES, SIZE, person_clip, truth
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "ui"
@@ -121,6 +121,38 @@ def _wait_status(page, text: str) -> str:
     return page.locator("#status").inner_text()
 
 
+def _in_view(page, selector: str) -> None:
+    """``selector`` is inside the window as it is (no scrolling): where the user is looking."""
+    box = page.locator(selector).bounding_box()
+    size = page.viewport_size
+    assert box is not None and box["height"] > 0, selector
+    assert 0 <= box["y"] and box["y"] + box["height"] <= size["height"] + 1, (selector, box, size)
+
+
+def _on_dancer(i: int) -> tuple[int, int]:
+    """A pixel of the dancer at frame ``i`` (the DAVIS annotation's median pixel inside her)."""
+    ys, xs = np.nonzero(truth(i))
+    order = np.argsort(xs * 10_000 + ys)
+    k = order[len(order) // 2]
+    return int(xs[k]), int(ys[k])
+
+
+def _src(page, selector: str = "#frame img") -> str | None:
+    return page.locator(selector).get_attribute("src")
+
+
+def _wait_src(page, old: str | None, selector: str = "#frame img") -> None:
+    page.wait_for_function("([sel, old]) => { const i = document.querySelector(sel); "
+                           "return i && i.getAttribute('src') !== old && i.complete; }",
+                           arg=[selector, old], timeout=STEP_TIMEOUT_MS)
+
+
+def _type_frame(page, selector: str, value: int) -> None:
+    box = page.locator(f"{selector} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
 def test_click_run_download_in_chromium(server, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -138,6 +170,22 @@ def test_click_run_download_in_chromium(server, tmp_path):
             page.goto(url)
             page.wait_for_selector("#upload input[type=file]", state="attached", timeout=STEP_TIMEOUT_MS)
             _shot(page, "01-start")
+            # idle buttons look idle: Stop is off until a run starts; removing a target is not a red button
+            assert page.locator("#stop").is_disabled()
+            assert "stop" not in (page.locator("#remove").get_attribute("class") or "")
+
+            # Run with nothing to run: the problem shows where the user is looking, at either window size
+            page.click("#run")
+            status = _wait_status(page, "Problem")
+            assert "upload a video first" in status
+            page.wait_for_function("() => document.querySelector('#run-status').innerText.includes('upload a video')",
+                                   timeout=STEP_TIMEOUT_MS)
+            for size in ({"width": 1400, "height": 1000}, {"width": 1920, "height": 960}):
+                page.set_viewport_size(size)
+                _in_view(page, "#status")
+                _in_view(page, "#run-status")
+            page.screenshot(path=str(ARTIFACTS / "02a-problem-in-view-1920x960.png"))  # the window, as seen
+            page.set_viewport_size({"width": 1400, "height": 1000})
 
             # a bad file: a one-line message in the page, no traceback
             page.set_input_files("#upload input[type=file]", str(junk))
@@ -150,29 +198,73 @@ def test_click_run_download_in_chromium(server, tmp_path):
             assert "320x180" in status
             img = page.locator("#frame img")
             img.wait_for(timeout=STEP_TIMEOUT_MS)
+            about = page.locator("#video-info").inner_text()  # the emptied upload box's file, in words
+            assert "dancer.mp4" in about and "KB" in about and f"{FRAMES} frames" in about, about
             _shot(page, "03-uploaded")
 
-            # click on the dancer: the image is shown scaled, the app gets natural pixels
+            # a click on no one: the app's own words, not the command line's
             box = img.bounding_box()
-            nat_w = page.evaluate("() => document.querySelector('#frame img').naturalWidth")
-            scale = box["width"] / nat_w
-            before = img.get_attribute("src")
-            img.click(position={"x": CLICK[0] * scale, "y": CLICK[1] * scale})
-            status = _wait_status(page, "mask")
-            # the overlay arrives after the status line: wait for the new image before the screenshot
-            page.wait_for_function("([sel, old]) => { const i = document.querySelector(sel); "
-                                   "return i && i.getAttribute('src') !== old && i.complete; }",
-                                   arg=["#frame img", before], timeout=STEP_TIMEOUT_MS)
+            scale = box["width"] / SIZE[0]  # shown scaled (the small clip enlarged), the app maps to its pixels
+            assert box["width"] >= 600  # the frame fills its column: big enough to click on hair
+            img.click(position={"x": EMPTY[0] * scale, "y": EMPTY[1] * scale})
+            status = _wait_status(page, "Problem")
+            assert "No one found where you clicked" in status and "--" not in status, status
+            _shot(page, "03b-no-one-there")
+
+            # click on the dancer: the image is shown scaled, the app gets natural pixels
+            status = _click(page, CLICK)
             assert "include point" in status
             px = int(status.split("mask")[1].split("px")[0])
             assert 500 < px < 320 * 180 // 3  # one person, not the frame
             _shot(page, "04-clicked")
 
+            # a typed frame number loads that frame (Enter or not), and the next click is not lost
+            before = _src(page)
+            _type_frame(page, "#frame-slider", 8)
+            _wait_src(page, before)
+            status = _click(page, _on_dancer(8), 8)
+            assert "frame 8" in status and "include point" in status, status
+            before = _src(page)
+            page.locator("#frame-slider input[type=number]").fill("4")  # typed, no Enter: the frame follows
+            _wait_src(page, before)
+            status = _click(page, _on_dancer(4), 4)
+            assert "frame 4;" in status and "include point" in status, status
+            assert "frame 4 (clicks)" in page.locator("#summary").inner_text()
+            _shot(page, "04b-typed-frame-clicked")
+
             page.click("#run")
-            status = _wait_status(page, "done:")
-            assert f"{FRAMES} frames" in status and "rvm-target" in status
+            status = _wait_status(page, "Done:")
+            assert f"{FRAMES} frames" in status
+            first_line = status.strip().splitlines()[0]
+            assert len(first_line) < 160 and "GPL" not in first_line, first_line  # the model: folded away
+            assert "rvm-target" in page.locator("#status details").text_content()
+            assert "Done:" in page.locator("#run-status").inner_text()
             page.wait_for_selector("#downloads a", timeout=STEP_TIMEOUT_MS)
+            assert page.locator("#stop").is_disabled()
+
+            # the result opens large next to the controls, frame by frame
+            result = page.locator("#result img")
+            result.wait_for(timeout=STEP_TIMEOUT_MS)
+            page.wait_for_function("() => document.querySelector('#result img').complete", timeout=STEP_TIMEOUT_MS)
+            assert page.evaluate("() => document.querySelector('#result img').naturalWidth") >= 2 * SIZE[0]
+            assert result.bounding_box()["width"] >= 600
             _shot(page, "05-done")
+            before = _src(page, "#result img")
+            _type_frame(page, "#result-slider", 7)
+            _wait_src(page, before, "#result img")
+            before = _src(page, "#result img")
+            page.locator("#view-mode").get_by_text("Checkerboard").click()
+            _wait_src(page, before, "#result img")
+            _shot(page, "05b-result-frame7-checkerboard")
+            before = _src(page, "#result img")
+            rbox = result.bounding_box()
+            x, y = _on_dancer(7)  # the checkerboard view is one panel of the frame's shape
+            result.click(position={"x": x * rbox["width"] / SIZE[0], "y": y * rbox["width"] / SIZE[0]})
+            _wait_src(page, before, "#result img")
+            page.wait_for_function("() => document.querySelector('#zoom input[value=\"2x\"]').checked",
+                                   timeout=STEP_TIMEOUT_MS)
+            page.wait_for_timeout(500)
+            _shot(page, "05c-result-zoomed")
 
             link = page.locator('#downloads a[href*="prores4444.mov"]').first
             with page.expect_download(timeout=STEP_TIMEOUT_MS) as dl:
@@ -181,13 +273,28 @@ def test_click_run_download_in_chromium(server, tmp_path):
             dl.value.save_as(saved)
             _shot(page, "06-downloaded")
 
-            # a long run, stopped: the page says so and no output file is left
+            # a click far into a longer video: progress in the status bar, the frame stays in view
             page.set_input_files("#upload input[type=file]", str(long_clip))
             _wait_status(page, f"{LONG_FRAMES} frames")
-            img.click(position={"x": CLICK[0] * scale, "y": CLICK[1] * scale})
-            _wait_status(page, "mask")
+            img.wait_for(timeout=STEP_TIMEOUT_MS)
+            far = LONG_FRAMES - 10
+            before = _src(page)
+            _type_frame(page, "#frame-slider", far)
+            _wait_src(page, before)
+            shown = _src(page)
+            x, y = _on_dancer(far)
+            img.click(position={"x": x * scale, "y": y * scale})
+            status = _wait_status(page, "Running the person model over frames 0-")
+            assert f"to find people at frame {far}" in status and f"/{far + 1}" in status, status
+            assert img.is_visible() and _src(page) == shown  # not blanked while it runs
+            page.screenshot(path=str(ARTIFACTS / "07a-click-progress.png"))
+            status = _wait_status(page, "include point")
+            assert f"frame {far};" in status
+
+            # a long run, stopped: the page says so and no output file is left
             page.click("#run")
             page.wait_for_selector(".progress-text, .progress-level", timeout=STEP_TIMEOUT_MS)
+            _in_view(page, "#status")
             _shot(page, "07-running")
             page.click("#stop")
             status = _wait_status(page, "no output was written")
@@ -222,20 +329,19 @@ def _open_clip_and_click(page, url: str, clip: Path, frames: int, point: tuple[i
     return _click(page, point)
 
 
-def _click(page, point: tuple[int, int]) -> str:
+def _click(page, point: tuple[int, int], frame: int = 0) -> str:
+    """Click ``point`` (frame pixels) on the picture of ``frame``; the status line it gets."""
     img = page.locator("#frame img")
     img.wait_for(timeout=STEP_TIMEOUT_MS)
     box = img.bounding_box()
-    scale = box["width"] / page.evaluate("() => document.querySelector('#frame img').naturalWidth")
+    scale = box["width"] / SIZE[0]
     before, said = img.get_attribute("src"), page.locator("#status").inner_text()
     img.click(position={"x": point[0] * scale, "y": point[1] * scale})
-    page.wait_for_function("old => { const t = document.querySelector('#status').innerText; "
-                           "return t !== old && (t.includes('mask') || t.includes('Problem')); }",
-                           arg=said, timeout=STEP_TIMEOUT_MS)
+    page.wait_for_function("([old, done]) => { const t = document.querySelector('#status').innerText; "
+                           "return t !== old && (t.includes(done) || t.includes('Problem')); }",
+                           arg=[said, f"frame {frame}; mask"], timeout=STEP_TIMEOUT_MS)
     status = page.locator("#status").inner_text()
-    page.wait_for_function("([sel, old]) => { const i = document.querySelector(sel); "
-                           "return i && i.getAttribute('src') !== old && i.complete; }",
-                           arg=["#frame img", before], timeout=STEP_TIMEOUT_MS)
+    _wait_src(page, before)
     # Gradio greys components out while an event is pending: the screenshot waits for it to go
     page.wait_for_function("() => !document.querySelector('.pending')", timeout=STEP_TIMEOUT_MS)
     page.wait_for_timeout(800)  # ... and fades back in (looks only: the status is already checked)

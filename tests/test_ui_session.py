@@ -12,18 +12,31 @@ import warnings
 import zipfile
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
+from conftest import write_h264
 
 from vmatte.errors import InputError, VmatteError
 from vmatte.io.probe import read_rgba, stream_summary
-from vmatte.ui.job import Cancelled, Job, RunSettings, available_models, run_job
-from vmatte.ui.overlay import INCLUDE_COLOUR, draw_overlay, mask_from_layers, preview_panels, target_colour, Marker
+from vmatte.ui.job import (
+    Cancelled,
+    Job,
+    RunSettings,
+    available_models,
+    read_result_frame,
+    run_job,
+)
+from vmatte.ui.overlay import (
+    INCLUDE_COLOUR,
+    Marker,
+    draw_overlay,
+    mask_from_layers,
+    result_view,
+    target_colour,
+    zoom_crop,
+)
 from vmatte.ui.session import Session, SessionStore, UiSettings, inside
-
-from conftest import write_h264
 
 DAVIS = Path(__file__).resolve().parents[2] / "shared" / "media" / "davis2016"
 SEQUENCE = "dance-twirl"
@@ -178,16 +191,43 @@ def test_overlay_drawing():
         draw_overlay(img, [(np.zeros((10, 10), np.uint8), (1, 2, 3))])
 
 
-def test_preview_panels():
-    img = np.zeros((90, 160, 3), np.uint8)
-    fg = np.ones((90, 160, 3), np.float32) * np.array([1, 0, 0], np.float32)
-    alpha = np.zeros((90, 160), np.float32)
-    alpha[:, 80:] = 1
-    p = preview_panels(img, fg, alpha, 81)  # odd width -> even
-    assert p.shape == (44, 160, 3)
-    assert tuple(p[20, 70]) == (255, 255, 255) and tuple(p[20, 5]) == (0, 0, 0)  # alpha panel
-    assert tuple(p[20, 80 + 70]) == (255, 0, 0)  # composite: the foreground where alpha is 1
-    assert p[20, 80 + 5, 0] == p[20, 80 + 5, 1] > 100  # checkerboard (grey) where alpha is 0
+def test_result_view_modes_and_zoom():
+    fg = np.zeros((90, 160, 3), np.uint8)
+    fg[:] = (255, 0, 0)
+    alpha = np.zeros((90, 160), np.uint8)
+    alpha[:, 80:] = 255
+    side = result_view(fg, alpha, "Side by side")
+    assert side.shape == (90, 320, 3)
+    assert tuple(side[20, 100]) == (255, 255, 255) and tuple(side[20, 5]) == (0, 0, 0)  # alpha panel
+    assert tuple(side[20, 160 + 100]) == (255, 0, 0)  # the subject where alpha is 1
+    assert side[20, 160 + 5, 0] == side[20, 160 + 5, 1] > 100  # checkerboard (grey) where alpha is 0
+    comp = result_view(fg, alpha, "Composite", background=(0, 0, 1))
+    assert tuple(comp[20, 5]) == (0, 0, 255) and tuple(comp[20, 100]) == (255, 0, 0)
+    assert result_view(fg, alpha, "Alpha").shape == (90, 160, 3)
+    # 4x around the alpha edge (x = 80 of 160): a 40x22 crop blown up, the edge in the middle
+    z = result_view(fg, alpha, "Alpha", zoom="4x", centre=(0.5, 0.5))
+    assert z.shape == (88, 160, 3) and z[40, 10, 0] == 0 and z[40, 150, 0] == 255
+    corner = zoom_crop(np.arange(100, dtype=np.uint8).reshape(10, 10), "2x", (0.0, 0.0))  # clamped to the image
+    assert corner.shape == (10, 10) and corner[0, 0] == 0 and corner[9, 9] == 44
+
+
+def test_person_model_progress_and_kept_state(session):
+    """A click at a later frame reports RVM's progress frame by frame; a click further on continues
+    from there (not from frame 0) and gives the same mask as a fresh session running it all."""
+    seen = []
+    assert session.person_frames_to_run(6) == (0, 6)
+    session.click(1, *CLICK, frame=6, on_progress=lambda n, total: seen.append((n, total)))
+    assert seen == [(i, 7) for i in range(1, 8)]
+    assert session.person_frames_to_run(6) is None and session.person_frames_to_run(9) == (7, 9)
+    seen.clear()
+    session.click(1, *CLICK, frame=9, on_progress=lambda n, total: seen.append((n, total)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]  # frames 7, 8, 9 only
+    fresh = Session(session.folder.parent / "fresh", session.settings)
+    fresh.open_video(session.video)
+    assert np.abs(fresh.person_alpha(9).astype(int) - session.person_alpha(9).astype(int)).max() <= 1
+    seen.clear()
+    session.person_alpha(3, on_progress=lambda n, total: seen.append(n))
+    assert seen == []  # kept from the first click
 
 
 def test_run_writes_downloads_preview_and_progress(session):
@@ -207,10 +247,10 @@ def test_run_writes_downloads_preview_and_progress(session):
     assert alpha0[CLICK[1], CLICK[0]] > 0.9
     with zipfile.ZipFile(next(p for p in result.downloads if p.suffix == ".zip")) as z:
         assert len([n for n in z.namelist() if n.endswith(".png")]) == FRAMES
-    with av.open(str(result.preview)) as c:
-        st = c.streams.video[0]
-        frames = list(c.decode(st))
-    assert len(frames) == FRAMES and (frames[0].width, frames[0].height) == (640, 180)  # panels at most the source's size
+    assert len(list(result.preview.glob("*_a.png"))) == FRAMES  # every frame for the result viewer
+    fg, alpha = read_result_frame(result.preview, FRAMES - 1)
+    assert fg.shape == (180, 320, 3) and alpha.shape == (180, 320)  # never upscaled
+    assert alpha[CLICK[1], CLICK[0]] > 200 and alpha[EMPTY[1], EMPTY[0]] < 50
 
 
 def test_cancel_stops_the_run_and_leaves_no_output(session):
@@ -225,7 +265,7 @@ def test_cancel_stops_the_run_and_leaves_no_output(session):
         run_job(session, RunSettings(model="rvm-target", formats=("prores", "webm")), job, stop_at_3)
     assert job.done == 3
     run_dir = next(session.folder.glob("run-*"))
-    assert list(run_dir.iterdir()) == []  # no partial ProRes/WebM/preview
+    assert list(run_dir.iterdir()) == []  # no partial ProRes/WebM/result frames
 
 
 def test_models_and_target_requirements(session):
@@ -287,7 +327,7 @@ def test_videomama_runs_in_the_app_when_its_weights_are_cached(session, cache):
     assert r.frames == FRAMES and r.model.startswith("VideoMaMa")
     assert seen == list(range(1, FRAMES + 1)) * 2  # the masks' pass, then VideoMaMa's
     assert stream_summary(r.downloads[0])["frames"] == FRAMES
-    assert sorted(p.name for p in r.downloads[0].parent.iterdir()) == ["dancer_alpha.mp4", "preview.webm"]
+    assert sorted(p.name for p in r.downloads[0].parent.iterdir()) == ["dancer_alpha.mp4", "preview"]
 
 
 def test_store_and_inside(tmp_path):

@@ -15,9 +15,12 @@ def _add_matte(sub: argparse._SubParsersAction) -> None:
     from .io.formats import DEFAULT_FORMATS, FORMATS
 
     p = sub.add_parser("matte", help="matte a video (or image folder) into alpha/foreground/composite files",
-                       description="Matte INPUT and write the chosen formats into OUTDIR.")
+                       description="Matte INPUT and write the chosen formats into OUTDIR, or one format into FILE.")
     p.add_argument("input", help="video file (mp4/mov/mkv/webm/avi...) or folder of images")
-    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if missing)")
+    p.add_argument("stray", nargs="?", help=argparse.SUPPRESS)  # `vmatte matte in.mp4 out.mp4`: told to use -o
+    p.add_argument("-o", "--output", metavar="OUTDIR|FILE",
+                   help="output folder (created if missing), or one file: out.mov (ProRes 4444 with alpha), "
+                        "out.webm (VP9 with alpha) or out.mp4 (the alpha matte; -f comp or fgr for those)")
     p.add_argument("-m", "--model", default="auto", choices=registry.names(),
                    help="model (default: auto): " + "; ".join(f"{n}: {h}" for n, h in registry.help_lines().items()))
     p.add_argument("--weights", help="checkpoint path (.pth/.safetensors, or a hub folder with model.safetensors "
@@ -52,8 +55,9 @@ def _add_matte(sub: argparse._SubParsersAction) -> None:
                    help="MatAnyone: first-frame refinement passes (default 10)")
     p.add_argument("--erode", type=int, metavar="PX", help="MatAnyone: erode the first-frame mask (kernel px, default 10; 0 = off)")
     p.add_argument("--dilate", type=int, metavar="PX", help="MatAnyone: dilate the first-frame mask (kernel px, default 10; 0 = off)")
-    p.add_argument("-f", "--formats", default=",".join(DEFAULT_FORMATS),
-                   help=f"comma-separated outputs (default: {','.join(DEFAULT_FORMATS)}); one of: {', '.join(FORMATS)}")
+    p.add_argument("-f", "--formats",
+                   help=f"comma-separated outputs (default: {','.join(DEFAULT_FORMATS)}, or what -o FILE's extension "
+                        f"names); one of: {', '.join(FORMATS)}")
     p.add_argument("--bg", "--background", dest="background", metavar="SPEC",
                    help="composite background: colour name, #rrggbb, r,g,b, an image or a video (default: green)")
     p.add_argument("--max-size", type=int, metavar="PX", help="long side of the internal resolution (default: automatic)")
@@ -107,12 +111,22 @@ def _refine_settings(args: argparse.Namespace):
 
 
 def _run_matte(args: argparse.Namespace) -> int:
+    from .outfile import plan_output
+
+    if args.stray is not None:
+        raise VmatteError(f"the output is named with -o; use -o: vmatte matte {args.input} -o {args.stray}")
+    if args.output is None:
+        raise VmatteError("no output given: add -o OUTDIR (a folder for the outputs) or -o FILE "
+                          "(out.mov, out.webm or out.mp4: one file)")
+    plan = plan_output(args.output, args.formats)
+    plan.check_free(args.overwrite)
     from .engine.runtime import tune_allocator
     from .matte import matte
 
     tune_allocator()
     keyframes = _keyframes(args)
-    result = matte(args.input, args.output, model=args.model, formats=args.formats, background=args.background,
+    result = matte(args.input, plan.folder, model=args.model, formats=list(plan.formats), background=args.background,
+                   **({"stem": plan.stem} if plan.stem else {}),
                    overwrite=args.overwrite, fps=args.fps, progress=not args.quiet, weights=args.weights,
                    device=args.device, backend=args.backend, downsample_ratio=args.downsample_ratio,
                    max_size=args.max_size, mask=args.mask, warmup_frames=args.warmup_frames, erode=args.erode,
@@ -125,7 +139,7 @@ def _run_matte(args: argparse.Namespace) -> int:
                    frames=args.frames, input_colorspace=args.input_colorspace,
                    exr_compression=args.exr_compression, refine=_refine_settings(args))
     print(f"{result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} frames/s)", file=sys.stderr)
-    for name, path in result.outputs.items():
+    for name, path in plan.finish(result.outputs).items():
         print(f"{name}\t{path}")
     return 0
 
@@ -434,7 +448,10 @@ def _run_weights_fetch(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = _Parser(prog="vmatte", description="Alpha mattes of a chosen subject from any video.")
+    parser.add_argument("--version", action="version", version=f"vmatte {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_matte(sub)
     _add_formats(sub)
@@ -447,8 +464,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Warnings as one ``vmatte: warning: ...`` line on stderr (no source location)."""
-    print(f"vmatte: warning: {message}", file=sys.stderr)
+    """Warnings as one ``vmatte: warning: ...`` line on stderr (no source location), never on the
+    progress bar's line."""
+    from .progress import write_line
+
+    write_line(f"vmatte: warning: {message}")
 
 
 class _Parser(argparse.ArgumentParser):

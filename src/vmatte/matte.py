@@ -179,6 +179,20 @@ def matte(
     with open_source(input, fps=fps, frames=frames, colorspace=input_colorspace) as src, ExitStack() as owned:
         info = src.info
         _check_keyframe(last_key, info.num_frames, exact=info.is_image_sequence)  # before any work
+        if isinstance(model, str) and model_options.get("keyframes"):
+            # fitted to the frame now: a mask of another video fails before any output exists, and a
+            # resize warning prints before the progress bar instead of on its line
+            from .io.masks import fit_to_frame
+
+            model_options["keyframes"] = {
+                k: fit_to_frame(m, (info.height, info.width)) for k, m in model_options["keyframes"].items()
+            }
+        if progress and info.is_image_sequence and info.plate is None and fps is None:
+            print(
+                f"{info.path.name}/: {info.num_frames} images, {float(info.fps):g} fps assumed; use --fps to set "
+                f"the frame rate",
+                file=sys.stderr,
+            )
         plan = OutputPlan(output_dir, stem or _stem(info), ids, names, background, overwrite, exr_compression)
         outdir = Path(os.fspath(output_dir)).expanduser()
         prepare_output_dir(outdir)
@@ -196,8 +210,9 @@ def matte(
         matter = refined(as_matter(matter), refine)  # the refinement: a step of the one loop, for every run
         outputs.annotate(matter.description)
         plan = dataclasses.replace(plan, model=matter.description)
+        announced = matter.description
         if progress:
-            print(f"model: {matter.description}", file=sys.stderr)
+            print(f"model: {announced}", file=sys.stderr)
         bar = _progress_bar(info, progress)
         tick = _ticker(bar, on_frame)
         try:
@@ -245,7 +260,14 @@ def matte(
         finally:
             if bar is not None:
                 bar.close()
+    _say_runtime(matter, announced, progress)
     return MatteResult(paths, count, time.perf_counter() - start, matter.description, info)
+
+
+def _say_runtime(matter, announced: str, progress: bool) -> None:
+    """A matter that chose its runtime from the first frame (RVM on the CPU) says which one ran."""
+    if progress and matter.description != announced:
+        print(f"ran: {matter.description}", file=sys.stderr)
 
 
 def _check_keyframe(last: int, frames: int | None, exact: bool) -> None:
@@ -299,6 +321,6 @@ def _stem(info: VideoInfo) -> str:
 def _progress_bar(info: VideoInfo, enabled: bool):
     if not enabled:
         return None
-    from tqdm import tqdm
+    from .progress import progress_bar
 
-    return tqdm(total=info.num_frames, unit="frame", desc=info.path.name[:30], file=sys.stderr, dynamic_ncols=True)
+    return progress_bar(info.num_frames, info.path.name[:30])

@@ -56,10 +56,17 @@ def run_chunks(journal: Journal, frames: Iterable[Frame], matter, info: VideoInf
             return partial(commit, r.index // chunk, stream_state(matter))
         return None
 
+    seen = [-1]  # the last frame decoded, matted or skipped: the video's real length, also when all is done
+
+    def counted(source: Iterable[Frame]):
+        for frame in source:
+            seen[0] = frame.index
+            yield frame
+
     try:
-        run(matter, frames, write, foreground=need_fgr, on_frame=on_frame, after=after, skip=skip,
+        run(matter, counted(frames), write, foreground=need_fgr, on_frame=on_frame, after=after, skip=skip,
             state=journal.saved_state())
-        count = last[0] + 1
+        count = seen[0] + 1
         if current:  # the last, shorter chunk
             commit((count - 1) // chunk, stream_state(matter))
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM/SIGHUP (errors.Stopped)

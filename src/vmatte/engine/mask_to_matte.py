@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..errors import VmatteError
+from ..errors import InputError, VmatteError
 from ..io.masks import FrameMasks
 from .matter import PerFrameMatter, State
 

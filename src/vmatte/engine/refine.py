@@ -177,8 +177,11 @@ class Refined:
         self.inner = as_matter(inner)
         self.settings = settings
         self.refiner = Refiner(settings)
-        self.description = f"{self.inner.description}; refined: {settings.describe()}"
         self.resumable = bool(getattr(self.inner, "resumable", False))
+
+    @property
+    def description(self) -> str:  # live: a model may choose its runtime at the first frame
+        return f"{self.inner.description}; refined: {self.settings.describe()}"
 
     @property
     def targets(self) -> tuple:

@@ -150,13 +150,22 @@ class RVMAuto(PerFrameMatter):
 
     ONNX_MAX_SIDE = 288
 
-    def __init__(self, make_torch, onnx: RVMOnnx, settings: RVMSettings, description: str):
+    def __init__(self, make_torch, onnx: RVMOnnx, settings: RVMSettings, description: str, chosen: str = ""):
         self._make_torch = make_torch
         self._torch: RVMTorch | None = None
         self.onnx = onnx
         self.settings = settings
-        self.description = description
+        self._description, self._chosen = description, chosen
+        self._ran: FrameMatter | None = None
         self.reset()
+
+    @property
+    def description(self) -> str:
+        """Before a video: both runtimes; after its first frame: the one that ran it."""
+        if self._ran is None:
+            return self._description
+        runtime = "onnxruntime" if self._ran is self.onnx else "PyTorch"
+        return f"RVM MobileNetV3 on {runtime}/CPU {self._chosen}".rstrip()
 
     def reset(self, concurrent_io: bool = False) -> None:
         self._active: RVMTorch | RVMOnnx | None = None
@@ -191,7 +200,7 @@ class RVMAuto(PerFrameMatter):
 
     def step(self, image: np.ndarray, foreground: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
         if self._active is None:
-            self._active = self.choose(image)
+            self._active = self._ran = self.choose(image)
             self._active.reset(self._concurrent_io)
         return self._active.step(image, foreground)
 
@@ -255,4 +264,5 @@ def load_rvm(spec, options, note: str = ""):
         return onnx
     # auto on CPU: onnxruntime for small network inputs, PyTorch for larger ones (see RVMAuto).
     return RVMAuto(make_torch, onnx, settings,
-                   description=f"RVM MobileNetV3{note} on CPU, onnxruntime or PyTorch by size ({shipped_desc})")
+                   description=f"RVM MobileNetV3{note} on CPU, onnxruntime or PyTorch by size ({shipped_desc})",
+                   chosen=f"({shipped_desc}), chosen for this video's size")

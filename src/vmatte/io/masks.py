@@ -178,6 +178,14 @@ def as_target_mask(mask: "str | os.PathLike | np.ndarray | dict[int, np.ndarray]
     raise InputError(f"a mask must be HxW (or HxWx3/4), got shape {a.shape}")
 
 
+def same_aspect(mask: tuple[int, int], frame: tuple[int, int]) -> bool:
+    """Whether a ``mask`` (h, w) is the ``frame``'s (h, w) scaled, up to rounding: each side within one
+    mask pixel, or 1 % of it (a codec's 1080/1088 padding), of the frame's shape at the mask's scale."""
+    (mh, mw), (h, w) = mask, frame
+    return all(abs(m - f * other_m / other_f) <= max(1.0, 0.01 * m)
+               for m, f, other_m, other_f in ((mh, h, mw, w), (mw, w, mh, h)))
+
+
 def fit_to_frame(mask: TargetMask, shape: tuple[int, int]) -> TargetMask:
     """``mask`` at the frame size ``shape`` (h, w): resized with nearest neighbour and a warning
     when the sizes differ; an error when a target vanishes."""
@@ -189,6 +197,10 @@ def fit_to_frame(mask: TargetMask, shape: tuple[int, int]) -> TargetMask:
     if close:
         msg = (f"the mask {mask.source} is {mw}x{mh} but the video is {w}x{h}; resized it to the frame "
                f"(nearest neighbour)")
+    elif not same_aspect((mh, mw), (h, w)):
+        raise InputError(f"the mask {mask.source} is {mw}x{mh} ({mw / mh:.3g}:1) but the video is {w}x{h} "
+                         f"({w / h:.3g}:1): another shape, so it cannot be this video's mask; give a mask made on "
+                         f"this video's frames")
     else:
         msg = (f"the mask {mask.source} is {mw}x{mh} but the video is {w}x{h}, a very different size; "
                f"resized it to the frame (nearest neighbour): check that the mask belongs to this video")

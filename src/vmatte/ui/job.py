@@ -1,8 +1,9 @@
-"""A matting run started from the web app: progress, cancellation, a side-by-side preview, and
+"""A matting run started from the web app: progress, cancellation, frames to scrub through, and
 the chosen outputs ready to download (image folders zipped). No Gradio here.
 
 The run is :func:`vmatte.matte.matte` with an ``on_frame`` callback: it sees every frame as the
-model finishes it, so it counts progress, writes the preview and stops the run when the user
+model finishes it, so it counts progress, keeps the frames of the
+result viewer (:class:`ResultFrames`) and stops the run when the user
 cancels (an exception inside the run, so ``matte`` removes every partial output as it does on
 Ctrl-C). The model menu comes from the registry (:mod:`vmatte.engine.registry`): every model
 whose weights are here. A per-frame-mask model (VideoMaMa) gets its masks from a first pass of
@@ -17,17 +18,16 @@ import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
-import av
+import cv2
 import numpy as np
 
 from ..engine.refine import RefineSettings
 from ..errors import InputError, VmatteError
 from ..io.formats import parse_formats
 from ..io.masks import TargetMask
-from .overlay import preview_panels
+from .overlay import to_rgb8
 from .session import Session
 
 # What the page offers, in this order: (label, format name). Folders are zipped for download.
@@ -91,52 +91,56 @@ class Job:
 @dataclass
 class JobResult:
     downloads: list[Path]  # files to offer (folders already zipped)
-    preview: Path  # alpha | composite, side by side (VP9 WebM, plays in any browser)
+    preview: Path  # the result viewer's frames (ResultFrames folder)
     frames: int
     seconds: float
     model: str
 
 
-class PreviewWriter:
-    """Side-by-side preview frames into a small VP9 WebM (written to a temp name, then renamed)."""
+class ResultFrames:
+    """Every matted frame for the page's result viewer, at ``max_side`` px: the alpha as a grey PNG
+    and the foreground (the source colours for alpha-only runs: close enough to judge the cut-out,
+    no extra model work) as a JPEG, in a folder named ``.partial-...`` until the run is complete."""
 
-    def __init__(self, path: Path, fps: Fraction, width: int):
-        self.path, self.fps, self.width = Path(path), fps, width
-        self._temp = self.path.with_name(f".partial-{self.path.name}")
-        self._out = None
-        self._stream = None
-        self._count = 0
+    def __init__(self, folder: Path, max_side: int):
+        self.folder, self.max_side = Path(folder), max_side
+        self._temp = self.folder.with_name(f".partial-{self.folder.name}")
+        self.count = 0
 
     def write(self, image: np.ndarray, foreground: np.ndarray | None, alpha: np.ndarray) -> None:
-        # never upscaled: a small clip's preview is the clip's own size
-        panels = preview_panels(image, foreground, alpha, min(self.width, alpha.shape[1]))
-        if self._out is None:
-            self._out = av.open(str(self._temp), "w", format="webm")
-            self._stream = self._out.add_stream("libvpx-vp9", rate=self.fps)
-            self._stream.height, self._stream.width = panels.shape[:2]
-            self._stream.pix_fmt = "yuv420p"
-            # realtime settings: the preview must not slow the run down noticeably
-            self._stream.options = {"crf": "30", "b": "0", "deadline": "realtime", "cpu-used": "8"}
-        vf = av.VideoFrame.from_ndarray(panels, format="rgb24").reformat(format="yuv420p")
-        vf.pts = self._count
-        self._count += 1
-        self._out.mux(self._stream.encode(vf))
+        if self.count == 0:
+            shutil.rmtree(self._temp, ignore_errors=True)
+            self._temp.mkdir(parents=True)
+        h, w = alpha.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w))
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        a = np.clip(np.rint(np.asarray(alpha, np.float32) * 255), 0, 255).astype(np.uint8)
+        fg = to_rgb8(foreground if foreground is not None else image)
+        if scale < 1:
+            a = cv2.resize(a, size, interpolation=cv2.INTER_AREA)
+            fg = cv2.resize(fg, size, interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(self._temp / f"{self.count:06d}_a.png"), a)
+        cv2.imwrite(str(self._temp / f"{self.count:06d}_f.jpg"), cv2.cvtColor(fg, cv2.COLOR_RGB2BGR),
+                    [cv2.IMWRITE_JPEG_QUALITY, 92])
+        self.count += 1
 
     def close(self) -> Path:
-        if self._out is None:
+        if self.count == 0:
             raise InputError("no frame was matted, so there is no preview")
-        self._out.mux(self._stream.encode())
-        self._out.close()
-        self._temp.replace(self.path)
-        return self.path
+        self._temp.replace(self.folder)
+        return self.folder
 
     def abort(self) -> None:
-        if self._out is not None:
-            try:
-                self._out.close()
-            except Exception:  # noqa: BLE001 - already failing; the temp file goes below
-                pass
-        self._temp.unlink(missing_ok=True)
+        shutil.rmtree(self._temp, ignore_errors=True)
+
+
+def read_result_frame(folder: Path, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frame ``index`` of a :class:`ResultFrames` folder: (foreground RGB uint8, alpha uint8)."""
+    a = cv2.imread(str(Path(folder) / f"{index:06d}_a.png"), cv2.IMREAD_GRAYSCALE)
+    f = cv2.imread(str(Path(folder) / f"{index:06d}_f.jpg"), cv2.IMREAD_COLOR)
+    if a is None or f is None:
+        raise InputError(f"frame {index} of the result is not there; run again")
+    return cv2.cvtColor(f, cv2.COLOR_BGR2RGB), a
 
 
 def zip_folder(folder: Path) -> Path:
@@ -204,7 +208,7 @@ def run_job(session: Session, settings: RunSettings, job: Job,
     frame_masks = settings.model != registry.AUTO and registry.get(settings.model).takes == registry.FRAME_MASKS
     options = _frame_mask_options(settings, session) if frame_masks else model_options(settings, session)
     matter = None if frame_masks else load_matter(settings.model, **options)  # a bad model fails before any file
-    preview = PreviewWriter(out_dir / "preview.webm", session.info.fps, session.settings.preview_width)
+    preview = ResultFrames(out_dir / "preview", session.settings.preview_size)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
@@ -235,7 +239,7 @@ def _frame_mask_options(settings: RunSettings, session: Session) -> dict:
     return {"device": session.settings.device, "max_size": settings.max_size, "first": first}
 
 
-def _hook(job: Job, preview: PreviewWriter | None, on_frame: Callable[[Job], None] | None):
+def _hook(job: Job, preview: ResultFrames | None, on_frame: Callable[[Job], None] | None):
     """matte()'s ``on_frame``: the preview, the progress, and the stop flag (checked once the frame
     is counted, so a stop stops before the next frame is matted)."""
 

@@ -1,4 +1,4 @@
-"""Pictures the web app shows: target masks tinted over a frame, click markers, preview panels.
+"""Pictures the web app shows: target masks tinted over a frame, click markers, the result viewer.
 
 Pure NumPy/OpenCV so they are unit-tested without a browser.
 """
@@ -86,27 +86,6 @@ def checkerboard(h: int, w: int, cell: int = 12) -> np.ndarray:
     return np.where(light[..., None], 0.8, 0.6).astype(np.float32) * np.ones(3, np.float32)
 
 
-def preview_panels(image: np.ndarray, foreground: np.ndarray | None, alpha: np.ndarray,
-                   width: int) -> np.ndarray:
-    """One preview frame: the alpha (grey) beside the composite over a checkerboard, each panel
-    ``width`` px wide (even sizes, so 4:2:0 video keeps every pixel), RGB uint8.
-
-    Without a foreground (alpha-only runs) the source colours stand in for it: close enough to
-    judge the cut-out, and no extra model work."""
-    h0, w0 = alpha.shape[:2]
-    width = max(2, width - width % 2)
-    height = max(2, round(h0 * width / w0 / 2) * 2)
-    size = (width, height)
-    a = cv2.resize(np.asarray(alpha, np.float32), size, interpolation=cv2.INTER_AREA)
-    fg_src = foreground if foreground is not None else to_rgb8(image).astype(np.float32) / 255.0
-    fg = cv2.resize(np.asarray(fg_src, np.float32), size, interpolation=cv2.INTER_AREA)
-    a3 = np.clip(a, 0, 1)[..., None]
-    comp = fg * a3 + checkerboard(height, width) * (1 - a3)
-    grey = np.repeat(a3, 3, axis=2)
-    panels = np.concatenate([grey, comp], axis=1)
-    return np.clip(np.rint(panels * 255.0), 0, 255).astype(np.uint8)
-
-
 def mask_from_layers(layers: Sequence[np.ndarray]) -> np.ndarray | None:
     """The painted mask of an image editor's layers (RGBA arrays over the frame): any painted
     pixel in any layer is the subject. None when nothing is painted."""
@@ -120,3 +99,47 @@ def mask_from_layers(layers: Sequence[np.ndarray]) -> np.ndarray | None:
     if painted is None or not painted.any():
         return None
     return np.where(painted, 255, 0).astype(np.uint8)
+
+
+# --- the result viewer -----------------------------------------------------------------------
+
+VIEWS = ("Side by side", "Alpha", "Composite", "Checkerboard")
+ZOOMS = ("Fit", "2x", "4x")
+
+
+def zoom_crop(image: np.ndarray, zoom: str, centre: tuple[float, float] | None) -> np.ndarray:
+    """``image`` cropped to 1/2 or 1/4 of its size around ``centre`` (fractions of width and
+    height; None = the middle) and scaled back up with nearest neighbour, so single pixels of hair
+    stay visible as pixels."""
+    factor = {"2x": 2, "4x": 4}.get(zoom, 1)
+    if factor == 1:
+        return image
+    h, w = image.shape[:2]
+    cw, ch = max(1, w // factor), max(1, h // factor)
+    cx, cy = centre if centre is not None else (0.5, 0.5)
+    x0 = int(np.clip(round(cx * w - cw / 2), 0, w - cw))
+    y0 = int(np.clip(round(cy * h - ch / 2), 0, h - ch))
+    crop = image[y0:y0 + ch, x0:x0 + cw]
+    return cv2.resize(crop, (cw * factor, ch * factor), interpolation=cv2.INTER_NEAREST)
+
+
+def result_view(foreground: np.ndarray, alpha: np.ndarray, view: str, background: Sequence[float] = (0, 0.69, 0.25),
+                zoom: str = "Fit", centre: tuple[float, float] | None = None) -> np.ndarray:
+    """One frame of the run as the viewer shows it (RGB uint8): the alpha in grey, the subject over
+    the run's background colour, over a checkerboard, or alpha and checkerboard side by side.
+    ``foreground`` is RGB uint8, ``alpha`` uint8 (0..255), same size; zoom as :func:`zoom_crop`."""
+    h, w = alpha.shape[:2]
+    a = (alpha.astype(np.float32) / 255.0)[..., None]
+    fg = foreground.astype(np.float32) / 255.0
+    grey = np.repeat(a, 3, axis=2)
+    if view == "Alpha":
+        out = grey
+    elif view == "Composite":
+        out = fg * a + np.asarray(background[:3], np.float32) * (1 - a)
+    else:
+        out = fg * a + checkerboard(h, w, max(6, max(h, w) // 60)) * (1 - a)
+    out = zoom_crop(np.clip(np.rint(out * 255), 0, 255).astype(np.uint8), zoom, centre)
+    if view == "Side by side":
+        out = np.concatenate([zoom_crop(np.clip(np.rint(grey * 255), 0, 255).astype(np.uint8), zoom, centre), out],
+                             axis=1)
+    return np.ascontiguousarray(out)

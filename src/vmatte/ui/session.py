@@ -2,9 +2,10 @@
 by clicks / brush / mask file, and the working folder everything lives in.
 
 Everything the app reads or writes for a user stays under ``UiSettings.workdir`` (the app serves
-files from there only). A click goes through the same service as ``vmatte matte --click``
-(:class:`~vmatte.engine.segment.clicks.ClickSegmenter`: a SAM / SAM 2 checkpoint when one is
-chosen or cached, else RVM's person regions), so the overlay is exactly the mask the run will use.
+files from there only). A click reuses the code of ``vmatte matte --click`` (a SAM / SAM 2
+checkpoint when one is chosen or cached, else RVM's person regions, both through
+:class:`~vmatte.engine.segment.clicks.ClickSegmenter`), so the
+overlay is exactly the mask the run will use.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +29,8 @@ from ..io.reader import VideoInfo, open_source
 from .overlay import Marker, draw_overlay, target_colour
 
 FRAME_CACHE = 8  # decoded frames kept per session (scrubbing back and forth between a few)
+# RVM's person alphas kept per session: a click on a frame near one already run is then instant.
+PERSON_CACHE_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,7 @@ class UiSettings:
     workdir: Path  # the only folder the app reads user files from and serves files out of
     max_upload_mb: int = 500
     device: str = "auto"
-    preview_width: int = 400  # width of each preview panel (alpha | composite), px
+    preview_size: int = 960  # long side of the result viewer's frames, px
     segmenter: str = AUTO  # what clicks use at first: auto, rvm, a SEGMENTERS name or a checkpoint path
 
 
@@ -76,6 +81,9 @@ class Session:
         self.targets: dict[int, Target] = {}
         self._frames: dict[int, np.ndarray] = {}
         self._person: dict[int, np.ndarray] = {}  # frame -> RVM alpha of every person (uint8)
+        # One event at a time touches the session: a frame load finishing after a click must not
+        # paint over the click's mask (Gradio runs different listeners concurrently).
+        self.lock = threading.RLock()
         self.segmenter = settings.segmenter
         self._segmenters: dict[str, ClickSegmenter] = {}  # by choice, loaded once per session
         self.add_target()
@@ -108,6 +116,8 @@ class Session:
             self.info = s.info
         self._frames.clear()
         self._person.clear()
+        for segmenter in self._segmenters.values():
+            segmenter.new_video()
         self.targets = {}
         self.add_target()
         return self.info
@@ -148,15 +158,40 @@ class Session:
                         break
         return self._frames[index]
 
-    def person_alpha(self, index: int) -> np.ndarray:
+    def person_alpha(self, index: int, on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """RVM's alpha of every person at frame ``index`` (uint8), after running frames 0..index
-        so its recurrent state has settled, as ``vmatte matte --click`` does."""
+        so its recurrent state has settled, as ``vmatte matte --click`` does.
+
+        What was run is kept: every frame's alpha (up to ``PERSON_CACHE_BYTES``) and RVM's state at
+        the last frame, so a later frame continues from there instead of from frame 0.
+        ``on_progress(done, total)`` is called after each frame the model runs."""
         index = self._check_index(index)
-        if index not in self._person:
-            with open_source(self.video) as s:
-                alpha = self._segmenter(self.segmenter).person_alphas(s, [index])[index]
-            self._person[index] = np.rint(np.clip(alpha, 0, 1) * 255).astype(np.uint8)
+        if index in self._person:
+            return self._person[index]
+        segmenter = self._segmenter(self.segmenter)
+        first = segmenter.person_at + 1 if segmenter.person_at < index else 0
+
+        def keep(i: int, alpha: np.ndarray) -> None:
+            self._keep_person(i, np.rint(np.clip(alpha, 0, 1) * 255).astype(np.uint8))
+            if on_progress is not None:
+                on_progress(i - first + 1, index - first + 1)
+
+        with open_source(self.video) as s:
+            segmenter.person_alphas(s, [index], on_alpha=keep)
         return self._person[index]
+
+    def person_frames_to_run(self, index: int) -> tuple[int, int] | None:
+        """The frames (first, last) RVM must run before a click at ``index`` (None: cached)."""
+        if index in self._person:
+            return None
+        at = self._segmenter(self.segmenter).person_at
+        return (at + 1 if at < index else 0), index
+
+    def _keep_person(self, index: int, alpha: np.ndarray) -> None:
+        self._person[index] = alpha
+        budget = max(1, PERSON_CACHE_BYTES // max(alpha.nbytes, 1))
+        while len(self._person) > budget:
+            self._person.pop(next(iter(self._person)))
 
     # --- targets -----------------------------------------------------------------------------
 
@@ -201,14 +236,21 @@ class Session:
             self._segmenters[choice] = ClickSegmenter(choice, self.settings.device, allow_download=False)
         return self._segmenters[choice]
 
-    def _points_mask(self, frame: int, pos: list[Click], neg: list[Click]) -> np.ndarray:
+    def _points_mask(self, frame: int, pos: list[Click], neg: list[Click],
+                     on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         segmenter = self._segmenter(self.segmenter)
-        alpha = self.person_alpha(frame) if segmenter.needs_person_alpha else None
+        alpha = self.person_alpha(frame, on_progress) if segmenter.needs_person_alpha else None
         return segmenter.mask(self.frame(frame), frame, pos, neg, person_alpha=alpha, key=(self.video, frame))
 
-    def click(self, target_id: int, x: int, y: int, frame: int, negative: bool = False) -> np.ndarray:
+    def uses_person_model(self) -> bool:
+        """Whether clicks go to RVM's person regions (which must run the video up to the frame)."""
+        return self._segmenter(self.segmenter).needs_person_alpha
+
+    def click(self, target_id: int, x: int, y: int, frame: int, negative: bool = False,
+              on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """Add an include/exclude point for a target at ``frame`` and return its new mask there.
-        A point that picks no one is an :class:`InputError` and is not kept."""
+        A point that picks no one is an :class:`InputError` and is not kept. ``on_progress``: see
+        :meth:`person_alpha`."""
         t = self.target(target_id)
         frame = self._check_index(frame)
         point = Click(int(x), int(y), frame, negative)
@@ -216,7 +258,7 @@ class Session:
         pos, neg = (pos, neg + [point]) if negative else (pos + [point], neg)
         if not pos:
             raise InputError("click on the subject first (include), then exclude what is not it")
-        mask = self._points_mask(frame, pos, neg)
+        mask = self._points_mask(frame, pos, neg, on_progress)
         t.points.append(point)
         t.masks[frame], t.sources[frame] = mask, "clicks"
         return mask

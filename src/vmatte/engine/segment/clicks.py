@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -251,24 +251,43 @@ class ClickSegmenter:
         self.name = self.prompter.name if self.prompter else RVM_LABEL
         self.description = self.prompter.description if self.prompter else RVM_LABEL
         self._person = None  # the every-person matter, loaded on first use
+        self.person_at = -1  # the last frame the every-person matter has seen (-1: none)
+
+    def new_video(self) -> None:
+        """The next :meth:`person_alphas` is for another video: start the every-person model afresh."""
+        self.person_at = -1
 
     @property
     def needs_person_alpha(self) -> bool:
         return self.prompter is None
 
-    def person_alphas(self, frames: Iterable, wanted: Iterable[int]) -> dict[int, np.ndarray]:
+    def person_alphas(
+        self, frames: Iterable, wanted: Iterable[int], on_alpha: Callable[[int, np.ndarray], None] | None = None
+    ) -> dict[int, np.ndarray]:
         """``{index: HxW float alpha of every person}`` at the ``wanted`` frames: the every-person
-        model runs over ``frames`` (decoded frames from frame 0) up to the last wanted one."""
+        model runs over ``frames`` (decoded frames from frame 0) up to the last wanted one.
+
+        The model's state is kept between calls (:attr:`person_at`: the last frame it has seen), so
+        a later call for frames after that one continues from there instead of from frame 0 (the
+        app asks frame by frame); ``on_alpha(index, alpha)`` sees every frame the model runs."""
         from ..registry import load_person_matter
 
         wanted = set(wanted)
         if self._person is None:
             self._person = load_person_matter(self.device)
-        self._person.reset()
+        first = self.person_at + 1 if self.person_at < min(wanted) else 0
+        if first == 0:
+            self._person.reset()
+            self.person_at = -1
         out: dict[int, np.ndarray] = {}
         last = max(wanted)
         for f in frames:
+            if f.index < first:
+                continue  # decoded only: the model's state already holds these frames
             _, alpha = self._person.step(f.image, foreground=False)
+            self.person_at = f.index
+            if on_alpha is not None:
+                on_alpha(f.index, alpha)
             if f.index in wanted:
                 out[f.index] = alpha
             if f.index >= last:
