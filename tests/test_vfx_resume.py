@@ -204,3 +204,25 @@ def test_refined_matter_state_gives_the_same_next_frames():
     fresh = refined(Noisy(), settings)  # without the history the next frames differ: the state matters
     fresh.reset()
     assert not np.array_equal(run(fresh, frames[5:], 2)[0][2][3], expected[5][2][3])
+
+
+def test_journaled_exr_layers_of_two_targets_equal_the_plain_run(tmp_path):
+    """Several targets: exr-layers is one set (every target a layer) beside per-target sets, in the
+    journal's chunks and joined as in a plain run."""
+    shot = plate(tmp_path / "plate", 10)
+    label = np.zeros((H, W), np.uint8)
+    label[10:38, 4:22] = 1  # the square on the first frame
+    label[0:8, 40:60] = 2  # a patch of background
+    kw = dict(model="rvm-target", device="cpu", mask=label, formats=["exr-layers", "alpha-exr"])
+    plain = matte(shot, tmp_path / "plain", **kw)
+    chunked = matte(shot, tmp_path / "chunked", chunk_frames=3, **kw)
+    assert set(plain.outputs) == set(chunked.outputs) == {"exr-layers", "alpha-exr_id1", "alpha-exr_id2"}
+    assert sorted(p.name for p in (tmp_path / "chunked").iterdir()) == [
+        "shot_id1_alpha_exr", "shot_id2_alpha_exr", "shot_layers"]
+    for key, folder in plain.outputs.items():
+        names = sorted(os.listdir(folder))
+        assert len(names) == 10 and names == sorted(os.listdir(chunked.outputs[key]))
+        for n in names:
+            assert (folder / n).read_bytes() == (chunked.outputs[key] / n).read_bytes(), f"{key}/{n}"
+    with OpenEXR.File(str(plain.outputs["exr-layers"] / "shot_layers.1005.exr"), separate_channels=True) as f:
+        assert [p.name() for p in f.parts] == ["rgba", "id1", "id2"]
