@@ -58,11 +58,11 @@ def is_plate_input(path: str | os.PathLike) -> bool:
     """True for an EXR/DPX file, a sequence pattern, or a folder whose frames are EXR/DPX."""
     text = os.fspath(path)
     p = Path(text).expanduser()
-    if p.is_dir():
-        try:
+    try:
+        if p.is_dir():
             return any(os.path.splitext(n)[1].lower() in PLATE_EXTENSIONS for n in os.listdir(p) if n[0] != ".")
-        except OSError:
-            return False
+    except OSError:  # a name too long, a folder we may not read: the reader says what is wrong
+        return False
     return p.suffix.lower() in PLATE_EXTENSIONS  # a file, or a pattern such as shot.####.exr
 
 
