@@ -16,12 +16,12 @@ OpenEXR = pytest.importorskip("OpenEXR")
 pytest.importorskip("PyOpenColorIO")
 pytest.importorskip("fileseq")
 
-import av
+import av  # noqa: E402 - after the importorskips
 
-from vmatte.errors import InputError
-from vmatte.io.colour import plate_colour
-from vmatte.io.reader import open_source
-from vmatte.matte import matte
+from vmatte.errors import InputError  # noqa: E402
+from vmatte.io.colour import plate_colour  # noqa: E402
+from vmatte.io.reader import open_source  # noqa: E402
+from vmatte.matte import matte  # noqa: E402
 
 H, W = 24, 32
 HALF_EPS = 2.0**-10  # half float: 10 mantissa bits
@@ -267,6 +267,13 @@ def test_cli_bad_plate_input_is_one_line_and_writes_nothing(tmp_path, args, mess
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("vmatte: error: ") and message in lines[0], r.stderr
     assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
+
+
+def test_cli_exr_file_name_as_output_is_one_line(tmp_path):
+    plate_sequence(tmp_path / "plate", [1001])
+    r = run_cli("matte", tmp_path / "plate" / "shot.####.exr", "-o", tmp_path / "comp" / "shot.####.exr", "-f", "exr")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "give -o a folder" in r.stderr, r.stderr
+    assert not (tmp_path / "comp").exists()
 
 
 def test_cli_frames_on_a_video_is_an_error(tmp_path):
