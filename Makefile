@@ -34,8 +34,13 @@ test: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(PY) -m pytest -q
 
+# Side-by-side speed (each figure a ratio against a reference timed in the same run, A B A B):
+# RVM vs plain onnxruntime, MatAnyone vs its official layout; then the GPU script's CPU dry run.
+# About 6 min on 2 quiet cores; pin with `taskset -c 0,1 make bench` on a shared machine.
 bench: $(STAMP)
-	$(PY) benchmarks/speed.py
+	$(PY) benchmarks/speed.py --quick
+	$(PY) benchmarks/speed_matanyone.py --frames 8
+	benchmarks/gpu_check.sh --dry-run
 
 clean:
 	rm -rf $(VENV) demo-out

@@ -50,6 +50,8 @@ def _encode(value, tensors: dict[str, torch.Tensor]):
         return {"v": value}
     if isinstance(value, np.generic):
         return {"v": value.item()}
+    if type(value).__name__ == "OrtValue":  # RVMOnnx's recurrent state: saved as numpy, rebound on load
+        value = value.numpy()
     if isinstance(value, np.ndarray):
         key = f"t{len(tensors)}"
         tensors[key] = torch.from_numpy(np.ascontiguousarray(value).copy())
