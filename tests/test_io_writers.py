@@ -15,14 +15,13 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import clip_colour, make_clip
 from vmatte.errors import OutputError, VmatteError
 from vmatte.io import encoders
 from vmatte.io.formats import DEFAULT_FORMATS, FORMATS, PLATE_FORMATS, parse_formats
 from vmatte.io.probe import read_rgba, stream_summary
 from vmatte.io.reader import VideoInfo, open_source
 from vmatte.io.writers import Background, OutputSet, temp_name
-
-from conftest import clip_colour, make_clip
 
 N = 10
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import write_h264
 
+from conftest import write_h264
 from vmatte.errors import InputError, VmatteError
 from vmatte.io.probe import read_rgba, stream_summary
 from vmatte.ui.job import (
