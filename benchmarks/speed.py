@@ -1,19 +1,32 @@
-"""RVM speed and memory: model-only and file-to-file frames/s, peak RSS, vmatte vs onnxruntime.
+"""RVM speed and memory: vmatte against plain onnxruntime side by side, file-to-file, peak RSS.
 
-    .venv/bin/python benchmarks/speed.py                 # the full table (a few minutes on 2 cores)
+    .venv/bin/python benchmarks/speed.py                 # the full table (~10 min on 2 busy cores)
     .venv/bin/python benchmarks/speed.py --quick         # fewer frames, no 2,000-frame run
     .venv/bin/python benchmarks/speed.py --model matanyone   # MatAnyone (benchmarks/speed_matanyone.py)
+    taskset -c 0,1 .venv/bin/python benchmarks/speed.py      # pin on a shared machine
 
-Each measurement runs in a fresh subprocess so its peak RSS (ru_maxrss) is its own. Input clips
-are made from the sam2 juggle clip in ../shared/media when present (real footage), otherwise from
-the demo's synthetic clip, resized to each resolution and looped to length.
+model-only (the ratio): one process holds plain onnxruntime (the shipped ONNX, default session
+options, numpy in and out: the reference) and vmatte's matters (``auto`` = the default, and the
+``torch`` and ``onnx`` backends), and runs them on the same frames in alternating blocks of
+``BLOCK`` frames (A B C D, then D C B A, ...; blocks rather than single frames so that one
+runtime's idle-spinning workers do not land in the other's timing). Each runs its own recurrent
+state over the same frame sequence. vmatte steps alpha-only (``foreground=False``, as an
+alpha-only file run does); the reference computes and copies out everything. Printed per
+variant: min and median ms/frame over the blocks and the speed-up of the medians (and minima).
+
+file-to-file: decode + matte + write the alpha mp4 in a fresh subprocess, alternating with a
+model-only subprocess of the same backend (A B A B): frames/s of each, and their ratio.
+Peak RSS (ru_maxrss) of a 100- and a 2,000-frame file run: flat in video length.
+
+Input clips are made from the sam2 juggle clip in ../shared/media when present (real footage),
+otherwise from the demo's synthetic clip, resized to each resolution and looped to length.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,7 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_CLIP = ROOT.parent / "shared" / "media" / "sam2" / "05_default_juggle.mp4"
 RESOLUTIONS = {"512x288": (512, 288), "1920x1080": (1920, 1080)}
 RATIO = 0.25
-ROUNDS = 3  # speed figures are the best of 3 runs
+BACKENDS = ("auto", "onnx", "torch")
+ROUNDS = 3  # file-to-file / model-only subprocess pairs, alternating
+BLOCK = 5  # frames per block in the in-process A/B
 
 
 def source_frames(n: int, size: tuple[int, int]):
@@ -62,6 +77,52 @@ def make_clip(path: Path, n: int, size: tuple[int, int]) -> Path:
 
 # --- workers (run in a subprocess) ---------------------------------------------------------
 
+def worker_ab(res: str, frames: int) -> dict:
+    """Plain onnxruntime and vmatte's backends in one process, alternating blocks of frames."""
+    import onnxruntime as ort
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from abtest import alternate
+
+    import vmatte
+    from vmatte.engine.runtime import tune_allocator
+    from vmatte.weights import packaged_path
+
+    tune_allocator()  # as the CLI does
+    clip = list(source_frames(min(frames, 60), RESOLUTIONS[res]))
+    sess = ort.InferenceSession(str(packaged_path()), providers=["CPUExecutionProvider"])
+    zero = np.zeros((1, 1, 1, 1), np.float32)
+    state = {"rec": [zero] * 4}
+
+    def plain(i: int) -> None:
+        for k in range(i * BLOCK, (i + 1) * BLOCK):
+            src = clip[k % len(clip)].transpose(2, 0, 1)[None].astype(np.float32) / 255
+            feeds = {"src": src, "downsample_ratio": np.array([RATIO], np.float32)}
+            feeds.update({f"r{j + 1}i": r for j, r in enumerate(state["rec"])})
+            state["rec"] = sess.run(None, feeds)[2:]
+
+    matters = {b: vmatte.load_matter("rvm", device="cpu", backend=b, downsample_ratio=RATIO) for b in BACKENDS}
+    descriptions = {}
+
+    def ours(backend: str):
+        m = matters[backend]
+
+        def run(i: int) -> None:
+            for k in range(i * BLOCK, (i + 1) * BLOCK):
+                m.step(clip[k % len(clip)], foreground=False)
+        return run
+
+    variants = {"plain onnxruntime": plain} | {b: ours(b) for b in BACKENDS}
+    for m in matters.values():
+        m.reset()
+    for run in variants.values():  # warm-up: allocator, ORT graph optimisation, oneDNN primitives
+        run(0)
+    for b, m in matters.items():
+        descriptions[b] = getattr(getattr(m, "_active", None), "description", m.description)
+    timing = alternate(variants, max(2, frames // BLOCK))
+    return {name: [x / BLOCK for x in t.times] for name, t in timing.items()} | {"descriptions": descriptions}
+
+
 def worker_model_only(backend: str, res: str, frames: int) -> dict:
     import vmatte
     from vmatte.engine.runtime import tune_allocator
@@ -72,14 +133,12 @@ def worker_model_only(backend: str, res: str, frames: int) -> dict:
     clip = list(source_frames(min(frames, 60), RESOLUTIONS[res]))
     matter.reset()
     for img in clip[:3]:  # warm-up: allocator, ORT graph optimisation, oneDNN primitives
-        matter.step(img)
-    dt = float("inf")
-    for _ in range(ROUNDS):  # best of ROUNDS: the machine is shared, the minimum is the signal
-        matter.reset()
-        t0 = time.perf_counter()
-        for i in range(frames):
-            matter.step(clip[i % len(clip)])
-        dt = min(dt, time.perf_counter() - t0)
+        matter.step(img, foreground=False)
+    matter.reset()
+    t0 = time.perf_counter()
+    for i in range(frames):  # alpha only, as the file run below writes
+        matter.step(clip[i % len(clip)], foreground=False)
+    dt = time.perf_counter() - t0
     return {"fps": frames / dt, "ms_per_frame": 1000 * dt / frames, "peak_rss_mb": peak_rss_mb(), "model": matter.description}
 
 
@@ -152,7 +211,9 @@ def main() -> None:
         ap.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.worker:
         kind, *rest = args.worker
-        if kind == "model":
+        if kind == "ab":
+            out = worker_ab(rest[0], int(rest[1]))
+        elif kind == "model":
             out = worker_model_only(rest[0], rest[1], int(rest[2]))
         elif kind == "ortref":
             out = worker_ort_reference(rest[0], int(rest[1]))
@@ -161,29 +222,45 @@ def main() -> None:
         print(json.dumps(out))
         return
 
-    n_model = 30 if args.quick else 100
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from abtest import Timing, machine
+
+    n_model = 30 if args.quick else 60
     cache = Path(tempfile.gettempdir()) / "vmatte-bench"
     cache.mkdir(exist_ok=True)
-    print(f"machine: {os.cpu_count()} CPU cores, torch threads default; downsample_ratio {RATIO}; "
-          f"input: {'sam2 juggle (real)' if SHARED_CLIP.is_file() else 'demo clip (synthetic)'}")
-    report: dict = {"model_only": {}, "file_to_file": {}, "ort_reference": {}, "memory": {}}
-    print("backend auto = vmatte's default (onnxruntime for small network inputs, PyTorch otherwise);"
-          " file-to-file = decode + matte + write the alpha mp4")
-    print(f"\n{'resolution':<11} {'backend':<8} {'model-only fps':>15} {'ms/frame':>9} {'vs ORT':>7} "
-          f"{'file-to-file fps':>17} {'f2f/model':>10} {'peak RSS MB':>12}")
+    print(f"RVM MobileNetV3 (shipped ONNX / its PyTorch conversion), downsample_ratio {RATIO}; input: "
+          f"{'sam2 juggle (real)' if SHARED_CLIP.is_file() else 'demo clip (synthetic)'}\n{machine()}")
+    report: dict = {"model_only": {}, "file_to_file": {}, "memory": {}}
+    print("\nmodel-only, side by side in one process (auto = vmatte's default):")
+    print(f"{'resolution':<11} {'variant':<18} {'min ms':>7} {'median ms':>10} {'vs plain ORT (median, min)':>27}")
+    for res in RESOLUTIONS:
+        r = run_worker("ab", res, str(n_model))
+        desc = r.pop("descriptions")
+        ref = Timing("plain onnxruntime", r["plain onnxruntime"])
+        report["model_only"][res] = r | {"descriptions": desc}
+        for name, times in r.items():
+            t = Timing(name, times)
+            ratio = f"{ref.median / t.median:.2f}x, {ref.min / t.min:.2f}x"
+            print(f"{res:<11} {name:<18} {t.min * 1000:7.1f} {t.median * 1000:10.1f} {ratio:>27}", flush=True)
+        print(f"{'':<11} auto ran: {desc['auto']}")
+
+    print("\nfile-to-file (decode + matte + alpha mp4) vs model-only of the same backend, subprocesses A B A B:")
+    print(f"{'resolution':<11} {'backend':<8} {'model-only fps':>15} {'file-to-file fps':>17} {'f2f/model':>10} "
+          f"{'peak RSS MB':>12}")
     for res, size in RESOLUTIONS.items():
-        n_file = 60 if args.quick else (120 if res == "1920x1080" else 300)
+        n_file = 60 if args.quick else (90 if res == "1920x1080" else 200)
         clip = make_clip(cache / f"clip_{res}_{n_file}.mp4", n_file, size)
-        ref = report["ort_reference"][res] = run_worker("ortref", res, str(n_model))
-        print(f"{res:<11} {'ORT ref':<8} {ref['fps']:>15.1f} {ref['ms_per_frame']:>9.1f} {'1.00':>7}"
-              f" {'':>17} {'':>10} {ref['peak_rss_mb']:>12.0f}   (plain onnxruntime, default options)")
-        for backend in ("auto", "torch", "onnx"):
-            m = run_worker("model", backend, res, str(n_model))
-            f = run_worker("file", backend, str(clip), "alpha", str(ROUNDS))
-            report["model_only"][f"{res}/{backend}"] = m
-            report["file_to_file"][f"{res}/{backend}"] = f
-            print(f"{res:<11} {backend:<8} {m['fps']:>15.1f} {m['ms_per_frame']:>9.1f} {m['fps'] / ref['fps']:>7.2f}"
-                  f" {f['fps']:>17.1f} {f['fps'] / m['fps']:>10.2f} {f['peak_rss_mb']:>12.0f}")
+        for backend in ("auto",):
+            ms, fs = [], []
+            for _ in range(2 if args.quick else ROUNDS):
+                ms.append(run_worker("model", backend, res, str(n_model)))
+                fs.append(run_worker("file", backend, str(clip), "alpha", "1"))
+            m_fps = statistics.median(x["fps"] for x in ms)
+            f_fps = statistics.median(x["fps"] for x in fs)
+            rss = max(x["peak_rss_mb"] for x in fs)
+            report["file_to_file"][f"{res}/{backend}"] = {"model_fps": [x["fps"] for x in ms],
+                                                         "file_fps": [x["fps"] for x in fs], "peak_rss_mb": rss}
+            print(f"{res:<11} {backend:<8} {m_fps:15.1f} {f_fps:17.1f} {f_fps / m_fps:10.2f} {rss:12.0f}", flush=True)
 
     if not args.quick:
         print("\npeak RSS vs video length (512x288, file-to-file, formats alpha,fgr,comp, default backend):")
@@ -194,6 +271,7 @@ def main() -> None:
             print(f"  {n:>5} frames: peak RSS {f['peak_rss_mb']:.0f} MB, {f['fps']:.1f} frames/s")
         a, b = report["memory"][100]["peak_rss_mb"], report["memory"][2000]["peak_rss_mb"]
         print(f"  2,000-frame / 100-frame peak RSS: {b / a:.3f}")
+    print(f"after: {machine()}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
 

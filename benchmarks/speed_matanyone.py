@@ -1,27 +1,27 @@
-"""MatAnyone speed and memory on the CPU, with the fixture's recipe weights.
+"""MatAnyone speed and memory on the CPU, with the fixture's recipe weights, side by side.
 
-    .venv/bin/python benchmarks/speed_matanyone.py                 # everything (~10 min on 2 cores)
-    .venv/bin/python benchmarks/speed_matanyone.py --only model    # model-only frames/s
-    .venv/bin/python benchmarks/speed_matanyone.py --lengths 100,2000 --rss-size 256x144
+    .venv/bin/python benchmarks/speed_matanyone.py                 # model figures, 512x288 and 1280x720
+    .venv/bin/python benchmarks/speed_matanyone.py --only model --sizes 512x288 --frames 20
+    .venv/bin/python benchmarks/speed_matanyone.py --only file --only rss --lengths 100,2000
     .venv/bin/python benchmarks/speed_matanyone.py --only targets --targets 1,2,4 --sizes 512x288
+    taskset -c 0,1 .venv/bin/python benchmarks/speed_matanyone.py --threads 2   # pin on a shared machine
 
-Each figure is measured in its own subprocess:
-
-* model: frames/s of normal frames (after the first-frame warm-up and 3 more frames), median
-  over ``--frames`` steps, at each ``--sizes``; once with the network as vmatte loads it
-  (BatchNorm folded, channels_last encoders: ``vmatte``) and once with the official layout
-  (``unfused``: the state of the engine before the speed work). Input: DAVIS dance-twirl frames
-  from the fixture, resized and looped (a real image, so features are not degenerate).
+* model (the speed-up): two streaming cores in one process on the same frames, one with the
+  official layout (the plain network the numeric fixture proves equal to the official code:
+  ``tests/test_matanyone_fixture.py``), one with the network as vmatte runs it
+  (:func:`vmatte.engine.matanyone.prepare_network`). Each normal frame is stepped by both,
+  A B then B A (``benchmarks/abtest.py``), after the first-frame steps and 3 more frames. Printed:
+  min and median s/frame of each, the speed-up of the medians and of the minima, and the largest
+  alpha difference between the two over the run. Input: DAVIS dance-twirl frames from the
+  fixture, resized and looped (a real image, so features are not degenerate).
 * targets: s/frame of normal frames through ``MatAnyoneMatter.step_all`` with N targets from
-  one first-frame label mask (the fixture mask cut into N column bands), for each ``--targets``
-  N; ``--repeats`` runs per N, the best median kept (this machine is noisy).
+  one first-frame label mask (the fixture mask cut into N column bands), for each ``--targets``.
 * file: file-to-file through ``vmatte.matte`` (decode, network, encode of alpha H.264), frames/s.
 * rss: peak RSS of a file-to-file run of 100 and 2,000 frames (``--lengths``) at ``--rss-size``.
 
-The anchor is the official implementation's figure on this machine type (fixture README:
-0.155 s/frame at 256x144 and 0.69 s/frame at 512x288, CPU fp32, 2 threads). This machine is
-shared: the figures are noisy (the README says +-15 %; much worse when other jobs run, since
-2 OpenMP threads on 2 busy cores wait on each other). ``--threads 1`` is steadier.
+There is no stored anchor: every ratio is against the reference measured in the same run. The
+machine (CPU, cores, threads, load average) is printed before and after; on a shared machine the
+absolute figures move with the load, the A/B ratio much less.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "matanyone"
-OFFICIAL_S_PER_FRAME = {(256, 144): {1: 0.27, 2: 0.155}, (512, 288): {1: 1.11, 2: 0.69}}
 
 
 def _recipe_state_dict():
@@ -63,31 +62,46 @@ def _frames(w: int, h: int, n: int = 8):
 
 # --- child processes --------------------------------------------------------------------------
 
-def child_model(w: int, h: int, frames: int, fused: bool) -> dict:
-    import numpy as np
-    import torch
-
-    from vmatte.engine.matanyone import InferenceCore, MatAnyoneSettings, start
-    from vmatte.engine.matanyone.preprocess import image_to_tensor
+def _network(official: bool):
+    """The recipe-weights network: ``official`` = the official layout as loaded (the path the
+    fixture test proves equal to the official code), else as vmatte loads it for the CPU."""
+    from vmatte.engine.matanyone import prepare_network
     from vmatte.models.matanyone import MatAnyone
 
     net = MatAnyone()
     net.load_state_dict(_recipe_state_dict())
     net.eval()
-    if fused:
-        net.fuse_for_inference(channels_last=True)
+    return net if official else prepare_network(net, "cpu")
+
+
+def child_model(w: int, h: int, frames: int) -> dict:
+    """Official layout (A) and vmatte (B) side by side: two cores on the same frames, one step
+    of each per frame, A B then B A. -> per-step seconds of each, and the largest alpha
+    difference between them (fixture tolerance: 5e-4)."""
+    import torch
+    from abtest import alternate
+
+    from vmatte.engine.matanyone import InferenceCore, MatAnyoneSettings, start
+    from vmatte.engine.matanyone.preprocess import image_to_tensor
+
     imgs, mask = _frames(w, h)
-    core = InferenceCore(net, MatAnyoneSettings(warmup_frames=1))
-    start(core, imgs[0], mask)
-    for i in range(1, 4):
-        core.step(image_to_tensor(imgs[i % len(imgs)]))
-    times = []
-    for i in range(frames):
-        t = time.perf_counter()
-        core.step(image_to_tensor(imgs[(4 + i) % len(imgs)]))
-        times.append(time.perf_counter() - t)
-    return {"s_per_frame": float(np.median(times)), "min_s_per_frame": float(min(times)),
-            "threads": torch.get_num_threads()}
+    cores = {}
+    for name, official in (("official layout", True), ("vmatte", False)):
+        cores[name] = InferenceCore(_network(official), MatAnyoneSettings(warmup_frames=1))
+        start(cores[name], imgs[0], mask)
+        for i in range(1, 4):  # past the first-frame steps and the one-off kernel set-up
+            cores[name].step(image_to_tensor(imgs[i % len(imgs)]))
+    alphas: dict[str, list] = {name: [] for name in cores}
+
+    def runner(name):
+        def run(i):
+            alphas[name].append(cores[name].step(image_to_tensor(imgs[(4 + i) % len(imgs)])).alpha)
+        return run
+
+    timing = alternate({name: runner(name) for name in cores}, frames)
+    diff = max(float((a - b).abs().max()) for a, b in zip(*alphas.values()))
+    return {name: t.times for name, t in timing.items()} | {"max_alpha_diff": diff,
+                                                             "threads": torch.get_num_threads()}
 
 
 def _band_labels(mask, n: int):
@@ -108,13 +122,13 @@ def child_targets(w: int, h: int, frames: int, targets: int) -> dict:
     import numpy as np
     import torch
 
-    from vmatte.engine.matanyone import MatAnyoneSettings
+    from vmatte.engine.matanyone import MatAnyoneSettings, prepare_network
     from vmatte.engine.matanyone.matter import MatAnyoneMatter
     from vmatte.models.matanyone import MatAnyone
 
     net = MatAnyone()
     net.load_state_dict(_recipe_state_dict())
-    net.eval().fuse_for_inference(channels_last=True)
+    prepare_network(net.eval(), "cpu")
     imgs, mask = _frames(w, h)
     matter = MatAnyoneMatter(net, _band_labels(mask, targets), MatAnyoneSettings(warmup_frames=1, r_erode=0, r_dilate=0))
     for i in range(4):  # first frame (mask step, warm-up) and 3 more
@@ -195,27 +209,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", choices=("model", "file", "rss", "targets"), action="append")
     p.add_argument("--targets", default="1,2,4", help="target counts for --only targets (default 1,2,4)")
     p.add_argument("--repeats", type=int, default=3, help="runs per target count, best kept (default 3)")
-    p.add_argument("--no-unfused", action="store_true", help="skip the official-layout (before) figures")
     p.add_argument("--json", metavar="PATH", help="also write the figures here")
     args = p.parse_args(argv)
     if not (FIXTURE / "recipe.py").is_file():
         print(f"no MatAnyone fixture at {FIXTURE}", file=sys.stderr)
         return 2
-    only = set(args.only or ("model", "file", "rss"))
+    only = set(args.only or ("model",))
     sizes = [_size(s) for s in args.sizes.split(",") if s.strip()]
     results: dict = {"threads": args.threads, "model": [], "file": [], "rss": []}
-    print(f"MatAnyone on CPU, recipe weights, {args.threads} thread(s)")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from abtest import Timing, machine
+
+    print(f"MatAnyone on the CPU, recipe weights, fp32; {machine(args.threads)}", flush=True)
     if "model" in only:
-        print(f"{'size':>10} {'variant':>8} {'s/frame':>8} {'frames/s':>9} {'official s/frame':>17} {'speed-up':>9}")
+        print(f"{'size':>10} {'official layout s/frame':>24} {'vmatte s/frame':>16} {'speed-up':>16} {'max |d alpha|':>14}")
+        print(f"{'':>10} {'min':>11} {'median':>12} {'min':>7} {'median':>8} {'median':>8} {'min':>7}")
         for w, h in sizes:
-            for fused in ([True] if args.no_unfused else [False, True]):
-                r = _in_child("model", args.threads, w=w, h=h, frames=args.frames, fused=fused)
-                anchor = OFFICIAL_S_PER_FRAME.get((w, h), {}).get(args.threads)
-                r.update(size=f"{w}x{h}", variant="vmatte" if fused else "unfused", official_s_per_frame=anchor)
-                results["model"].append(r)
-                ratio = f"{anchor / r['s_per_frame']:.2f}x" if anchor else "-"
-                print(f"{w}x{h:<5} {r['variant']:>8} {r['s_per_frame']:8.3f} {1 / r['s_per_frame']:9.2f} "
-                      f"{anchor if anchor else '-':>17} {ratio:>9}", flush=True)
+            r = _in_child("model", args.threads, w=w, h=h, frames=args.frames)
+            ref, new = Timing("official layout", r.pop("official layout")), Timing("vmatte", r.pop("vmatte"))
+            r.update(size=f"{w}x{h}", official_layout_s=ref.times, vmatte_s=new.times,
+                     speedup_median=ref.median / new.median, speedup_min=ref.min / new.min)
+            results["model"].append(r)
+            print(f"{w}x{h:<5} {ref.min:11.3f} {ref.median:12.3f} {new.min:7.3f} {new.median:8.3f} "
+                  f"{r['speedup_median']:7.2f}x {r['speedup_min']:6.2f}x {r['max_alpha_diff']:14.1e}", flush=True)
     if "targets" in only:  # not in the default set: an explicit --only targets
         print(f"{'size':>10} {'targets':>7} {'s/frame':>8} {'per target':>10}")
         results["targets"] = []
@@ -242,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             results["rss"].append(r)
             print(f"peak RSS, {n} frames at {w}x{h}: {r['peak_rss_mb']:.0f} MB "
                   f"({r['fps']:.2f} frames/s, {r['seconds']:.0f} s)", flush=True)
+    print(f"after: {machine(args.threads)}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

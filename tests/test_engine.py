@@ -132,3 +132,30 @@ def test_engine_threads_do_not_leak(tmp_path, frames):
     vmatte.demo.make_sample(clip, frames=4)
     vmatte.matte(clip, tmp_path / "o", model=m, formats=["alpha"])
     assert threading.active_count() <= before + 1  # allow one lazily started library pool
+
+
+def test_onnx_io_binding_equals_plain_onnxruntime_and_its_state_survives_a_resume(frames):
+    """RVMOnnx keeps the recurrent state in onnxruntime's buffers (IO binding): the same numbers
+    as a plain session fed numpy arrays, and --resume's state snapshot still carries it."""
+    import onnxruntime as ort
+
+    from vmatte.engine.resume import load_stream_state, stream_state
+    from vmatte.weights import packaged_path
+
+    m = vmatte.load_matter("rvm", device="cpu", backend="onnx", downsample_ratio=0.25)
+    assert isinstance(m, RVMOnnx)
+    sess = ort.InferenceSession(str(packaged_path()), providers=["CPUExecutionProvider"])
+    rec = [np.zeros((1, 1, 1, 1), np.float32)] * 4
+    m.reset()
+    for f in frames[:3]:
+        fgr, alpha = m.step(f)
+        feeds = {"src": f.transpose(2, 0, 1)[None].astype(np.float32) / np.float32(255),
+                 "downsample_ratio": np.array([0.25], np.float32)} | {f"r{i + 1}i": r for i, r in enumerate(rec)}
+        ref_fgr, ref_pha, *rec = sess.run(None, feeds)
+        np.testing.assert_allclose(alpha, ref_pha[0, 0], atol=1e-4)  # x (1/255) vs / 255 rounding
+        np.testing.assert_allclose(fgr, ref_fgr[0].transpose(1, 2, 0), atol=1e-4)
+    skeleton, tensors = stream_state(m)
+    resumed = vmatte.load_matter("rvm", device="cpu", backend="onnx", downsample_ratio=0.25)
+    resumed.reset()
+    load_stream_state(resumed, skeleton, tensors)
+    assert np.array_equal(resumed.step(frames[3], foreground=False)[1], m.step(frames[3], foreground=False)[1])

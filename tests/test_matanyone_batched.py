@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vmatte.engine.matanyone import InferenceCore, MatAnyoneSettings, start
+from vmatte.engine.matanyone import InferenceCore, MatAnyoneSettings, prepare_network, start
 from vmatte.engine.matanyone.preprocess import image_to_tensor
 from vmatte.engine.matanyone.matter import MatAnyoneMatter
 from vmatte.io.masks import TargetMask, fit_to_frame, read_mask
@@ -41,7 +41,7 @@ pytestmark = pytest.mark.skipif(not ((FIXTURE / "recipe.py").is_file() and (JUDO
 def network() -> MatAnyone:
     net = MatAnyone()
     net.load_state_dict(matanyone_recipe_state_dict(), strict=True)
-    return net.eval().fuse_for_inference(channels_last=True)  # as vmatte loads it
+    return prepare_network(net, "cpu")  # as vmatte loads it
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from vmatte.engine.matanyone import InferenceCore, MatAnyoneSettings, iter_alpha
+from vmatte.engine.matanyone import InferenceCore, MatAnyoneSettings, iter_alpha, prepare_network
 from vmatte.engine.matanyone.preprocess import image_to_tensor, mask_to_tensor
 from vmatte.models.matanyone import MatAnyone
 
@@ -108,10 +108,10 @@ def test_recipe_weights_match_sha256(state_dict):
 
 @pytest.fixture(scope="module")
 def fused_network(state_dict) -> MatAnyone:
-    """As vmatte loads it for inference: BatchNorm folded, channels_last encoders."""
+    """As vmatte runs it on the CPU (engine.matanyone.prepare_network: BatchNorm folded, Winograd 3x3)."""
     net = MatAnyone()
     net.load_state_dict(state_dict, strict=True)
-    return net.eval().fuse_for_inference(channels_last=True)
+    return prepare_network(net, "cpu")
 
 
 @pytest.mark.parametrize("variant", ["official_layout", "fused"])

@@ -208,3 +208,39 @@ def test_max_internal_size(random_network):
     assert [o.alpha.shape for o in outs] == [(1, h, w)] * 2
     assert outs[1].change_prob.shape == (1, 3, 4)  # stride 16 of the internal 48x64
     assert core.memory.sensory.shape[-2:] == (3, 4)
+
+
+def test_prepare_network_swaps_3x3_convolutions_for_winograd_and_keeps_the_numbers():
+    """vmatte's CPU network (prepare_network): BatchNorm folded, 3x3 stride-1 convolutions on
+    NNPACK's Winograd path; same parameters under the same names, same features up to float
+    rounding (the numeric fixture test checks the whole stream against the official outputs)."""
+    import copy
+
+    from vmatte.engine.matanyone import prepare_network
+    from vmatte.engine.matanyone.optimise import WinogradConv2d
+
+    torch.manual_seed(0)
+    plain = MatAnyone().eval()
+    fast = prepare_network(copy.deepcopy(plain), "cpu")
+    swapped = [m for m in fast.modules() if isinstance(m, WinogradConv2d)]
+    if not torch._nnpack_available():
+        pytest.skip("this PyTorch build has no NNPACK: the plain convolutions run")
+    assert len(swapped) > 50 and all(m.stride == (1, 1) and m.kernel_size == (3, 3) for m in swapped)
+    def convs(net):
+        return {n for n, m in net.named_modules() if isinstance(m, torch.nn.Conv2d)}
+
+    assert convs(fast) == convs(plain)  # same places, same names: only the class changed
+    image = torch.rand(1, 3, 64, 96)
+    with torch.inference_mode():
+        (ref, *_), ref_pix = plain.encode_image(image)
+        (out, *_), out_pix = fast.encode_image(image)
+        sensory = torch.zeros(1, 256, 4, 6)
+        ref_v = plain.encode_mask(image, ref_pix, sensory, image[:, :1])[0]
+        out_v = fast.encode_mask(image, out_pix, sensory, image[:, :1])[0]
+    for a, b in ((ref, out), (ref_pix, out_pix), (ref_v, out_v)):
+        assert (a - b).abs().max() <= 1e-4 * a.abs().max()
+    x = torch.rand(1, 256, 4, 6, requires_grad=True)  # training keeps the ordinary path (NNPACK has no backward)
+    conv = swapped[0]
+    if conv.in_channels == 256:
+        conv(x).sum().backward()
+        assert x.grad is not None

@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import write_h264
 
+from conftest import write_h264
 from vmatte.errors import InputError, VmatteError
 from vmatte.io.probe import read_rgba, stream_summary
 from vmatte.ui.job import (
@@ -276,6 +276,22 @@ def test_models_and_target_requirements(session):
     assert stream_summary(r.downloads[0])["frames"] == FRAMES
     with pytest.raises(VmatteError, match="unknown output format"):
         run_job(session, RunSettings(model="rvm", formats=("gif",)), Job(FRAMES))
+
+
+def test_run_with_refine_matte_controls(session):
+    from vmatte.engine.refine import RefineSettings
+
+    def alphas(result):
+        with zipfile.ZipFile(next(p for p in result.downloads if p.suffix == ".zip")) as z:
+            names = sorted(n for n in z.namelist() if n.endswith(".png"))
+            return [cv2.imdecode(np.frombuffer(z.read(n), np.uint8), cv2.IMREAD_UNCHANGED) for n in names]
+
+    raw = alphas(run_job(session, RunSettings(model="rvm", formats=("alpha-png16",)), Job(FRAMES)))
+    choked = alphas(run_job(session, RunSettings(model="rvm", formats=("alpha-png16",),
+                                                 refine=RefineSettings(choke=3)), Job(FRAMES)))
+    # an erosion never raises alpha and takes a 3 px rim off the dancer
+    assert all((c <= r).all() for c, r in zip(choked, raw))
+    assert sum(int(c.sum()) for c in choked) < 0.95 * sum(int(r.sum()) for r in raw)
 
 
 def test_menu_offers_every_model_whose_weights_are_here(cache, monkeypatch):

@@ -11,16 +11,19 @@ import os
 import sys
 import types
 
-# Before torch loads OpenMP: idle OpenMP workers then sleep instead of spinning. vmatte decodes and
-# encodes in threads beside the network, and spinning workers starve them: measured on 2 cores
-# (1080p, 3 outputs) file-to-file went from 6.6 to 8.0-8.3 frames/s. A user's own setting wins.
+# Before torch loads OpenMP (libgomp reads this once per process, so it cannot differ per model):
+# idle OpenMP workers sleep instead of spinning. Spinning workers starve vmatte's decode/encode
+# threads (RVM 1080p file-to-file 6.6 -> 8.0 frames/s with PASSIVE) and, on a machine shared with
+# other jobs, each other: measured here (2 cores, load ~15-20) RVM on PyTorch ran 5-12 s/frame at
+# 512x288 without it against 25 ms with it. The cost: MatAnyone on a quiet, dedicated machine is
+# ~17% faster with OMP_WAIT_POLICY=ACTIVE (issue 22); set it yourself there. A user's setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .errors import VmatteError  # noqa: E402
 
-__all__ = ["FrameResult", "MatteResult", "VmatteError", "iter_matte", "load_matter", "matte"]
+__all__ = ["FrameResult", "MatteResult", "RefineSettings", "VmatteError", "iter_matte", "load_matter", "matte"]
 __version__ = "0.1.0"
-_API = ("FrameResult", "MatteResult", "iter_matte", "load_matter", "matte")
+_API = ("FrameResult", "MatteResult", "RefineSettings", "iter_matte", "load_matter", "matte")
 
 
 def __getattr__(name: str):

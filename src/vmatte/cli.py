@@ -75,8 +75,44 @@ def _add_matte(sub: argparse._SubParsersAction) -> None:
                    help="continue a killed or interrupted run from its last complete chunk (same input and "
                         "options; " + ", ".join(s.name for s in registry.SPECS.values() if s.resumable) + ")")
     p.add_argument("--chunk-frames", type=int, help=argparse.SUPPRESS)  # journal chunk length (tests)
+    _add_plate_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_matte)
+
+
+def _add_plate_options(p: argparse.ArgumentParser) -> None:
+    """VFX plates (EXR/DPX sequences) and the matte refinement controls (see README, "In a compositing pipeline")."""
+    from .engine.refine import DESPILL
+    from .io.exr import COMPRESSIONS
+
+    g = p.add_argument_group("VFX plates (INPUT: shot.####.exr, shot.%04d.exr, shot.1001-1100#.exr, a .dpx "
+                             "sequence or a folder of one)")
+    g.add_argument("--frames", metavar="RANGE", help="plate frames to matte, e.g. 1001-1100 (default: all); "
+                                                    "outputs keep the plate's frame numbers")
+    g.add_argument("--input-colorspace", metavar="NAME",
+                   help="the plate's OpenColorIO colour space (config: $OCIO, else OCIO's built-in "
+                        "ocio://default). Default: EXR = 'Linear Rec.709 (sRGB)' (scene-linear), DPX = the config's "
+                        "compositing_log role (ACEScct in the built-in config). The network sees the plate as "
+                        "'sRGB Encoded Rec.709 (sRGB)'; exr outputs go back to scene-linear")
+    g.add_argument("--exr-compression", default="zip", choices=list(COMPRESSIONS),
+                   help="compression of the exr/exr-layers/alpha-exr outputs (default zip; dwaa is lossy)")
+    r = p.add_argument_group("matte refinement (after any model)")
+    r.add_argument("--choke", type=float, default=0.0, metavar="PX",
+                   help="shrink (> 0) or grow (< 0) the matte by PX pixels, fractional")
+    r.add_argument("--feather", type=float, default=0.0, metavar="PX", help="soften the edge over about PX pixels")
+    r.add_argument("--shift-edge", type=float, default=0.0, metavar="PCT",
+                   help="move the soft edge out (> 0) or in (< 0), -100..100; opaque and clear pixels stay")
+    r.add_argument("--reduce-chatter", type=int, default=0, metavar="N",
+                   help="average the edge over the last N frames where the picture did not change (no motion smear)")
+    r.add_argument("--despill", choices=DESPILL, help="remove green or blue screen spill from the foreground")
+
+
+def _refine_settings(args: argparse.Namespace):
+    from .engine.refine import RefineSettings
+
+    settings = RefineSettings(choke=args.choke, feather=args.feather, shift_edge=args.shift_edge,
+                              reduce_chatter=args.reduce_chatter, despill=args.despill)
+    return settings if settings.active else None
 
 
 def _run_matte(args: argparse.Namespace) -> int:
@@ -105,7 +141,9 @@ def _run_matte(args: argparse.Namespace) -> int:
                    **({"tracker": args.tracker} if args.tracker != "auto" else {}),
                    **({"masks": args.masks} if args.masks else {}),
                    **({"resume": True} if args.resume else {}),
-                   **({"chunk_frames": args.chunk_frames} if args.chunk_frames else {}))
+                   **({"chunk_frames": args.chunk_frames} if args.chunk_frames else {}),
+                   frames=args.frames, input_colorspace=args.input_colorspace,
+                   exr_compression=args.exr_compression, refine=_refine_settings(args))
     print(f"{result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} frames/s)", file=sys.stderr)
     for name, path in plan.finish(result.outputs).items():
         print(f"{name}\t{path}")

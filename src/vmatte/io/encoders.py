@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -140,6 +140,8 @@ class FrameData:
 class WriterOptions:
     background: Background
     audio: bool  # carry the source's audio (video-container outputs only)
+    exr_compression: str = "zip"  # EXR outputs: zip, piz, dwaa or none (see vmatte.io.exr.COMPRESSIONS)
+    metadata: dict = field(default_factory=dict)  # EXR header attributes (vmatte:model ...), set once known
 
 
 class Writer:

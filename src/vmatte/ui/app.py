@@ -20,6 +20,7 @@ import cv2
 import gradio as gr
 import numpy as np
 
+from ..engine.refine import RefineSettings
 from ..errors import VmatteError
 from .job import (
     FORMAT_CHOICES,
@@ -301,18 +302,22 @@ class VmatteApp:
     def on_run_end(self):
         return gr.update(interactive=True), gr.update(interactive=False, variant="secondary")
 
-    def on_run(self, sid, model, formats, background, background_file, max_size, warmup,
-               progress=gr.Progress()):
+    def on_run(self, sid, model, formats, background, background_file, max_size, warmup, choke=0, feather=0,
+               shift_edge=0, chatter=0, despill="none", progress=gr.Progress()):
         """-> downloads, the result viewer's state, its slider, its picture, the tabs, status, run status."""
         keep = (gr.update(),) * 4
         try:
             s = self._session(sid)
+            refine = RefineSettings(choke=float(choke or 0), feather=float(feather or 0),
+                                    shift_edge=float(shift_edge or 0), reduce_chatter=int(chatter or 0),
+                                    despill=None if despill in (None, "none") else despill)
             settings = RunSettings(model=model, formats=tuple(formats or ()),
                                    background=(background or "").strip() or None,
                                    background_file=background_file or None,
                                    max_size=int(max_size) if max_size else None,
                                    warmup_frames=int(warmup) if warmup is not None and self._uses_warmup(model)
-                                   else None)
+                                   else None,
+                                   refine=refine if refine.active else None)
             job = Job(total=s.frame_count)
             self.jobs[sid] = job
             progress((0, job.total), desc="loading the model", unit="frames")
@@ -443,6 +448,16 @@ class VmatteApp:
                         max_size = gr.Number(label="Max size (px, 0 = auto)", value=0, precision=0, minimum=0)
                         warmup = gr.Number(label="Warm-up frames (MatAnyone)", value=10, precision=0, minimum=0,
                                            visible=self._uses_warmup("auto"), elem_id="warmup")
+                    with gr.Accordion("Refine matte", open=False):
+                        with gr.Row():
+                            choke = gr.Number(label="Choke (px, - grows)", value=0, elem_id="choke")
+                            feather = gr.Number(label="Feather (px)", value=0, minimum=0, elem_id="feather")
+                            shift_edge = gr.Number(label="Shift edge (%)", value=0, minimum=-100, maximum=100,
+                                                   elem_id="shift-edge")
+                            chatter = gr.Number(label="Reduce chatter (frames)", value=0, precision=0, minimum=0,
+                                                elem_id="reduce-chatter")
+                            despill = gr.Dropdown(["none", "green", "blue"], value="none", label="Despill",
+                                                  elem_id="despill")
                     with gr.Row():
                         run = gr.Button("Run", variant="primary", elem_id="run")
                         stop = gr.Button("Stop", variant="secondary", interactive=False, elem_id="stop")
@@ -477,7 +492,8 @@ class VmatteApp:
                            [state, target, slider, mask_file], [frame, summary, status])
             model.change(self.on_model, [model], [warmup])
             run.click(self.on_run_start, None, [run, stop, run_status], queue=False).then(
-                self.on_run, [state, model, formats, background, background_file, max_size, warmup],
+                self.on_run, [state, model, formats, background, background_file, max_size, warmup, choke,
+                           feather, shift_edge, chatter, despill],
                 [downloads, view_state, result_slider, result, tabs, status, run_status],
                 show_progress_on=[run_status]).then(self.on_run_end, None, [run, stop], queue=False)
             # No cancels=[running]: Gradio cancels a sync handler by waiting for its thread, so the

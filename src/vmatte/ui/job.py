@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..engine.refine import RefineSettings
 from ..errors import InputError, VmatteError
 from ..io.formats import parse_formats
 from ..io.masks import TargetMask
@@ -74,6 +75,7 @@ class RunSettings:
     background_file: str | None = None  # an uploaded image/video (a path Gradio gave, in the working folder)
     max_size: int | None = None
     warmup_frames: int | None = None  # MatAnyone's first-frame refinement (ignored by other models)
+    refine: RefineSettings | None = None  # choke/feather/shift edge/chatter/despill after the model
 
 
 @dataclass
@@ -223,7 +225,7 @@ def run_job(session: Session, settings: RunSettings, job: Job,
             job.done = 0
             matter = load_matter(settings.model, **options)
         result = matte(session.video, out_dir, model=matter, formats=names, background=background,
-                       stem=session.name, on_frame=_hook(job, preview, on_frame))
+                       stem=session.name, on_frame=_hook(job, preview, on_frame), refine=settings.refine)
         preview_path = preview.close()
     except BaseException:
         preview.abort()

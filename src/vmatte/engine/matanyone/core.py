@@ -146,9 +146,11 @@ class InferenceCore:
                 self.memory.clear()
             self._add_memory(image, pix_feat, alpha, key, shrinkage)
         else:
+            # not a memory frame: only the value is kept (the summary only for a trace)
             self.last_value, _, obj_summary = net.encode_mask(self._per_target(image), pix_feat, self.memory.sensory,
-                                                              alpha, deep_update=False)
-            self._record(msk_value=self.last_value, obj_summary=obj_summary)
+                                                              alpha, deep_update=False, summarize=self.trace is not None)
+            if obj_summary is not None:
+                self._record(msk_value=self.last_value, obj_summary=obj_summary)
         self.last_pix_feat = pix_feat
         self._record(sensory_after=self.memory.sensory, obj_memory_after=self.memory.obj_memory,
                      alpha_out=unpad(alpha, self.pad)[0])

@@ -48,6 +48,7 @@ from ...models.matanyone import MatAnyone
 from ..device import check_precision, resolve_device
 from ..matter import PerFrameMatter, State, to_float
 from .core import InferenceCore
+from .optimise import prepare_network
 from .preprocess import image_to_tensor
 from .settings import MatAnyoneSettings
 from .stream import reinitialise, start
@@ -269,8 +270,8 @@ def load_matanyone(spec, options, note: str = "") -> MatAnyoneMatter:
     resolved = resolve_matanyone(spec.weights, options.weights)
     net = MatAnyone(with_aux=any(k.startswith("aux_computer.") for k in resolved.state_dict))
     load_into(net, resolved.state_dict, resolved.source, optional=("aux_computer.",))
-    # frozen BatchNorm folded into the convolutions; NHWC encoders (measured faster on CPU only)
-    net.fuse_for_inference(channels_last=dev.type == "cpu")
+    # BatchNorm folded; on the CPU 3x3 convolutions as Winograd (measured: benchmarks/speed_matanyone.py)
+    prepare_network(net, dev)
     ids = schedule_ids(schedule)
     who = f"{len(ids)} targets (ids {', '.join(map(str, ids))})" if len(ids) > 1 else "1 target"
     if len(schedule) > 1 or 0 not in schedule:

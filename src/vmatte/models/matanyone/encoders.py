@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ..backbones.resnet import Bottleneck
 from ..backbones.resnet_basic import basic_stage
-from .blocks import FeatureFusionBlock, SensoryDeepUpdater
+from .blocks import FeatureFusionBlock, SensoryDeepUpdater, weight_layout
 
 
 def _bottleneck_stage(in_channels: int, width: int, blocks: int, stride: int) -> nn.Sequential:
@@ -70,9 +70,9 @@ class MaskEncoder(nn.Module):
         self, image: Tensor, pix_feat: Tensor, sensory: Tensor, alpha: Tensor, deep_update: bool = True
     ) -> tuple[Tensor, Tensor]:
         """``image`` normalised [B,3,H,W], ``alpha`` [B,1,H,W] -> (value, new sensory)."""
-        g = torch.cat([image, alpha], 1)
+        g = torch.cat([image, alpha], 1).contiguous(memory_format=weight_layout(self.conv1))
         g = self.relu(self.maxpool(self.bn1(self.conv1(g))))
-        g = self.layer3(self.layer2(self.layer1(g))).contiguous()
+        g = self.layer3(self.layer2(self.layer1(g)))
         value = self.fuser(pix_feat, g)
         new_sensory = self.sensory_update(value, sensory) if deep_update else sensory
         return value, new_sensory

@@ -54,6 +54,8 @@ class MatAnyone(nn.Module):
         if with_aux:
             self.aux_computer = AuxComputer()
         self.temp_sparity = ChangeProbabilityHead()
+        # The layout activations are kept in: NCHW as upstream, NHWC after fuse_for_inference(channels_last=True)
+        self.memory_format = torch.contiguous_format
 
     def fuse_for_inference(self, channels_last: bool = False) -> "MatAnyone":
         """Fold every frozen BatchNorm (encoders, change-probability head) into its convolution,
@@ -62,11 +64,11 @@ class MatAnyone(nn.Module):
         from ..rvm.fuse import fuse_conv_bn_
 
         fuse_conv_bn_(self)
-        if channels_last:  # the two ResNets only: their outputs are turned back to NCHW
-            for encoder in (self.pixel_encoder, self.mask_encoder):
-                for m in encoder.modules():
-                    if isinstance(m, nn.Conv2d):
-                        m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
+        if channels_last:  # every convolution, and the inputs follow (see memory_format)
+            self.memory_format = torch.channels_last
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
         return self
 
     def normalise(self, image: Tensor) -> Tensor:
@@ -74,7 +76,7 @@ class MatAnyone(nn.Module):
 
     def encode_image(self, image: Tensor) -> tuple[list[Tensor], Tensor]:
         """[B,3,H,W] in [0,1] -> (multi-scale features [f16, f8, f4, f2, f1], pixel feature)."""
-        ms_feat = [f.contiguous() for f in self.pixel_encoder(self.normalise(image))]
+        ms_feat = self.pixel_encoder(self.normalise(image).contiguous(memory_format=self.memory_format))
         return ms_feat, self.pix_feat_proj(ms_feat[0])
 
     def transform_key(self, f16: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -82,10 +84,13 @@ class MatAnyone(nn.Module):
         return self.key_proj(f16)
 
     def encode_mask(self, image: Tensor, pix_feat: Tensor, sensory: Tensor, alpha: Tensor,
-                    deep_update: bool = True) -> tuple[Tensor, Tensor, Tensor]:
-        """-> (memory value, sensory (updated if ``deep_update``), object summary [B,16,257])."""
+                    deep_update: bool = True, summarize: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
+        """-> (memory value, sensory (updated if ``deep_update``), object summary [B,16,257]).
+
+        ``summarize=False`` skips the object summary (None): off memory frames only the value is
+        used, to refresh the previous-frame value."""
         value, sensory = self.mask_encoder(self.normalise(image), pix_feat, sensory, alpha, deep_update)
-        return value, sensory, self.object_summarizer(alpha, value)
+        return value, sensory, self.object_summarizer(alpha, value) if summarize else None
 
     def change_probability(self, last_pix_feat: Tensor, pix_feat: Tensor, last_alpha: Tensor,
                            value_diff: Tensor) -> Tensor:

@@ -25,7 +25,19 @@ class PositionalEncoding(nn.Module):
         return torch.stack((sin_inp.sin(), sin_inp.cos()), dim=-1).flatten(-2, -1)
 
     def forward(self, h: int, w: int, channels: int) -> Tensor:
-        """-> [h, w, channels] (channel-last)."""
+        """-> [h, w, channels] (channel-last). A constant of the frame size: computed once per
+        size (and per state of ``inv_freq``) and reused, not recomputed every frame."""
+        f = self.inv_freq
+        # inference tensors (made under inference_mode) cannot enter autograd: kept apart
+        key = (h, w, channels, f.device, f.dtype, f.data_ptr(), f._version, torch.is_inference_mode_enabled(),
+               torch.is_autocast_enabled(f.device.type))
+        cached = self.__dict__.get("_cached")
+        if cached is None or cached[0] != key:
+            cached = (key, self._compute(h, w, channels))
+            self.__dict__["_cached"] = cached
+        return cached[1]
+
+    def _compute(self, h: int, w: int, channels: int) -> Tensor:
         pos_y = torch.arange(h, device=self.inv_freq.device, dtype=self.inv_freq.dtype)
         pos_x = torch.arange(w, device=self.inv_freq.device, dtype=self.inv_freq.dtype)
         pos_y = pos_y / (pos_y[-1] + self.eps) * self.scale

@@ -1,0 +1,71 @@
+"""The network as vmatte runs it: what is done once at load time so that every frame is cheaper.
+
+Each choice here was measured side by side against the official layout on the same frames
+(``benchmarks/speed_matanyone.py``, A B A B in one process) and keeps the outputs within the
+numeric fixture's tolerance (``tests/test_matanyone_fixture.py`` runs both paths).
+
+- Frozen BatchNorm folded into the convolution before it (exact up to float rounding).
+- On the CPU, every 3x3 stride-1 convolution (most of MatAnyone's arithmetic: the ResNet
+  bottlenecks' middle convolutions, the ResNet-18 mask encoder, every residual and channel
+  attention block, the decoder up to full resolution, the GRUs) runs as a Winograd transform
+  (NNPACK, bundled with PyTorch): F(6x6, 3x3) needs about a quarter of the multiplications
+  of a direct convolution, at a relative error of ~1e-5 (the fixture allows 5e-4 absolute on
+  alpha). Measured 1.5-3x faster than oneDNN per convolution at MatAnyone's shapes on 1-2
+  threads. Where PyTorch was built without NNPACK the plain convolution runs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ...models.matanyone import MatAnyone
+
+
+class WinogradConv2d(nn.Conv2d):
+    """A 3x3, stride 1, dilation 1, ungrouped ``nn.Conv2d`` computed by NNPACK's Winograd
+    convolution on the CPU (inference only: NNPACK has no backward here); anything else, e.g.
+    a tensor that needs a gradient or lives on a GPU, takes the ordinary path."""
+
+    @staticmethod
+    def eligible(conv: nn.Module) -> bool:
+        return (type(conv) is nn.Conv2d and conv.kernel_size == (3, 3) and conv.stride == (1, 1)
+                and conv.dilation == (1, 1) and conv.groups == 1 and conv.padding_mode == "zeros"
+                and isinstance(conv.padding, tuple))
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d) -> WinogradConv2d:
+        new = cls(conv.in_channels, conv.out_channels, 3, padding=conv.padding, bias=conv.bias is not None,
+                  device=conv.weight.device, dtype=conv.weight.dtype)
+        new.weight = conv.weight
+        new.bias = conv.bias
+        return new
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.device.type != "cpu" or x.dtype != torch.float32 or (torch.is_grad_enabled() and x.requires_grad):
+            return super().forward(x)
+        weight = self.weight.contiguous()
+        return torch._nnpack_spatial_convolution(x.contiguous(), weight, self.bias, list(self.padding))
+
+
+def use_winograd_(module: nn.Module) -> int:
+    """Swap every eligible convolution of ``module`` for a :class:`WinogradConv2d` sharing its
+    parameters (state_dict keys unchanged), in place. -> how many were swapped (0 without NNPACK)."""
+    if not torch._nnpack_available():
+        return 0
+    swapped = 0
+    for name, child in list(module.named_modules()):
+        for attr, conv in list(child.named_children()):
+            if WinogradConv2d.eligible(conv):
+                setattr(child, attr, WinogradConv2d.from_conv(conv))
+                swapped += 1
+    return swapped
+
+
+def prepare_network(network: MatAnyone, device: torch.device | str) -> MatAnyone:
+    """Load weights first; the state_dict is no longer the official layout afterwards."""
+    device = torch.device(device)
+    network.eval().fuse_for_inference(channels_last=False)
+    if device.type == "cpu":
+        use_winograd_(network)
+    return network
