@@ -79,10 +79,10 @@ VIDEO_FORMATS = [n for n in FORMATS if n not in PLATE_FORMATS]
 
 
 def test_format_table():
-    assert set(FORMATS) == {"alpha", "alpha-png", "alpha-png16", "fgr", "comp", "rgba-png", "prores", "webm",
-                            "exr", "exr-layers", "alpha-exr", "dpx"}
+    assert set(FORMATS) == {"alpha", "alpha-png", "alpha-png16", "mask-png", "fgr", "comp", "rgba-png", "prores",
+                            "webm", "exr", "exr-layers", "alpha-exr", "dpx"}
     names = {k: s.output_name("x") for k, s in FORMATS.items()}
-    assert names == {"alpha": "x_alpha.mp4", "alpha-png": "x_alpha", "alpha-png16": "x_alpha16",
+    assert names == {"alpha": "x_alpha.mp4", "alpha-png": "x_alpha", "alpha-png16": "x_alpha16", "mask-png": "x_mask",
                      "fgr": "x_fgr.mp4", "comp": "x_comp.mp4", "rgba-png": "x_rgba",
                      "prores": "x_prores4444.mov", "webm": "x_alpha.webm", "exr": "x_exr", "exr-layers": "x_layers",
                      "alpha-exr": "x_alpha_exr", "dpx": "x_alpha_dpx"}
@@ -127,6 +127,7 @@ def test_png_outputs_exact(all_outputs):
     a8 = list(read_rgba(paths["alpha-png"]))
     a16 = list(read_rgba(paths["alpha-png16"]))
     rgba = list(read_rgba(paths["rgba-png"]))
+    masks = list(read_rgba(paths["mask-png"]))
     assert sorted(os.listdir(paths["alpha-png"]))[:2] == ["00000.png", "00001.png"]
     for i in range(N):
         fgr, alpha = expected(i, info)
@@ -137,6 +138,7 @@ def test_png_outputs_exact(all_outputs):
         assert rgba[i].shape == alpha.shape + (4,)
         assert np.array_equal(rgba[i][..., 3], a8[i])
         assert np.array_equal(rgba[i][..., :3], np.round(fgr * 255).astype(np.uint8))
+        assert np.array_equal(masks[i], np.where(alpha >= 0.5, 255, 0).astype(np.uint8))  # mask-png: alpha >= 1/2
 
 
 def test_prores_alpha_within_one_level(all_outputs):

@@ -330,6 +330,38 @@ def test_videomama_runs_in_the_app_when_its_weights_are_cached(session, cache):
     assert sorted(p.name for p in r.downloads[0].parent.iterdir()) == ["dancer_alpha.mp4", "preview"]
 
 
+def test_videomama_in_the_app_tracks_with_sam2_when_a_checkpoint_is_cached(session, cache, monkeypatch):
+    """With a SAM 2 checkpoint cached, the app's VideoMaMa run needs no first pass: SAM 2 (tiny random,
+    in place of the cached file) tracks the clicked target inside the run, frame by frame."""
+    pytest.importorskip("diffusers")
+    import torch
+
+    import vmatte.engine.sam2video.masks as masks_mod
+    from test_sam2_video import _tiny_tracking_sam2
+    from vmatte.models.videomama import VideoMaMa, tiny_unet_config, tiny_vae_config
+    from vmatte.weights import segmenter_cache_path, videomama_cache_paths
+
+    torch.manual_seed(0)
+    model = VideoMaMa.from_config(tiny_unet_config(), tiny_vae_config()).eval()
+    mama, svd = videomama_cache_paths()
+    model.unet.save_pretrained(mama / "unet")
+    model.vae.save_pretrained(svd / "vae")
+    session.click(1, *CLICK, frame=0)  # RVM's person regions make the click's mask (no SAM cached yet)
+    sam2 = _tiny_tracking_sam2()
+    loaded = []
+    monkeypatch.setattr(masks_mod, "load_video_model",
+                        lambda spec, device="cpu", **kw: loaded.append(spec) or (sam2, "tiny random SAM 2"))
+    fake = segmenter_cache_path("sam2.1-hiera-tiny")
+    fake.parent.mkdir(parents=True, exist_ok=True)
+    fake.write_bytes(b"not read: load_video_model is replaced")
+    seen = []
+    r = run_job(session, RunSettings(model="videomama", formats=("alpha",), max_size=32), Job(FRAMES),
+                lambda j: seen.append(j.done))
+    assert loaded == ["auto"] and "tiny random SAM 2" in r.model
+    assert r.frames == FRAMES and seen == list(range(1, FRAMES + 1))  # one pass: no masks' pass first
+    assert sorted(p.name for p in r.downloads[0].parent.iterdir()) == ["dancer_alpha.mp4", "preview"]
+
+
 def test_store_and_inside(tmp_path):
     store = SessionStore(UiSettings(tmp_path))
     sid, s = store.new()

@@ -213,6 +213,14 @@ class AlphaPng16Writer(_PngWriter):
         return data.alpha_u16
 
 
+class MaskPngWriter(_PngWriter):
+    """A hard mask per frame (255 where alpha >= 1/2, else 0): what a tracker made of the target, in the
+    layout ``--masks DIR`` and other tools read."""
+
+    def _array(self, data: FrameData) -> np.ndarray:
+        return np.where(data.alpha >= 0.5, np.uint8(255), np.uint8(0))
+
+
 class RgbaPngWriter(_PngWriter):
     def _array(self, data: FrameData) -> np.ndarray:
         return cv2.cvtColor(data.rgba_u8, cv2.COLOR_RGBA2BGRA)  # OpenCV writes BGRA order

@@ -54,6 +54,9 @@ FORMATS: dict[str, FormatSpec] = {
                    "{stem}_fgr.mp4", encoders.FgrH264Writer, False, "mp4"),
         FormatSpec("comp", "subject composited over a background (--bg, default green) as H.264 (.mp4)",
                    "{stem}_comp.mp4", encoders.CompH264Writer, False, "mp4"),
+        FormatSpec("mask-png", "the target's mask (alpha >= 1/2) as 0/255 PNG images (folder), the layout "
+                   "--masks DIR reads: e.g. SAM 2's tracked masks with --model sam2-matte",
+                   "{stem}_mask/", encoders.MaskPngWriter, True, None, False),
         FormatSpec("rgba-png", "foreground + alpha as 8-bit RGBA PNG images (folder)",
                    "{stem}_rgba/", encoders.RgbaPngWriter, True, None),
         FormatSpec("prores", "foreground + alpha as ProRes 4444 (.mov), for editors/compositors",

@@ -270,6 +270,18 @@ class VmatteApp:
             return gr.update()
         return {"background": s.frame(int(index)), "layers": [], "composite": None}
 
+    def on_propagate(self, sid, index, progress=gr.Progress()):
+        """SAM 2 tracks the targets through the video: the frame shows the tracked masks when scrubbed."""
+        try:
+            s = self._session(sid)
+            with s.lock:  # no click or mask edit while the targets are being tracked
+                n = s.propagate(on_frame=lambda i, total: progress((i + 1) / total, desc="SAM 2 tracking"))
+                shown = _large(s.overlay(int(index)))
+            return shown, _ok(f"SAM 2 tracked the targets over {n} frames: move the slider to "
+                                              f"see their masks (frames with clicks show their own)")
+        except VmatteError as e:
+            return gr.update(), _bad(str(e))
+
     def on_segmenter(self, sid, choice):
         s = self.store.get(sid)
         if s is None:  # no video yet: the choice is applied when the session starts
@@ -416,6 +428,7 @@ class VmatteApp:
                         remove = gr.Button("Remove target", size="sm", variant="secondary", elem_id="remove")
                     segmenter = gr.Dropdown(self._segmenter_choices(), value=self.settings.segmenter,
                                             label="Clicks make masks with", elem_id="segmenter")
+                    propagate = gr.Button("Preview tracking (SAM 2)", size="sm", elem_id="propagate")
                     summary = gr.Markdown(elem_id="summary")
                     with gr.Accordion("Brush or mask file instead of clicks", open=False):
                         editor = gr.ImageEditor(label="Paint over the subject", type="numpy", layers=False,
@@ -464,6 +477,7 @@ class VmatteApp:
             upload.upload(lambda: (None, None, None, "", gr.update(value=0, interactive=False)), None,
                           [downloads, view_state, result, run_status, result_slider])  # the last video's results go
             segmenter.change(self.on_segmenter, [state, segmenter], [state, status])
+            propagate.click(self.on_propagate, [state, slider], [frame, status])
             # the click's own progress goes to the status bar, Gradio's timer to the summary: the frame
             # stays in view (no full-picture spinner) and the status bar keeps its words
             frame.select(self.on_click, [state, target, mode, slider], [frame, summary, status],
