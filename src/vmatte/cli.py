@@ -49,6 +49,11 @@ def _add_matte(sub: argparse._SubParsersAction) -> None:
                    help="what turns clicks into a mask: auto (a SAM / SAM 2 checkpoint in the cache, else RVM's "
                         "person regions), rvm, a name from `vmatte weights list` (downloaded once) or a SAM / "
                         "SAM 2 checkpoint file")
+    p.add_argument("--tracker", default="auto", metavar="sam2|rvm|auto|NAME|PATH",
+                   help="what follows the target through the video for " + ", ".join(registry.tracker_models())
+                        + ": sam2 (any object; a SAM 2 checkpoint in the cache, or give its name/file here), rvm "
+                          "(rvm-target's person tracking), auto (default: SAM 2 when cached, else rvm; rvm-target "
+                          "keeps its own tracking unless --tracker sam2)")
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
                    help="MatAnyone: fp32 (default, exact), or bf16/fp16 autocast (fp16 on GPU only)")
     p.add_argument("--warmup-frames", type=int, metavar="N",
@@ -70,8 +75,44 @@ def _add_matte(sub: argparse._SubParsersAction) -> None:
                    help="continue a killed or interrupted run from its last complete chunk (same input and "
                         "options; " + ", ".join(s.name for s in registry.SPECS.values() if s.resumable) + ")")
     p.add_argument("--chunk-frames", type=int, help=argparse.SUPPRESS)  # journal chunk length (tests)
+    _add_plate_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_matte)
+
+
+def _add_plate_options(p: argparse.ArgumentParser) -> None:
+    """VFX plates (EXR/DPX sequences) and the matte refinement controls (see README, "In a compositing pipeline")."""
+    from .engine.refine import DESPILL
+    from .io.exr import COMPRESSIONS
+
+    g = p.add_argument_group("VFX plates (INPUT: shot.####.exr, shot.%04d.exr, shot.1001-1100#.exr, a .dpx "
+                             "sequence or a folder of one)")
+    g.add_argument("--frames", metavar="RANGE", help="plate frames to matte, e.g. 1001-1100 (default: all); "
+                                                    "outputs keep the plate's frame numbers")
+    g.add_argument("--input-colorspace", metavar="NAME",
+                   help="the plate's OpenColorIO colour space (config: $OCIO, else OCIO's built-in "
+                        "ocio://default). Default: EXR = 'Linear Rec.709 (sRGB)' (scene-linear), DPX = the config's "
+                        "compositing_log role (ACEScct in the built-in config). The network sees the plate as "
+                        "'sRGB Encoded Rec.709 (sRGB)'; exr outputs go back to scene-linear")
+    g.add_argument("--exr-compression", default="zip", choices=list(COMPRESSIONS),
+                   help="compression of the exr/exr-layers/alpha-exr outputs (default zip; dwaa is lossy)")
+    r = p.add_argument_group("matte refinement (after any model)")
+    r.add_argument("--choke", type=float, default=0.0, metavar="PX",
+                   help="shrink (> 0) or grow (< 0) the matte by PX pixels, fractional")
+    r.add_argument("--feather", type=float, default=0.0, metavar="PX", help="soften the edge over about PX pixels")
+    r.add_argument("--shift-edge", type=float, default=0.0, metavar="PCT",
+                   help="move the soft edge out (> 0) or in (< 0), -100..100; opaque and clear pixels stay")
+    r.add_argument("--reduce-chatter", type=int, default=0, metavar="N",
+                   help="average the edge over the last N frames where the picture did not change (no motion smear)")
+    r.add_argument("--despill", choices=DESPILL, help="remove green or blue screen spill from the foreground")
+
+
+def _refine_settings(args: argparse.Namespace):
+    from .engine.refine import RefineSettings
+
+    settings = RefineSettings(choke=args.choke, feather=args.feather, shift_edge=args.shift_edge,
+                              reduce_chatter=args.reduce_chatter, despill=args.despill)
+    return settings if settings.active else None
 
 
 def _run_matte(args: argparse.Namespace) -> int:
@@ -97,9 +138,12 @@ def _run_matte(args: argparse.Namespace) -> int:
                    dilate=args.dilate, **({"keyframes": keyframes} if keyframes else {}), **_clicks(args),
                    **({"segmenter": args.segmenter} if args.segmenter != "auto" else {}),
                    **({"precision": args.precision} if args.precision != "fp32" else {}),
+                   **({"tracker": args.tracker} if args.tracker != "auto" else {}),
                    **({"masks": args.masks} if args.masks else {}),
                    **({"resume": True} if args.resume else {}),
-                   **({"chunk_frames": args.chunk_frames} if args.chunk_frames else {}))
+                   **({"chunk_frames": args.chunk_frames} if args.chunk_frames else {}),
+                   frames=args.frames, input_colorspace=args.input_colorspace,
+                   exr_compression=args.exr_compression, refine=_refine_settings(args))
     print(f"{result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} frames/s)", file=sys.stderr)
     for name, path in plan.finish(result.outputs).items():
         print(f"{name}\t{path}")
@@ -367,6 +411,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     v.add_argument("--max-size", type=int, metavar="PX",
                    help="long side of the network's input (default: each model's own choice)")
+    v.add_argument("--tracker", default="auto", metavar="sam2|rvm|auto|NAME|PATH",
+                   help="as vmatte matte --tracker, for " + ", ".join(registry.tracker_models())
+                        + " (e.g. -m rvm-target --tracker sam2: SAM 2's identity, RVM's edge)")
     v.add_argument("-q", "--quiet", action="store_true", help="do not print scores as sequences finish")
     v.set_defaults(run=_run_eval_vos)
 
@@ -380,7 +427,7 @@ def _run_eval_vos(args: argparse.Namespace) -> int:
     if args.output is not None:
         output_folder(args.output)  # a bad --output fails before the models run
     result = evaluate_vos(args.root, sequences, models, device=args.device, max_size=args.max_size,
-                          progress=not args.quiet)
+                          progress=not args.quiet, tracker=args.tracker)
     print(table(result))
     if args.output is not None:
         paths = write_vos(result, args.output)
@@ -487,7 +534,42 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_ui(sub)
     _add_weights(sub)
+    _add_track(sub)
     return parser
+
+
+def _add_track(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("track", help="track a clicked object (any kind) with SAM 2: one mask PNG per frame",
+                       description="Track the object under --click through INPUT with SAM 2 / 2.1 (Apache-2.0 "
+                                   "weights) and write OUTDIR/00000.png ... (255 = object), the masks that "
+                                   "`vmatte matte INPUT --masks OUTDIR --model videomama` (or rvm) turns into mattes.")
+    p.add_argument("input", help="video file or folder of images")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the masks (created if missing)")
+    p.add_argument("--click", action="append", required=True, metavar="X,Y[@FRAME]",
+                   help="a point on the object (repeatable; clicks at a later frame correct the track there)")
+    p.add_argument("--exclude", action="append", metavar="X,Y[@FRAME]", help="a point NOT on the object")
+    p.add_argument("--segmenter", default="auto", metavar="NAME|PATH",
+                   help="SAM 2 checkpoint: auto (the first cached), a name from `vmatte weights list` or a file")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument("--fps", type=float, help="frame rate of an image-folder input (default 25)")
+    p.add_argument("--overwrite", action="store_true", help="replace masks already in OUTDIR")
+    p.set_defaults(run=_run_track)
+
+
+def _run_track(args: argparse.Namespace) -> int:
+    from .engine.device import resolve_device
+    from .engine.sam2video.masks import load_video_model, track_masks
+    from .engine.segment.clicks import parse_point
+
+    clicks = [parse_point(s) for s in args.click]
+    excludes = [parse_point(s, negative=True) for s in args.exclude or ()]
+    device = resolve_device(args.device)
+    model, description = load_video_model(args.segmenter, device)
+    print(f"model: {description}", file=sys.stderr)
+    n = track_masks(args.input, args.output, clicks, excludes, model=model, fps=args.fps, overwrite=args.overwrite,
+                    device=device)
+    print(f"{n} masks in {args.output}", file=sys.stderr)
+    return 0
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
