@@ -162,6 +162,9 @@ def test_model_inputs_are_checked_from_the_registry(tmp_path):
     (tmp_path / "ok.jsonl").write_text(json.dumps({"id": "g", "input": "c.mp4", "model": "rvm-target",
                                                    "masks": "masks"}))
     assert [s.id for s in load_manifest(tmp_path / "ok.jsonl")] == ["g"]
+    # the tracker option (SAM 2 or RVM identity) passes through as a column
+    (tmp_path / "t.csv").write_text("id,input,model,mask,tracker\nh,c.mp4,rvm-target,m.png,rvm\n")
+    assert load_manifest(tmp_path / "t.csv")[0].options["tracker"] == "rvm"
 
 
 def test_a_shot_another_batch_holds_is_refused_in_one_line_and_left_alone(tmp_path, capsys):

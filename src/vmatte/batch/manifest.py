@@ -40,6 +40,7 @@ COLUMNS = {
     "click": "X,Y[@FRAME] on the target, several separated by ';'",
     "exclude": "X,Y[@FRAME] on what is not the target, several separated by ';'",
     "segmenter": "what turns clicks into masks",
+    "tracker": "what follows the target: sam2, rvm, auto, or a SAM 2 checkpoint NAME/PATH",
     "weights": "checkpoint path or 'download'",
     "device": "auto, cpu, cuda, cuda:N or mps",
     "backend": "auto, torch or onnx",
@@ -316,11 +317,13 @@ def _check_row(n: int, fields: dict, base: Path, defaults: Defaults, models: tup
         bad("exclude", "needs a click on the target too; add a click column value")
     for name, default in (("device", defaults.device), ("backend", defaults.backend)):
         options[name] = str(clean.get(name, default))
-    for name in ("weights", "segmenter", "precision"):
+    for name in ("weights", "segmenter", "precision", "tracker"):
         if name in clean:
             value = str(clean[name])
             if name == "weights" and value != "download":
                 value = path_of("weights", "any") or value
+            elif name == "tracker" and (base / value).is_file():  # a checkpoint beside the manifest
+                value = str((base / value).resolve())
             options[name] = value
     _check_model_inputs(model, clean, bad)
     if errors:

@@ -133,12 +133,12 @@ def _model_for(shot: Shot):
 
     o = shot.options
     key = (shot.model, o.get("weights"), o.get("device", "auto"), o.get("backend", "auto"),
-           o.get("downsample_ratio"), o.get("max_size"), o.get("precision", "fp32"))
+           o.get("downsample_ratio"), o.get("max_size"), o.get("precision", "fp32"), o.get("tracker", "auto"))
     if key not in _MODELS:
         _MODELS.clear()  # keep one model per worker: a mixed batch must not pile up memory
         matter = load_matter(shot.model, weights=o.get("weights"), device=o.get("device", "auto"),
                              backend=o.get("backend", "auto"), downsample_ratio=o.get("downsample_ratio"),
-                             max_size=o.get("max_size"), **({"precision": o["precision"]} if "precision" in o else {}))
+                             max_size=o.get("max_size"), **{k: o[k] for k in ("precision", "tracker") if k in o})
         _limit_onnx_threads(matter)
         _MODELS[key] = matter
     return _MODELS[key]
@@ -158,7 +158,7 @@ def _matte_kwargs(shot: Shot, reuse: bool) -> dict:
         kwargs["excludes"] = [parse_point(s, negative=True) for s in o["excludes"]]
     if not reuse:  # the model is built inside vmatte.matte from these
         for name in ("weights", "device", "backend", "downsample_ratio", "max_size", "mask", "keyframes",
-                     "warmup_frames", "erode", "dilate", "precision", "masks"):
+                     "warmup_frames", "erode", "dilate", "precision", "masks", "tracker"):
             if name in o:
                 kwargs[name] = o[name]
     return kwargs
