@@ -649,6 +649,7 @@ def test_interrupted_then_resumed_is_identical(tmp_path, monkeypatch, how):
     """A journaled run (chunks of 2 frames) stopped by Ctrl-C at frame 5, then ``resume=True``: the alpha
     PNGs equal an uninterrupted run's, bit for bit (the tracker's state went through the journal)."""
     import json
+    import time
 
     import vmatte.engine.sam2video.masks as masks_mod
     from conftest import make_clip
@@ -664,8 +665,15 @@ def test_interrupted_then_resumed_is_identical(tmp_path, monkeypatch, how):
                 **({"tracker": how[3]} if len(how) > 2 else {}))
     matte(clip, tmp_path / "whole", **opts)
 
+    journal = tmp_path / "cut" / ".vmatte-partial-clip" / "manifest.json"
+
     def stop(r):
         if r.index == 5:
+            # chunks are committed by the writer thread: wait for two (a loaded machine lags) so the
+            # resumed run surely starts past frame 0, then stop as Ctrl-C does
+            deadline = time.monotonic() + 60
+            while json.loads(journal.read_text())["completed"] < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
             raise KeyboardInterrupt
 
     with pytest.raises(Interrupted):
