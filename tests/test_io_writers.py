@@ -15,14 +15,13 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import clip_colour, make_clip
 from vmatte.errors import OutputError, VmatteError
 from vmatte.io import encoders
-from vmatte.io.formats import DEFAULT_FORMATS, FORMATS, parse_formats
+from vmatte.io.formats import DEFAULT_FORMATS, FORMATS, PLATE_FORMATS, parse_formats
 from vmatte.io.probe import read_rgba, stream_summary
 from vmatte.io.reader import VideoInfo, open_source
 from vmatte.io.writers import Background, OutputSet, temp_name
-
-from conftest import clip_colour, make_clip
 
 N = 10
 
@@ -75,12 +74,18 @@ def test_parse_formats():
         parse_formats(" , ")
 
 
+# the EXR/DPX plate formats are read back with OpenEXR in test_vfx_plates.py
+VIDEO_FORMATS = [n for n in FORMATS if n not in PLATE_FORMATS]
+
+
 def test_format_table():
-    assert set(FORMATS) == {"alpha", "alpha-png", "alpha-png16", "fgr", "comp", "rgba-png", "prores", "webm"}
+    assert set(FORMATS) == {"alpha", "alpha-png", "alpha-png16", "mask-png", "fgr", "comp", "rgba-png", "prores",
+                            "webm", "exr", "exr-layers", "alpha-exr", "dpx"}
     names = {k: s.output_name("x") for k, s in FORMATS.items()}
-    assert names == {"alpha": "x_alpha.mp4", "alpha-png": "x_alpha", "alpha-png16": "x_alpha16",
+    assert names == {"alpha": "x_alpha.mp4", "alpha-png": "x_alpha", "alpha-png16": "x_alpha16", "mask-png": "x_mask",
                      "fgr": "x_fgr.mp4", "comp": "x_comp.mp4", "rgba-png": "x_rgba",
-                     "prores": "x_prores4444.mov", "webm": "x_alpha.webm"}
+                     "prores": "x_prores4444.mov", "webm": "x_alpha.webm", "exr": "x_exr", "exr-layers": "x_layers",
+                     "alpha-exr": "x_alpha_exr", "dpx": "x_alpha_dpx"}
     assert all(s.description for s in FORMATS.values())
 
 
@@ -91,7 +96,7 @@ def test_format_table():
 def all_outputs(request, tmp_path_factory):
     w, h = request.param
     info = make_info(w, h)
-    paths = write_all(tmp_path_factory.mktemp(f"all{w}x{h}"), list(FORMATS), info)
+    paths = write_all(tmp_path_factory.mktemp(f"all{w}x{h}"), VIDEO_FORMATS, info)
     return info, paths
 
 
@@ -101,7 +106,7 @@ def expected(i, info):
 
 def test_every_format_written_with_right_count_and_size(all_outputs):
     info, paths = all_outputs
-    assert set(paths) == set(FORMATS)
+    assert set(paths) == set(VIDEO_FORMATS)
     listing = sorted(os.listdir(paths["alpha"].parent))
     assert listing == sorted(p.name for p in paths.values())  # no temporaries left behind
     for name, path in paths.items():
@@ -122,6 +127,7 @@ def test_png_outputs_exact(all_outputs):
     a8 = list(read_rgba(paths["alpha-png"]))
     a16 = list(read_rgba(paths["alpha-png16"]))
     rgba = list(read_rgba(paths["rgba-png"]))
+    masks = list(read_rgba(paths["mask-png"]))
     assert sorted(os.listdir(paths["alpha-png"]))[:2] == ["00000.png", "00001.png"]
     for i in range(N):
         fgr, alpha = expected(i, info)
@@ -132,6 +138,7 @@ def test_png_outputs_exact(all_outputs):
         assert rgba[i].shape == alpha.shape + (4,)
         assert np.array_equal(rgba[i][..., 3], a8[i])
         assert np.array_equal(rgba[i][..., :3], np.round(fgr * 255).astype(np.uint8))
+        assert np.array_equal(masks[i], np.where(alpha >= 0.5, 255, 0).astype(np.uint8))  # mask-png: alpha >= 1/2
 
 
 def test_prores_alpha_within_one_level(all_outputs):
@@ -441,7 +448,7 @@ def test_final_names_appear_only_at_close(tmp_path):
 def test_abort_removes_every_temporary(tmp_path):
     info = make_info()
     (tmp_path / "keep.txt").write_text("mine")
-    out = OutputSet(tmp_path, "c", list(FORMATS), info)
+    out = OutputSet(tmp_path, "c", VIDEO_FORMATS, info)
     fgr, alpha = matte(0, 64, 48)
     out.write(0, None, fgr, alpha)
     out.abort()

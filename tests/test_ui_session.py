@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import write_h264
 
+from conftest import write_h264
 from vmatte.errors import InputError, VmatteError
 from vmatte.io.probe import read_rgba, stream_summary
 from vmatte.ui.job import (
@@ -278,6 +278,22 @@ def test_models_and_target_requirements(session):
         run_job(session, RunSettings(model="rvm", formats=("gif",)), Job(FRAMES))
 
 
+def test_run_with_refine_matte_controls(session):
+    from vmatte.engine.refine import RefineSettings
+
+    def alphas(result):
+        with zipfile.ZipFile(next(p for p in result.downloads if p.suffix == ".zip")) as z:
+            names = sorted(n for n in z.namelist() if n.endswith(".png"))
+            return [cv2.imdecode(np.frombuffer(z.read(n), np.uint8), cv2.IMREAD_UNCHANGED) for n in names]
+
+    raw = alphas(run_job(session, RunSettings(model="rvm", formats=("alpha-png16",)), Job(FRAMES)))
+    choked = alphas(run_job(session, RunSettings(model="rvm", formats=("alpha-png16",),
+                                                 refine=RefineSettings(choke=3)), Job(FRAMES)))
+    # an erosion never raises alpha and takes a 3 px rim off the dancer
+    assert all((c <= r).all() for c, r in zip(choked, raw))
+    assert sum(int(c.sum()) for c in choked) < 0.95 * sum(int(r.sum()) for r in raw)
+
+
 def test_menu_offers_every_model_whose_weights_are_here(cache, monkeypatch):
     """The menu is the registry's: MatAnyone and VideoMaMa appear once their weights are cached."""
     from vmatte import weights
@@ -311,6 +327,38 @@ def test_videomama_runs_in_the_app_when_its_weights_are_cached(session, cache):
     assert r.frames == FRAMES and r.model.startswith("VideoMaMa")
     assert seen == list(range(1, FRAMES + 1)) * 2  # the masks' pass, then VideoMaMa's
     assert stream_summary(r.downloads[0])["frames"] == FRAMES
+    assert sorted(p.name for p in r.downloads[0].parent.iterdir()) == ["dancer_alpha.mp4", "preview"]
+
+
+def test_videomama_in_the_app_tracks_with_sam2_when_a_checkpoint_is_cached(session, cache, monkeypatch):
+    """With a SAM 2 checkpoint cached, the app's VideoMaMa run needs no first pass: SAM 2 (tiny random,
+    in place of the cached file) tracks the clicked target inside the run, frame by frame."""
+    pytest.importorskip("diffusers")
+    import torch
+
+    import vmatte.engine.sam2video.masks as masks_mod
+    from test_sam2_video import _tiny_tracking_sam2
+    from vmatte.models.videomama import VideoMaMa, tiny_unet_config, tiny_vae_config
+    from vmatte.weights import segmenter_cache_path, videomama_cache_paths
+
+    torch.manual_seed(0)
+    model = VideoMaMa.from_config(tiny_unet_config(), tiny_vae_config()).eval()
+    mama, svd = videomama_cache_paths()
+    model.unet.save_pretrained(mama / "unet")
+    model.vae.save_pretrained(svd / "vae")
+    session.click(1, *CLICK, frame=0)  # RVM's person regions make the click's mask (no SAM cached yet)
+    sam2 = _tiny_tracking_sam2()
+    loaded = []
+    monkeypatch.setattr(masks_mod, "load_video_model",
+                        lambda spec, device="cpu", **kw: loaded.append(spec) or (sam2, "tiny random SAM 2"))
+    fake = segmenter_cache_path("sam2.1-hiera-tiny")
+    fake.parent.mkdir(parents=True, exist_ok=True)
+    fake.write_bytes(b"not read: load_video_model is replaced")
+    seen = []
+    r = run_job(session, RunSettings(model="videomama", formats=("alpha",), max_size=32), Job(FRAMES),
+                lambda j: seen.append(j.done))
+    assert loaded == ["auto"] and "tiny random SAM 2" in r.model
+    assert r.frames == FRAMES and seen == list(range(1, FRAMES + 1))  # one pass: no masks' pass first
     assert sorted(p.name for p in r.downloads[0].parent.iterdir()) == ["dancer_alpha.mp4", "preview"]
 
 

@@ -21,9 +21,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .errors import VmatteError  # noqa: E402
 
-__all__ = ["FrameResult", "MatteResult", "VmatteError", "iter_matte", "load_matter", "matte"]
+__all__ = ["FrameResult", "MatteResult", "RefineSettings", "VmatteError", "iter_matte", "load_matter", "matte"]
 __version__ = "0.1.0"
-_API = ("FrameResult", "MatteResult", "iter_matte", "load_matter", "matte")
+_API = ("FrameResult", "MatteResult", "RefineSettings", "iter_matte", "load_matter", "matte")
 
 
 def __getattr__(name: str):

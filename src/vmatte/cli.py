@@ -49,6 +49,11 @@ def _add_matte(sub: argparse._SubParsersAction) -> None:
                    help="what turns clicks into a mask: auto (a SAM / SAM 2 checkpoint in the cache, else RVM's "
                         "person regions), rvm, a name from `vmatte weights list` (downloaded once) or a SAM / "
                         "SAM 2 checkpoint file")
+    p.add_argument("--tracker", default="auto", metavar="sam2|rvm|auto|NAME|PATH",
+                   help="what follows the target through the video for " + ", ".join(registry.tracker_models())
+                        + ": sam2 (any object; a SAM 2 checkpoint in the cache, or give its name/file here), rvm "
+                          "(rvm-target's person tracking), auto (default: SAM 2 when cached, else rvm; rvm-target "
+                          "keeps its own tracking unless --tracker sam2)")
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
                    help="MatAnyone: fp32 (default, exact), or bf16/fp16 autocast (fp16 on GPU only)")
     p.add_argument("--warmup-frames", type=int, metavar="N",
@@ -70,8 +75,44 @@ def _add_matte(sub: argparse._SubParsersAction) -> None:
                    help="continue a killed or interrupted run from its last complete chunk (same input and "
                         "options; " + ", ".join(s.name for s in registry.SPECS.values() if s.resumable) + ")")
     p.add_argument("--chunk-frames", type=int, help=argparse.SUPPRESS)  # journal chunk length (tests)
+    _add_plate_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_matte)
+
+
+def _add_plate_options(p: argparse.ArgumentParser) -> None:
+    """VFX plates (EXR/DPX sequences) and the matte refinement controls (see README, "In a compositing pipeline")."""
+    from .engine.refine import DESPILL
+    from .io.exr import COMPRESSIONS
+
+    g = p.add_argument_group("VFX plates (INPUT: shot.####.exr, shot.%04d.exr, shot.1001-1100#.exr, a .dpx "
+                             "sequence or a folder of one)")
+    g.add_argument("--frames", metavar="RANGE", help="plate frames to matte, e.g. 1001-1100 (default: all); "
+                                                    "outputs keep the plate's frame numbers")
+    g.add_argument("--input-colorspace", metavar="NAME",
+                   help="the plate's OpenColorIO colour space (config: $OCIO, else OCIO's built-in "
+                        "ocio://default). Default: EXR = 'Linear Rec.709 (sRGB)' (scene-linear), DPX = the config's "
+                        "compositing_log role (ACEScct in the built-in config). The network sees the plate as "
+                        "'sRGB Encoded Rec.709 (sRGB)'; exr outputs go back to scene-linear")
+    g.add_argument("--exr-compression", default="zip", choices=list(COMPRESSIONS),
+                   help="compression of the exr/exr-layers/alpha-exr outputs (default zip; dwaa is lossy)")
+    r = p.add_argument_group("matte refinement (after any model)")
+    r.add_argument("--choke", type=float, default=0.0, metavar="PX",
+                   help="shrink (> 0) or grow (< 0) the matte by PX pixels, fractional")
+    r.add_argument("--feather", type=float, default=0.0, metavar="PX", help="soften the edge over about PX pixels")
+    r.add_argument("--shift-edge", type=float, default=0.0, metavar="PCT",
+                   help="move the soft edge out (> 0) or in (< 0), -100..100; opaque and clear pixels stay")
+    r.add_argument("--reduce-chatter", type=int, default=0, metavar="N",
+                   help="average the edge over the last N frames where the picture did not change (no motion smear)")
+    r.add_argument("--despill", choices=DESPILL, help="remove green or blue screen spill from the foreground")
+
+
+def _refine_settings(args: argparse.Namespace):
+    from .engine.refine import RefineSettings
+
+    settings = RefineSettings(choke=args.choke, feather=args.feather, shift_edge=args.shift_edge,
+                              reduce_chatter=args.reduce_chatter, despill=args.despill)
+    return settings if settings.active else None
 
 
 def _run_matte(args: argparse.Namespace) -> int:
@@ -97,9 +138,12 @@ def _run_matte(args: argparse.Namespace) -> int:
                    dilate=args.dilate, **({"keyframes": keyframes} if keyframes else {}), **_clicks(args),
                    **({"segmenter": args.segmenter} if args.segmenter != "auto" else {}),
                    **({"precision": args.precision} if args.precision != "fp32" else {}),
+                   **({"tracker": args.tracker} if args.tracker != "auto" else {}),
                    **({"masks": args.masks} if args.masks else {}),
                    **({"resume": True} if args.resume else {}),
-                   **({"chunk_frames": args.chunk_frames} if args.chunk_frames else {}))
+                   **({"chunk_frames": args.chunk_frames} if args.chunk_frames else {}),
+                   frames=args.frames, input_colorspace=args.input_colorspace,
+                   exr_compression=args.exr_compression, refine=_refine_settings(args))
     print(f"{result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} frames/s)", file=sys.stderr)
     for name, path in plan.finish(result.outputs).items():
         print(f"{name}\t{path}")
@@ -131,6 +175,70 @@ def _keyframes(args: argparse.Namespace) -> dict[int, str]:
             raise VmatteError(f"two masks given for frame {index} (--mask-at/--masks-dir); give one")
         keyframes[index] = path
     return keyframes
+
+
+def _add_batch(sub: argparse._SubParsersAction) -> None:
+    from .io.formats import DEFAULT_FORMATS
+    from .matte import BACKENDS, MODELS
+
+    p = sub.add_parser(
+        "batch", help="matte many shots from a manifest, on this machine or a Ray cluster",
+        description="Matte every shot of MANIFEST (CSV or JSONL: one shot per row with id, input and optionally "
+                    "model, mask, mask_at, masks_dir, masks, click, exclude, formats, bg and any `vmatte matte` "
+                    "option; or a folder of videos, NAME.png beside NAME.mp4 being its mask) into ROOT/<id>/, with "
+                    "ROOT/<id>/report.json per shot and ROOT/batch.json + batch.md at the end. Shots already done are "
+                    "skipped, interrupted ones resume. Exit code 0: all done; 1: some failed; 2: bad manifest.")
+    p.add_argument("manifest", metavar="MANIFEST", help="CSV/JSONL manifest, or a folder of videos")
+    p.add_argument("-o", "--output", required=True, metavar="ROOT",
+                   help="output root (created if missing); with --ray, a folder every node sees at this path")
+    p.add_argument("-m", "--model", default="auto", choices=list(MODELS), help="model of rows without one (default: auto)")
+    p.add_argument("-f", "--formats", default=",".join(DEFAULT_FORMATS), help="formats of rows without any")
+    p.add_argument("--device", default="auto", help="device of rows without one (default: auto)")
+    p.add_argument("--backend", default="auto", choices=BACKENDS, help="runtime of rows without one (default: auto)")
+    p.add_argument("-j", "--workers", type=int, default=1, metavar="N",
+                   help="worker processes on this machine, each loading its model once (default 1)")
+    p.add_argument("--threads", type=int, metavar="T", help="threads per worker (default: cores / workers)")
+    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="run on Ray, one task per shot: alone, join the Ray on this machine or start one; with "
+                        "HOST:PORT, that cluster (needs vmatte[cluster])")
+    p.add_argument("--cpus-per-shot", type=float, default=1, metavar="C",
+                   help="with --ray: CPUs each shot reserves and uses as threads (default 1); GPU shots also take 1 GPU")
+    p.add_argument("--shard", metavar="I/N",
+                   help="run only the I-th of N slices of the manifest (I from 0); N alone reads I from "
+                        "SLURM_ARRAY_TASK_ID (for farm arrays); merge with --summary afterwards")
+    p.add_argument("--summary", action="store_true",
+                   help="run nothing: merge the shots' reports into ROOT/batch.json and batch.md")
+    p.add_argument("--redo", action="store_true", help="matte shots again even if their report says done")
+    p.add_argument("--retries", type=int, default=3, metavar="K",
+                   help="tries again for a shot whose worker or node was lost (default 3)")
+    p.add_argument("--chunk-frames", type=int, help=argparse.SUPPRESS)  # journal chunk length (tests)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_batch)
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    from .batch import BatchOptions, Defaults, parse_shard, run_batch, summary_only
+
+    defaults = Defaults(model=args.model, formats=args.formats, device=args.device, backend=args.backend)
+    if args.summary:
+        result = summary_only(args.manifest, args.output, defaults)
+    else:
+        options = BatchOptions(workers=args.workers, threads=args.threads, ray=args.ray is not None,
+                               ray_address=args.ray or None, cpus_per_shot=args.cpus_per_shot,
+                               shard=parse_shard(args.shard) if args.shard else None, redo=args.redo,
+                               chunk_frames=args.chunk_frames, retries=args.retries, progress=not args.quiet)
+        result = run_batch(args.manifest, args.output, defaults, options)
+    s = result.summary
+    for r in s["reports"]:
+        if r["status"] != "done":
+            kind = "retryable" if r.get("retryable") else "bad input" if r["status"] == "failed" else r["status"]
+            print(f"vmatte: shot {r['id']} {r['status']} ({kind}): {r.get('error')}", file=sys.stderr)
+    rate = f", {s['frames_per_s']:.1f} frames/s" if s.get("frames_per_s") else ""
+    print(f"{s['done']}/{s['shots']} shots done ({s['skipped']} already done), {s['failed']} failed"
+          f"{', ' + str(s['missing']) + ' not run' if s['missing'] else ''}; {s['frames']} frames{rate}",
+          file=sys.stderr)
+    print(result.paths["md"])
+    return result.exit_code
 
 
 def _add_formats(sub: argparse._SubParsersAction) -> None:
@@ -307,6 +415,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                    help="score only each sequence's first N frames (quick runs; default: every frame)")
     v.add_argument("--sheet-frames", type=int, default=8, metavar="N",
                    help="frames per sequence on the contact sheets written with --output (default 8, 0: none)")
+    v.add_argument("--tracker", default="auto", metavar="sam2|rvm|auto|NAME|PATH",
+                   help="as vmatte matte --tracker, for " + ", ".join(registry.tracker_models())
+                        + " (e.g. -m rvm-target --tracker sam2: SAM 2's identity, RVM's edge)")
     v.add_argument("-q", "--quiet", action="store_true", help="do not print scores as sequences finish")
     v.set_defaults(run=_run_eval_vos)
 
@@ -322,7 +433,7 @@ def _run_eval_vos(args: argparse.Namespace) -> int:
     if args.sheet_frames < 0:
         raise InputError(f"--sheet-frames must be 0 or more, got {args.sheet_frames}")
     result = evaluate_vos(args.root, sequences, models, device=args.device, max_size=args.max_size,
-                          progress=not args.quiet, max_frames=args.max_frames,
+                          progress=not args.quiet, max_frames=args.max_frames, tracker=args.tracker,
                           thumbs=args.sheet_frames if args.output is not None else 0)
     print(table(result))
     if args.output is not None:
@@ -423,13 +534,49 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"vmatte {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_matte(sub)
+    _add_batch(sub)
     _add_formats(sub)
     _add_demo(sub)
     _add_bench(sub)
     _add_eval(sub)
     _add_ui(sub)
     _add_weights(sub)
+    _add_track(sub)
     return parser
+
+
+def _add_track(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("track", help="track a clicked object (any kind) with SAM 2: one mask PNG per frame",
+                       description="Track the object under --click through INPUT with SAM 2 / 2.1 (Apache-2.0 "
+                                   "weights) and write OUTDIR/00000.png ... (255 = object), the masks that "
+                                   "`vmatte matte INPUT --masks OUTDIR --model videomama` (or rvm) turns into mattes.")
+    p.add_argument("input", help="video file or folder of images")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the masks (created if missing)")
+    p.add_argument("--click", action="append", required=True, metavar="X,Y[@FRAME]",
+                   help="a point on the object (repeatable; clicks at a later frame correct the track there)")
+    p.add_argument("--exclude", action="append", metavar="X,Y[@FRAME]", help="a point NOT on the object")
+    p.add_argument("--segmenter", default="auto", metavar="NAME|PATH",
+                   help="SAM 2 checkpoint: auto (the first cached), a name from `vmatte weights list` or a file")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument("--fps", type=float, help="frame rate of an image-folder input (default 25)")
+    p.add_argument("--overwrite", action="store_true", help="replace masks already in OUTDIR")
+    p.set_defaults(run=_run_track)
+
+
+def _run_track(args: argparse.Namespace) -> int:
+    from .engine.device import resolve_device
+    from .engine.sam2video.masks import load_video_model, track_masks
+    from .engine.segment.clicks import parse_point
+
+    clicks = [parse_point(s) for s in args.click]
+    excludes = [parse_point(s, negative=True) for s in args.exclude or ()]
+    device = resolve_device(args.device)
+    model, description = load_video_model(args.segmenter, device)
+    print(f"model: {description}", file=sys.stderr)
+    n = track_masks(args.input, args.output, clicks, excludes, model=model, fps=args.fps, overwrite=args.overwrite,
+                    device=device)
+    print(f"{n} masks in {args.output}", file=sys.stderr)
+    return 0
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -483,7 +630,8 @@ def main(argv: list[str] | None = None) -> int:
             warnings.showwarning = _show_warning
             return args.run(args)
     except VmatteError as e:
-        print(f"vmatte: error: {e}", file=sys.stderr)
+        for line in getattr(e, "lines", None) or [str(e)]:  # a manifest: one line per bad row
+            print(f"vmatte: error: {line}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt as e:
         name = getattr(e, "name", "")

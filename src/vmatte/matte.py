@@ -10,6 +10,7 @@ The models are in :mod:`vmatte.engine.registry`, the frame loop in :mod:`vmatte.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -24,10 +25,11 @@ from .engine.loop import QUEUE_FRAMES, FrameResult, results, run
 from .engine.matter import Matter, as_matter
 from .engine.outputs import OutputPlan, TargetOutputs
 from .engine.pipeline import Prefetcher
+from .engine.refine import RefineSettings, refined
 from .engine.registry import BACKENDS, MatterOptions
 from .engine.resume import should_journal
-from .io.formats import DEFAULT_FORMATS, FORMATS, parse_formats
 from .errors import VmatteError
+from .io.formats import DEFAULT_FORMATS, FORMATS, parse_formats
 from .io.ownership import lock_outputs
 from .io.reader import VideoInfo, open_source
 from .io.writers import Background, prepare_output_dir
@@ -38,6 +40,7 @@ __all__ = [
     "FrameResult",
     "MatteResult",
     "MatterOptions",
+    "RefineSettings",
     "iter_matte",
     "load_matter",
     "matte",
@@ -84,24 +87,30 @@ def iter_matte(
     clicks: Sequence | None = None,
     excludes: Sequence | None = None,
     segmenter: str | None = None,
+    frames: str | None = None,
+    input_colorspace: str | None = None,
+    refine: RefineSettings | None = None,
     **model_options,
 ) -> Iterator[FrameResult]:
     """Yield a :class:`FrameResult` per frame, streaming (decode runs ahead in a thread).
 
     ``clicks`` / ``excludes``: points ``(x, y, frame)`` on / off the target; they become its
     keyframe masks (see :mod:`vmatte.engine.segment.clicks`), made by ``segmenter`` (``auto``: a
-    cached SAM / SAM 2, else RVM's person regions; see :mod:`vmatte.engine.segment.prompts`)."""
+    cached SAM / SAM 2, else RVM's person regions; see :mod:`vmatte.engine.segment.prompts`).
+    ``frames`` / ``input_colorspace``: EXR/DPX plates (see :func:`vmatte.io.reader.open_source`);
+    ``refine``: the matte refinement controls (:class:`~vmatte.engine.refine.RefineSettings`)."""
     if clicks or excludes:
         model_options["keyframes"] = _click_keyframes(
             input, model, fps, clicks, excludes, model_options, False, segmenter
         )
     matter = model if not isinstance(model, str) else load_matter(model, **model_options)
-    with open_source(input, fps=fps) as src:
-        frames = Prefetcher(src, QUEUE_FRAMES)
+    matter = refined(as_matter(matter), refine)
+    with open_source(input, fps=fps, frames=frames, colorspace=input_colorspace) as src:
+        prefetch = Prefetcher(src, QUEUE_FRAMES)
         try:
-            yield from results(matter, iter(frames))
+            yield from results(matter, iter(prefetch))
         finally:
-            frames.close()
+            prefetch.close()
 
 
 def matte(
@@ -121,6 +130,10 @@ def matte(
     resume: bool = False,
     chunk_frames: int | None = None,
     on_frame: Callable[[FrameResult], None] | None = None,
+    frames: str | None = None,
+    input_colorspace: str | None = None,
+    exr_compression: str = "zip",
+    refine: RefineSettings | None = None,
     **model_options,
 ) -> MatteResult:
     """Matte ``input`` and write ``formats`` into ``output_dir``; returns the final paths.
@@ -136,6 +149,10 @@ def matte(
     Videos longer than two chunks (``chunk_frames``, default 250) are written chunk by chunk into
     a journal (models whose state can be saved: every model but VideoMaMa), so ``resume=True``
     continues a killed run (see :mod:`vmatte.engine.resume`).
+    EXR/DPX plates: ``frames`` (``"1001-1100"``) and ``input_colorspace`` (an OpenColorIO space);
+    ``exr_compression`` for the EXR outputs; ``refine`` the matte refinement controls, applied to
+    every target's alpha after the model. With several targets, ``exr-layers`` is one set of files
+    (``STEM_layers``) with one alpha layer per target.
     """
     if clicks or excludes:  # the clicked target becomes a keyframe mask, then is handled as one
         parse_formats(formats)  # a format typo should not cost an RVM pass
@@ -159,7 +176,7 @@ def matte(
         raise VmatteError("the output folder is an empty name; give --output a folder name ('.' for here)")
     last_key = max(model_options.get("keyframes") or {0: None}) if isinstance(model, str) else 0
     start = time.perf_counter()
-    with open_source(input, fps=fps) as src, ExitStack() as owned:
+    with open_source(input, fps=fps, frames=frames, colorspace=input_colorspace) as src, ExitStack() as owned:
         info = src.info
         _check_keyframe(last_key, info.num_frames, exact=info.is_image_sequence)  # before any work
         if isinstance(model, str) and model_options.get("keyframes"):
@@ -170,13 +187,13 @@ def matte(
             model_options["keyframes"] = {
                 k: fit_to_frame(m, (info.height, info.width)) for k, m in model_options["keyframes"].items()
             }
-        if progress and info.is_image_sequence and fps is None:
+        if progress and info.is_image_sequence and info.plate is None and fps is None:
             print(
                 f"{info.path.name}/: {info.num_frames} images, {float(info.fps):g} fps assumed; use --fps to set "
                 f"the frame rate",
                 file=sys.stderr,
             )
-        plan = OutputPlan(output_dir, stem or _stem(info), ids, names, background, overwrite)
+        plan = OutputPlan(output_dir, stem or _stem(info), ids, names, background, overwrite, exr_compression)
         outdir = Path(os.fspath(output_dir)).expanduser()
         prepare_output_dir(outdir)
         # This run owns its stems (and the journal's) from here to the end: a second run is refused.
@@ -190,15 +207,16 @@ def matte(
         except BaseException:
             outputs.abort()
             raise
+        matter = refined(as_matter(matter), refine)  # the refinement: a step of the one loop, for every run
+        outputs.annotate(matter.description)
+        plan = dataclasses.replace(plan, model=matter.description)
         announced = matter.description
         if progress:
             print(f"model: {announced}", file=sys.stderr)
         bar = _progress_bar(info, progress)
         tick = _ticker(bar, on_frame)
         try:
-            if should_journal(
-                as_matter(matter), info.num_frames, resume, chunk_frames
-            ):  # chunks into a journal: resumable
+            if should_journal(matter, info.num_frames, resume, chunk_frames):  # chunks into a journal: resumable
                 from .engine.chunked import journaled_matte
                 from .engine.resume import DEFAULT_CHUNK_FRAMES
 
@@ -211,6 +229,10 @@ def matte(
                     fps=fps,
                     stem=plan.stem,
                     ids=ids,
+                    frames=frames,
+                    input_colorspace=input_colorspace,
+                    exr_compression=exr_compression,
+                    refine=refine if refine is not None and refine.active else None,
                     **model_options,
                 )
                 paths, count = journaled_matte(
@@ -291,6 +313,8 @@ def _click_keyframes(input, model, fps, clicks, excludes, options: dict, progres
 
 
 def _stem(info: VideoInfo) -> str:
+    if info.plate is not None:  # shot.####.exr -> shot
+        return info.plate.stem
     return info.path.name if info.is_image_sequence else info.path.stem
 
 

@@ -50,8 +50,13 @@ class OutputPlan:
 
 def plan_output(output: str | os.PathLike, formats: str | None) -> OutputPlan:
     """Where and what to write for ``-o output`` and ``-f formats`` (None: not given)."""
+    if not os.fspath(output):  # Path("") is ".": the current folder would be written silently
+        raise VmatteError("the output folder is an empty name; give --output a folder name ('.' for here)")
     path = Path(os.fspath(output)).expanduser()
     suffix = path.suffix.lower()
+    if suffix in (".exr", ".dpx") and not path.is_dir():  # shot.####.exr: frames are named by vmatte
+        raise VmatteError(f"-o {output}: EXR/DPX outputs are a folder of frames named by the plate's numbers "
+                          f"(STEM_exr/STEM_exr.1001.exr); give -o a folder and -f exr, exr-layers, alpha-exr or dpx")
     if path.is_dir() or (suffix not in FILE_FORMATS and suffix not in OTHER_VIDEO):
         return OutputPlan(path, tuple(parse_formats(formats if formats is not None else DEFAULT_FORMATS)))
     if suffix in OTHER_VIDEO:

@@ -22,8 +22,8 @@ import av
 from ..errors import OutputError
 from ..io.audio import AudioCarrier
 from ..io.formats import FORMATS
-from ..io.reader import Frame, VideoInfo
 from ..io.ownership import run_temp_name
+from ..io.reader import Frame, VideoInfo
 from ..io.writers import check_replaceable, temp_name
 from .journal_check import check_journal
 from .loop import FrameResult, run
@@ -100,9 +100,8 @@ def join_chunks(
     todo: list[tuple[Path, Path, bool]] = []
     paths: dict[str, Path] = {}
     try:
-        for i in plan.ids:
-            stem = plan.stem_of(i)
-            for n in plan.names:
+        for i, stem, names in plan.groups():
+            for n in names:
                 spec = FORMATS[n]
                 final = outdir / spec.output_name(stem)
                 paths[plan.key(n, i)] = final
@@ -111,7 +110,7 @@ def join_chunks(
                 if os.path.lexists(final) and not plan.overwrite:
                     raise OutputError(f"output already exists: {final.name} in {outdir}; use --overwrite to replace "
                                       f"it or choose another --output")
-                check_replaceable(final, spec.is_dir)
+                check_replaceable(final, spec.is_dir, spec.frame_file(final.name))
                 temp = temp_name(final, run_id)
                 _remove(temp)
                 todo.append((temp, final, spec.is_dir))
@@ -221,9 +220,10 @@ def journaled_matte(
     from .resume import open_journal
 
     outdir = Path(os.fspath(plan.folder)).expanduser()
-    journal = open_journal(outdir, plan.stem, info.path, options, chunk_frames, resume)
+    files = info.plate.files if info.plate is not None else None
+    journal = open_journal(outdir, plan.stem, info.path, options, chunk_frames, resume, files)
     if journal.completed:
-        check_journal(journal, plan.names, [plan.stem_of(i) for i in plan.ids])  # damaged: one line, never gaps
+        check_journal(journal, [(stem, names) for _, stem, names in plan.groups()])  # damaged: one line, never gaps
     if bar is not None and journal.completed:
         bar.update(journal.completed * chunk_frames)
     try:

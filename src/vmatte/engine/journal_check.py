@@ -1,7 +1,7 @@
 """What ``--resume`` must check before it trusts a journal (see :mod:`vmatte.engine.resume`).
 
 * :func:`input_fingerprint`: what the run read, so a resumed run refuses an input that changed
-  in place. An image folder: every frame file's name, size and mtime (a re-render that keeps the
+  in place. An image folder or an EXR/DPX plate: every frame file's name, size and mtime (a re-render that keeps the
   folder's own size and mtime still changes these); a video file: its size, mtime and a hash of
   its first, middle and last MiB.
 * :func:`check_journal`: a journal is damaged when its manifest is not what vmatte wrote, the
@@ -19,15 +19,21 @@ from pathlib import Path
 import av
 
 from ..errors import OutputError
-from ..io.formats import FORMATS
+from ..io.formats import FORMATS, FormatSpec
 from ..io.reader import IMAGE_EXTENSIONS
 
 _SAMPLE = 1 << 20
+_PNG_FILES = FormatSpec.frame_files  # the default: frame PNGs 00000.png ...
 
 
-def input_fingerprint(path: Path) -> str:
+def input_fingerprint(path: Path, files: tuple[Path, ...] | None = None) -> str:
     h = hashlib.sha256()
     path = Path(path)
+    if files:  # an EXR/DPX plate: the frame files it reads
+        for f in files:
+            st = os.stat(f)
+            h.update(os.fsencode(str(f)) + b"\0" + f"{st.st_size}:{st.st_mtime_ns}".encode() + b"\n")
+        return h.hexdigest()
     if path.is_dir():
         entries = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(path)
                          if not e.name.startswith(".") and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS
@@ -59,9 +65,9 @@ def check_manifest(folder: Path, manifest) -> None:
         raise _damaged(folder, "manifest.json counts are out of range")
 
 
-def check_journal(journal, names: list[str], stems: list[str]) -> None:
+def check_journal(journal, parts: list[tuple[str, list[str]]]) -> None:
     """Raise :class:`OutputError` (one line) unless every chunk the manifest counts is complete
-    on disk and the state after the last one loads."""
+    on disk (``parts``: each output set's stem and formats) and the state after the last one loads."""
     folder, done, chunk = journal.folder, journal.completed, journal.chunk_frames
     present = sorted(p.name for p in folder.glob("chunk_*") if p.is_dir())
     if done > len(present):
@@ -70,11 +76,16 @@ def check_journal(journal, names: list[str], stems: list[str]) -> None:
         _check_state(folder, done - 1)
     for k in range(done):
         expected = None
-        for stem in stems:
+        for stem, names in parts:
             for n in names:
                 spec = FORMATS[n]
                 part = journal.chunk_dir(k) / spec.output_name(stem)
-                got = _png_frames(folder, part, k * chunk) if spec.is_dir else _video_frames(folder, part)
+                if not spec.is_dir:
+                    got = _video_frames(folder, part)
+                elif spec.frame_files == _PNG_FILES:
+                    got = _png_frames(folder, part, k * chunk)
+                else:
+                    got = _plate_frames(folder, part, spec.frame_file(part.name))
                 if k < done - 1 and got != chunk:
                     raise _damaged(folder, f"{part.parent.name}/{part.name} holds {got} of {chunk} frames")
                 if expected is None:
@@ -117,6 +128,19 @@ def _png_frames(folder: Path, part: Path, first: int) -> int:
     extra = len(os.listdir(part)) - n
     if extra:
         raise _damaged(folder, f"{part.parent.name}/{part.name} misses frames ({extra} after a gap)")
+    return n
+
+
+def _plate_frames(folder: Path, part: Path, frames) -> int:
+    """EXR/DPX frames (named by plate frame number, which may have gaps): every file in the folder
+    one of them, none empty."""
+    if not part.is_dir():
+        raise _damaged(folder, f"{part.parent.name}/{part.name} is missing")
+    n = 0
+    for e in os.scandir(part):
+        if not frames.fullmatch(e.name) or not e.is_file(follow_symlinks=False) or e.stat().st_size == 0:
+            raise _damaged(folder, f"{part.parent.name}/{part.name}/{e.name} is not a complete frame")
+        n += 1
     return n
 
 

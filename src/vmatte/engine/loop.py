@@ -36,6 +36,7 @@ class FrameResult:
     foreground: np.ndarray | None  # HxWx3 float32 in [0, 1], straight (None only inside alpha-only runs)
     alpha: np.ndarray  # HxW float32 in [0, 1] (several targets: the first target's)
     alphas: dict[int, np.ndarray] | None = None  # target id -> HxW alpha (target-mask models only)
+    plate: np.ndarray | None = None  # EXR/DPX inputs: the frame in the plate's colour space (image: what the model saw)
 
 
 def results(
@@ -48,7 +49,8 @@ def results(
         matter.load_state(state)
     first = matter.targets[0]
     for frame, fgr, alphas in matter.run(frames, foreground):
-        yield FrameResult(frame.index, frame.time, frame.image, fgr, alphas[first], None if first is None else alphas)
+        yield FrameResult(frame.index, frame.time, frame.image, fgr, alphas[first], None if first is None else alphas,
+                          frame.plate)
 
 
 def run(

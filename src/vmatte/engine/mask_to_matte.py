@@ -9,7 +9,8 @@ outputs are atomic, so nothing is left behind); masks left over at the end are a
 
 :class:`MaskGatedMatter` turns RVM (every person) into a mask-to-matte model: RVM's alpha is
 multiplied by the frame's mask, dilated and feathered, so people outside the mask vanish while
-RVM keeps its own edges (hair, motion blur) inside the dilated band.
+RVM keeps its own edges (hair, motion blur) inside the dilated band. :func:`carried` is a mask's
+core, which ``rvm-target --tracker sam2`` also keeps opaque (:mod:`vmatte.engine.tracked`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,17 @@ __all__ = ["FrameMasks", "GateSettings", "MaskGatedMatter", "gate", "load_gated"
 @dataclass(frozen=True)
 class GateSettings:
     dilate: int | None = None  # px the mask is grown by; None: 2 % of the frame's long side (at least 3 px)
+
+
+def carried(mask: np.ndarray, settings: GateSettings) -> np.ndarray:
+    """The mask's core: shrunk by half the gate's radius, then feathered over that half inwards, so it
+    ends inside the mask and the target's own edge stays RVM's."""
+    h, w = mask.shape
+    r = settings.dilate if settings.dilate is not None else max(3, round(0.02 * max(h, w)))
+    e = max(1, r // 2)
+    core = cv2.erode((mask >= 0.5).astype(np.float32), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * e + 1,) * 2))
+    k = e | 1
+    return cv2.GaussianBlur(core, (k, k), 0) if k > 1 else core
 
 
 def gate(mask: np.ndarray, settings: GateSettings) -> np.ndarray:
@@ -87,7 +99,7 @@ def load_gated(spec, options, note: str = "") -> MaskGatedMatter:
         raise VmatteError("--warmup-frames and --erode are MatAnyone settings; with --masks use --dilate only (rvm)")
     if options.dilate is not None and options.dilate < 0:
         raise VmatteError(f"--dilate must be 0 or more, got {options.dilate}")
-    frame_masks = options.masks if isinstance(options.masks, FrameMasks) else FrameMasks(options.masks)
+    frame_masks = options.masks if hasattr(options.masks, "mask") else FrameMasks(options.masks)
     inner = load_rvm(spec, options.replace(masks=None, dilate=None))
     return MaskGatedMatter(inner, frame_masks, GateSettings(options.dilate),
                            description=f"{inner.description}{note}; alpha kept inside the per-frame masks of "

@@ -1,4 +1,5 @@
-"""A run's outputs: one :class:`~vmatte.io.writers.OutputSet` per target, named ``STEM`` or ``STEM_idN``."""
+"""A run's outputs: one :class:`~vmatte.io.writers.OutputSet` per target, named ``STEM`` or ``STEM_idN``
+(plus, with several targets, one set ``STEM`` for the formats that hold every target: ``exr-layers``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ from pathlib import Path
 from ..io.reader import VideoInfo
 from ..io.writers import Background, OutputSet
 from .loop import FrameResult
+
+#: Formats that hold every target in one file (a layer per target): one set for all of them.
+SHARED_FORMATS = ("exr-layers",)
+ALL = "all"  # the key of that set (target ids are ints or None)
 
 
 @dataclass(frozen=True)
@@ -21,13 +26,27 @@ class OutputPlan:
     names: list[str]
     background: str | None = None
     overwrite: bool = False
+    exr_compression: str = "zip"  # the EXR outputs' compression (vmatte.io.exr.COMPRESSIONS)
+    model: str = ""  # the model's description, recorded in the EXR headers (set once it is loaded)
 
     def stem_of(self, target) -> str:
-        return self.stem if len(self.ids) == 1 else f"{self.stem}_id{target}"
+        return self.stem if len(self.ids) == 1 or target == ALL else f"{self.stem}_id{target}"
 
     def key(self, name: str, target) -> str:
         """The result's key of format ``name`` for ``target`` (``NAME_idN`` when several)."""
-        return name if len(self.ids) == 1 else f"{name}_id{target}"
+        return name if len(self.ids) == 1 or target == ALL else f"{name}_id{target}"
+
+    def groups(self) -> list[tuple[object, str, list[str]]]:
+        """``(target, stem, formats)`` of each output set: one per target, and with several targets
+        one more (target :data:`ALL`, stem ``STEM``) for the :data:`SHARED_FORMATS` asked for."""
+        if len(self.ids) == 1:
+            return [(self.ids[0], self.stem, list(self.names))]
+        own = [n for n in self.names if n not in SHARED_FORMATS]
+        shared = [n for n in self.names if n in SHARED_FORMATS]
+        sets: list[tuple[object, str, list[str]]] = [(i, self.stem_of(i), own) for i in self.ids] if own else []
+        if shared:
+            sets.append((ALL, self.stem, shared))
+        return sets
 
 
 class TargetOutputs:
@@ -41,23 +60,32 @@ class TargetOutputs:
         self.sets: dict = {}
         bg = Background.parse(plan.background) if plan.background else None
         try:
-            for i in plan.ids:
+            for i, stem, names in plan.groups():
                 self.sets[i] = OutputSet(
                     plan.folder if folder is None else folder,
-                    plan.stem_of(i),
-                    plan.names,
+                    stem,
+                    names,
                     info,
                     background=bg,
                     overwrite=plan.overwrite and folder is None,
-                    lock=(locks or {}).get(plan.stem_of(i)),
+                    lock=(locks or {}).get(stem),
+                    exr_compression=plan.exr_compression,
                 )
+            if plan.model:
+                self.annotate(plan.model)
         except BaseException:
             self.abort()
             raise
 
+    def annotate(self, model: str) -> None:
+        """The model's description into the EXR headers (known once the model is loaded)."""
+        for out in self.sets.values():
+            out.annotate(model=model)
+
     def write(self, r: FrameResult) -> None:
         for i, out in self.sets.items():
-            out.write(r.index, r.image, r.foreground, r.alpha if i is None or r.alphas is None else r.alphas[i])
+            alpha = r.alpha if i is None or i == ALL or r.alphas is None else r.alphas[i]
+            out.write(r.index, r.image, r.foreground, alpha, plate=r.plate, alphas=r.alphas)
 
     def close(self) -> dict[str, Path]:
         paths: dict[str, Path] = {}

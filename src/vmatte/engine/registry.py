@@ -12,6 +12,14 @@ CLI's ``--help``) needs neither torch nor any model code.
 * a target (``--mask``, keyframes, clicks): the best MatAnyone whose weights are given or cached
   (``matanyone2``, then ``matanyone``), else ``rvm-target`` (ships with vmatte);
 * nothing: ``rvm``.
+
+``tracker`` (``--tracker``): what follows a target through the video for the models that read
+per-frame masks. ``sam2`` (or a SAM 2 checkpoint's name or file): the streaming SAM 2 tracker
+(:mod:`vmatte.engine.sam2video`, any object); ``rvm``: ``rvm-target``'s alpha (people only);
+``auto``: SAM 2 when a SAM 2 checkpoint is cached, else ``rvm``. A per-frame-mask model given a
+target (``videomama --mask/--click``) gets the tracker's masks; ``rvm-target --tracker sam2`` is
+RVM's alpha kept inside SAM 2's masks (SAM 2 says who, RVM draws the edge). ``auto`` leaves
+``rvm-target`` and MatAnyone on their own memories: they track by themselves.
 """
 
 from __future__ import annotations
@@ -35,6 +43,10 @@ FRAME_MASKS = "frame masks"  # one coarse mask per frame (--masks)
 _RVM_LICENSE = "GPL-3.0 (Robust Video Matting weights)"
 _MATANYONE_LICENSE = "S-Lab License 1.0 (non-commercial)"
 _VIDEOMAMA_LICENSE = "VideoMaMa model card (non-commercial) + Stability AI SVD licence"
+_SAM2_LICENSE = "Apache-2.0 (SAM 2 / 2.1 weights, Meta AI)"
+# --tracker: auto, SAM 2, or RVM's person tracking (rvm-target); a SAM 2 checkpoint name or file also means SAM 2
+TRACKER_SAM2, TRACKER_RVM = "sam2", "rvm"
+TRACKERS = (AUTO, TRACKER_SAM2, TRACKER_RVM)
 
 
 @dataclass(frozen=True)
@@ -45,7 +57,8 @@ class MatterOptions:
     ``keyframes``: ``{frame: mask}``; ``masks``: a folder (or FrameMasks) of one coarse mask per
     frame. ``warmup_frames``, ``erode``, ``dilate``: MatAnyone's first-frame refinement and mask
     clean-up (``dilate`` also grows the per-frame masks of RVM's gate). ``precision``: fp32, bf16
-    or fp16 (GPU): MatAnyone's autocast, VideoMaMa's dtype."""
+    or fp16 (GPU): MatAnyone's autocast, VideoMaMa's dtype. ``tracker``: what makes per-frame masks
+    of a target (the module docstring)."""
 
     weights: str | os.PathLike | None = None
     device: str = "auto"
@@ -59,6 +72,7 @@ class MatterOptions:
     erode: int | None = None
     dilate: int | None = None
     precision: str = "fp32"
+    tracker: str = "auto"
 
     @classmethod
     def from_kwargs(cls, kwargs: dict) -> MatterOptions:
@@ -93,8 +107,12 @@ class ModelSpec:
     needs_gpu: bool = False  # runs on a CPU only in principle (minutes per frame chunk)
     frame_masks: bool = False  # also takes --masks (one mask per frame) through RVM's gate
     variant: str = ""  # the backbone, for model families built by one loader
+    # --tracker sam2 feeds it SAM 2's per-frame masks of the target (through --masks' path)
+    sam2_masks: bool = False
 
     def load(self, options: MatterOptions, note: str = ""):
+        if options.has_target and options.masks is None and self._tracked(options.tracker):
+            return _function("vmatte.engine.tracked:load_tracked")(self, options, note)
         if options.masks is not None and self.takes != FRAME_MASKS:
             if not self.frame_masks:
                 if self.takes == KEYFRAMES:
@@ -106,6 +124,23 @@ class ModelSpec:
                 raise VmatteError(f"--model {self.name} takes no --masks")
             return _function("vmatte.engine.mask_to_matte:load_gated")(self, options, note)
         return _function(self.loader)(self, options, note)
+
+    def _tracked(self, tracker: str) -> bool:
+        """Whether a target reaches this model as per-frame masks made by a tracker."""
+        if tracker != AUTO and not self.takes_tracker:
+            raise VmatteError(f"--tracker {tracker}: --model {self.name} follows its target itself; "
+                              f"--tracker is for {', '.join(tracker_models())}")
+        return self.takes == FRAME_MASKS or (self.sam2_masks and tracker not in (AUTO, TRACKER_RVM))
+
+    @property
+    def takes_tracker(self) -> bool:
+        """``--tracker`` means something to it (per-frame masks, SAM 2's gate, or SAM 2 itself)."""
+        return self.takes == FRAME_MASKS or self.sam2_masks or self.weights == "sam2"
+
+
+def tracker_models() -> list[str]:
+    """The models ``--tracker`` changes."""
+    return [s.name for s in SPECS.values() if s.takes_tracker]
 
 
 def _function(path: str) -> Callable:
@@ -125,6 +160,7 @@ SPECS: dict[str, ModelSpec] = {
             _RVM_LICENSE,
             frame_masks=True,
             variant="mobilenetv3",
+            sam2_masks=True,
         ),
         ModelSpec(
             "rvm",
@@ -179,6 +215,16 @@ SPECS: dict[str, ModelSpec] = {
             resumable=False,
             needs_gpu=True,
         ),
+        ModelSpec(
+            "sam2-matte",
+            "any object: SAM 2's tracked mask of the target(s) of --mask/--click, its edge refined by a guided "
+            "filter (a soft mask, not hair-level matting; needs a SAM 2 checkpoint: --weights, --tracker or cache)",
+            "sam2-matte",
+            KEYFRAMES,
+            "vmatte.engine.sam2video.matter:load_sam2_matte",
+            _SAM2_LICENSE,
+            weights="sam2",
+        ),
     )
 }
 # The model every benchmark compares with: the shipped one that mattes every person (RVM).
@@ -224,6 +270,8 @@ def choose_auto(options: MatterOptions) -> tuple[ModelSpec, str]:
         if _gpu(options.device) and (options.weights is not None or is_cached(mama)):
             return mama, note
         return SPECS["rvm"], note
+    if options.has_target and options.tracker != AUTO:  # a tracker asked for: RVM's edge inside its masks
+        return SPECS["rvm-target"], f" (--model auto with --tracker {options.tracker})"
     if options.has_target:
         note = " (--model auto: a mask was given)"
         if options.weights is not None:  # a path, or "download": the user asked for these weights
@@ -262,3 +310,10 @@ def load_person_matter(device: str = "auto"):
     """The shipped model that mattes every person (RVM): what clicks without SAM cut into regions."""
     spec = next(s for s in SPECS.values() if s.every_person and s.weights is None)
     return spec.load(MatterOptions(device=device))
+
+
+def load_person_tracker(options: MatterOptions):
+    """The shipped target model (rvm-target: RVM + a memory of the target), on ``options``' device and
+    target only: ``--tracker rvm``'s mask source."""
+    spec = next(s for s in SPECS.values() if s.takes == KEYFRAMES and s.weights is None)
+    return spec.load(MatterOptions(device=options.device, mask=options.mask, keyframes=options.keyframes))

@@ -216,16 +216,23 @@ def fingerprint(parts: dict) -> str:
 
 
 def open_journal(outdir: Path, stem: str, input_path: Path, options: dict, chunk_frames: int,
-                 resume: bool) -> Journal:
-    """The journal for this run: the one left by an interrupted run (``resume``) or a new one."""
+                 resume: bool, files: tuple[Path, ...] | None = None) -> Journal:
+    """The journal for this run: the one left by an interrupted run (``resume``) or a new one.
+    ``files``: the frames an EXR/DPX plate reads (its ``input_path`` may be a pattern such as
+    ``shot.####.exr``, which is no file)."""
     from ..io.ownership import _fit
     from .journal_check import check_manifest, input_fingerprint
 
     folder = Path(outdir) / _fit(f"{JOURNAL_PREFIX}{stem}")
-    st = os.stat(input_path)
+    if files:
+        stats = [os.stat(f) for f in files]
+        size, mtime = sum(s.st_size for s in stats), max(s.st_mtime_ns for s in stats)
+    else:
+        st = os.stat(input_path)
+        size, mtime = st.st_size, st.st_mtime_ns
     # "read": what the run read (every frame file of a folder), so an input changed in place is refused
-    manifest = {"version": 2, "input": str(Path(input_path).resolve()), "size": st.st_size,
-                "mtime_ns": st.st_mtime_ns, "read": input_fingerprint(input_path), "options": fingerprint(options),
+    manifest = {"version": 2, "input": str(Path(input_path).resolve()), "size": size,
+                "mtime_ns": mtime, "read": input_fingerprint(input_path, files), "options": fingerprint(options),
                 "chunk_frames": chunk_frames, "completed": 0}
     found = folder / "manifest.json"
     if resume and found.is_file():

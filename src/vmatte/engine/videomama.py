@@ -220,7 +220,8 @@ def load_videomama(spec, options, note: str = "") -> VideoMaMaMatter:
     if options.dilate is not None or options.backend == "onnx" or options.downsample_ratio is not None:
         raise VmatteError("--dilate, --backend onnx and --downsample-ratio are not VideoMaMa settings; "
                           "VideoMaMa takes --max-size (canvas long side) and --precision")
-    masks = options.masks if isinstance(options.masks, FrameMasks) else FrameMasks(options.masks)
+    # a folder, FrameMasks, or masks a tracker makes as the frames come (vmatte.engine.tracked)
+    masks = options.masks if hasattr(options.masks, "mask") else FrameMasks(options.masks)
     dev = resolve_device(options.device)
     check_precision(options.precision, dev)
     precision = options.precision
@@ -244,6 +245,6 @@ def load_videomama(spec, options, note: str = "") -> VideoMaMaMatter:
     w, h = settings.size
     description = (f"VideoMaMa{note} on PyTorch/{dev.type} {str(dtype).removeprefix('torch.')}, canvas {w}x{h} "
                    f"(aspect kept), chunks of {settings.chunk_frames} frames overlapping by {settings.overlap}, "
-                   f"{len(masks)} per-frame masks (weights: {resolved.unet.source} + {resolved.vae.source}; "
+                   f"{f'{len(masks)} per-frame masks' if isinstance(masks, FrameMasks) else masks} (weights: {resolved.unet.source} + {resolved.vae.source}; "
                    f"{resolved.license})")
     return VideoMaMaMatter(model, masks, dev, settings, dtype=dtype, description=description)

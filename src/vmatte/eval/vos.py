@@ -267,12 +267,15 @@ def score_sequence(seq: VosSequence, model: str, matter, max_frames: int | None 
 def evaluate_vos(root: str | os.PathLike, sequences: Sequence[str] | None = None,
                  models: Sequence[str] = (BASELINE,), *, device: str = "auto",
                  max_size: int | None = None, matters: Mapping[str, MatterFactory] | None = None,
-                 progress: bool = False, max_frames: int | None = None, thumbs: int = 0) -> VosResult:
+                 progress: bool = False, max_frames: int | None = None, thumbs: int = 0,
+                 tracker: str = "auto") -> VosResult:
     """J, F and J&F of each model on each sequence (``None``: every sequence under ROOT).
 
     Named models load once with :func:`vmatte.load_matter` (target models get frame 0's
     annotation as ``mask=``, re-targeted per sequence with ``set_mask`` when they have it), on
-    ``device``, with the network's long side at most ``max_size`` px when given.
+    ``device``, with the network's long side at most ``max_size`` px when given, and ``tracker``
+    (:class:`~vmatte.engine.registry.MatterOptions`: what follows the target for the models that
+    take one).
     ``matters`` maps a model name to a factory ``f(sequence) -> matter`` (tests, custom models);
     the matter needs ``reset`` and ``step`` (or ``step_all`` and ``targets`` for target models).
     ``max_frames``: score only each sequence's first frames (quick runs while developing);
@@ -292,6 +295,8 @@ def evaluate_vos(root: str | os.PathLike, sequences: Sequence[str] | None = None
     options: dict[str, object] = {"device": device}
     if max_size is not None:
         options["max_size"] = max_size
+    if tracker != "auto":
+        options["tracker"] = tracker
     start = time.perf_counter()
     scores: list[SequenceScore] = []
     descriptions: dict[str, str] = {}

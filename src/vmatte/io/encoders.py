@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -140,6 +140,8 @@ class FrameData:
 class WriterOptions:
     background: Background
     audio: bool  # carry the source's audio (video-container outputs only)
+    exr_compression: str = "zip"  # EXR outputs: zip, piz, dwaa or none (see vmatte.io.exr.COMPRESSIONS)
+    metadata: dict = field(default_factory=dict)  # EXR header attributes (vmatte:model ...), set once known
 
 
 class Writer:
@@ -209,6 +211,14 @@ class AlphaPngWriter(_PngWriter):
 class AlphaPng16Writer(_PngWriter):
     def _array(self, data: FrameData) -> np.ndarray:
         return data.alpha_u16
+
+
+class MaskPngWriter(_PngWriter):
+    """A hard mask per frame (255 where alpha >= 1/2, else 0): what a tracker made of the target, in the
+    layout ``--masks DIR`` and other tools read."""
+
+    def _array(self, data: FrameData) -> np.ndarray:
+        return np.where(data.alpha >= 0.5, np.uint8(255), np.uint8(0))
 
 
 class RgbaPngWriter(_PngWriter):

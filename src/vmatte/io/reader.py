@@ -17,7 +17,6 @@ import math
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import numpy as np
 from vmatte.errors import InputError
 
 from .imagefile import imread
+from .source import Frame, VideoInfo, VideoSource, _to_fraction  # noqa: F401 - re-exported (the reader's API)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -58,38 +58,6 @@ SWS_THREADS = 1
 _AV_ERRORS = (av.error.FFmpegError, OSError, EOFError, ValueError, UnicodeDecodeError)
 
 
-@dataclass(frozen=True)
-class VideoInfo:
-    """What the engine and the writers need to know about an input."""
-
-    path: Path
-    width: int  # display width, AFTER applying rotation
-    height: int  # display height, after rotation
-    fps: Fraction  # average frame rate (image folders: the fps the user gave, default 25)
-    num_frames: int | None  # best estimate (container header or count of images); None if unknown
-    rotation: int  # clockwise degrees (0/90/180/270) applied to the stored frames to make them upright
-    bit_depth: int  # 8 for 8-bit sources, 10/12/16 for high-bit-depth ones
-    has_audio: bool
-    is_image_sequence: bool
-    codec: str  # e.g. "h264", or "png" for image folders
-    # Time (s) of the first video frame in the source's own timeline. Frame.time is relative to
-    # it; the writers use it to line the source's audio up with the output video (which starts
-    # at 0). Extra field with a default, so positional construction with the fields above works.
-    start_time: float = 0.0
-
-    @property
-    def dtype(self) -> np.dtype:
-        """dtype of ``Frame.image``: uint8 for 8-bit sources, uint16 otherwise."""
-        return np.dtype(np.uint8 if self.bit_depth <= 8 else np.uint16)
-
-
-@dataclass
-class Frame:
-    index: int
-    image: np.ndarray  # HxWx3 RGB, uint8 for 8-bit sources, uint16 (full 0..65535 scale) for >8-bit
-    time: float  # seconds from the first frame
-
-
 def natural_key(name: str) -> tuple:
     """Sort key putting ``frame2`` before ``frame10`` (digit runs compare as numbers)."""
     parts = re.split(r"(\d+)", name.lower())
@@ -100,28 +68,32 @@ def natural_key(name: str) -> tuple:
 MAX_FPS = 1000  # a frame rate above this is a typo; FFmpeg's time bases overflow long before 1e300
 
 
-def _to_fraction(fps: float | Fraction | None) -> Fraction | None:
-    if fps is None:
-        return None
-    if isinstance(fps, Fraction):
-        return fps
-    # Recognise the NTSC rates people type as decimals.
-    for ntsc in (Fraction(24000, 1001), Fraction(30000, 1001), Fraction(60000, 1001)):
-        if abs(float(fps) - float(ntsc)) < 5e-3:
-            return ntsc
-    return Fraction(fps).limit_denominator(1001)
+def open_source(path: str | os.PathLike, fps: float | None = None, *, frames: str | None = None,
+                colorspace: str | None = None) -> VideoSource:
+    """Open a video file, an image folder or an EXR/DPX plate sequence for streaming.
 
-
-def open_source(path: str | os.PathLike, fps: float | None = None) -> "VideoSource":
-    """Open a video file or an image folder for streaming.
-
-    ``fps`` is the frame rate of an image folder (default 25); video files use their own rate
-    and ignore it. Raises :class:`InputError` with a one-line fix for any unusable input.
+    ``fps`` is the frame rate of an image folder (default 25) or plate (default: the EXR header's,
+    else 24); video files use their own rate and ignore it. Plates only (see
+    :mod:`vmatte.io.sequence`): ``frames`` a range such as ``"1001-1100"``, ``colorspace`` the
+    plate's OCIO colour space. Raises :class:`InputError` with a one-line fix for any unusable input.
     """
     raw = os.fspath(path)
     if isinstance(raw, str) and re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*://", raw):
         raise InputError(f"{raw[:200]} is a URL; vmatte reads local files: download the video first, then give "
                          f"its path")
+    from .sequence import PlateSource, is_plate_input
+
+    if is_plate_input(path):
+        try:
+            import fileseq  # noqa: F401
+            import OpenEXR  # noqa: F401
+            import PyOpenColorIO  # noqa: F401
+        except ImportError as e:
+            raise InputError(f"EXR/DPX plates need the vfx extra ({e.name} is missing): "
+                             f"pip install 'vmatte[vfx]'") from None
+        return PlateSource(path, fps, frames=frames, colorspace=colorspace)
+    if frames is not None or colorspace is not None:
+        raise InputError(f"--frames and --input-colorspace apply to EXR/DPX sequences; {path} is not one")
     p = Path(raw).expanduser()
     try:
         st = p.stat()
@@ -143,39 +115,6 @@ def open_source(path: str | os.PathLike, fps: float | None = None) -> "VideoSour
     if st.st_size == 0:
         raise InputError(f"input {p} is empty (0 bytes); the copy or export failed, re-create the file")
     return VideoFileSource(p)
-
-
-class VideoSource:
-    """A validated input. Context manager; iterate once to get :class:`Frame` objects in order."""
-
-    info: VideoInfo
-
-    def __init__(self) -> None:
-        self._iterated = False
-        self._closed = False
-
-    def __iter__(self) -> Iterator[Frame]:
-        if self._closed:
-            raise RuntimeError("VideoSource is closed")
-        if self._iterated:
-            raise RuntimeError("a VideoSource streams its frames once; open the input again to re-read it")
-        self._iterated = True
-        return self._frames()
-
-    def _frames(self) -> Iterator[Frame]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def close(self) -> None:
-        self._closed = True
-
-    def __enter__(self) -> "VideoSource":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.info!r})"
 
 
 # --------------------------------------------------------------------------------------------

@@ -73,9 +73,10 @@ def temp_name(final: Path, run: str) -> Path:
 _FRAME_PNG = re.compile(r"\d{5,}\.png")
 
 
-def check_replaceable(final: Path, is_dir: bool) -> None:
+def check_replaceable(final: Path, is_dir: bool, frames: re.Pattern | None = None) -> None:
     """``--overwrite`` may replace ``final`` only if it is what vmatte writes there: a file for a
-    file output, a folder of frame PNGs (``00000.png`` ...) for a PNG sequence. A folder named like
+    file output, a folder of frame PNGs (``00000.png`` ...) for a PNG sequence, of the files
+    ``frames`` matches for other image folders (EXR/DPX: ``STEM_exr.1001.exr`` ...). A folder named like
     a video, a file named like a PNG folder or a PNG folder with other files in it is the user's:
     an :class:`OutputError` says so."""
     if not os.path.lexists(final) or final.is_symlink():
@@ -89,7 +90,8 @@ def check_replaceable(final: Path, is_dir: bool) -> None:
     if not final.is_dir():
         raise OutputError(f"{where} is a file, not an image folder vmatte wrote; move it or choose another --output")
     try:
-        others = [e.name for e in os.scandir(final) if not (_FRAME_PNG.fullmatch(e.name) and e.is_file(
+        frames = frames or _FRAME_PNG
+        others = [e.name for e in os.scandir(final) if not (frames.fullmatch(e.name) and e.is_file(
             follow_symlinks=False))]
     except OSError as e:
         raise OutputError(f"cannot read {where}: {e.strerror or e}; move it or choose another --output") from None
@@ -125,7 +127,8 @@ class OutputSet:
     """
 
     def __init__(self, outdir: str | os.PathLike, stem: str, formats: Sequence[str], info: VideoInfo,
-                 background: Background | None = None, overwrite: bool = False, lock: OutputLock | None = None):
+                 background: Background | None = None, overwrite: bool = False, lock: OutputLock | None = None,
+                 exr_compression: str = "zip"):
         if not os.fspath(outdir):
             raise OutputError("the output folder is an empty name; give --output a folder name ('.' for here)")
         self.outdir = Path(os.fspath(outdir)).expanduser()
@@ -156,14 +159,19 @@ class OutputSet:
                     f"or choose another --output"
                 )
         for name, spec in specs.items():
-            check_replaceable(self.paths[name], spec.is_dir)
+            check_replaceable(self.paths[name], spec.is_dir, spec.frame_file(self.paths[name].name))
+        from .exr import COMPRESSIONS
+
+        if exr_compression not in COMPRESSIONS:
+            raise OutputError(f"unknown EXR compression {exr_compression!r}; choose one of: {', '.join(COMPRESSIONS)}")
         # Ownership: the caller's lock (matte() holds one for the whole run), else our own.
         self._own_lock = lock is None
         self.lock = lock if lock is not None else OutputLock(self.outdir, stem).acquire()
         if self._own_lock:
             self.lock.sweep()
         audio = bool(info.has_audio and not info.is_image_sequence)
-        options = WriterOptions(background=self.background, audio=audio)
+        options = self._options = WriterOptions(background=self.background, audio=audio,
+                                                exr_compression=exr_compression)
         try:
             for name, spec in specs.items():
                 final = self.paths[name]
@@ -195,10 +203,17 @@ class OutputSet:
         why = e.strerror or str(e)
         return OutputError(f"cannot write {target} in {self.outdir}: {why}; check the folder or choose another --output")
 
+    def annotate(self, **metadata: str) -> None:
+        """Header attributes for the EXR outputs (``model=...``), known only once the model loaded."""
+        self._options.metadata.update({f"vmatte:{k}": v for k, v in metadata.items()})
+
     # -- per frame -----------------------------------------------------------------------------
-    def write(self, index: int, image: np.ndarray, fgr: np.ndarray | None, alpha: np.ndarray) -> None:
+    def write(self, index: int, image: np.ndarray, fgr: np.ndarray | None, alpha: np.ndarray, *,
+              plate: np.ndarray | None = None, alphas: dict | None = None) -> None:
         """Add frame ``index``: ``alpha`` HxW float32 [0, 1], ``fgr`` HxWx3 float32 [0, 1]
-        (straight; may be None if every format is alpha-only), ``image`` the source frame as read."""
+        (straight; may be None if every format is alpha-only), ``image`` the source frame as read.
+        EXR/DPX plates: ``plate`` the frame in the plate's colour space; ``alphas`` every target's
+        alpha by id, for ``exr-layers``."""
         if self._state != "open":
             raise RuntimeError(f"OutputSet is {self._state}; cannot write")
         name = None
@@ -209,6 +224,7 @@ class OutputSet:
                 )
             data = FrameData(index, image, fgr, alpha, self.background, self._alpha_buf)
             self._alpha_buf = data.alpha
+            data.plate, data.alphas = plate, alphas
             for name, w in self._writers.items():
                 w.write(data)
         except OSError as e:
@@ -262,7 +278,8 @@ class OutputSet:
             return
         if not self.overwrite:
             raise OutputError(f"{final.name} appeared in {self.outdir} during the run; use --overwrite to replace it")
-        check_replaceable(final, w.is_dir)  # what appeared during the run may be the user's
+        spec = next(FORMATS[n] for n, p in self.paths.items() if p == final)
+        check_replaceable(final, w.is_dir, spec.frame_file(final.name))  # what appeared during the run may be the user's
         if not w.is_dir:
             os.replace(temp, final)  # atomic: the old file is there until this very moment
             return
@@ -295,7 +312,7 @@ class OutputSet:
         if hasattr(self, "lock"):
             self._release()
 
-    def __enter__(self) -> "OutputSet":
+    def __enter__(self) -> OutputSet:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -20,6 +20,7 @@ import cv2
 import gradio as gr
 import numpy as np
 
+from ..engine.refine import RefineSettings
 from ..errors import VmatteError
 from .job import (
     FORMAT_CHOICES,
@@ -269,6 +270,18 @@ class VmatteApp:
             return gr.update()
         return {"background": s.frame(int(index)), "layers": [], "composite": None}
 
+    def on_propagate(self, sid, index, progress=gr.Progress()):
+        """SAM 2 tracks the targets through the video: the frame shows the tracked masks when scrubbed."""
+        try:
+            s = self._session(sid)
+            with s.lock:  # no click or mask edit while the targets are being tracked
+                n = s.propagate(on_frame=lambda i, total: progress((i + 1) / total, desc="SAM 2 tracking"))
+                shown = _large(s.overlay(int(index)))
+            return shown, _ok(f"SAM 2 tracked the targets over {n} frames: move the slider to "
+                                              f"see their masks (frames with clicks show their own)")
+        except VmatteError as e:
+            return gr.update(), _bad(str(e))
+
     def on_segmenter(self, sid, choice):
         s = self.store.get(sid)
         if s is None:  # no video yet: the choice is applied when the session starts
@@ -289,18 +302,22 @@ class VmatteApp:
     def on_run_end(self):
         return gr.update(interactive=True), gr.update(interactive=False, variant="secondary")
 
-    def on_run(self, sid, model, formats, background, background_file, max_size, warmup,
-               progress=gr.Progress()):
+    def on_run(self, sid, model, formats, background, background_file, max_size, warmup, choke=0, feather=0,
+               shift_edge=0, chatter=0, despill="none", progress=gr.Progress()):
         """-> downloads, the result viewer's state, its slider, its picture, the tabs, status, run status."""
         keep = (gr.update(),) * 4
         try:
             s = self._session(sid)
+            refine = RefineSettings(choke=float(choke or 0), feather=float(feather or 0),
+                                    shift_edge=float(shift_edge or 0), reduce_chatter=int(chatter or 0),
+                                    despill=None if despill in (None, "none") else despill)
             settings = RunSettings(model=model, formats=tuple(formats or ()),
                                    background=(background or "").strip() or None,
                                    background_file=background_file or None,
                                    max_size=int(max_size) if max_size else None,
                                    warmup_frames=int(warmup) if warmup is not None and self._uses_warmup(model)
-                                   else None)
+                                   else None,
+                                   refine=refine if refine.active else None)
             job = Job(total=s.frame_count)
             self.jobs[sid] = job
             progress((0, job.total), desc="loading the model", unit="frames")
@@ -411,6 +428,7 @@ class VmatteApp:
                         remove = gr.Button("Remove target", size="sm", variant="secondary", elem_id="remove")
                     segmenter = gr.Dropdown(self._segmenter_choices(), value=self.settings.segmenter,
                                             label="Clicks make masks with", elem_id="segmenter")
+                    propagate = gr.Button("Preview tracking (SAM 2)", size="sm", elem_id="propagate")
                     summary = gr.Markdown(elem_id="summary")
                     with gr.Accordion("Brush or mask file instead of clicks", open=False):
                         editor = gr.ImageEditor(label="Paint over the subject", type="numpy", layers=False,
@@ -430,6 +448,16 @@ class VmatteApp:
                         max_size = gr.Number(label="Max size (px, 0 = auto)", value=0, precision=0, minimum=0)
                         warmup = gr.Number(label="Warm-up frames (MatAnyone)", value=10, precision=0, minimum=0,
                                            visible=self._uses_warmup("auto"), elem_id="warmup")
+                    with gr.Accordion("Refine matte", open=False):
+                        with gr.Row():
+                            choke = gr.Number(label="Choke (px, - grows)", value=0, elem_id="choke")
+                            feather = gr.Number(label="Feather (px)", value=0, minimum=0, elem_id="feather")
+                            shift_edge = gr.Number(label="Shift edge (%)", value=0, minimum=-100, maximum=100,
+                                                   elem_id="shift-edge")
+                            chatter = gr.Number(label="Reduce chatter (frames)", value=0, precision=0, minimum=0,
+                                                elem_id="reduce-chatter")
+                            despill = gr.Dropdown(["none", "green", "blue"], value="none", label="Despill",
+                                                  elem_id="despill")
                     with gr.Row():
                         run = gr.Button("Run", variant="primary", elem_id="run")
                         stop = gr.Button("Stop", variant="secondary", interactive=False, elem_id="stop")
@@ -449,6 +477,7 @@ class VmatteApp:
             upload.upload(lambda: (None, None, None, "", gr.update(value=0, interactive=False)), None,
                           [downloads, view_state, result, run_status, result_slider])  # the last video's results go
             segmenter.change(self.on_segmenter, [state, segmenter], [state, status])
+            propagate.click(self.on_propagate, [state, slider], [frame, status])
             # the click's own progress goes to the status bar, Gradio's timer to the summary: the frame
             # stays in view (no full-picture spinner) and the status bar keeps its words
             frame.select(self.on_click, [state, target, mode, slider], [frame, summary, status],
@@ -463,7 +492,8 @@ class VmatteApp:
                            [state, target, slider, mask_file], [frame, summary, status])
             model.change(self.on_model, [model], [warmup])
             run.click(self.on_run_start, None, [run, stop, run_status], queue=False).then(
-                self.on_run, [state, model, formats, background, background_file, max_size, warmup],
+                self.on_run, [state, model, formats, background, background_file, max_size, warmup, choke,
+                           feather, shift_edge, chatter, despill],
                 [downloads, view_state, result_slider, result, tabs, status, run_status],
                 show_progress_on=[run_status]).then(self.on_run_end, None, [run, stop], queue=False)
             # No cancels=[running]: Gradio cancels a sync handler by waiting for its thread, so the

@@ -6,8 +6,9 @@ model finishes it, so it counts progress, keeps the frames of the
 result viewer (:class:`ResultFrames`) and stops the run when the user
 cancels (an exception inside the run, so ``matte`` removes every partial output as it does on
 Ctrl-C). The model menu comes from the registry (:mod:`vmatte.engine.registry`): every model
-whose weights are here. A per-frame-mask model (VideoMaMa) gets its masks from a first pass of
-the best target model over the session's targets.
+whose weights are here. A per-frame-mask model (VideoMaMa) gets its masks from SAM 2 tracking the
+session's targets inside the run when a SAM 2 checkpoint is cached (``--tracker auto``), else from
+a first pass of the best target model over them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..engine.refine import RefineSettings
 from ..errors import InputError, VmatteError
 from ..io.formats import parse_formats
 from ..io.masks import TargetMask
@@ -55,7 +57,8 @@ def available_models() -> list[tuple[str, str]]:
         if spec.every_person:
             return f"{spec.label}: every person, no target"
         if spec.takes == registry.FRAME_MASKS:
-            return f"{spec.label} (cached weights; per-frame masks from a first pass with Auto)"
+            return f"{spec.label} (cached weights; per-frame masks: SAM 2 tracks the targets when a SAM 2 " \
+                   f"checkpoint is cached, else a first pass with Auto)"
         return f"{spec.label} (cached weights)" if spec.weights else f"Offline target mode ({spec.name})"
 
     here = [s for s in registry.SPECS.values() if registry.is_cached(s)]
@@ -72,6 +75,7 @@ class RunSettings:
     background_file: str | None = None  # an uploaded image/video (a path Gradio gave, in the working folder)
     max_size: int | None = None
     warmup_frames: int | None = None  # MatAnyone's first-frame refinement (ignored by other models)
+    refine: RefineSettings | None = None  # choke/feather/shift edge/chatter/despill after the model
 
 
 @dataclass
@@ -194,6 +198,7 @@ def run_job(session: Session, settings: RunSettings, job: Job,
             on_frame: Callable[[Job], None] | None = None) -> JobResult:
     """Matte the session's video into ``session.folder/run-N/``; return what to download."""
     from ..engine import registry
+    from ..engine.tracked import tracker_kind
     from ..matte import load_matter, matte
 
     session._need_video()
@@ -205,6 +210,9 @@ def run_job(session: Session, settings: RunSettings, job: Job,
     out_dir = session.folder / f"run-{len(runs) + 1:03d}"
     frame_masks = settings.model != registry.AUTO and registry.get(settings.model).takes == registry.FRAME_MASKS
     options = _frame_mask_options(settings, session) if frame_masks else model_options(settings, session)
+    if frame_masks and tracker_kind(registry.AUTO) == registry.TRACKER_SAM2:  # SAM 2 tracks, inside the run
+        options["keyframes"] = options.pop("first")["keyframes"]
+        frame_masks = False
     matter = None if frame_masks else load_matter(settings.model, **options)  # a bad model fails before any file
     preview = ResultFrames(out_dir / "preview", session.settings.preview_size)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -217,7 +225,7 @@ def run_job(session: Session, settings: RunSettings, job: Job,
             job.done = 0
             matter = load_matter(settings.model, **options)
         result = matte(session.video, out_dir, model=matter, formats=names, background=background,
-                       stem=session.name, on_frame=_hook(job, preview, on_frame))
+                       stem=session.name, on_frame=_hook(job, preview, on_frame), refine=settings.refine)
         preview_path = preview.close()
     except BaseException:
         preview.abort()

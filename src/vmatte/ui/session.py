@@ -26,7 +26,7 @@ from ..engine.segment.prompts import AUTO
 from ..errors import InputError
 from ..io.masks import TargetMask, as_target_mask, fit_to_frame
 from ..io.reader import VideoInfo, open_source
-from .overlay import Marker, draw_overlay, target_colour
+from .overlay import Marker, draw_overlay, target_colour, to_rgb8
 
 FRAME_CACHE = 8  # decoded frames kept per session (scrubbing back and forth between a few)
 # RVM's person alphas kept per session: a click on a frame near one already run is then instant.
@@ -86,6 +86,9 @@ class Session:
         self.lock = threading.RLock()
         self.segmenter = settings.segmenter
         self._segmenters: dict[str, ClickSegmenter] = {}  # by choice, loaded once per session
+        # SAM 2's propagated masks (the preview of the tracking): frame -> {target id: packed bits}
+        self.tracked: dict[int, dict[int, np.ndarray]] = {}
+        self._sam2 = None  # (choice, model, description), loaded on the first preview
         self.add_target()
 
     # --- the video ---------------------------------------------------------------------------
@@ -116,6 +119,7 @@ class Session:
             self.info = s.info
         self._frames.clear()
         self._person.clear()
+        self.tracked.clear()
         for segmenter in self._segmenters.values():
             segmenter.new_video()
         self.targets = {}
@@ -213,6 +217,7 @@ class Session:
 
     def remove_target(self, target_id: int) -> None:
         self.target(target_id)
+        self.tracked.clear()
         del self.targets[int(target_id)]
         if not self.targets:
             self.add_target()
@@ -259,6 +264,7 @@ class Session:
         if not pos:
             raise InputError("click on the subject first (include), then exclude what is not it")
         mask = self._points_mask(frame, pos, neg, on_progress)
+        self.tracked.clear()  # the targets changed: the preview of the tracking is stale
         t.points.append(point)
         t.masks[frame], t.sources[frame] = mask, "clicks"
         return mask
@@ -269,6 +275,7 @@ class Session:
         if not t.points:
             return
         last = t.points.pop()
+        self.tracked.clear()
         pos, neg = t.points_at(last.frame)
         t.masks.pop(last.frame, None)
         t.sources.pop(last.frame, None)
@@ -278,6 +285,7 @@ class Session:
 
     def clear_frame(self, target_id: int, frame: int) -> None:
         t = self.target(target_id)
+        self.tracked.clear()
         t.points = [p for p in t.points if p.frame != frame]
         t.masks.pop(frame, None)
         t.sources.pop(frame, None)
@@ -293,6 +301,7 @@ class Session:
             union = np.max(np.stack(list(targets.targets.values())), axis=0)
             targets = TargetMask({1: union}, targets.source)
         fitted = fit_to_frame(targets, (self.info.height, self.info.width))
+        self.tracked.clear()
         t.points = [p for p in t.points if p.frame != frame]
         t.masks[frame], t.sources[frame] = fitted.targets[1], source
         return t.masks[frame]
@@ -309,10 +318,68 @@ class Session:
     def target_names(self) -> dict[int, str]:
         return {t.id: t.name for t in self.targets.values()}
 
+    # --- the preview of the tracking (SAM 2) -------------------------------------------------
+
+    def propagate(self, frames: int | None = None, on_frame=None) -> int:
+        """Track every target from its masks with SAM 2 (vmatte's streaming tracker, as ``--model
+        sam2-matte`` and ``--tracker sam2`` run it) over the first ``frames`` frames (all by default);
+        :meth:`overlay` then shows the tracked masks on the frames without one of their own. Stored
+        as packed bits (480p: 51 KB a frame and target). ``on_frame(i, n)`` after each frame.
+        Returns the number of frames tracked."""
+        from ..engine.sam2video.matter import start_tracker
+
+        self._need_video()
+        schedule = self.keyframes()
+        if not schedule:
+            raise InputError("pick a target first (a click, the brush or a mask file), then preview its tracking")
+        model, device = self._tracker_model()
+        n = self.frame_count if frames is None else max(1, min(int(frames), self.frame_count))
+        self.tracked.clear()
+        tracker = None
+        with open_source(self.video) as src:
+            for f in src:
+                if f.index >= n:
+                    break
+                rgb = to_rgb8(f.image)
+                if tracker is None:
+                    tracker = start_tracker(model, schedule, rgb.shape[:2], device)
+                r = tracker.step(rgb)
+                hard = (r.logits > 0).cpu().numpy()
+                self.tracked[f.index] = {i: np.packbits(hard[k]) for k, i in enumerate(r.obj_ids)}
+                if on_frame is not None:
+                    on_frame(f.index, n)
+        return len(self.tracked)
+
+    def tracked_mask(self, target_id: int, frame: int) -> np.ndarray | None:
+        """SAM 2's mask of a target at ``frame`` from the last :meth:`propagate` (uint8 0/255), if any."""
+        packed = self.tracked.get(int(frame), {}).get(int(target_id))
+        if packed is None:
+            return None
+        h, w = self.info.height, self.info.width
+        return np.unpackbits(packed, count=h * w).reshape(h, w) * np.uint8(255)
+
+    def _tracker_model(self):
+        """The session's SAM 2 video model: the clicks' SAM 2 checkpoint when one is chosen, else the
+        first cached one; never a download."""
+        import torch
+
+        from ..engine.device import resolve_device
+        from ..engine.sam2video import masks
+
+        choice = self.segmenter if str(self.segmenter).startswith("sam2") or Path(self.segmenter).is_file() else AUTO
+        if self._sam2 is None or self._sam2[0] != choice:
+            device = resolve_device(self.settings.device)
+            model, _ = masks.load_video_model(choice, device, allow_download=False)
+            self._sam2 = (choice, model, device)
+        return self._sam2[1], torch.device(self._sam2[2])
+
     def overlay(self, frame: int) -> np.ndarray:
-        """Frame ``frame`` with every target's mask there tinted in its colour and its clicks."""
+        """Frame ``frame`` with every target's mask there tinted in its colour and its clicks (a
+        target without a mask of its own there: SAM 2's tracked mask, after :meth:`propagate`)."""
         frame = self._check_index(frame)
         masks = [(t.masks[frame], t.colour) for t in self.targets.values() if frame in t.masks]
+        masks += [(m, t.colour) for t in self.targets.values() if frame not in t.masks
+                  for m in [self.tracked_mask(t.id, frame)] if m is not None]
         markers = [Marker(p.x, p.y, p.negative) for t in self.targets.values() for p in t.points
                    if p.frame == frame]
         return draw_overlay(self.frame(frame), masks, markers)

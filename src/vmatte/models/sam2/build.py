@@ -6,19 +6,23 @@ read from shapes, so only the official sizes are accepted. SAM 2.1 checkpoints a
 by keys SAM 2 lacks (``no_obj_embed_spatial``, ``obj_ptr_tpos_proj``); the image path is the
 same for both.
 
-Keys of the video-memory modules are dropped by name (:data:`VIDEO_ONLY_PREFIXES`); everything
-else must match exactly (:func:`vmatte.models.loading.load_into`).
+For the image path (:func:`sam2_from_state_dict`) the keys of the video-memory modules are
+dropped by name (:data:`VIDEO_ONLY_PREFIXES`); everything else must match exactly
+(:func:`vmatte.models.loading.load_into`). The video path (:func:`sam2_video_from_state_dict`) loads
+every key of the checkpoint, strictly.
 """
 
 from __future__ import annotations
 
 import re
+
 import torch
 
 from ...errors import WeightsError
 from ..loading import load_into
 from .config import SAM2_CONFIGS, Sam2Config
 from .sam2 import Sam2
+from .video import Sam2Video
 
 # Modules and parameters of SAM2Base that only the video predictor uses.
 VIDEO_ONLY_PREFIXES = (
@@ -79,3 +83,14 @@ def sam2_from_state_dict(sd: dict[str, torch.Tensor], source: str = "the SAM 2 c
         model = Sam2(cfg)
     load_into(model, image_path_state_dict(sd), source, assign=True)
     return model.eval()
+
+
+def sam2_video_from_state_dict(sd: dict[str, torch.Tensor], source: str = "the SAM 2 checkpoint",
+                               config: Sam2Config | None = None) -> Sam2Video:
+    """A :class:`Sam2Video` holding every tensor of the official checkpoint ``sd`` (strict: nothing dropped)."""
+    cfg = config or infer_config(sd)
+    with torch.device("meta"):
+        model = Sam2Video(cfg)
+    load_into(model, sd, source, assign=True)
+    return model.eval()
+

@@ -1,9 +1,9 @@
 """SAM 2 / SAM 2.1 sizes (Ravi et al., 2024): the Hiera trunk of each official checkpoint.
 
-Only what the image path needs is configured here. The four official sizes share everything but
-the trunk; SAM 2 and SAM 2.1 differ only in video-memory modules (SAM 2.1 adds
-``no_obj_embed_spatial`` and ``obj_ptr_tpos_proj``), so a 2.0 and a 2.1 checkpoint of one size
-run the same image path and differ here only by ``version`` (the name shown to the user).
+The four official sizes share everything but the trunk; SAM 2 and SAM 2.1 differ only in
+video-memory settings (SAM 2.1 adds ``no_obj_embed_spatial`` and signed, projected temporal
+encodings of the object pointers, ``obj_ptr_tpos_proj``), so a 2.0 and a 2.1 checkpoint of one
+size run the same image path.
 
 Defaults follow the official yaml configs plus what upstream's ``build_sam2`` applies by default
 (``apply_postprocessing=True``): dynamic multimask via stability (delta 0.05, threshold 0.98)
@@ -58,6 +58,44 @@ class Sam2Config:
     decoder_mlp_dim: int = 2048
     iou_head_depth: int = 3
     iou_head_hidden_dim: int = 256
+    # --- video memory (the same in every official size; SAM 2 and 2.1 differ in the last group) ---
+    # memory encoder: the mask downsampled by stride-2 convs to the feature stride, added to the
+    # projected pixel features, two ConvNeXt blocks (the "fuser"), projected to ``mem_dim``
+    mem_dim: int = 64
+    mask_downsampler_kernel: int = 3
+    mask_downsampler_stride: int = 2
+    mask_downsampler_padding: int = 1
+    fuser_layers: int = 2
+    fuser_kernel: int = 7
+    # memory attention: self-attention on the frame, cross-attention to memories (both RoPE)
+    mem_attn_layers: int = 4
+    mem_attn_ffn: int = 2048
+    mem_attn_heads: int = 1
+    rope_theta: float = 10000.0
+    # memory bank: the prompted frames + the last ``num_maskmem - 1`` frames
+    num_maskmem: int = 7
+    memory_temporal_stride_for_eval: int = 1
+    max_cond_frames_in_attn: int = -1  # -1: every prompted frame
+    sigmoid_scale_for_mem_enc: float = 20.0
+    sigmoid_bias_for_mem_enc: float = -10.0
+    # build_sam2_video_predictor sets this: prompted frames are remembered as the hard mask the user saw
+    binarize_mask_from_pts_for_mem_enc: bool = True
+    use_mask_input_as_output_without_sam: bool = True
+    multimask_output_in_sam: bool = True
+    multimask_min_pt_num: int = 0
+    multimask_max_pt_num: int = 1
+    multimask_output_for_tracking: bool = True
+    use_multimask_token_for_obj_ptr: bool = True
+    # object pointers: the decoder's output token, projected, one per past frame
+    max_obj_ptrs_in_encoder: int = 16
+    only_obj_ptrs_in_the_past_for_eval: bool = True
+    fixed_no_obj_ptr: bool = True
+    # SAM 2.1 only: temporal encodings of the pointers (signed, projected), an embedding marking
+    # memories of frames where the object is absent
+    add_tpos_enc_to_obj_ptrs: bool = True
+    proj_tpos_enc_in_obj_ptrs: bool = True
+    use_signed_tpos_enc_to_obj_ptrs: bool = True
+    no_obj_embed_spatial: bool = True
 
     @property
     def embedding_size(self) -> int:
@@ -86,9 +124,11 @@ _SIZES = {
 
 def _official(version: str, size: str) -> Sam2Config:
     short, dim, heads, stages, glob, windows, bkg = _SIZES[size]
+    v21 = version == "2.1"
     return replace(Sam2Config(), name=f"SAM {version} Hiera-{short}", version=version, embed_dim=dim,
                    num_heads=heads, stages=stages, global_att_blocks=glob, window_spec=windows,
-                   window_pos_embed_bkg_spatial_size=bkg)
+                   window_pos_embed_bkg_spatial_size=bkg, add_tpos_enc_to_obj_ptrs=v21,
+                   proj_tpos_enc_in_obj_ptrs=v21, use_signed_tpos_enc_to_obj_ptrs=v21, no_obj_embed_spatial=v21)
 
 
 # Keyed like the official checkpoint files: sam2_hiera_tiny(.pt) ... sam2.1_hiera_large(.pt).

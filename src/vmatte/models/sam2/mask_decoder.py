@@ -13,8 +13,9 @@ is asked and ``dynamic_multimask_via_stability`` is set (upstream's ``build_sam2
 is kept only if it is stable (area at logit > +delta over area at logit > -delta, at least
 ``thresh``); otherwise the multimask output with the best predicted IoU replaces it.
 
-The object-score head is loaded (it is in the checkpoint) but not evaluated: the image
-predictor never uses the object score; the object-score token still takes part in attention.
+The object score (is the object in the frame at all?) is evaluated only by the video path
+(:meth:`MaskDecoder.predict_all`); the image predictor ignores it, though its token still takes
+part in attention.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .config import Sam2Config
 from ..sam.common import MLP, LayerNorm2d
 from ..sam.transformer import TwoWayTransformer, sam2_ffn
+from .config import Sam2Config
 
 
 class MaskDecoder(nn.Module):
@@ -72,6 +73,13 @@ class MaskDecoder(nn.Module):
     def predict_masks(self, image: Tensor, image_pe: Tensor, sparse: Tensor, dense: Tensor,
                       high_res: list[Tensor]) -> tuple[Tensor, Tensor]:
         """All 1 + 3 masks and their IoU predictions."""
+        masks, iou, _, _ = self.predict_all(image, image_pe, sparse, dense, high_res)
+        return masks, iou
+
+    def predict_all(self, image: Tensor, image_pe: Tensor, sparse: Tensor, dense: Tensor,
+                    high_res: list[Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """All 1 + 3 masks, their IoU, the mask tokens ``[B, 4, C]`` after the transformer (the video
+        path's object pointers are made from them) and the object-score logits ``[B, 1]`` (or None)."""
         heads = [self.iou_token.weight, self.mask_tokens.weight]
         if self.obj_score_token is not None:
             heads.insert(0, self.obj_score_token.weight)
@@ -98,7 +106,8 @@ class MaskDecoder(nn.Module):
         hyper = torch.stack([mlp(mask_out[:, i]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1)
         _, uc, uh, uw = up.shape
         masks = (hyper @ up.view(b, uc, uh * uw)).view(b, -1, uh, uw)
-        return masks, self.iou_prediction_head(iou_out)
+        score = self.pred_obj_score_head(hs[:, 0]) if self.obj_score_token is not None else None
+        return masks, self.iou_prediction_head(iou_out), mask_out, score
 
     def _stability(self, logits: Tensor) -> Tensor:
         flat = logits.flatten(-2)

@@ -1,0 +1,232 @@
+"""SAM 2 video tracking: vmatte's streaming tracker vs the official ``SAM2VideoPredictor`` (CPU).
+
+    .venv/bin/python benchmarks/speed_sam2_video.py speed --frames 6 --rounds 3
+    .venv/bin/python benchmarks/speed_sam2_video.py rss --frames 100 1000
+
+Both run the same random-weight SAM 2.1 Hiera-T network (the official yaml, 1024x1024 input; the
+official model built by ``sam2`` 1.1.0, its weights copied into vmatte's) on the same 854x480
+frames (the sam2 juggle clip from ../shared/media when present, else a synthetic clip), one click
+on frame 0. The frames are written once as JPEGs, the official predictor's input format.
+
+* ``speed``: frames/s of the tracking pass, alternating official / vmatte in one process
+  (A B A B ...), min and median over the rounds. The official's up-front loading of the whole
+  video (``init_state``: every frame decoded and resized) is reported on its own and *not*
+  counted in its frames/s; vmatte's frames/s includes decoding and resizing each frame.
+* ``rss``: peak resident memory (ru_maxrss) of a fresh process per (implementation, length),
+  plus the bytes the tracker state holds at the end.
+
+With random weights nothing about tracking quality can be read from these runs: they measure
+time and memory only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIP = ROOT.parent / "shared" / "media" / "sam2" / "05_default_juggle.mp4"
+SIZE = (854, 480)
+CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
+OVERRIDES = [  # what build_sam2_video_predictor sets (hole filling off: a CUDA kernel, skipped on CPU anyway)
+    "++model._target_=sam2.sam2_video_predictor.SAM2VideoPredictor",
+    "++model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability=true",
+    "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_delta=0.05",
+    "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh=0.98",
+    "++model.binarize_mask_from_pts_for_mem_enc=true",
+    "++model.fill_hole_area=0",
+]
+CLICK = (np.array([[427.0, 240.0]], np.float32), np.array([1], np.int32))
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def write_frames(folder: Path, n: int) -> None:
+    """``n`` JPEGs 00000.jpg ... of 854x480: the real clip looped, or a synthetic moving disc."""
+    base: list[np.ndarray] = []
+    if CLIP.exists():
+        import av
+
+        with av.open(str(CLIP)) as c:
+            for i, f in enumerate(c.decode(video=0)):
+                base.append(np.asarray(f.to_image().convert("RGB").resize(SIZE)))
+                if i >= 59:
+                    break
+    if not base:
+        yy, xx = np.mgrid[: SIZE[1], : SIZE[0]]
+        for i in range(30):
+            img = np.full((SIZE[1], SIZE[0], 3), 60, np.uint8)
+            img[(yy - 240) ** 2 + (xx - 300 - 8 * i) ** 2 < 80 ** 2] = (220, 200, 40)
+            base.append(img)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.fromarray(base[i % len(base)]).save(folder / f"{i:05d}.jpg", quality=95)
+
+
+def build_models():
+    """(official predictor, vmatte model): one random-weight SAM 2.1 Hiera-T, the same tensors."""
+    import sam2  # noqa: F401  (initialises hydra with the package's configs)
+    from hydra import compose
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from vmatte.models.sam2 import SAM2_CONFIGS, sam2_video_from_state_dict
+
+    torch.manual_seed(0)
+    cfg = compose(config_name=CONFIG, overrides=OVERRIDES)
+    OmegaConf.resolve(cfg)
+    official = instantiate(cfg.model, _recursive_=True).eval()
+    sd = {k: v.clone() for k, v in official.state_dict().items()}
+    ours = sam2_video_from_state_dict(sd, "random SAM 2.1 Hiera-T", SAM2_CONFIGS["sam2.1_hiera_tiny"])
+    return official, ours
+
+
+def frames_of(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.jpg"))
+
+
+def run_official(model, folder: Path) -> tuple[float, float, int]:
+    """(seconds loading, seconds tracking, frames) of the official predictor over ``folder``."""
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        state = model.init_state(str(folder))
+        t1 = time.perf_counter()
+        model.add_new_points_or_box(state, 0, 1, points=CLICK[0], labels=CLICK[1])
+        n = sum(1 for _ in model.propagate_in_video(state))
+    run_official.state = state
+    return t1 - t0, time.perf_counter() - t1, n
+
+
+def run_vmatte(model, folder: Path) -> tuple[float, float, int]:
+    from vmatte.engine.sam2video import Prompt, Sam2VideoTracker
+
+    paths = frames_of(folder)
+    t1 = time.perf_counter()
+    tracker = Sam2VideoTracker(model, (SIZE[1], SIZE[0]), num_frames=len(paths))
+    tracker.add_prompt(0, 1, Prompt(points=CLICK[0], labels=CLICK[1]))
+    for p in paths:  # decoded one at a time: the whole video is never held
+        tracker.step(np.asarray(Image.open(p).convert("RGB")))
+    run_vmatte.tracker = tracker
+    return 0.0, time.perf_counter() - t1, len(paths)
+
+
+def speed(args) -> None:
+    torch.set_num_threads(args.threads)
+    official, ours = build_models()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "frames"
+        write_frames(folder, args.frames)
+        fps: dict[str, list[float]] = {"official": [], "vmatte": []}
+        loads = []
+        for r in range(args.rounds):
+            for name, fn, model in (("official", run_official, official), ("vmatte", run_vmatte, ours)):
+                load, secs, n = fn(model, folder)
+                fps[name].append(n / secs)
+                if name == "official":
+                    loads.append(load)
+                print(f"round {r + 1} {name:8s} {n / secs:.3f} frames/s" + (f" (+ {load:.2f} s loading)" if load else ""),
+                      flush=True)
+    ratio = [b / a for a, b in zip(fps["official"], fps["vmatte"])]
+    print(json.dumps({
+        "machine": f"{cpu_name()}, {args.threads} torch threads, load average {os.getloadavg()[0]:.1f} (shared)",
+        "frames": args.frames, "input": "1024x1024 (854x480 frames)",
+        "official_fps_min_median": [min(fps["official"]), statistics.median(fps["official"])],
+        "vmatte_fps_min_median": [min(fps["vmatte"]), statistics.median(fps["vmatte"])],
+        "ratio_min_median": [min(ratio), statistics.median(ratio)],
+        "official_loading_s_min_median": [min(loads), statistics.median(loads)],
+    }, indent=1))
+
+
+def state_bytes_official(state) -> int:
+    seen, total = set(), 0
+
+    def add(x):
+        nonlocal total
+        if isinstance(x, torch.Tensor):
+            key = (x.untyped_storage().data_ptr(), x.untyped_storage().nbytes())
+            if key not in seen:
+                seen.add(key)
+                total += x.untyped_storage().nbytes()
+        elif isinstance(x, dict):
+            for v in x.values():
+                add(v)
+        elif isinstance(x, (list, tuple)):
+            for v in x:
+                add(v)
+
+    add(state)
+    return total
+
+
+def rss_one(args) -> None:
+    torch.set_num_threads(args.threads)
+    official, ours = build_models()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "frames"
+        write_frames(folder, args.frames[0])
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        if args.impl == "official":
+            del ours
+            _, secs, n = run_official(official, folder)
+            held = state_bytes_official(run_official.state)
+        else:
+            del official
+            _, secs, n = run_vmatte(ours, folder)
+            held = run_vmatte.tracker.state_nbytes()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"impl": args.impl, "frames": n, "peak_rss_mb": round(peak, 1),
+                      "rss_before_tracking_mb": round(before, 1), "state_mb": round(held / 2**20, 1),
+                      "seconds": round(secs, 1)}))
+
+
+def rss(args) -> None:
+    for n in args.frames:
+        for impl in ("official", "vmatte"):
+            cmd = [sys.executable, __file__, "rss-one", "--impl", impl, "--frames", str(n), "--threads", str(args.threads)]
+            out = subprocess.run(cmd, check=False, capture_output=True, text=True,
+                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            print(out.stdout.strip().splitlines()[-1] if out.returncode == 0 else f"{impl} {n}: failed {out.stderr[-500:]}",
+                  flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("mode", choices=["speed", "rss", "rss-one"])
+    ap.add_argument("--frames", type=int, nargs="+", default=None)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--impl", choices=["official", "vmatte"])
+    args = ap.parse_args()
+    if args.mode == "speed":
+        args.frames = (args.frames or [6])[0]
+        speed(args)
+    elif args.mode == "rss":
+        args.frames = args.frames or [100, 1000]
+        rss(args)
+    else:
+        rss_one(args)
+
+
+if __name__ == "__main__":
+    main()
