@@ -218,6 +218,11 @@ def test_region_mostly_outside_the_predicted_position_is_cut_to_it():
     out = assign_regions(region, _probs(prior, shape=shape), np.zeros(shape, np.float32), 0.3, 0.02,
                          size=np.array([float(region.sum())]))[0]
     assert out[30:70, 40:80].all() and not out[:, 100:].any()
+    # Unless the appearance memory recalls the target over the whole bar (it stretched out after
+    # a curl, about its known size): then the region is its whole.
+    out = assign_regions(region, _probs(prior, shape=shape), np.zeros(shape, np.float32), 0.3, 0.02,
+                         size=np.array([float(region.sum())]), recalled=region[None])[0]
+    assert (out == region).all()
     # Mostly inside its predicted position (the warp lags a little): the whole region.
     lagging = np.zeros(shape, bool)
     lagging[30:70, 40:150] = True

@@ -27,7 +27,9 @@ Decisions made robust rather than tuned (issue 20; each has a test in test_targe
   because it looks small (a curl in a flip): motion and memory carry it;
 - a mask with no person in it (riders still too small for RVM) is carried by motion, with an
   empty matte and one warning, until a person appears there; what RVM mattes of the thing the
-  target rides (a bit of the horse, the bike) is the target's when it lies in its carried mask.
+  target rides (a bit of the horse, the bike) is the target's when it lies in its carried mask
+  (only for a mask that holds more than the person: a person's mask picks up nothing it once
+  covered, such as someone who hid behind the target).
 
 Limits (honest): only what RVM sees as a person is matted; objects a target holds or rides
 (a board, a kite, a bike) are not. MatAnyone (``--model matanyone``) mattes any object.
