@@ -13,7 +13,7 @@ import pytest
 from vmatte.cli import main
 from vmatte.eval.vos import evaluate_vos
 from vmatte.eval.vos_data import VosSequence, read_labels
-from vmatte.eval.vos_report import table
+from vmatte.eval.vos_report import table, write_vos
 
 DAVIS = Path("/work/shared/media/davis2016")
 FRAMES = 6
@@ -188,3 +188,50 @@ def test_missing_first_annotation_is_an_error(davis, tmp_path, capsys):
     (root / "Annotations" / "parkour" / "00000.png").unlink()
     code = main(["eval", "vos", str(root), "--sequences", "parkour"])
     _one_line_error(code, capsys.readouterr().err, "no frame-0 annotation", "00000.png")
+
+
+class Leaky(Oracle):
+    """The ground truth plus a box outside it that RVM calls a person (a bystander matted too),
+    every frame; its ``person_alpha`` says where RVM's people are."""
+
+    BOX = (slice(0, 40), slice(0, 60))
+
+    def step_all(self, image, foreground=True):
+        _, alphas = super().step_all(image, foreground)
+        alpha = alphas[1].copy()
+        alpha[self.BOX] = 1.0
+        self.truth = alphas[1]
+        self.person_alpha = alpha
+        return None, {1: alpha}
+
+
+def test_precision_recall_and_leak_tell_identity_errors_apart(davis, tmp_path):
+    result = evaluate_vos(davis, ["parkour"], ["leaky"], matters={"leaky": Leaky}, thumbs=3)
+    s = result.score("leaky", "parkour")
+    truth = sum(int(read_labels(p, True).sum()) for p in _seq(davis).annotations[1:])
+    box = 40 * 60 * s.frames
+    outside = box - sum(int(read_labels(p, True)[Leaky.BOX].sum()) for p in _seq(davis).annotations[1:])
+    assert s.recall == 1.0
+    assert s.precision == pytest.approx(truth / (truth + outside))
+    assert s.leak == pytest.approx(outside / (truth + outside))
+    assert len(s.j_curve) == s.frames and s.scored == list(range(1, FRAMES))
+    paths = write_vos(result, tmp_path / "rep")
+    sheet = cv2.imread(str(paths["sheet:parkour"]))
+    assert sheet is not None and sheet.shape[1] > 3 * 200
+    md = (tmp_path / "rep" / "vos.md").read_text()
+    assert "sheets/parkour.png" in md and "| leaky | parkour |" in md
+    data = json.loads((tmp_path / "rep" / "vos.json").read_text())["models"]["leaky"]["sequences"]["parkour"]
+    assert data["precision"] == pytest.approx(s.precision) and len(data["objects"]["1"]["per_frame"]["j"]) == s.frames
+
+
+def test_max_frames_scores_the_first_frames_only(davis):
+    result = evaluate_vos(davis, ["parkour"], ["oracle"], matters={"oracle": Oracle}, max_frames=3)
+    assert result.score("oracle", "parkour").frames == 2
+    with pytest.raises(Exception, match="at least 2"):
+        evaluate_vos(davis, ["parkour"], ["oracle"], matters={"oracle": Oracle}, max_frames=1)
+
+
+def _seq(root: Path) -> VosSequence:
+    from vmatte.eval.vos_data import find_sequences
+
+    return find_sequences(root, ["parkour"])[0]

@@ -7,7 +7,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .errors import EXIT_USER_ERROR, VmatteError
+from .errors import EXIT_USER_ERROR, InputError, VmatteError
 
 
 def _add_matte(sub: argparse._SubParsersAction) -> None:
@@ -411,6 +411,10 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     v.add_argument("--max-size", type=int, metavar="PX",
                    help="long side of the network's input (default: each model's own choice)")
+    v.add_argument("--max-frames", type=int, metavar="N",
+                   help="score only each sequence's first N frames (quick runs; default: every frame)")
+    v.add_argument("--sheet-frames", type=int, default=8, metavar="N",
+                   help="frames per sequence on the contact sheets written with --output (default 8, 0: none)")
     v.add_argument("--tracker", default="auto", metavar="sam2|rvm|auto|NAME|PATH",
                    help="as vmatte matte --tracker, for " + ", ".join(registry.tracker_models())
                         + " (e.g. -m rvm-target --tracker sam2: SAM 2's identity, RVM's edge)")
@@ -426,8 +430,11 @@ def _run_eval_vos(args: argparse.Namespace) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if args.output is not None:
         output_folder(args.output)  # a bad --output fails before the models run
+    if args.sheet_frames < 0:
+        raise InputError(f"--sheet-frames must be 0 or more, got {args.sheet_frames}")
     result = evaluate_vos(args.root, sequences, models, device=args.device, max_size=args.max_size,
-                          progress=not args.quiet, tracker=args.tracker)
+                          progress=not args.quiet, max_frames=args.max_frames, tracker=args.tracker,
+                          thumbs=args.sheet_frames if args.output is not None else 0)
     print(table(result))
     if args.output is not None:
         paths = write_vos(result, args.output)

@@ -1,10 +1,14 @@
-"""Tables and files of a VOS evaluation: an aligned table (stdout), ``vos.json`` and ``vos.md``."""
+"""Tables and files of a VOS evaluation: an aligned table (stdout), ``vos.json``, ``vos.md`` and a
+contact sheet per sequence (``sheets/<sequence>.png``, see vos_sheet.py)."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
+
+import cv2
 
 from vmatte.errors import OutputError
 
@@ -15,9 +19,14 @@ __all__ = ["PROTOCOL", "markdown", "output_folder", "table", "to_json", "write_v
 
 PROTOCOL = ("frame 0's annotation is the target models' mask; prediction = alpha >= 0.5; frame 0 not scored; "
             "J and F (x100) averaged over frames, objects, then sequences; maskless models (rvm) are scored "
-            "against all objects together")
+            "against all objects together; P = precision, R = recall, leak = share of the predicted pixels on "
+            "RVM person regions outside the ground truth (pixels pooled over the scored frames)")
 
-HEADER = ["model", "sequence", "frames", "objects", "J", "F", "J&F"]
+HEADER = ["model", "sequence", "frames", "objects", "J", "F", "J&F", "P", "R", "leak"]
+
+
+def _share(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.3f}"
 
 
 def _rows(result: VosResult) -> list[list[str]]:
@@ -25,9 +34,11 @@ def _rows(result: VosResult) -> list[list[str]]:
     for model in result.models:
         for s in (s for s in result.scores if s.model == model):
             objects = "all" if s.objects[0].id == UNION_ID else str(len(s.objects))
-            rows.append([model, s.sequence, str(s.frames), objects, f"{s.j:.1f}", f"{s.f:.1f}", f"{s.jf:.1f}"])
+            rows.append([model, s.sequence, str(s.frames), objects, f"{s.j:.1f}", f"{s.f:.1f}", f"{s.jf:.1f}",
+                         _share(s.precision), _share(s.recall), _share(s.leak)])
         m = result.mean(model)
-        rows.append([model, "mean", "", "", f"{m.j:.1f}", f"{m.f:.1f}", f"{m.jf:.1f}"])
+        rows.append([model, "mean", "", "", f"{m.j:.1f}", f"{m.f:.1f}", f"{m.jf:.1f}",
+                     *(_share(result.mean_of(model, k)) for k in ("precision", "recall", "leak"))])
     return rows
 
 
@@ -64,11 +75,28 @@ def _md(header: list[str], rows: list[list[str]], text_columns: int = 1) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-def markdown(result: VosResult) -> str:
+def _worst(result: VosResult) -> tuple[list[str], list[list[str]]]:
+    """Per model and sequence: the frame with the lowest J (where to look on the curve)."""
+    header = ["model", "sequence", "lowest J", "at frame", "frames with J < 50"]
+    rows = []
+    for s in result.scores:
+        curve = s.j_curve
+        if curve:
+            i = int(min(range(len(curve)), key=curve.__getitem__))
+            rows.append([s.model, s.sequence, f"{curve[i]:.1f}", str(s.scored[i]), str(sum(j < 50 for j in curve))])
+    return header, rows
+
+
+def markdown(result: VosResult, sheets: dict[str, str] | None = None) -> str:
     parts = [f"# VOS evaluation: {result.root}", "", f"Protocol: {PROTOCOL}.", "",
              _md(HEADER, _rows(result), text_columns=2)]
     if len(result.models) > 1:
         parts += ["", _md(*_compare(result))]
+    parts += ["", "Per-frame J (full curves in vos.json and on the contact sheets):", "",
+              _md(*_worst(result), text_columns=2)]
+    if sheets:
+        parts += ["", "Contact sheets (green: right, red: someone else, orange: other wrong pixels, blue: missed):",
+                  ""] + [f"- {seq}: ![{seq}]({path})" for seq, path in sheets.items()]
     parts += ["", "Models:", ""] + [f"- `{m}`: {d}" for m, d in result.descriptions.items()]
     return "\n".join(parts) + "\n"
 
@@ -80,11 +108,14 @@ def to_json(result: VosResult) -> dict:
         m = result.mean(model)
         models[model] = {
             "description": result.descriptions.get(model, model),
-            "mean": {"j": m.j, "f": m.f, "jf": m.jf},
+            "mean": {"j": m.j, "f": m.f, "jf": m.jf,
+                     **{k: result.mean_of(model, k) for k in ("precision", "recall", "leak")}},
             "sequences": {s.sequence: {
                 "frames": s.frames, "seconds": round(s.seconds, 3), "j": s.j, "f": s.f, "jf": s.jf,
+                "precision": s.precision, "recall": s.recall, "leak": s.leak, "scored_frames": s.scored,
                 # id 0: a maskless model scored against every object together
-                "objects": {str(o.id): {"j": o.j_mean, "f": o.f_mean, "per_frame": {"j": o.j, "f": o.f}}
+                "objects": {str(o.id): {"j": o.j_mean, "f": o.f_mean, "precision": o.precision, "recall": o.recall,
+                                        "leak": o.leak, "per_frame": {"j": o.j, "f": o.f}}
                             for o in s.objects},
             } for s in mine},
         }
@@ -103,9 +134,25 @@ def output_folder(output: str | os.PathLike) -> Path:
 
 
 def write_vos(result: VosResult, output: str | os.PathLike) -> dict[str, Path]:
-    """Write ``vos.json`` and ``vos.md`` into ``output`` (created if missing); returns their paths."""
+    """Write ``vos.json``, ``vos.md`` and (when frames were kept) ``sheets/<sequence>.png`` into
+    ``output`` (created if missing); returns their paths (sheets under ``sheet:<sequence>``)."""
+    from .vos_sheet import sheet
+
     out = output_folder(output)
     paths = {"json": out / "vos.json", "md": out / "vos.md"}
+    sheets: dict[str, str] = {}
+    for seq in result.sequences:
+        picture = sheet(result, seq)
+        if picture is None:
+            continue
+        path = out / "sheets" / f"{seq}.png"
+        path.parent.mkdir(exist_ok=True)
+        ok, data = cv2.imencode(".png", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise OutputError(f"cannot encode the contact sheet of {seq}")
+        atomic_write(path, data.tobytes())
+        paths[f"sheet:{seq}"] = path
+        sheets[seq] = f"sheets/{seq}.png"
     atomic_write(paths["json"], json.dumps(to_json(result), indent=1) + "\n")
-    atomic_write(paths["md"], markdown(result))
+    atomic_write(paths["md"], markdown(result, sheets))
     return paths

@@ -34,21 +34,34 @@ def _disk(radius: int) -> np.ndarray:
 
 
 def assign_regions(person: np.ndarray, probs: np.ndarray, others: np.ndarray, keep_fraction: float,
-                   min_fraction: float, size: np.ndarray | None = None, merge_growth: float = 1.5,
-                   reach: int = 6) -> np.ndarray:
+                   min_fraction: float, size: np.ndarray | None = None, merge_growth: float = 1.6,
+                   reach: int = 6, inside_fraction: float = 0.5, split_reach: int = 24,
+                   cut: np.ndarray | None = None, recalled: np.ndarray | None = None) -> np.ndarray:
     """``person`` [h, w] bool (RVM alpha >= 0.5), ``probs`` [L, h, w] target maps (label 0: no
     target), ``others`` [h, w] where people who are no target were (warped) -> [K, h, w] bool.
 
-    Per connected person region, the targets present (mean probability >= ``min_fraction``):
-    - one target, no one else's core in it, mean >= ``keep_fraction``: the whole region (RVM's
-      shape fixes the warp's lag: a limb that moved is still attached);
+    Each target's *predicted position* is its core (``probs >= 0.5``, from motion + memory)
+    widened by ``reach`` px; its *predicted extent* is ``size`` (its area when last seen whole,
+    0 = unknown). Per connected person region, the targets present (mean probability >=
+    ``min_fraction``):
+    - one target, no one else's core in it, at most ``merge_growth`` times the predicted extent,
+      and either mean >= ``keep_fraction`` with at least ``inside_fraction`` of the region
+      inside the predicted position, or about the target's extent (within 25%), holding most of
+      its core and lying mostly where the appearance memory alone recalls the target
+      (``recalled`` [K, h, w] bool, widened by ``reach``: it stretched out again after a curl,
+      faster than the warp could follow, and the memory knows the stretched body): the whole
+      region (RVM's shape fixes the warp's lag: a limb that moved is still attached). Without
+      ``recalled`` (no memory yet) only the first test applies;
+    - one target but a region much larger than the target or mostly away from where it should
+      be (it merged with a crowd, a person who walked in, someone nobody tracks): the target
+      keeps only the part of the region in its predicted position; the rest stays free (for a
+      lost target to be found in again, or a new bystander);
     - several targets, or a target and someone else's core (people touching): the region is
       split, every pixel going to the nearest core (each target's ``probs >= 0.5``, the others'
-      ``others >= 0.5``), so a moved limb follows the body it is attached to;
-    - a region "kept whole" that is over ``merge_growth`` times the target's ``size`` (its area
-      when last seen whole; 0 = unknown) merged with someone nobody tracks (a hidden target
-      coming out from behind it, a person who walked in): the target keeps only its core and
-      ``reach`` px around it, and the rest stays free for a lost target to be found in again.
+      ``others >= 0.5``) if that core is within ``split_reach`` px, so a moved limb follows the
+      body it is attached to and what is far from every core goes to no one.
+    ``cut`` ([K] bool, optional) is set where a target kept only part of a region it was alone
+    in: its area then says nothing about its size.
     """
     labels = probs.shape[0]
     count, regions = cv2.connectedComponents(person.astype(np.uint8), connectivity=8)
@@ -63,33 +76,51 @@ def assign_regions(person: np.ndarray, probs: np.ndarray, others: np.ndarray, ke
     cores = np.zeros(person.shape, np.int32)  # 0: no core, k: target k, labels: someone else
     other_core = person & (others >= 0.5)
     cores[other_core] = labels
+    near = np.zeros((labels - 1,) + person.shape, bool)  # each target's predicted position
+    disk = _disk(reach)
     for k in range(1, labels):
-        cores[person & (probs[k] >= 0.5)] = k
+        core = probs[k] >= 0.5
+        cores[person & core] = k
+        near[k - 1] = cv2.dilate(core.view(np.uint8), disk) > 0
+    inside = np.stack([np.bincount(flat, weights=near[k].ravel(), minlength=count) for k in range(labels - 1)]) / area
     has_other = np.bincount(flat, weights=other_core.ravel(), minlength=count) > 0
     shared = (present.sum(0) > 1) | (has_other & present.any(0))
-    whole = present & ~shared & (frac >= keep_fraction)
+    alone = present & ~shared
+    whole = alone & (frac >= keep_fraction) & (inside >= inside_fraction)
+    if size is not None and recalled is not None:
+        known = size[:, None] > 0
+        core_mass = np.stack([np.bincount(flat, weights=(probs[k] >= 0.5).ravel(), minlength=count)
+                              for k in range(1, labels)])
+        holds_core = core_mass >= 0.5 * np.maximum(core_mass.sum(1, keepdims=True), 1.0)
+        remembered = np.stack([np.bincount(flat, weights=((cv2.dilate(recalled[k].astype(np.uint8), disk) > 0)
+                                                          | near[k]).ravel(), minlength=count)
+                               for k in range(labels - 1)]) / area
+        whole |= (alone & known & (area[None, :] <= 1.25 * size[:, None]) & holds_core
+                  & (remembered >= inside_fraction))
     if size is not None:
-        merged = whole & (size[:, None] > 0) & (area[None, :] > merge_growth * size[:, None])
-        whole &= ~merged
+        known = size[:, None] > 0
+        whole &= ~(known & (area[None, :] > merge_growth * size[:, None]))
+    partial = alone & ~whole
+    if cut is not None:  # a crumb cut off says nothing; the body (a quarter of the target or more) does
+        big = area[None, :] >= 0.25 * (size[:, None] if size is not None else 0.0)
+        cut[:] = (partial & big).any(1)
     out[:] = whole[:, regions]
-    if size is not None and merged.any():
-        near = _disk(reach)
-        for k in np.flatnonzero(merged.any(1)):
-            core = (cv2.dilate((cores == k + 1).astype(np.uint8), near) > 0)
-            out[k] |= merged[k][regions] & core
+    for k in np.flatnonzero(partial.any(1)):
+        out[k] |= partial[k][regions] & near[k]
     if shared.any():
-        nearest = _nearest_core(cores)
+        nearest = _nearest_core(cores, split_reach)
         split = shared[regions]
         for k in range(1, labels):
             out[k - 1] |= split & (nearest == k)
     return out
 
 
-def _nearest_core(cores: np.ndarray) -> np.ndarray:
-    """Label of the nearest non-zero pixel of ``cores`` at every pixel (0 where there is none)."""
+def _nearest_core(cores: np.ndarray, limit: float = np.inf) -> np.ndarray:
+    """Label of the nearest non-zero pixel of ``cores`` at every pixel (0 where there is none
+    within ``limit`` px)."""
     if not cores.any():
         return cores
-    _, index = cv2.distanceTransformWithLabels((cores == 0).astype(np.uint8), cv2.DIST_L2, 3,
-                                               labelType=cv2.DIST_LABEL_PIXEL)
+    dist, index = cv2.distanceTransformWithLabels((cores == 0).astype(np.uint8), cv2.DIST_L2, 3,
+                                                  labelType=cv2.DIST_LABEL_PIXEL)
     seeds = cores[cores != 0]  # DIST_LABEL_PIXEL numbers the zero pixels 1.. in row-major order
-    return seeds[index - 1]
+    return np.where(dist <= limit, seeds[index - 1], 0)

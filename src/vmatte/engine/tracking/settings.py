@@ -27,10 +27,30 @@ class TargetSettings:
     # warp's lag); one below ``min_fraction`` is not the target (see assign.assign_regions).
     keep_fraction: float = 0.3
     min_fraction: float = 0.02
+    # ... and only when the region lies mostly (``inside_fraction``) in the target's predicted
+    # position (its core from motion + memory, widened by ``reach`` px) and is at most
+    # ``merge_growth`` times its predicted extent (its area when last seen whole); otherwise the
+    # target keeps only the part in its predicted position. Where people touch, pixels go to the
+    # nearest core within ``split_reach`` px.
+    inside_fraction: float = 0.5
+    merge_growth: float = 1.6
+    reach: int = 6
+    split_reach: int = 24
+    # Excluded parts of a mask's person regions thinner than this (px, working size) are slivers
+    # along the mask's edge, not someone else.
+    sliver_px: int = 2
+    # A mask holds something besides its target's person part (a horse, a bike, a cart: RVM's
+    # pieces of it become the target's) when its area exceeds that part's by this share.
+    held_margin: float = 0.25
+    # People first seen after the mask's frame become bystanders when at least this share of the
+    # working frame; at most ``max_bystanders`` are tracked.
+    bystander_area: float = 0.002
+    max_bystanders: int = 16
     # A target with no region left is looked for again among the free person regions by its
     # colours (re-identification, see colour.py): similarity to its mask's colours at least:
     reacquire_similarity: float = 0.5  # Bhattacharyya coefficient of the colours, at least
-    # A target whose matched area falls under this fraction of its size is taken as hidden
-    # (occluded) and dropped until its colours are found again.
+    # A target whose matched area falls under this fraction of its size while someone else holds
+    # its predicted position is taken as hidden (occluded) and dropped until its colours are
+    # found again.
     hidden_fraction: float = 0.35
     edge_px: int = 3  # the target's map is widened this much before it gates RVM's soft alpha

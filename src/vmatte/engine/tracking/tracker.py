@@ -16,6 +16,21 @@ of a first-frame (or keyframe) mask with MatAnyone's ideas, on parts that ship w
 A target whose regions all vanished (occlusion, a fast turn) is looked for again by appearance
 alone, so a lost target can come back; a plain chain of warps cannot.
 
+Decisions made robust rather than tuned (issue 20; each has a test in test_target_rules.py):
+- a region is never given to a target whole when it is much larger than the target's predicted
+  extent or lies mostly outside its predicted position (a crowd RVM joined to the dancer): the
+  target keeps the part where motion + memory put it (:func:`~.assign.assign_regions`);
+- people first seen after the mask's frame become bystanders with their own maps and memory;
+- the mask is the truth in its frame, and what it leaves out of a person region it touches
+  (a piece of car, someone's fingertips) stays someone else's core;
+- a target is taken for hidden only when someone else holds its predicted position, not
+  because it looks small (a curl in a flip): motion and memory carry it;
+- a mask with no person in it (riders still too small for RVM) is carried by motion, with an
+  empty matte and one warning, until a person appears there; what RVM mattes of the thing the
+  target rides (a bit of the horse, the bike) is the target's when it lies in its carried mask
+  (only for a mask that holds more than the person: a person's mask picks up nothing it once
+  covered, such as someone who hid behind the target).
+
 Limits (honest): only what RVM sees as a person is matted; objects a target holds or rides
 (a board, a kite, a bike) are not. MatAnyone (``--model matanyone``) mattes any object.
 """
@@ -23,6 +38,7 @@ Limits (honest): only what RVM sees as a person is matted; objects a target hold
 from __future__ import annotations
 
 import copy
+import warnings
 
 import cv2
 import numpy as np
@@ -73,6 +89,7 @@ class TargetTracker(PerFrameMatter):
     def reset(self, concurrent_io: bool = False) -> None:
         s = self.settings
         self._frame = 0
+        self.person_alpha: np.ndarray | None = None
         # Tracked ids: the given targets, then the bystanders of the first mask's frame (negative
         # ids, never output): tracked like targets, they hold on to themselves when they touch
         # or pass in front of a target, which a bare "someone else" core does not.
@@ -82,6 +99,7 @@ class TargetTracker(PerFrameMatter):
         self._memory = AppearanceMemory(s.max_mem_frames, s.top_k, s.temperature)
         self._probs: np.ndarray | None = None  # [1 + K, h, w] of the previous frame
         self._warped: np.ndarray | None = None  # the same, warped onto the current frame
+        self._recalled: np.ndarray | None = None  # [K, h, w] this frame's memory readout >= 0.5
         self._tracked = np.zeros(len(self._ids), bool)
         # Each target's size (working px) when last seen (nearly) whole: the reference that
         # tells a hidden target (little of it left) and sizes the regions re-identification
@@ -90,14 +108,20 @@ class TargetTracker(PerFrameMatter):
         self._colour: list[np.ndarray | None] = [None] * len(self._ids)  # per target, from its mask
         self._others_colour: np.ndarray | None = None  # people who are no target, from the masks' frames
         self._others: np.ndarray | None = None  # where people who are no target were, last frame
-        # Targets RVM has matted as a person since their mask. One it never has (a bystander RVM
-        # leaves out, an object) is carried by its propagated mask instead, so that every given
-        # target has a matte from its mask on (coarser: no RVM edges).
-        self._person = np.zeros(len(self._ids), bool)
+        self._whole: np.ndarray | None = None  # each output target's whole mask, carried (see _carry_masks)
+        # Output targets whose mask holds more than their person part (what they ride or hold):
+        # only those pick up RVM's pieces of it (see _held_pieces).
+        self._rides = np.zeros(len(self._outputs), bool)
+        # Targets whose mask held no person RVM sees (people too small or blurred for it, or no
+        # person at all): their mask is carried by motion until a person appears in it; the
+        # matte stays empty meanwhile (this mode mattes people only). Warned once per target.
+        self._pending = np.zeros(len(self._ids), bool)
+        self._late = np.zeros(len(self._ids), bool)  # bystanders first seen after the mask's frame
+        self._warned: list[int] = []  # a list, not a set: a --resume journal saves this state
 
     # Everything reset() sets that the frames change: the streaming state a journal saves.
     _STREAM = ("_frame", "_ids", "_rec", "_probs", "_warped", "_tracked", "_size", "_colour", "_others_colour",
-               "_others", "_person")
+               "_others", "_whole", "_rides", "_pending", "_late", "_warned")
 
     def state(self) -> State:
         out = {name: getattr(self, name) for name in self._STREAM}
@@ -108,7 +132,7 @@ class TargetTracker(PerFrameMatter):
     def load_state(self, state: State) -> None:
         for name in self._STREAM:
             value = state[name]
-            setattr(self, name, tuple(value) if name == "_ids" else list(value) if name in ("_rec", "_colour")
+            setattr(self, name, tuple(value) if name == "_ids" else list(value) if name in ("_rec", "_colour", "_warned")
                     else value)
         self._motion.load_state(state["motion"])
         self._memory.load_state(state["memory"])
@@ -127,6 +151,7 @@ class TargetTracker(PerFrameMatter):
         s = self.settings
         h, w = image.shape[:2]
         fgr, alpha, features = self._rvm(image, foreground)
+        self.person_alpha = alpha  # RVM's alpha of every person (evaluation reads it: bystander leak)
         scale = min(1.0, s.work_size / max(h, w))
         size = (max(8, round(w * scale)), max(8, round(h * scale)))  # cv2 order: (w, h)
         small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
@@ -144,6 +169,7 @@ class TargetTracker(PerFrameMatter):
         keyframe = self.schedule.get(self._frame)
         if keyframe is not None:
             probs = self._apply_keyframe(probs, fit_to_frame(keyframe, (h, w)), size)
+        whole_mask = self._carry_masks(probs, keyframe, size)
         # Person pixels at the working size: a cell is a person's if any of its pixels is, so
         # thin parts (fingers, a kite line RVM caught) are not lost in the downsampling.
         person = cv2.resize((alpha >= PERSON_THRESHOLD).view(np.uint8), size, interpolation=cv2.INTER_AREA) > 0
@@ -151,49 +177,52 @@ class TargetTracker(PerFrameMatter):
         if keyframe is not None:  # a given mask sets the size and colours of its targets
             for target_id in keyframe.targets:
                 k = self._ids.index(target_id)
-                self._size[k] = max(float(probs[k + 1].sum()), 1.0)
+                # The target's person part: what RVM mattes of it. A rider's mask holds the horse
+                # too, but only the rider is ever matted, so only the rider sets its size.
+                self._size[k] = float((person & (probs[k + 1] >= 0.5)).sum())
+                if k < len(self._outputs):  # a mask with no person in it holds only something else
+                    marked = float((probs[k + 1] >= 0.5).sum())
+                    self._rides[k] = marked > (1.0 + s.held_margin) * self._size[k]
                 self._colour[k] = histogram(hsv, person & (probs[k + 1] >= 0.5))
-            # Everyone else in the mask's frame (person regions the mask does not touch): a colour
-            # model, and cores that keep them apart from the targets when they touch later.
-            count, comp = cv2.connectedComponents(person.astype(np.uint8), connectivity=8)
-            touched = np.bincount(comp.ravel(), weights=(probs[0] < 0.5).ravel(), minlength=count) > 0
-            touched[0] = True
-            others = (~touched[comp]).astype(np.float32)
+                self._pending[k] = self._size[k] == 0
+                if self._pending[k]:
+                    self._warn_no_person(target_id)
+            probs, others = self._keyframe_others(probs, person)
             if first_mask:
                 probs, others = self._track_bystanders(probs, others, hsv)
                 labels = probs.shape[0]
             colour = histogram(hsv, others > 0)
             if colour is not None:
                 self._others_colour = colour
-        regions = assign_regions(person, probs, others, s.keep_fraction, s.min_fraction,
-                                 size=np.where(self._tracked, self._size, 0.0))
-        # Mostly hidden (what is left is well under its size): lost, rather than left to grow
-        # into whoever hides it; it is looked for again by colour when it reappears.
-        area = regions.reshape(len(self._ids), -1).sum(1)
-        hidden = self._tracked & (self._size > 0) & (area < s.hidden_fraction * self._size)
-        if keyframe is not None:
-            hidden &= ~np.isin(self._ids, list(keyframe.targets))
-        regions[hidden] = False
+        # The predicted extent: the larger of the size last seen whole and the predicted core's
+        # area (motion scales it as the target comes nearer).
+        core_area = (probs[1:] >= 0.5).reshape(len(self._ids), -1).sum(1)
+        extent = np.where(self._tracked & (self._size > 0), np.maximum(self._size, core_area), 0.0)
+        cut = np.zeros(len(self._ids), bool)
+        recalled = self._recalled if self._recalled is not None and self._recalled.shape[0] == len(self._ids) else None
+        regions = assign_regions(person, probs, others, s.keep_fraction, s.min_fraction, cut=cut,
+                                 size=extent, recalled=recalled, merge_growth=s.merge_growth,
+                                 reach=s.reach, inside_fraction=s.inside_fraction, split_reach=s.split_reach)
+        regions[self._hidden(regions, probs, keyframe)] = False
+        if keyframe is not None:  # in its own frame the given mask is the truth: nothing it leaves out
+            for target_id in keyframe.targets:
+                k = self._ids.index(target_id)
+                regions[k] = person & (probs[k + 1] >= 0.5)
         if len(self._memory):  # not the video's first mask frame
             regions = self._reacquire(regions, person, hsv)
         regions &= self._tracked[:, None, None]
         for k in range(len(self._ids)):
             regions[k] = drop_lookalikes(hsv, regions[k], self._colour[k], self._rest_colour(k))
-        if keyframe is not None:
-            for target_id in keyframe.targets:
-                self._person[self._ids.index(target_id)] = False
-        self._person |= regions.reshape(len(self._ids), -1).any(1)
-        carried = self._tracked & ~self._person
-        for k in np.flatnonzero(carried):
-            # Motion alone: the memory readout is built for person regions and would erode it.
-            given = keyframe is not None and self._ids[k] in keyframe.targets
-            source = probs if given or self._warped is None else self._warped
-            regions[k] = (source[k + 1] >= 0.5) & ~regions.any(0)
+        regions = self._held_pieces(regions, person, whole_mask)
         area = regions.reshape(len(self._ids), -1).sum(1)
         # Seen (nearly) whole and not suddenly larger (merged with someone): follow its size as
-        # it moves in depth.
-        grown = (area >= 0.8 * self._size) & (area <= 1.25 * self._size)
+        # it moves in depth. A target first seen now (no person in its mask) takes its size.
+        # A region cut to the predicted position says nothing about the size (it would ratchet down).
+        grown = ((area >= 0.8 * self._size) & (area <= s.merge_growth * extent) & ~cut) | ((self._size == 0) & (area > 0))
         self._size = np.where(grown, area, self._size)
+        self._pending &= area == 0
+        if len(self._memory):
+            regions, labels = self._new_bystanders(regions, person, hsv)
         self._others = self._next_others(person, regions.any(0), others)
 
         alphas: dict[int, np.ndarray] = {}
@@ -202,16 +231,19 @@ class TargetTracker(PerFrameMatter):
         claimed = regions.any(0)
         for k, target_id in enumerate(self._ids):
             state[k + 1] = regions[k]  # binary: thin parts would fade in a soft map
+            if self._pending[k] and self._warped is not None:
+                # No person seen in it yet (people too small or hidden for RVM): its mask is
+                # carried by motion as the place to find them, and nothing is matted.
+                source = probs if keyframe is not None and target_id in keyframe.targets else self._warped
+                state[k + 1] = np.maximum(state[k + 1], (source[k + 1] >= 0.5) & ~claimed)
+            elif self._pending[k]:
+                state[k + 1] = np.maximum(state[k + 1], probs[k + 1] >= 0.5)
             if target_id not in self._outputs:
                 continue
             # Widen the region a little (not into another target's) so RVM's soft edge, which
             # extends past the 0.5 line, survives the gate.
             gate = (cv2.dilate(regions[k].astype(np.uint8), edge) > 0) & (regions[k] | ~claimed)
             gate_full = cv2.resize(gate.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-            if carried[k]:  # no RVM alpha for it: the propagated mask, edges softened
-                alphas[target_id] = cv2.GaussianBlur(cv2.resize(regions[k].astype(np.float32), (w, h),
-                                                                interpolation=cv2.INTER_LINEAR), (0, 0), 1.0)
-                continue
             alphas[target_id] = alpha * gate_full
         state[0] = np.clip(1.0 - state[1:].sum(0), 0.0, 1.0)
         self._probs = state
@@ -230,6 +262,7 @@ class TargetTracker(PerFrameMatter):
 
     def _propagate(self, key, tokens, size, labels) -> np.ndarray:
         """Prior target maps for this frame: warped previous maps, fused with the memory readout."""
+        self._recalled = None
         if self._probs is None:
             probs = np.zeros((labels,) + size[::-1], np.float32)
             probs[0] = 1.0
@@ -240,6 +273,7 @@ class TargetTracker(PerFrameMatter):
             return warped
         read = self._memory.readout(key, labels).reshape(labels, *tokens)
         readout = F.interpolate(read[None], size=size[::-1], mode="bilinear", align_corners=False)[0].numpy()
+        self._recalled = readout[1:] >= 0.5  # where the memory alone puts each target (see assign_regions)
         return region_adaptive_fusion(readout, warped, change_probability(warped, self.settings.band))
 
     def _track_bystanders(self, probs: np.ndarray, others: np.ndarray, hsv: np.ndarray,
@@ -255,12 +289,128 @@ class TargetTracker(PerFrameMatter):
         self._ids = self._ids + tuple(-(i + 1) for i in range(len(big)))
         n = len(big)
         self._tracked = np.concatenate([self._tracked, np.ones(n, bool)])
-        self._person = np.concatenate([self._person, np.zeros(n, bool)])
+        self._pending = np.concatenate([self._pending, np.zeros(n, bool)])
+        self._late = np.concatenate([self._late, np.zeros(n, bool)])
         self._size = np.concatenate([self._size, maps.reshape(n, -1).sum(1).astype(np.float64)])
         self._colour += [histogram(hsv, m > 0) for m in maps]
         probs = np.concatenate([probs, maps])
         probs[0] = np.clip(1.0 - probs[1:].sum(0), 0.0, 1.0)
         return probs, np.where(maps.any(0), 0.0, others).astype(np.float32)
+
+    def _carry_masks(self, probs: np.ndarray, keyframe: TargetMask | None, size) -> np.ndarray:
+        """Each output target's whole mask (what the user marked: the rider *and* the horse),
+        carried by motion alone from its mask frame and re-anchored on the target's person
+        pixels every frame. [K, h, w] bool, for :meth:`_held_pieces`."""
+        k_out = len(self._outputs)
+        if self._whole is None or self._whole.shape[1:] != size[::-1]:
+            self._whole = np.zeros((k_out,) + size[::-1], np.float32)
+        else:
+            self._whole = self._motion.warp(self._whole)
+        if keyframe is not None:
+            for target_id in keyframe.targets:
+                k = self._ids.index(target_id)
+                # Any cell the mask touches: thin parts (kite lines, a bike's frame) stay in.
+                self._whole[k] = probs[k + 1] > 0.1
+        # Widened a little: thin parts fade in the warp, and RVM's pieces have loose edges.
+        return np.array([cv2.dilate((m >= 0.25).astype(np.uint8), _disk(2)) > 0 for m in self._whole],
+                        bool).reshape(self._whole.shape)
+
+    def _held_pieces(self, regions: np.ndarray, person: np.ndarray, whole_mask: np.ndarray) -> np.ndarray:
+        """Person pieces nobody holds that lie mostly inside a seen target's carried whole mask
+        (RVM mattes a bit of the horse, the bike, the cart the target rides): the target's, as
+        the user's mask said; the carried mask is then re-anchored on what the target holds.
+        Only for a target whose mask holds something besides its person part: for a mask of a
+        person alone, what its carried mask once covered (someone it overlapped while they hid
+        behind it) is no piece of it, and re-anchoring would carry that someone along for good."""
+        free = person & ~regions.any(0)
+        count, comp = cv2.connectedComponents(free.astype(np.uint8), connectivity=8)
+        area = np.maximum(np.bincount(comp.ravel(), minlength=count), 1)
+        for k in range(len(self._outputs)):
+            if count > 1 and regions[k].any() and self._rides[k]:
+                inside = np.bincount(comp.ravel(), weights=whole_mask[k].ravel(), minlength=count) / area
+                inside[0] = 0.0
+                pieces = inside[comp] >= self.settings.inside_fraction
+                regions[k] |= pieces
+                free &= ~pieces
+            self._whole[k] = np.maximum(self._whole[k], regions[k])
+        return regions
+
+    def _warn_no_person(self, target_id: int) -> None:
+        if target_id in self._warned:
+            return
+        self._warned.append(target_id)
+        warnings.warn(f"no person found in the mask of target {target_id} (frame {self._frame}): the offline "
+                      f"target mode mattes people only, so this target's matte stays empty until RVM sees a "
+                      f"person where the mask is; for an object use --model matanyone (any object, its weights "
+                      f"are a download) or SAM 2 clicks", stacklevel=3)
+
+    def _keyframe_others(self, probs: np.ndarray, person: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where people who are no target are in a mask's frame: the person regions the mask does
+        not touch, and what the mask leaves out of the regions it touches (a piece of car RVM
+        joined to her, the fingertips of someone she touches), when more than a sliver along the
+        mask's edge. Both become someone else's cores: the first frame's mask is respected, what
+        it excludes stays excluded until it stops being a person region of its own."""
+        count, comp = cv2.connectedComponents(person.astype(np.uint8), connectivity=8)
+        target = probs[0] < 0.5
+        touched = np.bincount(comp.ravel(), weights=target.ravel(), minlength=count) > 0
+        touched[0] = True
+        untouched = ~touched[comp]
+        excluded = (person & touched[comp] & ~target & (comp > 0)).astype(np.uint8)
+        excluded = cv2.morphologyEx(excluded, cv2.MORPH_OPEN, _disk(self.settings.sliver_px)) > 0
+        return probs, (untouched | excluded).astype(np.float32)
+
+    def _hidden(self, regions: np.ndarray, probs: np.ndarray, keyframe: TargetMask | None) -> np.ndarray:
+        """Targets that went behind someone: what is left of them is well under their size *and*
+        someone else holds most of where they should be. A target that only looks smaller (curled
+        up in a flip, turned sideways, behind a car) keeps what it has: motion and memory carry it.
+        A hidden target is dropped rather than left to grow into whoever hides it; it is looked
+        for again by colour when it comes out."""
+        s = self.settings
+        area = regions.reshape(len(self._ids), -1).sum(1)
+        hidden = self._tracked & (self._size > 0) & (area < s.hidden_fraction * self._size)
+        if (hidden & (area > 0)).any():
+            # Behind someone = what is left of it shares an RVM person region with someone else.
+            person = regions.any(0)
+            count, comp = cv2.connectedComponents(person.astype(np.uint8), connectivity=8)
+            for k in np.flatnonzero(hidden & (area > 0)):
+                mine = np.unique(comp[regions[k]])
+                others = np.delete(regions, k, axis=0).any(0) if len(self._ids) > 1 else np.zeros_like(person)
+                hidden[k] = bool(np.isin(comp[others], mine).any())
+        if keyframe is not None:
+            hidden &= ~np.isin(self._ids, list(keyframe.targets))
+        return hidden
+
+    def _new_bystanders(self, regions: np.ndarray, person: np.ndarray, hsv: np.ndarray) -> tuple[np.ndarray, int]:
+        """People who appear or become visible after the mask's frame (a crowd RVM picks up later,
+        someone walking in, what a target's region left over when it merged with others) become
+        bystanders with their own maps and memory, so that when they touch a target later the
+        region is split between them rather than given to the target whole."""
+        s = self.settings
+        room = s.max_bystanders - sum(1 for i in self._ids if i < 0)
+        if room <= 0:
+            return regions, 1 + len(self._ids)
+        # Only person regions nobody tracked is in: what a target's region left over (a limb the
+        # cut missed) must not become someone else for good.
+        count, comp = cv2.connectedComponents(person.astype(np.uint8), connectivity=8)
+        held = np.bincount(comp.ravel(), weights=regions.any(0).ravel(), minlength=count) > 0
+        held[0] = True
+        free = (~held[comp]).astype(np.uint8)
+        if not free.any():
+            return regions, 1 + len(self._ids)
+        count, comp, stats, _ = cv2.connectedComponentsWithStats(free, connectivity=8)
+        areas = stats[1:, cv2.CC_STAT_AREA]
+        big = [1 + int(r) for r in np.argsort(-areas)[:room] if areas[r] >= s.bystander_area * free.size]
+        if not big:
+            return regions, 1 + len(self._ids)
+        maps = np.stack([comp == r for r in big])
+        n, start = len(big), min([i for i in self._ids if i < 0], default=0)
+        self._ids = self._ids + tuple(start - 1 - i for i in range(n))
+        self._tracked = np.concatenate([self._tracked, np.ones(n, bool)])
+        self._pending = np.concatenate([self._pending, np.zeros(n, bool)])
+        self._late = np.concatenate([self._late, np.ones(n, bool)])
+        self._size = np.concatenate([self._size, maps.reshape(n, -1).sum(1).astype(np.float64)])
+        self._colour += [histogram(hsv, m) for m in maps]
+        return np.concatenate([regions, maps]), 1 + len(self._ids)
 
     def _apply_keyframe(self, probs: np.ndarray, mask: TargetMask, size) -> np.ndarray:
         probs = probs.copy()
@@ -289,11 +439,18 @@ class TargetTracker(PerFrameMatter):
         lost = [k for k in range(regions.shape[0])
                 if self._tracked[k] and self._colour[k] is not None and not regions[k].any()]
         for k in lost:
-            free = person & ~regions.any(0)
+            # A bystander first seen after the mask's frame may be the lost target come back
+            # (it reappeared before its colours were recognised): its region is a candidate too.
+            late = self._late & self._tracked & (np.array(self._ids) < 0)
+            free = person & ~np.delete(regions, np.flatnonzero(late), axis=0).any(0)
             if not free.any():
                 break
             regions[k] = find_by_colour(hsv, free, self._colour[k], self._rest_colour(k), 0.25 * self._size[k],
                                         self.settings.reacquire_similarity)
+            for j in np.flatnonzero(late):
+                if (regions[j] & regions[k]).any():  # it was the target: no longer a bystander
+                    regions[j] = False
+                    self._tracked[j] = False
         return regions
 
     def _rest_colour(self, k: int) -> np.ndarray | None:
