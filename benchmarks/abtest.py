@@ -39,8 +39,10 @@ def machine(threads: int | None = None) -> str:
     """One line: CPU model, cores visible to this process, threads used, load average now."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     used = f", {threads} thread(s)" if threads else ""
-    return (f"machine: {cpu_model()}, {cores} core(s) usable of {os.cpu_count()}{used}, "
-            f"load average {load_average()} (1/5/15 min), OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
+    return (
+        f"machine: {cpu_model()}, {cores} core(s) usable of {os.cpu_count()}{used}, "
+        f"load average {load_average()} (1/5/15 min), OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}"
+    )
 
 
 @dataclass
@@ -73,6 +75,8 @@ def alternate(variants: dict[str, Callable[[int], object]], rounds: int) -> dict
 def ratio_line(ref: Timing, cand: Timing, unit: str = "s") -> str:
     """'cand vs ref': speed-up of the medians (and of the minima)."""
     scale, fmt = (1000.0, ".1f") if unit == "ms" else (1.0, ".3f")
-    return (f"{ref.name} min {ref.min * scale:{fmt}} med {ref.median * scale:{fmt}} {unit} | "
-            f"{cand.name} min {cand.min * scale:{fmt}} med {cand.median * scale:{fmt}} {unit} | "
-            f"speed-up {ref.median / cand.median:.2f}x (median), {ref.min / cand.min:.2f}x (min)")
+    return (
+        f"{ref.name} min {ref.min * scale:{fmt}} med {ref.median * scale:{fmt}} {unit} | "
+        f"{cand.name} min {cand.min * scale:{fmt}} med {cand.median * scale:{fmt}} {unit} | "
+        f"speed-up {ref.median / cand.median:.2f}x (median), {ref.min / cand.min:.2f}x (min)"
+    )

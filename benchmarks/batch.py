@@ -37,21 +37,29 @@ def make_shots(d: Path, n: int, frames: int, w: int, h: int) -> Path:
     from conftest import make_clip
 
     mask = np.zeros((h, w), np.uint8)
-    mask[h // 4: 3 * h // 4, w // 3: 2 * w // 3] = 255
+    mask[h // 4 : 3 * h // 4, w // 3 : 2 * w // 3] = 255
     cv2.imwrite(str(d / "mask.png"), mask)
     rows = ["id,input,model,mask,formats"]
     for i in range(n):
         make_clip(d / f"clip{i:02d}.mp4", frames, w, h)
         target = i % 4 == 3  # a quarter of the shots follow a masked target
-        rows.append(f"shot{i:02d},clip{i:02d}.mp4,{'rvm-target' if target else 'rvm'},"
-                    f"{'mask.png' if target else ''},\"alpha,comp\"")
+        rows.append(
+            f"shot{i:02d},clip{i:02d}.mp4,{'rvm-target' if target else 'rvm'},"
+            f'{"mask.png" if target else ""},"alpha,comp"'
+        )
     (d / "shots.csv").write_text("\n".join(rows) + "\n")
     return d / "shots.csv"
 
 
 def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     return f"{model}, {len(os.sched_getaffinity(0))} cores usable, load average {os.getloadavg()[0]:.1f}"
 
 
@@ -61,39 +69,60 @@ def inside(args) -> None:
     work = Path(tempfile.mkdtemp(prefix="vmatte-batch-bench-"))
     manifest = make_shots(work, args.shots, args.frames, *map(int, args.size.split("x")))
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), RAY_USAGE_STATS_ENABLED="0")
-    configs = {"1 worker": ["--workers", "1", "--threads", "1"], "2 workers": ["--workers", "2", "--threads", "1"],
-               "ray 2 nodes": ["--ray", "{address}", "--cpus-per-shot", "1"]}
+    configs = {
+        "1 worker": ["--workers", "1", "--threads", "1"],
+        "2 workers": ["--workers", "2", "--threads", "1"],
+        "ray 2 nodes": ["--ray", "{address}", "--cpus-per-shot", "1"],
+    }
     if args.no_ray:  # the local A/B alone: no idle Ray nodes beside it
         del configs["ray 2 nodes"]
     times: dict[str, list[float]] = {k: [] for k in configs}
     frames = args.shots * args.frames
     print(f"machine: {machine()} (shared with other jobs: figures are ratios within a round)")
     print(f"{args.shots} shots x {args.frames} frames at {args.size} (3/4 rvm, 1/4 rvm-target), formats alpha+comp")
-    with (contextlib.nullcontext() if args.no_ray else TwoNodes()) as cluster:
+    with contextlib.nullcontext() if args.no_ray else TwoNodes() as cluster:
         for r in range(args.rounds):
             for name, extra in configs.items():
                 out = work / f"out-{r}-{name.replace(' ', '')}"
-                cmd = [sys.executable, "-m", "vmatte.cli", "batch", str(manifest), "-o", str(out), "-q",
-                       *[e.replace("{address}", getattr(cluster, "address", "")) for e in extra]]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "vmatte.cli",
+                    "batch",
+                    str(manifest),
+                    "-o",
+                    str(out),
+                    "-q",
+                    *[e.replace("{address}", getattr(cluster, "address", "")) for e in extra],
+                ]
                 t0 = time.perf_counter()
                 subprocess.run(cmd, check=True, env=env, capture_output=True)
                 times[name].append(time.perf_counter() - t0)
                 per_shot = [json.loads(p.read_text())["seconds"] for p in out.glob("*/report.json")]
-                print(f"round {r + 1} {name:12s} {times[name][-1]:6.1f} s wall; per shot in the worker: "
-                      f"min {min(per_shot):.2f} s, median {statistics.median(per_shot):.2f} s; load average "
-                      f"{os.getloadavg()[0]:.1f}", flush=True)
-    print("\n| configuration | wall s (min / median) | shots/hour (best) | frames/s (best) | vs 1 worker "
-          "(min / median of per-round ratios) |\n|---|---|---|---|---|")
+                print(
+                    f"round {r + 1} {name:12s} {times[name][-1]:6.1f} s wall; per shot in the worker: "
+                    f"min {min(per_shot):.2f} s, median {statistics.median(per_shot):.2f} s; load average "
+                    f"{os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
+    print(
+        "\n| configuration | wall s (min / median) | shots/hour (best) | frames/s (best) | vs 1 worker "
+        "(min / median of per-round ratios) |\n|---|---|---|---|---|"
+    )
     base = times["1 worker"]
     for name, ts in times.items():
         ratios = [b / t for b, t in zip(base, ts)]
-        print(f"| {name} | {min(ts):.1f} / {statistics.median(ts):.1f} | {args.shots * 3600 / min(ts):.0f} | "
-              f"{frames / min(ts):.1f} | {min(ratios):.2f}x / {statistics.median(ratios):.2f}x |")
+        print(
+            f"| {name} | {min(ts):.1f} / {statistics.median(ts):.1f} | {args.shots * 3600 / min(ts):.0f} | "
+            f"{frames / min(ts):.1f} | {min(ratios):.2f}x / {statistics.median(ratios):.2f}x |"
+        )
     if not args.no_ray:
         local2, ray = times["2 workers"], times["ray 2 nodes"]
         overhead = [t_ray / t_loc - 1 for t_ray, t_loc in zip(ray, local2)]
-        print(f"\nRay vs 2 local workers: {min(overhead) * 100:+.0f}% / {statistics.median(overhead) * 100:+.0f}% "
-              f"wall time (min / median over rounds)")
+        print(
+            f"\nRay vs 2 local workers: {min(overhead) * 100:+.0f}% / {statistics.median(overhead) * 100:+.0f}% "
+            f"wall time (min / median over rounds)"
+        )
     print(f"machine after: load average {os.getloadavg()[0]:.1f}")
     import shutil
 

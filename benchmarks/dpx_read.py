@@ -82,8 +82,9 @@ def main() -> int:
                 assert err < 0.02, f"{name} differs from the written codes by {err} codes"
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (shared with other jobs)")
     for name, ts in times.items():
-        print(f"{name:5s} ms/frame 2048x1080 10-bit: min {min(ts):.1f}  median {statistics.median(ts):.1f}  "
-              f"(exact codes)")
+        print(
+            f"{name:5s} ms/frame 2048x1080 10-bit: min {min(ts):.1f}  median {statistics.median(ts):.1f}  (exact codes)"
+        )
     if "oiio" in times:
         ratios = [a / b for a, b in zip(times["pyav"], times["oiio"])]
         print(f"pyav/oiio time ratio per round: min {min(ratios):.2f} median {statistics.median(ratios):.2f}")

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "matanyone"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from abtest import machine
+from abtest import machine  # noqa: E402 - found through the sys.path entry above
 
 ROWS: list[tuple[str, str, str]] = []  # (check, figure, note)
 
@@ -70,9 +70,15 @@ def check_fixture(dev: torch.device, dry: bool) -> None:
     ref = np.load(case / "reference.npz")
     s = json.loads((case / "settings.json").read_text())
     proc, inf = s["procedure"], s["inference_config"]
-    settings = MatAnyoneSettings(mem_every=inf["mem_every"], max_mem_frames=inf["max_mem_frames"], top_k=inf["top_k"],
-                                 stagger_updates=inf["stagger_updates"], warmup_frames=proc["n_warmup"],
-                                 r_erode=proc["r_erode"], r_dilate=proc["r_dilate"])
+    settings = MatAnyoneSettings(
+        mem_every=inf["mem_every"],
+        max_mem_frames=inf["max_mem_frames"],
+        top_k=inf["top_k"],
+        stagger_updates=inf["stagger_updates"],
+        warmup_frames=proc["n_warmup"],
+        r_erode=proc["r_erode"],
+        r_dilate=proc["r_dilate"],
+    )
     n = ref["alpha"].shape[0]
     frames = [cv2.cvtColor(cv2.imread(str(case / f"{i:05d}.png")), cv2.COLOR_BGR2RGB) for i in range(n)]
     mask = cv2.imread(str(case / "mask.png"), cv2.IMREAD_GRAYSCALE)
@@ -107,7 +113,7 @@ def check_matanyone_speed(dev: torch.device, dry: bool) -> None:
     rng = np.random.default_rng(0)
     img = rng.integers(0, 255, (h, w, 3), np.uint8)
     mask = np.zeros((h, w), np.uint8)
-    mask[h // 4: 3 * h // 4, w // 3: 2 * w // 3] = 255
+    mask[h // 4 : 3 * h // 4, w // 3 : 2 * w // 3] = 255
     core = InferenceCore(_matanyone(dev), MatAnyoneSettings(warmup_frames=1))
     from vmatte.engine.matanyone.preprocess import image_to_tensor
 
@@ -164,8 +170,11 @@ def check_rvm(dev: torch.device, dry: bool) -> None:
         for _ in range(n):
             rec = run(rec)
         ort_fps = n / (time.perf_counter() - t)
-        row(f"RVM {w}x{h} plain onnxruntime ({provider})", f"{ort_fps:.1f} frames/s",
-            f"vmatte / onnxruntime = {fps / ort_fps:.2f}x (one run each, not interleaved)")
+        row(
+            f"RVM {w}x{h} plain onnxruntime ({provider})",
+            f"{ort_fps:.1f} frames/s",
+            f"vmatte / onnxruntime = {fps / ort_fps:.2f}x (one run each, not interleaved)",
+        )
 
 
 def check_videomama(dev: torch.device, dry: bool) -> None:
@@ -182,8 +191,11 @@ def check_videomama(dev: torch.device, dry: bool) -> None:
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
     torch.manual_seed(0)
     with dev:
-        model = (VideoMaMa.from_config(tiny_unet_config(), tiny_vae_config()) if dry else
-                 VideoMaMa.from_config(svd_unet_config(), svd_vae_config()))
+        model = (
+            VideoMaMa.from_config(tiny_unet_config(), tiny_vae_config())
+            if dry
+            else VideoMaMa.from_config(svd_unet_config(), svd_vae_config())
+        )
     matter = VideoMaMaMatter(model, None, dev, VideoMaMaSettings(size=size), dtype=dtype)
     w, h = size
     t = matter.settings.chunk_frames
@@ -194,8 +206,11 @@ def check_videomama(dev: torch.device, dry: bool) -> None:
     start = time.perf_counter()
     matter.run_chunk(frames, masks)
     _sync(dev)
-    row(f"VideoMaMa {'tiny' if dry else 'SVD-xt'} random weights {w}x{h} {str(dtype)[6:]}",
-        f"{time.perf_counter() - start:.2f} s/chunk of {t}", f"peak device memory {_peak(dev)}")
+    row(
+        f"VideoMaMa {'tiny' if dry else 'SVD-xt'} random weights {w}x{h} {str(dtype)[6:]}",
+        f"{time.perf_counter() - start:.2f} s/chunk of {t}",
+        f"peak device memory {_peak(dev)}",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

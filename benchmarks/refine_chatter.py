@@ -33,8 +33,12 @@ from vmatte.engine.refine import Refiner, RefineSettings
 from vmatte.eval.metrics import dtssd, jaccard
 from vmatte.matte import iter_matte, load_matter
 
-SETTINGS = {"raw": None, "chatter 2": RefineSettings(reduce_chatter=2), "chatter 4": RefineSettings(reduce_chatter=4),
-            "chatter 8": RefineSettings(reduce_chatter=8)}
+SETTINGS = {
+    "raw": None,
+    "chatter 2": RefineSettings(reduce_chatter=2),
+    "chatter 4": RefineSettings(reduce_chatter=4),
+    "chatter 8": RefineSettings(reduce_chatter=8),
+}
 SHEET = RefineSettings(reduce_chatter=4, choke=1.0, feather=2.0)
 
 
@@ -66,8 +70,11 @@ def clip_scores(pred: list[np.ndarray], true: list[np.ndarray]) -> dict[str, flo
             moving = np.abs(g - true[t - 1]) > 0.02
             if moving.any():
                 motion.append(float(np.abs(p - g)[moving].mean()))
-    return {"dtSSD": 100 * float(np.mean(d)), "MAD": 1000 * float(np.mean(mad)),
-            "motion": 1000 * float(np.mean(motion)) if motion else float("nan")}
+    return {
+        "dtSSD": 100 * float(np.mean(d)),
+        "MAD": 1000 * float(np.mean(mad)),
+        "motion": 1000 * float(np.mean(motion)) if motion else float("nan"),
+    }
 
 
 def contact_sheet(images, raw, refined, true, path: Path, picks=(8, 16, 24, 32)) -> None:
@@ -98,8 +105,11 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args()
     matter = load_matter(args.model, device="cpu")
-    print(f"machine: {platform.processor() or platform.machine()}, {cv2.getNumThreads()} OpenCV threads; "
-          f"model: {matter.description}", file=sys.stderr)
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {cv2.getNumThreads()} OpenCV threads; "
+        f"model: {matter.description}",
+        file=sys.stderr,
+    )
     clips = sorted(p for p in args.root.iterdir() if (p / "com").is_dir())
     per: dict[str, list[dict]] = {k: [] for k in SETTINGS}
     start = time.perf_counter()
@@ -134,8 +144,9 @@ def davis_j(root: Path, matter) -> dict:
         scores[seq] = {}
         for name, settings in SETTINGS.items():
             pred = refine_all(images, alphas, settings)
-            scores[seq][name] = 100 * float(np.mean([jaccard(p, g.astype(np.float32)) for p, g in
-                                                    list(zip(pred, gts))[1:]]))
+            scores[seq][name] = 100 * float(
+                np.mean([jaccard(p, g.astype(np.float32)) for p, g in list(zip(pred, gts))[1:]])
+            )
     print(f"\nDAVIS-2016 J x100 ({len(seqs)} sequences, frames 1..N, alpha >= 0.5 vs all objects)")
     print("sequence".ljust(20) + "".join(n.rjust(11) for n in SETTINGS))
     for seq, row in scores.items():

@@ -77,14 +77,14 @@ def make_clip(path: Path, n: int, size: tuple[int, int]) -> Path:
 
 # --- workers (run in a subprocess) ---------------------------------------------------------
 
+
 def worker_ab(res: str, frames: int) -> dict:
     """Plain onnxruntime and vmatte's backends in one process, alternating blocks of frames."""
     import onnxruntime as ort
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from abtest import alternate
-
     import vmatte
+    from abtest import alternate
     from vmatte.engine.runtime import tune_allocator
     from vmatte.weights import packaged_path
 
@@ -110,6 +110,7 @@ def worker_ab(res: str, frames: int) -> dict:
         def run(i: int) -> None:
             for k in range(i * BLOCK, (i + 1) * BLOCK):
                 m.step(clip[k % len(clip)], foreground=False)
+
         return run
 
     variants = {"plain onnxruntime": plain} | {b: ours(b) for b in BACKENDS}
@@ -139,7 +140,12 @@ def worker_model_only(backend: str, res: str, frames: int) -> dict:
     for i in range(frames):  # alpha only, as the file run below writes
         matter.step(clip[i % len(clip)], foreground=False)
     dt = time.perf_counter() - t0
-    return {"fps": frames / dt, "ms_per_frame": 1000 * dt / frames, "peak_rss_mb": peak_rss_mb(), "model": matter.description}
+    return {
+        "fps": frames / dt,
+        "ms_per_frame": 1000 * dt / frames,
+        "peak_rss_mb": peak_rss_mb(),
+        "model": matter.description,
+    }
 
 
 def worker_ort_reference(res: str, frames: int) -> dict:
@@ -202,8 +208,12 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer frames; skip the 2,000-frame memory run")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     ap.add_argument("--json", type=Path, help="also write the figures here")
-    ap.add_argument("--model", choices=("rvm", "matanyone"), default="rvm",
-                    help="matanyone runs benchmarks/speed_matanyone.py (recipe weights, official anchor)")
+    ap.add_argument(
+        "--model",
+        choices=("rvm", "matanyone"),
+        default="rvm",
+        help="matanyone runs benchmarks/speed_matanyone.py (recipe weights, official anchor)",
+    )
     args, rest = ap.parse_known_args()
     if args.model == "matanyone":
         raise SystemExit(subprocess.call([sys.executable, str(Path(__file__).with_name("speed_matanyone.py")), *rest]))
@@ -228,8 +238,10 @@ def main() -> None:
     n_model = 30 if args.quick else 60
     cache = Path(tempfile.gettempdir()) / "vmatte-bench"
     cache.mkdir(exist_ok=True)
-    print(f"RVM MobileNetV3 (shipped ONNX / its PyTorch conversion), downsample_ratio {RATIO}; input: "
-          f"{'sam2 juggle (real)' if SHARED_CLIP.is_file() else 'demo clip (synthetic)'}\n{machine()}")
+    print(
+        f"RVM MobileNetV3 (shipped ONNX / its PyTorch conversion), downsample_ratio {RATIO}; input: "
+        f"{'sam2 juggle (real)' if SHARED_CLIP.is_file() else 'demo clip (synthetic)'}\n{machine()}"
+    )
     report: dict = {"model_only": {}, "file_to_file": {}, "memory": {}}
     print("\nmodel-only, side by side in one process (auto = vmatte's default):")
     print(f"{'resolution':<11} {'variant':<18} {'min ms':>7} {'median ms':>10} {'vs plain ORT (median, min)':>27}")
@@ -245,8 +257,10 @@ def main() -> None:
         print(f"{'':<11} auto ran: {desc['auto']}")
 
     print("\nfile-to-file (decode + matte + alpha mp4) vs model-only of the same backend, subprocesses A B A B:")
-    print(f"{'resolution':<11} {'backend':<8} {'model-only fps':>15} {'file-to-file fps':>17} {'f2f/model':>10} "
-          f"{'peak RSS MB':>12}")
+    print(
+        f"{'resolution':<11} {'backend':<8} {'model-only fps':>15} {'file-to-file fps':>17} {'f2f/model':>10} "
+        f"{'peak RSS MB':>12}"
+    )
     for res, size in RESOLUTIONS.items():
         n_file = 60 if args.quick else (90 if res == "1920x1080" else 200)
         clip = make_clip(cache / f"clip_{res}_{n_file}.mp4", n_file, size)
@@ -258,8 +272,11 @@ def main() -> None:
             m_fps = statistics.median(x["fps"] for x in ms)
             f_fps = statistics.median(x["fps"] for x in fs)
             rss = max(x["peak_rss_mb"] for x in fs)
-            report["file_to_file"][f"{res}/{backend}"] = {"model_fps": [x["fps"] for x in ms],
-                                                         "file_fps": [x["fps"] for x in fs], "peak_rss_mb": rss}
+            report["file_to_file"][f"{res}/{backend}"] = {
+                "model_fps": [x["fps"] for x in ms],
+                "file_fps": [x["fps"] for x in fs],
+                "peak_rss_mb": rss,
+            }
             print(f"{res:<11} {backend:<8} {m_fps:15.1f} {f_fps:17.1f} {f_fps / m_fps:10.2f} {rss:12.0f}", flush=True)
 
     if not args.quick:

@@ -62,6 +62,7 @@ def _frames(w: int, h: int, n: int = 8):
 
 # --- child processes --------------------------------------------------------------------------
 
+
 def _network(official: bool):
     """The recipe-weights network: ``official`` = the official layout as loaded (the path the
     fixture test proves equal to the official code), else as vmatte loads it for the CPU."""
@@ -79,8 +80,8 @@ def child_model(w: int, h: int, frames: int) -> dict:
     of each per frame, A B then B A. -> per-step seconds of each, and the largest alpha
     difference between them (fixture tolerance: 5e-4)."""
     import torch
-    from abtest import alternate
 
+    from abtest import alternate
     from vmatte.engine.matanyone import InferenceCore, MatAnyoneSettings, start
     from vmatte.engine.matanyone.preprocess import image_to_tensor
 
@@ -96,12 +97,12 @@ def child_model(w: int, h: int, frames: int) -> dict:
     def runner(name):
         def run(i):
             alphas[name].append(cores[name].step(image_to_tensor(imgs[(4 + i) % len(imgs)])).alpha)
+
         return run
 
     timing = alternate({name: runner(name) for name in cores}, frames)
     diff = max(float((a - b).abs().max()) for a, b in zip(*alphas.values()))
-    return {name: t.times for name, t in timing.items()} | {"max_alpha_diff": diff,
-                                                             "threads": torch.get_num_threads()}
+    return {name: t.times for name, t in timing.items()} | {"max_alpha_diff": diff, "threads": torch.get_num_threads()}
 
 
 def _band_labels(mask, n: int):
@@ -113,7 +114,7 @@ def _band_labels(mask, n: int):
     out = {}
     for i in range(n):
         band = np.zeros_like(mask)
-        band[:, edges[i]:edges[i + 1]] = mask[:, edges[i]:edges[i + 1]]
+        band[:, edges[i] : edges[i + 1]] = mask[:, edges[i] : edges[i + 1]]
         out[i + 1] = band
     return out
 
@@ -130,7 +131,9 @@ def child_targets(w: int, h: int, frames: int, targets: int) -> dict:
     net.load_state_dict(_recipe_state_dict())
     prepare_network(net.eval(), "cpu")
     imgs, mask = _frames(w, h)
-    matter = MatAnyoneMatter(net, _band_labels(mask, targets), MatAnyoneSettings(warmup_frames=1, r_erode=0, r_dilate=0))
+    matter = MatAnyoneMatter(
+        net, _band_labels(mask, targets), MatAnyoneSettings(warmup_frames=1, r_erode=0, r_dilate=0)
+    )
     for i in range(4):  # first frame (mask step, warm-up) and 3 more
         matter.step_all(imgs[i % len(imgs)], foreground=False)
     times = []
@@ -138,8 +141,11 @@ def child_targets(w: int, h: int, frames: int, targets: int) -> dict:
         t = time.perf_counter()
         matter.step_all(imgs[(4 + i) % len(imgs)], foreground=False)
         times.append(time.perf_counter() - t)
-    return {"s_per_frame": float(np.median(times)), "min_s_per_frame": float(min(times)),
-            "threads": torch.get_num_threads()}
+    return {
+        "s_per_frame": float(np.median(times)),
+        "min_s_per_frame": float(min(times)),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def _write_clip(path: Path, w: int, h: int, n: int) -> Path:
@@ -173,24 +179,40 @@ def child_file(w: int, h: int, frames: int) -> dict:
         cv2.imwrite(str(tmp / "mask.png"), mask)
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         t = time.perf_counter()
-        result = vmatte.matte(tmp / "clip.mp4", tmp / "out", model="matanyone", weights=tmp / "matanyone.pth",
-                              mask=tmp / "mask.png", formats=["alpha"], device="cpu", warmup_frames=1)
+        result = vmatte.matte(
+            tmp / "clip.mp4",
+            tmp / "out",
+            model="matanyone",
+            weights=tmp / "matanyone.pth",
+            mask=tmp / "mask.png",
+            formats=["alpha"],
+            device="cpu",
+            warmup_frames=1,
+        )
         seconds = time.perf_counter() - t
-    return {"frames": result.frames, "seconds": seconds, "fps": result.frames / seconds,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "rss_before_run_mb": rss_before / 1024, "threads": torch.get_num_threads()}
+    return {
+        "frames": result.frames,
+        "seconds": seconds,
+        "fps": result.frames / seconds,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_before_run_mb": rss_before / 1024,
+        "threads": torch.get_num_threads(),
+    }
 
 
 # --- parent -------------------------------------------------------------------------------------
 
+
 def _in_child(kind: str, threads: int, **kwargs) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    code = (f"import sys, json; sys.path.insert(0, {str(ROOT / 'src')!r}); sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); "
-            f"import speed_matanyone as b; import torch; torch.set_num_threads({threads}); "
-            f"print('RESULT', json.dumps(b.child_{kind}(**{kwargs!r})))")
+    code = (
+        f"import sys, json; sys.path.insert(0, {str(ROOT / 'src')!r}); sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); "
+        f"import speed_matanyone as b; import torch; torch.set_num_threads({threads}); "
+        f"print('RESULT', json.dumps(b.child_{kind}(**{kwargs!r})))"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     line = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")][-1]
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -222,23 +244,35 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"MatAnyone on the CPU, recipe weights, fp32; {machine(args.threads)}", flush=True)
     if "model" in only:
-        print(f"{'size':>10} {'official layout s/frame':>24} {'vmatte s/frame':>16} {'speed-up':>16} {'max |d alpha|':>14}")
+        print(
+            f"{'size':>10} {'official layout s/frame':>24} {'vmatte s/frame':>16} {'speed-up':>16} {'max |d alpha|':>14}"
+        )
         print(f"{'':>10} {'min':>11} {'median':>12} {'min':>7} {'median':>8} {'median':>8} {'min':>7}")
         for w, h in sizes:
             r = _in_child("model", args.threads, w=w, h=h, frames=args.frames)
             ref, new = Timing("official layout", r.pop("official layout")), Timing("vmatte", r.pop("vmatte"))
-            r.update(size=f"{w}x{h}", official_layout_s=ref.times, vmatte_s=new.times,
-                     speedup_median=ref.median / new.median, speedup_min=ref.min / new.min)
+            r.update(
+                size=f"{w}x{h}",
+                official_layout_s=ref.times,
+                vmatte_s=new.times,
+                speedup_median=ref.median / new.median,
+                speedup_min=ref.min / new.min,
+            )
             results["model"].append(r)
-            print(f"{w}x{h:<5} {ref.min:11.3f} {ref.median:12.3f} {new.min:7.3f} {new.median:8.3f} "
-                  f"{r['speedup_median']:7.2f}x {r['speedup_min']:6.2f}x {r['max_alpha_diff']:14.1e}", flush=True)
+            print(
+                f"{w}x{h:<5} {ref.min:11.3f} {ref.median:12.3f} {new.min:7.3f} {new.median:8.3f} "
+                f"{r['speedup_median']:7.2f}x {r['speedup_min']:6.2f}x {r['max_alpha_diff']:14.1e}",
+                flush=True,
+            )
     if "targets" in only:  # not in the default set: an explicit --only targets
         print(f"{'size':>10} {'targets':>7} {'s/frame':>8} {'per target':>10}")
         results["targets"] = []
         for w, h in sizes:
             for n in (int(v) for v in args.targets.split(",") if v.strip()):
-                runs = [_in_child("targets", args.threads, w=w, h=h, frames=args.frames, targets=n)
-                        for _ in range(args.repeats)]
+                runs = [
+                    _in_child("targets", args.threads, w=w, h=h, frames=args.frames, targets=n)
+                    for _ in range(args.repeats)
+                ]
                 r = min(runs, key=lambda x: x["s_per_frame"])
                 r.update(size=f"{w}x{h}", targets=n, runs=[x["s_per_frame"] for x in runs])
                 results["targets"].append(r)
@@ -248,16 +282,22 @@ def main(argv: list[str] | None = None) -> int:
             r = _in_child("file", args.threads, w=w, h=h, frames=args.file_frames)
             r["size"] = f"{w}x{h}"
             results["file"].append(r)
-            print(f"file-to-file {w}x{h}: {r['frames']} frames in {r['seconds']:.1f} s = {r['fps']:.2f} frames/s "
-                  f"(first frame + warm-up included), peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+            print(
+                f"file-to-file {w}x{h}: {r['frames']} frames in {r['seconds']:.1f} s = {r['fps']:.2f} frames/s "
+                f"(first frame + warm-up included), peak RSS {r['peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
     if "rss" in only and args.lengths.strip().lower() != "none":
         w, h = _size(args.rss_size)
         for n in (int(v) for v in args.lengths.split(",") if v.strip()):
             r = _in_child("file", args.threads, w=w, h=h, frames=n)
             r.update(size=f"{w}x{h}", length=n)
             results["rss"].append(r)
-            print(f"peak RSS, {n} frames at {w}x{h}: {r['peak_rss_mb']:.0f} MB "
-                  f"({r['fps']:.2f} frames/s, {r['seconds']:.0f} s)", flush=True)
+            print(
+                f"peak RSS, {n} frames at {w}x{h}: {r['peak_rss_mb']:.0f} MB "
+                f"({r['fps']:.2f} frames/s, {r['seconds']:.0f} s)",
+                flush=True,
+            )
     print(f"after: {machine(args.threads)}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

@@ -77,7 +77,7 @@ def write_frames(folder: Path, n: int) -> None:
         yy, xx = np.mgrid[: SIZE[1], : SIZE[0]]
         for i in range(30):
             img = np.full((SIZE[1], SIZE[0], 3), 60, np.uint8)
-            img[(yy - 240) ** 2 + (xx - 300 - 8 * i) ** 2 < 80 ** 2] = (220, 200, 40)
+            img[(yy - 240) ** 2 + (xx - 300 - 8 * i) ** 2 < 80**2] = (220, 200, 40)
             base.append(img)
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
@@ -145,17 +145,25 @@ def speed(args) -> None:
                 fps[name].append(n / secs)
                 if name == "official":
                     loads.append(load)
-                print(f"round {r + 1} {name:8s} {n / secs:.3f} frames/s" + (f" (+ {load:.2f} s loading)" if load else ""),
-                      flush=True)
+                print(
+                    f"round {r + 1} {name:8s} {n / secs:.3f} frames/s" + (f" (+ {load:.2f} s loading)" if load else ""),
+                    flush=True,
+                )
     ratio = [b / a for a, b in zip(fps["official"], fps["vmatte"])]
-    print(json.dumps({
-        "machine": f"{cpu_name()}, {args.threads} torch threads, load average {os.getloadavg()[0]:.1f} (shared)",
-        "frames": args.frames, "input": "1024x1024 (854x480 frames)",
-        "official_fps_min_median": [min(fps["official"]), statistics.median(fps["official"])],
-        "vmatte_fps_min_median": [min(fps["vmatte"]), statistics.median(fps["vmatte"])],
-        "ratio_min_median": [min(ratio), statistics.median(ratio)],
-        "official_loading_s_min_median": [min(loads), statistics.median(loads)],
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "machine": f"{cpu_name()}, {args.threads} torch threads, load average {os.getloadavg()[0]:.1f} (shared)",
+                "frames": args.frames,
+                "input": "1024x1024 (854x480 frames)",
+                "official_fps_min_median": [min(fps["official"]), statistics.median(fps["official"])],
+                "vmatte_fps_min_median": [min(fps["vmatte"]), statistics.median(fps["vmatte"])],
+                "ratio_min_median": [min(ratio), statistics.median(ratio)],
+                "official_loading_s_min_median": [min(loads), statistics.median(loads)],
+            },
+            indent=1,
+        )
+    )
 
 
 def state_bytes_official(state) -> int:
@@ -195,19 +203,43 @@ def rss_one(args) -> None:
             _, secs, n = run_vmatte(ours, folder)
             held = run_vmatte.tracker.state_nbytes()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"impl": args.impl, "frames": n, "peak_rss_mb": round(peak, 1),
-                      "rss_before_tracking_mb": round(before, 1), "state_mb": round(held / 2**20, 1),
-                      "seconds": round(secs, 1)}))
+    print(
+        json.dumps(
+            {
+                "impl": args.impl,
+                "frames": n,
+                "peak_rss_mb": round(peak, 1),
+                "rss_before_tracking_mb": round(before, 1),
+                "state_mb": round(held / 2**20, 1),
+                "seconds": round(secs, 1),
+            }
+        )
+    )
 
 
 def rss(args) -> None:
     for n in args.frames:
         for impl in ("official", "vmatte"):
-            cmd = [sys.executable, __file__, "rss-one", "--impl", impl, "--frames", str(n), "--threads", str(args.threads)]
-            out = subprocess.run(cmd, check=False, capture_output=True, text=True,
-                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
-            print(out.stdout.strip().splitlines()[-1] if out.returncode == 0 else f"{impl} {n}: failed {out.stderr[-500:]}",
-                  flush=True)
+            cmd = [
+                sys.executable,
+                __file__,
+                "rss-one",
+                "--impl",
+                impl,
+                "--frames",
+                str(n),
+                "--threads",
+                str(args.threads),
+            ]
+            out = subprocess.run(
+                cmd, check=False, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+            )
+            print(
+                out.stdout.strip().splitlines()[-1]
+                if out.returncode == 0
+                else f"{impl} {n}: failed {out.stderr[-500:]}",
+                flush=True,
+            )
 
 
 def main() -> None:

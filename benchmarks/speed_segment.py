@@ -44,8 +44,11 @@ def best_of(rounds: int, fn, sync) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--models", default="sam2.1_hiera_tiny,sam2.1_hiera_small,sam-vit-b",
-                    help=f"comma-separated: sam-vit-b/l/h or {', '.join(SAM2_CONFIGS)}")
+    ap.add_argument(
+        "--models",
+        default="sam2.1_hiera_tiny,sam2.1_hiera_small,sam-vit-b",
+        help=f"comma-separated: sam-vit-b/l/h or {', '.join(SAM2_CONFIGS)}",
+    )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--size", default="1280x720", help="frame WxH")
     ap.add_argument("--rounds", type=int, default=2)
@@ -63,12 +66,14 @@ def main() -> None:
         predictor = predictor_cls(model, device=dev)
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        enc = best_of(args.rounds, lambda: predictor.set_image(frame), sync)
-        p1 = best_of(args.rounds + 2, lambda: predictor.predict(one, np.array([1])), sync)
-        p3 = best_of(args.rounds + 2, lambda: predictor.predict(three, np.array([1, 0, 1])), sync)
+        enc = best_of(args.rounds, lambda p=predictor: p.set_image(frame), sync)
+        p1 = best_of(args.rounds + 2, lambda p=predictor: p.predict(one, np.array([1])), sync)
+        p3 = best_of(args.rounds + 2, lambda p=predictor: p.predict(three, np.array([1, 0, 1])), sync)
         mem = f", peak {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB" if dev.type == "cuda" else ""
-        print(f"{name:20s} {params:6.1f} M params  set_image {enc:6.2f} s  predict 1 click {p1 * 1e3:6.0f} ms  "
-              f"3 clicks {p3 * 1e3:6.0f} ms{mem}")
+        print(
+            f"{name:20s} {params:6.1f} M params  set_image {enc:6.2f} s  predict 1 click {p1 * 1e3:6.0f} ms  "
+            f"3 clicks {p3 * 1e3:6.0f} ms{mem}"
+        )
         del model, predictor
 
 

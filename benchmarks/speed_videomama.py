@@ -21,7 +21,9 @@ from vmatte.models.videomama import VideoMaMa, svd_unet_config, svd_vae_config, 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--real", action="store_true", help="SVD-xt shapes (1.5 B-parameter UNet) instead of the tiny config")
+    ap.add_argument(
+        "--real", action="store_true", help="SVD-xt shapes (1.5 B-parameter UNet) instead of the tiny config"
+    )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--size", default=None, help="canvas WxH (default 1024x576 real, 32x20 tiny)")
     ap.add_argument("--rounds", type=int, default=3)
@@ -31,8 +33,11 @@ def main() -> None:
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
     torch.manual_seed(0)
     with dev:  # random init straight on the device
-        model = (VideoMaMa.from_config(svd_unet_config(), svd_vae_config()) if args.real else
-                 VideoMaMa.from_config(tiny_unet_config(), tiny_vae_config()))
+        model = (
+            VideoMaMa.from_config(svd_unet_config(), svd_vae_config())
+            if args.real
+            else VideoMaMa.from_config(tiny_unet_config(), tiny_vae_config())
+        )
     params = sum(p.numel() for p in model.parameters())
     matter = VideoMaMaMatter(model, None, dev, VideoMaMaSettings(size=size), dtype=dtype)
     w, h = size
@@ -51,9 +56,11 @@ def main() -> None:
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - start)
     new = t - matter.settings.overlap
-    print(f"{'SVD-xt' if args.real else 'tiny'} config ({params / 1e6:.1f} M parameters), {dev.type} {dtype}, "
-          f"canvas {w}x{h}, {t}-frame chunks: {best:.3f} s/chunk (best of {args.rounds}), "
-          f"{new / best:.2f} frames/s at overlap {matter.settings.overlap}")
+    print(
+        f"{'SVD-xt' if args.real else 'tiny'} config ({params / 1e6:.1f} M parameters), {dev.type} {dtype}, "
+        f"canvas {w}x{h}, {t}-frame chunks: {best:.3f} s/chunk (best of {args.rounds}), "
+        f"{new / best:.2f} frames/s at overlap {matter.settings.overlap}"
+    )
     if dev.type == "cuda":
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
 

@@ -25,8 +25,13 @@ COMMANDS = (["--help"], ["--version"], ["formats"], ["matte", "in.mp4", "-m", "n
 def sample(src: Path, argv: list[str]) -> float:
     env = {**os.environ, "PYTHONPATH": str(src)}
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "vmatte.cli", *argv], env=env, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, check=False)
+    subprocess.run(
+        [sys.executable, "-m", "vmatte.cli", *argv],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
     return time.perf_counter() - t0
 
 
@@ -46,15 +51,18 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7)
     args = ap.parse_args()
     trees = {"this": HERE} | ({"reference": args.reference.resolve()} if args.reference else {})
-    print(f"CPU: {cpu_name()}, {os.cpu_count()} threads, load average {os.getloadavg()[0]:.1f}; Python "
-          f"{platform.python_version()}")
+    print(
+        f"CPU: {cpu_name()}, {os.cpu_count()} threads, load average {os.getloadavg()[0]:.1f}; Python "
+        f"{platform.python_version()}"
+    )
     for argv in COMMANDS:
         times: dict[str, list[float]] = {name: [] for name in trees}
         for _ in range(args.rounds):
             for name, src in trees.items():  # alternating: both trees see the same load
                 times[name].append(sample(src, argv))
-        cells = "   ".join(f"{name}: min {min(t):.2f} s, median {statistics.median(t):.2f} s"
-                           for name, t in times.items())
+        cells = "   ".join(
+            f"{name}: min {min(t):.2f} s, median {statistics.median(t):.2f} s" for name, t in times.items()
+        )
         print(f"vmatte {' '.join(argv):<32} {cells}")
 
 

@@ -51,10 +51,11 @@ def main() -> None:
     mattes = _mattes(args.video)
     boy, girl = mattes["boy"], mattes["girl"]
     both = (boy & girl).sum()
-    print(f"overlap over {len(boy)} frames: {100 * both / boy.sum():.2f}% of the boy's matte pixels, "
-          f"{100 * both / girl.sum():.2f}% of the girl's")
-    person = {r.index: r.alpha >= 0.5 for r in iter_matte(args.video, model="rvm", device="cpu")
-              if r.index in SAMPLED}
+    print(
+        f"overlap over {len(boy)} frames: {100 * both / boy.sum():.2f}% of the boy's matte pixels, "
+        f"{100 * both / girl.sum():.2f}% of the girl's"
+    )
+    person = {r.index: r.alpha >= 0.5 for r in iter_matte(args.video, model="rvm", device="cpu") if r.index in SAMPLED}
     with av.open(str(args.video)) as c:
         images = {i: f.to_ndarray(format="bgr24") for i, f in enumerate(c.decode(video=0)) if i in SAMPLED}
     scores: dict[str, list[float]] = {"boy": [], "girl": []}
@@ -80,10 +81,12 @@ def main() -> None:
         label = f"{t}" + (" one region" if t in unsplit else "")
         cv2.putText(vis, label, (10, 40), cv2.FONT_HERSHEY_SIMPLEX, 1.4, (0, 255, 0), 3)
         tiles.append(cv2.resize(vis, (240, 135), interpolation=cv2.INTER_AREA))
-    rows = [np.hstack(tiles[i:i + 5]) for i in range(0, len(tiles), 5)]
+    rows = [np.hstack(tiles[i : i + 5]) for i in range(0, len(tiles), 5)]
     cv2.imwrite(str(args.sheet), np.vstack(rows))
-    print(f"J on {len(scores['boy'])} sampled frames (every 10th; not scored, one RVM region: {unsplit}): "
-          f"boy {np.mean(scores['boy']):.3f}, girl {np.mean(scores['girl']):.3f}; reference sheet: {args.sheet}")
+    print(
+        f"J on {len(scores['boy'])} sampled frames (every 10th; not scored, one RVM region: {unsplit}): "
+        f"boy {np.mean(scores['boy']):.3f}, girl {np.mean(scores['girl']):.3f}; reference sheet: {args.sheet}"
+    )
 
 
 if __name__ == "__main__":

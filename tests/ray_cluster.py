@@ -61,23 +61,40 @@ class TwoNodes:
         self.cpus = cpus
         self.address = f"127.0.0.1:{port}"
         self.temp = tempfile.mkdtemp(prefix="vr", dir="/tmp")  # Ray's socket paths must stay short
-        self.env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0",
-                        # a lost node is noticed in ~1.5 s instead of ~30 s
-                        RAY_health_check_period_ms="500", RAY_health_check_timeout_ms="500",
-                        RAY_health_check_failure_threshold="3")
+        self.env = dict(
+            os.environ,
+            RAY_USAGE_STATS_ENABLED="0",
+            # a lost node is noticed in ~1.5 s instead of ~30 s
+            RAY_health_check_period_ms="500",
+            RAY_health_check_timeout_ms="500",
+            RAY_health_check_failure_threshold="3",
+        )
         self.head = self.worker = None
 
     def _start(self, args: list[str], log: str) -> subprocess.Popen:
         out = open(Path(self.temp) / log, "w")
-        return subprocess.Popen([RAY, "start", "--node-ip-address", "127.0.0.1", f"--num-cpus={self.cpus}",
-                                 "--num-gpus=0", "--block", *args], env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                )
+        return subprocess.Popen(
+            [
+                RAY,
+                "start",
+                "--node-ip-address",
+                "127.0.0.1",
+                f"--num-cpus={self.cpus}",
+                "--num-gpus=0",
+                "--block",
+                *args,
+            ],
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
     def __enter__(self) -> TwoNodes:
         subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
         try:
-            self.head = self._start(["--head", f"--port={self.port}", "--include-dashboard=false",
-                                     f"--temp-dir={self.temp}"], "head.log")
+            self.head = self._start(
+                ["--head", f"--port={self.port}", "--include-dashboard=false", f"--temp-dir={self.temp}"], "head.log"
+            )
             # the second node retries its connection until the head's GCS answers: start both at once
             self.worker = self._start([f"--address={self.address}"], "worker.log")
             self._wait_nodes(2)
@@ -87,15 +104,23 @@ class TwoNodes:
         return self
 
     def _wait_nodes(self, n: int, timeout: float = 90) -> None:
-        code = ("import ray,sys,time\nfor _ in range(600):\n"
-                f"  try:\n    ray.init(address={self.address!r}, logging_level='ERROR', log_to_driver=False); break\n"
-                "  except Exception: time.sleep(0.2)\n"
-                f"t=time.time()\nwhile len([x for x in ray.nodes() if x['Alive']]) < {n}:\n"
-                f"  time.sleep(0.2)\n  assert time.time()-t < {timeout}, 'nodes did not come up'\n"
-                "import json; print(json.dumps([x['NodeID'] for x in ray.nodes() if x['Alive'] and "
-                "'node:__internal_head__' not in x['Resources']]))\n")
-        r = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True,
-                           timeout=timeout + 30, check=False)
+        code = (
+            "import ray,sys,time\nfor _ in range(600):\n"
+            f"  try:\n    ray.init(address={self.address!r}, logging_level='ERROR', log_to_driver=False); break\n"
+            "  except Exception: time.sleep(0.2)\n"
+            f"t=time.time()\nwhile len([x for x in ray.nodes() if x['Alive']]) < {n}:\n"
+            f"  time.sleep(0.2)\n  assert time.time()-t < {timeout}, 'nodes did not come up'\n"
+            "import json; print(json.dumps([x['NodeID'] for x in ray.nodes() if x['Alive'] and "
+            "'node:__internal_head__' not in x['Resources']]))\n"
+        )
+        r = subprocess.run(
+            [sys.executable, "-c", code],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout + 30,
+            check=False,
+        )
         if r.returncode != 0:
             raise RuntimeError(f"ray nodes did not come up: {r.stderr[-2000:]}")
         ids = json.loads(r.stdout.strip().splitlines()[-1])
@@ -160,8 +185,15 @@ def run_scenario(scenario: dict) -> dict:
                 if killed is not None:
                     cluster.kill_worker_node()
             out, err = proc.communicate(timeout=run.get("timeout", 300))
-            results["runs"].append({"rc": proc.returncode, "stdout": out, "stderr": err[-4000:], "killed": killed,
-                                    "seconds": time.perf_counter() - t0})
+            results["runs"].append(
+                {
+                    "rc": proc.returncode,
+                    "stdout": out,
+                    "stderr": err[-4000:],
+                    "killed": killed,
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
     return results
 
 

@@ -12,9 +12,9 @@ The case tables live in the test files; ``docs/robustness.md`` publishes them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from vmatte.cli import main
 from vmatte.io.probe import stream_summary

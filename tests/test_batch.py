@@ -35,8 +35,13 @@ FORMATS = "alpha-png16,alpha"
 def _env(tmp: Path) -> dict:
     # One thread per process, as each Ray task and each of 2 local workers gets on 2 cores, and an
     # empty weights cache: `auto` with a mask is then rvm-target everywhere.
-    return dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1", VMATTE_CACHE=str(tmp / "cache"),
-                RAY_USAGE_STATS_ENABLED="0")
+    return dict(
+        os.environ,
+        PYTHONPATH=str(REPO / "src"),
+        OMP_NUM_THREADS="1",
+        VMATTE_CACHE=str(tmp / "cache"),
+        RAY_USAGE_STATS_ENABLED="0",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,17 +56,35 @@ def shots(tmp_path_factory) -> Path:
     m2 = np.zeros((H, W), np.uint8)
     m2[10:50, 30:80] = 255
     cv2.imwrite(str(d / "m2.png"), m2)
-    rows = [("s1", "clip0.mp4", "rvm", "", "", ""), ("s2", "clip1.mp4", "rvm", "", "", "blue"),
-            ("s3", "clip2.mp4", "rvm-target", "m.png", "", ""), ("s4", "clip3.mp4", "rvm-target", "", "0:m.png;10:m2.png", ""),
-            ("s5", "clip4.mp4", "auto", "", "", ""), ("s6", "clip5.mp4", "auto", "m2.png", "", "")]
+    rows = [
+        ("s1", "clip0.mp4", "rvm", "", "", ""),
+        ("s2", "clip1.mp4", "rvm", "", "", "blue"),
+        ("s3", "clip2.mp4", "rvm-target", "m.png", "", ""),
+        ("s4", "clip3.mp4", "rvm-target", "", "0:m.png;10:m2.png", ""),
+        ("s5", "clip4.mp4", "auto", "", "", ""),
+        ("s6", "clip5.mp4", "auto", "m2.png", "", ""),
+    ]
     lines = ["id,input,model,mask,mask_at,bg,formats,backend"]
-    lines += [f"{i},{c},{mo},{ma},{at},{bg},\"{FORMATS + (',comp' if bg else '')}\",{'torch' if i == 's2' else ''}"
-              for i, c, mo, ma, at, bg in rows]
+    lines += [
+        f'{i},{c},{mo},{ma},{at},{bg},"{FORMATS + (",comp" if bg else "")}",{"torch" if i == "s2" else ""}'
+        for i, c, mo, ma, at, bg in rows
+    ]
     (d / "shots.csv").write_text("\n".join(lines) + "\n")
     commands = []
     for sid, clip, model, mask, at, bg in rows:  # the reference: one `vmatte matte` per shot, in turn
-        cmd = ["matte", str(d / clip), "-o", str(d / "ref" / sid), "-m", model, "-q",
-               "-f", FORMATS + (",comp" if bg else ""), "--chunk-frames", str(CHUNK)]
+        cmd = [
+            "matte",
+            str(d / clip),
+            "-o",
+            str(d / "ref" / sid),
+            "-m",
+            model,
+            "-q",
+            "-f",
+            FORMATS + (",comp" if bg else ""),
+            "--chunk-frames",
+            str(CHUNK),
+        ]
         cmd += ["--mask", str(d / mask)] if mask else []
         for spec in filter(None, at.split(";")):
             cmd += ["--mask-at", f"{spec.split(':')[0]}:{d / spec.split(':')[1]}"]
@@ -106,19 +129,24 @@ def _no_leftovers(root: Path) -> None:
 def _unshare_ok() -> str | None:
     if shutil.which("unshare") is None or shutil.which("ip") is None:
         return "needs unshare and ip (util-linux, iproute2)"
-    r = subprocess.run(["unshare", "-n", "-p", "-f", "--mount-proc", "ip", "link", "set", "lo", "up"],
-                       capture_output=True, check=False)
+    r = subprocess.run(
+        ["unshare", "-n", "-p", "-f", "--mount-proc", "ip", "link", "set", "lo", "up"], capture_output=True, check=False
+    )
     return None if r.returncode == 0 else "needs root for a network namespace (unshare -n): " + r.stderr.decode()[:200]
 
 
 # --- manifest errors, one line each ------------------------------------------------------------
 
-@pytest.mark.parametrize("text, expected", [
-    ("id,model\na,rvm\n", "header: missing column 'input'"),
-    ("id,input,model\na,{clip},rvx\n", "row 1 (id 'a'), model: unknown model 'rvx'; use one of: auto,"),
-    ("id,input\na,missing.mp4\n", "row 1 (id 'a'), input: file not found:"),
-    ("id,input\na,{clip}\nA,{clip}\n", "row 2 (id 'A'), id: duplicate of row 1 (ids are compared ignoring case"),
-])
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("id,model\na,rvm\n", "header: missing column 'input'"),
+        ("id,input,model\na,{clip},rvx\n", "row 1 (id 'a'), model: unknown model 'rvx'; use one of: auto,"),
+        ("id,input\na,missing.mp4\n", "row 1 (id 'a'), input: file not found:"),
+        ("id,input\na,{clip}\nA,{clip}\n", "row 2 (id 'A'), id: duplicate of row 1 (ids are compared ignoring case"),
+    ],
+)
 def test_manifest_error_is_one_line_and_nothing_runs(tmp_path, capsys, text, expected):
     clip = make_clip(tmp_path / "c.mp4", 3, 32, 32)
     manifest = tmp_path / "m.csv"
@@ -131,8 +159,12 @@ def test_manifest_error_is_one_line_and_nothing_runs(tmp_path, capsys, text, exp
 
 def test_every_bad_row_is_listed_jsonl(tmp_path):
     clip = make_clip(tmp_path / "c.mp4", 3, 32, 32)
-    rows = [{"id": "a", "input": str(clip), "colour": "red"}, {"id": "b/c", "input": str(clip)},
-            {"id": "d", "input": str(clip), "model": "matanyone"}, {"id": "e", "input": str(clip), "max_size": "big"}]
+    rows = [
+        {"id": "a", "input": str(clip), "colour": "red"},
+        {"id": "b/c", "input": str(clip)},
+        {"id": "d", "input": str(clip), "model": "matanyone"},
+        {"id": "e", "input": str(clip), "max_size": "big"},
+    ]
     (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     with pytest.raises(ManifestError) as e:
         load_manifest(tmp_path / "m.jsonl")
@@ -145,22 +177,26 @@ def test_model_inputs_are_checked_from_the_registry(tmp_path):
     make_clip(tmp_path / "c.mp4", 3, 32, 32)
     cv2.imwrite(str(tmp_path / "m.png"), np.full((32, 32), 255, np.uint8))
     (tmp_path / "masks").mkdir()
-    rows = [{"id": "a", "input": "c.mp4", "model": "rvm", "mask": "m.png"},
-            {"id": "b", "input": "c.mp4", "model": "rvm-target"},
-            {"id": "c", "input": "c.mp4", "model": "videomama"},
-            {"id": "d", "input": "c.mp4", "model": "matanyone", "masks": "masks"},
-            {"id": "e", "input": "c.mp4", "mask": "m.png", "masks": "masks"},
-            {"id": "f", "input": "c.mp4", "precision": "fp8"}]
+    rows = [
+        {"id": "a", "input": "c.mp4", "model": "rvm", "mask": "m.png"},
+        {"id": "b", "input": "c.mp4", "model": "rvm-target"},
+        {"id": "c", "input": "c.mp4", "model": "videomama"},
+        {"id": "d", "input": "c.mp4", "model": "matanyone", "masks": "masks"},
+        {"id": "e", "input": "c.mp4", "mask": "m.png", "masks": "masks"},
+        {"id": "f", "input": "c.mp4", "precision": "fp8"},
+    ]
     (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     with pytest.raises(ManifestError) as e:
         load_manifest(tmp_path / "m.jsonl")
     got = [(line.split("(id '")[1][0], line.split(", ", 1)[1].split(":")[0]) for line in e.value.lines]
-    assert got == [("a", "model"), ("b", "mask"), ("c", "masks"), ("d", "masks"), ("e", "masks"),
-                   ("f", "precision")], e.value.lines
+    assert got == [("a", "model"), ("b", "mask"), ("c", "masks"), ("d", "masks"), ("e", "masks"), ("f", "precision")], (
+        e.value.lines
+    )
     assert "use one of rvm-target, matanyone, matanyone2" in e.value.lines[0]
     # a keyframe model that also takes per-frame masks through RVM's gate: accepted
-    (tmp_path / "ok.jsonl").write_text(json.dumps({"id": "g", "input": "c.mp4", "model": "rvm-target",
-                                                   "masks": "masks"}))
+    (tmp_path / "ok.jsonl").write_text(
+        json.dumps({"id": "g", "input": "c.mp4", "model": "rvm-target", "masks": "masks"})
+    )
     assert [s.id for s in load_manifest(tmp_path / "ok.jsonl")] == ["g"]
     # the tracker option (SAM 2 or RVM identity) passes through as a column
     (tmp_path / "t.csv").write_text("id,input,model,mask,tracker\nh,c.mp4,rvm-target,m.png,rvm\n")
@@ -199,8 +235,10 @@ def test_the_same_batch_twice_at_once_mattes_each_shot_once(tmp_path):
         make_clip(tmp_path / f"c{i}.mp4", 8, 48, 32)
     (tmp_path / "m.csv").write_text("id,input,formats\n" + "".join(f"s{i},c{i}.mp4,alpha-png\n" for i in range(4)))
     cmd = [*VMATTE, "batch", str(tmp_path / "m.csv"), "-o", str(tmp_path / "out"), "-q", "--chunk-frames", "4"]
-    procs = [subprocess.Popen(cmd, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(cmd, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     pids = {p.pid for p in procs}
     for p in procs:
         _, err = p.communicate(timeout=300)
@@ -218,6 +256,7 @@ def test_the_same_batch_twice_at_once_mattes_each_shot_once(tmp_path):
 
 
 # --- shards ---------------------------------------------------------------------------------------
+
 
 def test_shards_cover_the_manifest_exactly_once():
     for n_shots in range(12):
@@ -266,7 +305,9 @@ def test_failed_shot_does_not_stop_the_others(tmp_path, capsys):
     assert "vmatte: shot bad failed (bad input):" in err
     summary = json.loads((tmp_path / "out" / "batch.json").read_text())
     assert [(r["id"], r["status"], r["retryable"]) for r in summary["reports"]] == [
-        ("bad", "failed", False), ("good", "done", None)]
+        ("bad", "failed", False),
+        ("good", "done", None),
+    ]
     assert "| bad | failed (bad input) |" in (tmp_path / "out" / "batch.md").read_text()
 
 
@@ -285,11 +326,16 @@ def test_ray_missing_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_ray)
     assert main(["batch", str(tmp_path / "m.csv"), "-o", str(tmp_path / "out"), "--ray"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [("vmatte: error: --ray needs Ray, which is not installed; install it with: pip install "
-                    "'vmatte[cluster]' (or pip install 'ray[default]')")]
+    assert err == [
+        (
+            "vmatte: error: --ray needs Ray, which is not installed; install it with: pip install "
+            "'vmatte[cluster]' (or pip install 'ray[default]')"
+        )
+    ]
 
 
 # --- local workers and Ray: the same frames as `vmatte matte` ---------------------------------------
+
 
 def test_two_local_workers_equal_sequential_matte_even_when_one_is_killed(shots, tmp_path):
     """`--workers 2`: the same frames as `vmatte matte`; a worker SIGKILLed mid-shot is replaced and the
@@ -301,9 +347,24 @@ def test_two_local_workers_equal_sequential_matte_even_when_one_is_killed(shots,
     from ray_cluster import _running_there
 
     root = tmp_path / "out"
-    proc = subprocess.Popen([*VMATTE, "batch", str(shots / "shots.csv"), "-o", str(root), "--workers", "2", "-q",
-                             "--chunk-frames", str(CHUNK)], env=_env(shots), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            *VMATTE,
+            "batch",
+            str(shots / "shots.csv"),
+            "-o",
+            str(root),
+            "--workers",
+            "2",
+            "-q",
+            "--chunk-frames",
+            str(CHUNK),
+        ],
+        env=_env(shots),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     killed = None
     while proc.poll() is None and killed is None:
         killed = _running_there(root, None)
@@ -327,21 +388,38 @@ def test_ray_two_nodes_equal_sequential_and_survive_node_loss(shots, tmp_path):
         pytest.skip(why)
     pytest.importorskip("ray")
     batch = [*VMATTE, "batch", str(shots / "shots.csv"), "--ray", "{address}", "-q", "--chunk-frames", str(CHUNK)]
-    scenario = {"runs": [
-        {"cmd": batch + ["-o", str(tmp_path / "run1")]},
-        {"cmd": batch + ["-o", str(tmp_path / "run2")], "kill_worker_node": True, "root": str(tmp_path / "run2")},
-    ]}
+    scenario = {
+        "runs": [
+            {"cmd": batch + ["-o", str(tmp_path / "run1")]},
+            {"cmd": batch + ["-o", str(tmp_path / "run2")], "kill_worker_node": True, "root": str(tmp_path / "run2")},
+        ]
+    }
     path = tmp_path / "scenario.json"
     path.write_text(json.dumps(scenario))
     # -p -f --mount-proc: a pid namespace too, so every Ray process goes when the scenario ends
-    subprocess.run(["unshare", "-n", "-p", "-f", "--mount-proc", sys.executable, str(REPO / "tests" / "ray_cluster.py"),
-                    str(path)], env=_env(shots), check=True, timeout=600)
+    subprocess.run(
+        [
+            "unshare",
+            "-n",
+            "-p",
+            "-f",
+            "--mount-proc",
+            sys.executable,
+            str(REPO / "tests" / "ray_cluster.py"),
+            str(path),
+        ],
+        env=_env(shots),
+        check=True,
+        timeout=600,
+    )
     result = json.loads(path.with_suffix(".result.json").read_text())
     first, second = result["runs"]
     assert first["rc"] == 0, first["stderr"]
     _assert_same_as_reference(shots, tmp_path / "run1")
-    nodes = {json.loads((tmp_path / "run1" / s / "report.json").read_text())["ray_node"] for s in
-             ("s1", "s2", "s3", "s4", "s5", "s6")}
+    nodes = {
+        json.loads((tmp_path / "run1" / s / "report.json").read_text())["ray_node"]
+        for s in ("s1", "s2", "s3", "s4", "s5", "s6")
+    }
     assert len(nodes) == 2, "the shots did not spread over both nodes"
     _no_leftovers(tmp_path / "run1")
 
@@ -361,4 +439,6 @@ def test_folder_of_videos_is_a_manifest_masks_by_name(tmp_path):
     (tmp_path / "notes.txt").write_text("not a shot")
     shots = load_manifest(tmp_path)
     assert [(s.id, s.model, s.options.get("mask")) for s in shots] == [
-        ("hero", "auto", str((tmp_path / "hero.png").resolve())), ("wide", "auto", None)]
+        ("hero", "auto", str((tmp_path / "hero.png").resolve())),
+        ("wide", "auto", None),
+    ]

@@ -13,11 +13,10 @@ import pytest
 
 import vmatte
 import vmatte.demo
+from conftest import make_clip
 from vmatte.cli import main
 from vmatte.demo import make_sample
 from vmatte.io.probe import read_rgba, stream_summary
-
-from conftest import make_clip
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +48,20 @@ def assert_one_line_error(code: int, err: str, *words: str) -> None:
 
 def test_matte_writes_every_requested_format_with_person_matte(sample, tmp_path, capsys):
     out = tmp_path / "out"
-    code, stdout, err = run_cli(["matte", sample, "-o", out, "-f", "alpha,fgr,comp,prores,webm,alpha-png16",
-                                 "--device", "cpu"], capsys)
+    code, stdout, err = run_cli(
+        ["matte", sample, "-o", out, "-f", "alpha,fgr,comp,prores,webm,alpha-png16", "--device", "cpu"], capsys
+    )
     assert code == 0, err
     assert "GPL-3.0" in err  # the weights' licence is named where they are loaded
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["astronaut_alpha.mp4", "astronaut_alpha.webm", "astronaut_alpha16", "astronaut_comp.mp4",
-                     "astronaut_fgr.mp4", "astronaut_prores4444.mov"], names
+    assert names == [
+        "astronaut_alpha.mp4",
+        "astronaut_alpha.webm",
+        "astronaut_alpha16",
+        "astronaut_comp.mp4",
+        "astronaut_fgr.mp4",
+        "astronaut_prores4444.mov",
+    ], names
     for name in ("astronaut_alpha.mp4", "astronaut_comp.mp4", "astronaut_prores4444.mov", "astronaut_alpha.webm"):
         s = stream_summary(out / name)
         assert s["frames"] == 12 and (s["width"], s["height"]) == (640, 360), (name, s)
@@ -88,12 +94,14 @@ def test_entry_point_exit_code_and_listing(tmp_path):
     exe = Path(sys.executable).with_name("vmatte")
     r = subprocess.run([str(exe), "formats"], capture_output=True, text=True)
     assert r.returncode == 0 and "prores" in r.stdout and "webm" in r.stdout
-    r = subprocess.run([str(exe), "matte", str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "o")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [str(exe), "matte", str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "o")], capture_output=True, text=True
+    )
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "not found" in r.stderr
 
 
 # --- bad input: one line, exit 2, nothing written ---------------------------------------------
+
 
 def outdir_is_empty(out: Path) -> bool:
     return not out.exists() or not any(out.iterdir())
@@ -167,6 +175,7 @@ def test_unknown_model_and_device(sample, tmp_path, capsys):
 
 # --- interruption, image folders, high bit depth ----------------------------------------------
 
+
 def test_ctrl_c_leaves_no_output(tmp_path):
     """SIGINT mid-run: exit 130, and neither final nor temporary files remain."""
     import signal
@@ -175,8 +184,11 @@ def test_ctrl_c_leaves_no_output(tmp_path):
     clip = make_clip(tmp_path / "long.mp4", 600, 320, 240)
     out = tmp_path / "out"
     exe = Path(sys.executable).with_name("vmatte")
-    proc = subprocess.Popen([str(exe), "matte", str(clip), "-o", str(out), "-f", "alpha,prores,alpha-png"],
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(exe), "matte", str(clip), "-o", str(out), "-f", "alpha,prores,alpha-png"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 60
     while time.time() < deadline and not (out.exists() and any(out.iterdir())):
         time.sleep(0.05)  # wait until writing has started

@@ -42,16 +42,20 @@ def one_error(code: int, err: str, *words: str) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("name, formats, codec, alpha", [
-    ("out.mov", None, "prores", True),
-    ("out.webm", None, "vp9", True),
-    ("out.mp4", None, "h264", False),
-    ("comp.mp4", "comp", "h264", False),
-])
+@pytest.mark.parametrize(
+    "name, formats, codec, alpha",
+    [
+        ("out.mov", None, "prores", True),
+        ("out.webm", None, "vp9", True),
+        ("out.mp4", None, "h264", False),
+        ("comp.mp4", "comp", "h264", False),
+    ],
+)
 def test_output_file_extension_picks_the_format(clip, tmp_path, capsys, name, formats, codec, alpha):
     target = tmp_path / "shots" / name
-    code, out, err = run(["matte", clip, "-o", target, "--device", "cpu", "-q",
-                          *(["-f", formats] if formats else [])], capsys)
+    code, out, err = run(
+        ["matte", clip, "-o", target, "--device", "cpu", "-q", *(["-f", formats] if formats else [])], capsys
+    )
     assert code == 0, err
     assert out.strip().split("\t")[1] == str(target)
     s = stream_summary(target)
@@ -61,7 +65,9 @@ def test_output_file_extension_picks_the_format(clip, tmp_path, capsys, name, fo
     assert sorted(p.name for p in target.parent.iterdir()) == [name]  # nothing else, hidden or not
     # the same name again: refused, without --overwrite, and the file is kept
     before = target.stat().st_mtime_ns
-    one_error(*run(["matte", clip, "-o", target, "--device", "cpu", "-q"], capsys)[::2], "already exists", "--overwrite")
+    one_error(
+        *run(["matte", clip, "-o", target, "--device", "cpu", "-q"], capsys)[::2], "already exists", "--overwrite"
+    )
     assert target.stat().st_mtime_ns == before
 
 
@@ -75,13 +81,16 @@ def test_output_folder_still_a_folder(clip, tmp_path, capsys):
     assert code == 0 and (folder / "walk_alpha.mp4").is_file(), err
 
 
-@pytest.mark.parametrize("args, words", [
-    (["{clip}", "out.mp4"], ("use -o", "-o out.mp4")),
-    (["{clip}"], ("no output given", "-o OUTDIR")),
-    (["{clip}", "-o", "x.mp4", "-f", "alpha,comp"], ("names one file", "2 outputs")),
-    (["{clip}", "-o", "x.mov", "-f", "alpha"], ("-f alpha writes a .mp4 file", "x.mp4")),
-    (["{clip}", "-o", "x.mkv"], (".mov", ".webm")),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["{clip}", "out.mp4"], ("use -o", "-o out.mp4")),
+        (["{clip}"], ("no output given", "-o OUTDIR")),
+        (["{clip}", "-o", "x.mp4", "-f", "alpha,comp"], ("names one file", "2 outputs")),
+        (["{clip}", "-o", "x.mov", "-f", "alpha"], ("-f alpha writes a .mp4 file", "x.mp4")),
+        (["{clip}", "-o", "x.mkv"], (".mov", ".webm")),
+    ],
+)
 def test_output_mistakes_are_one_line(clip, tmp_path, capsys, monkeypatch, args, words):
     monkeypatch.chdir(tmp_path)
     one_error(*run(["matte", *(a.format(clip=clip) for a in args)], capsys)[::2], *words)
@@ -100,8 +109,11 @@ def test_mask_of_another_shape_is_an_error_and_writes_nothing(clip, tmp_path, ca
     mask = tmp_path / "mask.png"
     cv2.imwrite(str(mask), np.full((10, 10), 255, np.uint8))
     out = tmp_path / "out"
-    err = one_error(*run(["matte", clip, "-o", out, "--mask", mask, "--model", "rvm-target", "--device", "cpu"],
-                         capsys)[::2], "10x10", "another shape")
+    err = one_error(
+        *run(["matte", clip, "-o", out, "--mask", mask, "--model", "rvm-target", "--device", "cpu"], capsys)[::2],
+        "10x10",
+        "another shape",
+    )
     assert "Traceback" not in err
     assert not out.exists() or list(out.iterdir()) == []
 
@@ -110,10 +122,25 @@ def test_resize_warning_is_its_own_line_before_the_progress(clip, tmp_path, caps
     info = stream_summary(clip)
     w, h = info["width"], info["height"]
     m = np.zeros((h * 2, w * 2), np.uint8)  # the same picture at twice the size: resized, with a warning
-    m[h // 2: h * 3 // 2, w // 2: w * 3 // 2] = 255
+    m[h // 2 : h * 3 // 2, w // 2 : w * 3 // 2] = 255
     cv2.imwrite(str(tmp_path / "big.png"), m)
-    code, _, err = run(["matte", clip, "-o", tmp_path / "o", "--mask", tmp_path / "big.png", "--model",
-                          "rvm-target", "--device", "cpu", "-f", "alpha"], capsys)
+    code, _, err = run(
+        [
+            "matte",
+            clip,
+            "-o",
+            tmp_path / "o",
+            "--mask",
+            tmp_path / "big.png",
+            "--model",
+            "rvm-target",
+            "--device",
+            "cpu",
+            "-f",
+            "alpha",
+        ],
+        capsys,
+    )
     assert code == 0, err
     lines = err.splitlines()
     warn = [i for i, line in enumerate(lines) if "vmatte: warning:" in line]
@@ -142,8 +169,7 @@ def test_plain_rvm_says_which_runtime_ran(clip, tmp_path, capsys):
     assert "by size" in err  # announced before the run: either
     ran = [line for line in err.splitlines() if line.startswith("ran: ")]
     assert len(ran) == 1 and ran[0].startswith("ran: RVM MobileNetV3 on onnxruntime/CPU"), err
-    code, _, err = run(["matte", clip, "-o", tmp_path / "b.mp4", "--device", "cpu", "--downsample-ratio", "1"],
-                         capsys)
+    code, _, err = run(["matte", clip, "-o", tmp_path / "b.mp4", "--device", "cpu", "--downsample-ratio", "1"], capsys)
     assert code == 0 and "ran: RVM MobileNetV3 on PyTorch/CPU" in err, err
 
 
@@ -172,14 +198,23 @@ def test_version():
     assert e.value.code == 0
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["formats"], ["matte", "x.mp4", "-m", "nope"],
-                                  ["matte", "x.mp4", "y.mp4"]])
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["--version"], ["formats"], ["matte", "x.mp4", "-m", "nope"], ["matte", "x.mp4", "y.mp4"]]
+)
 def test_quick_commands_do_not_import_torch(argv):
     """The fast start, as a behaviour: `vmatte --help` and friends never load PyTorch (its import is
     seconds; benchmarks/startup.py prints the times)."""
-    code = ("import sys\nfrom vmatte.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('torch', 'onnxruntime', 'gradio') if m in sys.modules]\n"
-            "print('HEAVY', heavy, file=sys.stderr)")
-    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60, check=False,
-                          env={**os.environ, "PYTHONPATH": str(SRC)})
+    code = (
+        "import sys\nfrom vmatte.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'onnxruntime', 'gradio') if m in sys.modules]\n"
+        "print('HEAVY', heavy, file=sys.stderr)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+    )
     assert "HEAVY []" in proc.stderr, proc.stderr[-2000:]

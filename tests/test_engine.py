@@ -73,6 +73,7 @@ def test_consumer_finish_drains_everything_in_order():
 
 def test_decode_compute_encode_overlap():
     """With sleeps standing in for decode/encode, the three stages run concurrently."""
+
     def source():
         for i in range(10):
             time.sleep(0.02)
@@ -89,6 +90,7 @@ def test_decode_compute_encode_overlap():
 
 
 # --- RVM runtime choice ---------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def frames():
@@ -149,8 +151,10 @@ def test_onnx_io_binding_equals_plain_onnxruntime_and_its_state_survives_a_resum
     m.reset()
     for f in frames[:3]:
         fgr, alpha = m.step(f)
-        feeds = {"src": f.transpose(2, 0, 1)[None].astype(np.float32) / np.float32(255),
-                 "downsample_ratio": np.array([0.25], np.float32)} | {f"r{i + 1}i": r for i, r in enumerate(rec)}
+        feeds = {
+            "src": f.transpose(2, 0, 1)[None].astype(np.float32) / np.float32(255),
+            "downsample_ratio": np.array([0.25], np.float32),
+        } | {f"r{i + 1}i": r for i, r in enumerate(rec)}
         ref_fgr, ref_pha, *rec = sess.run(None, feeds)
         np.testing.assert_allclose(alpha, ref_pha[0, 0], atol=1e-4)  # x (1/255) vs / 255 rounding
         np.testing.assert_allclose(fgr, ref_fgr[0].transpose(1, 2, 0), atol=1e-4)

@@ -9,11 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import make_clip
 from vmatte.cli import main
 from vmatte.errors import VmatteError
 from vmatte.eval.compose import ComposeSettings, Motion, MotionRange, compose_clips, find_foregrounds, parse_size
-
-from conftest import make_clip
 
 SIZE = (64, 36)
 FRAMES = 8
@@ -39,8 +38,11 @@ def media(tmp_path_factory) -> dict[str, Path]:
     cv2.imwrite(str(d / "blob.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
     # A JPEG + grey PNG alpha pair (AM-2k layout): red foreground composited over blue.
     img = alpha[..., None] * np.array([230, 20, 20]) + (1 - alpha[..., None]) * np.array([20, 20, 230])
-    cv2.imwrite(str(d / "photo.jpg"), cv2.cvtColor(np.rint(img).astype(np.uint8), cv2.COLOR_RGB2BGR),
-                [cv2.IMWRITE_JPEG_QUALITY, 100])
+    cv2.imwrite(
+        str(d / "photo.jpg"),
+        cv2.cvtColor(np.rint(img).astype(np.uint8), cv2.COLOR_RGB2BGR),
+        [cv2.IMWRITE_JPEG_QUALITY, 100],
+    )
     cv2.imwrite(str(d / "photo.png"), np.rint(alpha * 255).astype(np.uint8))
     # Backgrounds: a flat image (so the expected composite is known) and a short video.
     bg = np.zeros((40, 80, 3), np.uint8)
@@ -56,8 +58,16 @@ def media(tmp_path_factory) -> dict[str, Path]:
         cv2.imwrite(str(d / "vm" / "fgr" / "0000" / f"{i:04d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
         cv2.imwrite(str(d / "vm" / "pha" / "0000" / f"{i:04d}.png"), np.rint(_soft_disc(36, 48) * 255).astype(np.uint8))
     (d / "clip.mp4").write_bytes((d / "bg.mp4").read_bytes())
-    return {"dir": d, "rgba": d / "blob.png", "jpg": d / "photo.jpg", "alpha": d / "photo.png",
-            "flat": d / "flat.png", "video": d / "bg.mp4", "vm": d / "vm", "fgvideo": d / "clip.mp4"}
+    return {
+        "dir": d,
+        "rgba": d / "blob.png",
+        "jpg": d / "photo.jpg",
+        "alpha": d / "photo.png",
+        "flat": d / "flat.png",
+        "video": d / "bg.mp4",
+        "vm": d / "vm",
+        "fgvideo": d / "clip.mp4",
+    }
 
 
 def _settings(**kw) -> ComposeSettings:
@@ -77,7 +87,11 @@ def test_layout_and_clip_json(media, tmp_path):
     assert sorted(p.name for p in clip.iterdir()) == ["clip.json", "com", "fgr", "pha"]
     for sub in ("com", "fgr", "pha"):
         assert sorted(p.name for p in (clip / sub).iterdir()) == [f"{i:05d}.png" for i in range(FRAMES)]
-    pha, com, fgr = _read(clip / "pha" / "00000.png"), _read(clip / "com" / "00000.png"), _read(clip / "fgr" / "00000.png")
+    pha, com, fgr = (
+        _read(clip / "pha" / "00000.png"),
+        _read(clip / "com" / "00000.png"),
+        _read(clip / "fgr" / "00000.png"),
+    )
     assert pha.shape == (36, 64) and pha.dtype == np.uint8  # grey 8-bit
     assert com.shape == fgr.shape == (36, 64, 3)
     assert 0 < pha.mean() < 255 and (pha == 255).any() and (pha == 0).any()
@@ -119,8 +133,20 @@ def test_motion_is_smooth():
     seg = np.diff(m.key_frames).min()
     # smoothstep moves at most 1.5 x (key difference) / (frames between keys) per frame; key
     # differences are at most twice the range
-    limits = 1.5 * 2 * np.array([rng_range.rotation, rng_range.translation, rng_range.translation,
-                                 np.log1p(rng_range.scale), rng_range.shear]) / seg
+    limits = (
+        1.5
+        * 2
+        * np.array(
+            [
+                rng_range.rotation,
+                rng_range.translation,
+                rng_range.translation,
+                np.log1p(rng_range.scale),
+                rng_range.shear,
+            ]
+        )
+        / seg
+    )
     steps = np.abs(np.diff(np.column_stack([p[:, :3], np.log(p[:, 3]), p[:, 4]]), axis=0))
     assert (steps <= limits + 1e-12).all()
     assert steps[:, 0].max() < 1.3  # < 1.3 degrees of rotation per frame at 25 frames between keys
@@ -164,8 +190,25 @@ def test_jpeg_with_alpha_estimates_foreground(media, tmp_path):
 
 
 def test_cli_compose_and_overwrite(media, tmp_path, capsys):
-    args = ["bench", "compose", "--fg", str(media["rgba"]), "--bg", str(media["flat"]), str(media["video"]),
-            "-o", str(tmp_path), "--size", "64x36", "--frames", "3", "--clips", "2", "--seed", "4"]
+    args = [
+        "bench",
+        "compose",
+        "--fg",
+        str(media["rgba"]),
+        "--bg",
+        str(media["flat"]),
+        str(media["video"]),
+        "-o",
+        str(tmp_path),
+        "--size",
+        "64x36",
+        "--frames",
+        "3",
+        "--clips",
+        "2",
+        "--seed",
+        "4",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "0000" in out and "0001" in out
@@ -179,20 +222,38 @@ def test_cli_compose_and_overwrite(media, tmp_path, capsys):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-@pytest.mark.parametrize("fg,bg,extra,words", [
-    ("missing.png", "flat", [], "not found"),
-    ("fgvideo", "flat", [], "fgr/ and pha/"),
-    ("flat", "flat", [], "no alpha"),
-    ("rgba", "missing.mp4", [], "not found"),
-    ("rgba", "flat", ["--size", "64by36"], "WIDTHxHEIGHT"),
-    ("rgba", "flat", ["--frames", "0"], "at least 1"),
-])
+@pytest.mark.parametrize(
+    "fg,bg,extra,words",
+    [
+        ("missing.png", "flat", [], "not found"),
+        ("fgvideo", "flat", [], "fgr/ and pha/"),
+        ("flat", "flat", [], "no alpha"),
+        ("rgba", "missing.mp4", [], "not found"),
+        ("rgba", "flat", ["--size", "64by36"], "WIDTHxHEIGHT"),
+        ("rgba", "flat", ["--frames", "0"], "at least 1"),
+    ],
+)
 def test_bad_input_is_one_line_error(media, tmp_path, capsys, fg, bg, extra, words):
     def resolve(k):
         return str(media[k]) if k in media else str(media["dir"] / k)
 
-    code = main(["bench", "compose", "--fg", resolve(fg), "--bg", resolve(bg), "-o", str(tmp_path / "out"),
-                 "--size", "64x36", "--frames", "2", *extra])
+    code = main(
+        [
+            "bench",
+            "compose",
+            "--fg",
+            resolve(fg),
+            "--bg",
+            resolve(bg),
+            "-o",
+            str(tmp_path / "out"),
+            "--size",
+            "64x36",
+            "--frames",
+            "2",
+            *extra,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2, err
     assert words in err and len(err.strip().splitlines()) == 1
@@ -200,8 +261,9 @@ def test_bad_input_is_one_line_error(media, tmp_path, capsys, fg, bg, extra, wor
 
 
 def test_every_pair_comes_up(media, tmp_path):
-    clips = compose_clips([media["rgba"], media["vm"]], [media["flat"], media["video"]], tmp_path,
-                          _settings(frames=1, clips=4))
+    clips = compose_clips(
+        [media["rgba"], media["vm"]], [media["flat"], media["video"]], tmp_path, _settings(frames=1, clips=4)
+    )
     pairs = {(c.foreground["image"], c.background) for c in clips}
     assert len(pairs) == 4
 

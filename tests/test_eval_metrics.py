@@ -56,9 +56,18 @@ def test_mad_mse_by_hand():
 
 def test_reporting_scales():
     assert REPORT_SCALE == {
-        "mad": 1e3, "mse": 1e3, "grad": 1e-3, "conn": 1e-3, "dtssd": 1e2,
-        "fgr_mad": 1e3, "fgr_mse": 1e3, "core_mad": 1e3, "core_mse": 1e3, "core_dtssd": 1e2,
-        "j": 1e2, "f": 1e2,
+        "mad": 1e3,
+        "mse": 1e3,
+        "grad": 1e-3,
+        "conn": 1e-3,
+        "dtssd": 1e2,
+        "fgr_mad": 1e3,
+        "fgr_mse": 1e3,
+        "core_mad": 1e3,
+        "core_mse": 1e3,
+        "core_dtssd": 1e2,
+        "j": 1e2,
+        "f": 1e2,
     }
     acc = MetricAccumulator(MetricSettings(metrics=("mad", "mse")))
     out = acc.update(np.array([[0.0, 0.5], [1.0, 1.0]]), np.array([[0.0, 1.0], [1.0, 0.0]]))
@@ -120,18 +129,22 @@ def test_core_dtssd_needs_core_in_both_frames():
     assert acc.update(p1, t1)["core_dtssd"] == pytest.approx(100 * math.sqrt(0.02))
 
 
-CONN_T = np.array([
-    [1.0, 1.0, 0.0, 0.0],
-    [1.0, 1.0, 0.0, 0.0],
-    [0.0, 0.0, 0.0, 0.0],
-    [0.0, 0.0, 0.0, 0.17],
-])
-CONN_P = np.array([
-    [1.0, 1.0, 0.0, 0.0],
-    [1.0, 0.5, 0.0, 0.0],
-    [0.0, 0.0, 0.0, 1.0],
-    [0.0, 0.0, 0.0, 1.0],
-])
+CONN_T = np.array(
+    [
+        [1.0, 1.0, 0.0, 0.0],
+        [1.0, 1.0, 0.0, 0.0],
+        [0.0, 0.0, 0.0, 0.0],
+        [0.0, 0.0, 0.0, 0.17],
+    ]
+)
+CONN_P = np.array(
+    [
+        [1.0, 1.0, 0.0, 0.0],
+        [1.0, 0.5, 0.0, 0.0],
+        [0.0, 0.0, 0.0, 1.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ]
+)
 
 
 def test_conn_by_hand():
@@ -140,12 +153,16 @@ def test_conn_by_hand():
     #   th = 0.2 .. 0.5: the 2x2 block
     #   th = 0.6 .. 1.0: (0,0), (0,1), (1,0) (p(1,1) = 0.5 drops out); an L, still one component
     # l = last threshold still in omega: 1.0 for the L, 0.5 for (1,1), 0 everywhere else.
-    assert conn_levels(CONN_P, CONN_T) == pytest.approx(np.array([
-        [1.0, 1.0, 0.0, 0.0],
-        [1.0, 0.5, 0.0, 0.0],
-        [0.0, 0.0, 0.0, 0.0],
-        [0.0, 0.0, 0.0, 0.0],
-    ]))
+    assert conn_levels(CONN_P, CONN_T) == pytest.approx(
+        np.array(
+            [
+                [1.0, 1.0, 0.0, 0.0],
+                [1.0, 0.5, 0.0, 0.0],
+                [0.0, 0.0, 0.0, 0.0],
+                [0.0, 0.0, 0.0, 0.0],
+            ]
+        )
+    )
     # d = alpha - l, phi = 1 - d * (d >= 0.15):
     #   the L: d = 0 in both -> 0
     #   (1,1): t: d = 0.5 -> phi 0.5; p: d = 0 -> phi 1     -> 0.5

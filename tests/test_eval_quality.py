@@ -12,11 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import write_blob_still  # noqa: E402
 from vmatte.cli import main
 from vmatte.eval.compose import ComposeSettings, compose_clips
 from vmatte.eval.quality import QualitySettings, evaluate
-
-from conftest import write_blob_still  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +64,12 @@ class Nothing:
 
 
 def test_known_scores_and_outputs(bench, tmp_path):
-    res = evaluate(bench, ["oracle", "nothing"], tmp_path / "q",
-                   matters={"oracle": Oracle(bench), "nothing": Nothing()})
+    res = evaluate(
+        bench, ["oracle", "nothing"], tmp_path / "q", matters={"oracle": Oracle(bench), "nothing": Nothing()}
+    )
     assert {(s.model, s.clip, s.frames) for s in res.clips} == {
-        (m, c, 4) for m in ("oracle", "nothing") for c in ("0000", "0001")}
+        (m, c, 4) for m in ("oracle", "nothing") for c in ("0000", "0001")
+    }
     o = res.means["oracle"]
     # (the oracle's float32 copy of pha/255 is off by ~1e-8 from the float64 truth)
     for k in ("mad", "mse", "grad", "conn", "dtssd", "core_mad", "fgr_mad"):
@@ -96,8 +97,22 @@ def test_max_frames(bench, tmp_path):
 
 
 def test_cli_rvm_and_errors(bench, tmp_path, capsys):
-    code = main(["bench", "quality", str(bench / "0000"), "--models", "rvm", "--device", "cpu",
-                 "-o", str(tmp_path / "q"), "--max-frames", "2", "-q"])
+    code = main(
+        [
+            "bench",
+            "quality",
+            str(bench / "0000"),
+            "--models",
+            "rvm",
+            "--device",
+            "cpu",
+            "-o",
+            str(tmp_path / "q"),
+            "--max-frames",
+            "2",
+            "-q",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     assert out.strip() == str(tmp_path / "q" / "report.html")  # the HTML report is on by default
@@ -115,8 +130,23 @@ def test_cli_rvm_and_errors(bench, tmp_path, capsys):
 
 
 def test_target_models_get_each_clips_first_frame_mask(bench, tmp_path, capsys):
-    code = main(["bench", "quality", str(bench), "--models", "rvm,rvm-target", "--device", "cpu",
-                 "-o", str(tmp_path / "q"), "--max-frames", "3", "-q", "--no-html"])
+    code = main(
+        [
+            "bench",
+            "quality",
+            str(bench),
+            "--models",
+            "rvm,rvm-target",
+            "--device",
+            "cpu",
+            "-o",
+            str(tmp_path / "q"),
+            "--max-frames",
+            "3",
+            "-q",
+            "--no-html",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0, err
     doc = json.loads((tmp_path / "q" / "results.json").read_text())

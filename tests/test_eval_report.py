@@ -51,13 +51,27 @@ def _non_trivial(img: np.ndarray) -> bool:
 
 def _cell(sheet: np.ndarray, row: int, col: int) -> np.ndarray:
     y, x = HEADER + GAP + row * (H + GAP), GAP + col * (W + GAP)
-    return sheet[y:y + H, x:x + W]
+    return sheet[y : y + H, x : x + W]
 
 
 def test_cli_rvm_html_report(bench, tmp_path, capsys):
     out = tmp_path / "q"
-    code = main(["bench", "quality", str(bench), "--models", "rvm", "--device", "cpu", "-o", str(out),
-                 "--contact-rows", "3", "-q"])
+    code = main(
+        [
+            "bench",
+            "quality",
+            str(bench),
+            "--models",
+            "rvm",
+            "--device",
+            "cpu",
+            "-o",
+            str(out),
+            "--contact-rows",
+            "3",
+            "-q",
+        ]
+    )
     stdout, err = capsys.readouterr()
     assert code == 0, err
     assert stdout.strip() == str(out / "report.html")
@@ -84,7 +98,7 @@ def test_cli_rvm_html_report(bench, tmp_path, capsys):
         true = cv2.imread(str(bench / "0001" / "pha" / f"{frame:05d}.png"), cv2.IMREAD_GRAYSCALE)
         com = cv2.cvtColor(cv2.imread(str(bench / "0001" / "com" / f"{frame:05d}.png")), cv2.COLOR_BGR2RGB)
         assert np.array_equal(_cell(sheet, row, 2)[:, :, 0], true)  # the truth column, exactly
-        assert np.array_equal(_cell(sheet, row, 0)[H // 2:], com[H // 2:])  # the input (label at its top)
+        assert np.array_equal(_cell(sheet, row, 0)[H // 2 :], com[H // 2 :])  # the input (label at its top)
 
     # The CSV numbers are the table's numbers, formatted alike.
     for row in csv.DictReader((out / "per_clip.csv").open()):
@@ -103,8 +117,9 @@ class Truth:
         self.truth = {}
         for com in sorted(root.glob("*/com/*.png")):
             img = cv2.imread(str(com))
-            self.truth[cv2.cvtColor(img, cv2.COLOR_BGR2RGB).tobytes()] = cv2.imread(
-                str(com.parent.parent / "pha" / com.name), cv2.IMREAD_GRAYSCALE) / 255.0
+            self.truth[cv2.cvtColor(img, cv2.COLOR_BGR2RGB).tobytes()] = (
+                cv2.imread(str(com.parent.parent / "pha" / com.name), cv2.IMREAD_GRAYSCALE) / 255.0
+            )
 
     def reset(self, concurrent_io: bool = False) -> None:
         pass
@@ -116,8 +131,14 @@ class Truth:
 
 def test_two_models_side_by_side(bench, tmp_path):
     out = tmp_path / "q"
-    evaluate(bench, ["exact", "faint"], out, matters={"exact": Truth(bench), "faint": Truth(bench, 0.5)},
-             html=True, contact_rows=4)
+    evaluate(
+        bench,
+        ["exact", "faint"],
+        out,
+        matters={"exact": Truth(bench), "faint": Truth(bench, 0.5)},
+        html=True,
+        contact_rows=4,
+    )
     # Columns: input | exact | faint | truth | error exact | error faint.
     sheet = cv2.cvtColor(cv2.imread(str(out / "plots" / "contact_0000.png")), cv2.COLOR_BGR2RGB)
     assert (sheet.shape[1], sheet.shape[0]) == contact_size((W, H), 4, 2) == (6 * W + 7 * GAP, HEADER + 4 * H + 5 * GAP)

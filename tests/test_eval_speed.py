@@ -16,8 +16,29 @@ pytest.importorskip("matplotlib")
 
 def test_cli_tiny_run(tmp_path, capsys):
     out = tmp_path / "speed"
-    code = main(["bench", "speed", "-o", str(out), "--models", "rvm", "--sizes", "64x36", "--lengths", "6",
-                 "--frames", "4", "--file-frames", "5", "--rounds", "1", "--device", "cpu", "-q"])
+    code = main(
+        [
+            "bench",
+            "speed",
+            "-o",
+            str(out),
+            "--models",
+            "rvm",
+            "--sizes",
+            "64x36",
+            "--lengths",
+            "6",
+            "--frames",
+            "4",
+            "--file-frames",
+            "5",
+            "--rounds",
+            "1",
+            "--device",
+            "cpu",
+            "-q",
+        ]
+    )
     stdout, err = capsys.readouterr()
     assert code == 0, err
     assert stdout.strip() == str(out / "speed.md")
@@ -41,14 +62,17 @@ def test_cli_tiny_run(tmp_path, capsys):
         assert img is not None and img.std() > 5, name
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--models", "sam"], "unknown model"),
-    (["--sizes", "64by36"], "bad size"),
-    (["--lengths", "10,x"], "bad --lengths"),
-    (["--lengths", "0"], "--lengths must be positive"),
-    (["--rounds", "0"], "--rounds must be at least 1"),
-    (["--clip", "/nonexistent/clip.mp4"], "clip not found"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--models", "sam"], "unknown model"),
+        (["--sizes", "64by36"], "bad size"),
+        (["--lengths", "10,x"], "bad --lengths"),
+        (["--lengths", "0"], "--lengths must be positive"),
+        (["--rounds", "0"], "--rounds must be at least 1"),
+        (["--clip", "/nonexistent/clip.mp4"], "clip not found"),
+    ],
+)
 def test_cli_errors(tmp_path, capsys, args, words):
     code = main(["bench", "speed", "-o", str(tmp_path / "s"), *args])
     err = capsys.readouterr().err

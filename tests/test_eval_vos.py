@@ -28,8 +28,9 @@ def _copy_sequence(root: Path, name: str, size: tuple[int, int] = SIZE) -> None:
         ann = cv2.imread(str(DAVIS / "Annotations" / "parkour" / f"{i:05d}.png"), cv2.IMREAD_GRAYSCALE)
         small = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
         cv2.imwrite(str(root / "JPEGImages" / name / f"{i:05d}.jpg"), small)
-        cv2.imwrite(str(root / "Annotations" / name / f"{i:05d}.png"),
-                    cv2.resize(ann, size, interpolation=cv2.INTER_NEAREST))
+        cv2.imwrite(
+            str(root / "Annotations" / name / f"{i:05d}.png"), cv2.resize(ann, size, interpolation=cv2.INTER_NEAREST)
+        )
 
 
 @pytest.fixture(scope="module")
@@ -150,8 +151,21 @@ def test_multi_object_palette_scores_each_id(tmp_path, davis):
 
 def test_rvm_end_to_end_cli(davis, tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["eval", "vos", str(davis), "--sequences", "parkour", "--models", "rvm", "--device", "cpu",
-                 "--output", str(out)])
+    code = main(
+        [
+            "eval",
+            "vos",
+            str(davis),
+            "--sequences",
+            "parkour",
+            "--models",
+            "rvm",
+            "--device",
+            "cpu",
+            "--output",
+            str(out),
+        ]
+    )
     stdout, err = capsys.readouterr()
     assert code == 0, err
     assert "J&F" in stdout.splitlines()[0] and "rvm    mean" in stdout

@@ -11,10 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import SQUARE, clip_colour, clip_frame, frame_index_of, make_audio_only, make_clip
 from vmatte.errors import InputError
 from vmatte.io.reader import VideoInfo, natural_key, open_source
-
-from conftest import SQUARE, clip_colour, clip_frame, frame_index_of, make_audio_only, make_clip
 
 
 def read_all(path, **kw):
@@ -33,8 +32,9 @@ def assert_one_line(err: pytest.ExceptionInfo, *words: str) -> None:
 # --- video files ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("ext,codec", [("mp4", "h264"), ("mov", "h264"), ("mkv", "h264"), ("webm", "vp9"),
-                                       ("avi", "h264")])
+@pytest.mark.parametrize(
+    "ext,codec", [("mp4", "h264"), ("mov", "h264"), ("mkv", "h264"), ("webm", "vp9"), ("avi", "h264")]
+)
 def test_containers_frame_count_order_and_size(tmp_path, ext, codec):
     path = make_clip(tmp_path / f"clip.{ext}", 12, 64, 48)
     info, frames = read_all(path)
@@ -94,7 +94,7 @@ def test_10bit_source_gives_uint16(tmp_path, ext, codec, pix_fmt):
     assert all(f.image.dtype == np.uint16 and f.image.shape == (48, 64, 3) for f in frames)
     assert [frame_index_of(f.image) for f in frames] == list(range(6))
     # Full 0..65535 scale, not 10-bit values in a 16-bit container: the white square is near 65535.
-    assert frames[0].image[2:SQUARE - 2, 2:SQUARE - 2].min() > 58000
+    assert frames[0].image[2 : SQUARE - 2, 2 : SQUARE - 2].min() > 58000
 
 
 @pytest.mark.parametrize("rotation", [90, 180, 270])
@@ -110,8 +110,10 @@ def test_rotation_metadata_gives_upright_frames(tmp_path, rotation):
     assert img.shape == (info.height, info.width, 3) and img.flags.c_contiguous
     h, w = img.shape[:2]
     corners = {
-        "top-left": img[:SQUARE, :SQUARE], "top-right": img[:SQUARE, w - SQUARE:],
-        "bottom-left": img[h - SQUARE:, :SQUARE], "bottom-right": img[h - SQUARE:, w - SQUARE:],
+        "top-left": img[:SQUARE, :SQUARE],
+        "top-right": img[:SQUARE, w - SQUARE :],
+        "bottom-left": img[h - SQUARE :, :SQUARE],
+        "bottom-right": img[h - SQUARE :, w - SQUARE :],
     }
     white = [name for name, c in corners.items() if c.min() > 200]
     assert white == [{90: "top-right", 180: "bottom-right", 270: "bottom-left"}[rotation]]
@@ -269,14 +271,17 @@ def _decode_or_error(path: Path) -> str:
     return "full" if idx == list(range(30)) else f"short:{len(idx)}"
 
 
-@pytest.mark.parametrize("name,kw", [
-    ("plain.mp4", {}),
-    ("faststart.mp4", {"faststart": True}),
-    ("plain_audio.mp4", {"audio": True}),
-    ("faststart_audio.mp4", {"audio": True, "faststart": True}),
-    ("clip.mkv", {"audio": True}),
-    ("clip.webm", {}),
-])
+@pytest.mark.parametrize(
+    "name,kw",
+    [
+        ("plain.mp4", {}),
+        ("faststart.mp4", {"faststart": True}),
+        ("plain_audio.mp4", {"audio": True}),
+        ("faststart_audio.mp4", {"audio": True, "faststart": True}),
+        ("clip.mkv", {"audio": True}),
+        ("clip.webm", {}),
+    ],
+)
 def test_truncated_files_never_decode_short(tmp_path, name, kw):
     good = make_clip(tmp_path / name, 30, 96, 64, **kw)
     data = good.read_bytes()

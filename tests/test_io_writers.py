@@ -27,8 +27,18 @@ N = 10
 
 
 def make_info(w=64, h=48, fps=Fraction(25), path=Path("src.mp4"), audio=False, seq=False) -> VideoInfo:
-    return VideoInfo(path=path, width=w, height=h, fps=fps, num_frames=N, rotation=0, bit_depth=8,
-                     has_audio=audio, is_image_sequence=seq, codec="h264")
+    return VideoInfo(
+        path=path,
+        width=w,
+        height=h,
+        fps=fps,
+        num_frames=N,
+        rotation=0,
+        bit_depth=8,
+        has_audio=audio,
+        is_image_sequence=seq,
+        codec="h264",
+    )
 
 
 # Test matte: three flat vertical bands (alpha 0 | 1 | 0.5) above a horizontal 0..1 gradient.
@@ -79,13 +89,37 @@ VIDEO_FORMATS = [n for n in FORMATS if n not in PLATE_FORMATS]
 
 
 def test_format_table():
-    assert set(FORMATS) == {"alpha", "alpha-png", "alpha-png16", "mask-png", "fgr", "comp", "rgba-png", "prores",
-                            "webm", "exr", "exr-layers", "alpha-exr", "dpx"}
+    assert set(FORMATS) == {
+        "alpha",
+        "alpha-png",
+        "alpha-png16",
+        "mask-png",
+        "fgr",
+        "comp",
+        "rgba-png",
+        "prores",
+        "webm",
+        "exr",
+        "exr-layers",
+        "alpha-exr",
+        "dpx",
+    }
     names = {k: s.output_name("x") for k, s in FORMATS.items()}
-    assert names == {"alpha": "x_alpha.mp4", "alpha-png": "x_alpha", "alpha-png16": "x_alpha16", "mask-png": "x_mask",
-                     "fgr": "x_fgr.mp4", "comp": "x_comp.mp4", "rgba-png": "x_rgba",
-                     "prores": "x_prores4444.mov", "webm": "x_alpha.webm", "exr": "x_exr", "exr-layers": "x_layers",
-                     "alpha-exr": "x_alpha_exr", "dpx": "x_alpha_dpx"}
+    assert names == {
+        "alpha": "x_alpha.mp4",
+        "alpha-png": "x_alpha",
+        "alpha-png16": "x_alpha16",
+        "mask-png": "x_mask",
+        "fgr": "x_fgr.mp4",
+        "comp": "x_comp.mp4",
+        "rgba-png": "x_rgba",
+        "prores": "x_prores4444.mov",
+        "webm": "x_alpha.webm",
+        "exr": "x_exr",
+        "exr-layers": "x_layers",
+        "alpha-exr": "x_alpha_exr",
+        "dpx": "x_alpha_dpx",
+    }
     assert all(s.description for s in FORMATS.values())
 
 
@@ -199,10 +233,12 @@ def test_fgr_and_comp_colours_and_order(all_outputs):
         c = comp_frames[i].astype(float)
         # H.264 at CRF 18 with 4:2:0 chroma: flat colour areas wobble by a few levels (more in
         # blue, which rides on chroma); the red channel steps by 12.75 per frame, so order shows.
-        for got, want in ((f[ONE], fgr[ONE] * 255),  # fgr output
-                          (c[ONE], fgr[ONE] * 255),  # comp, opaque: foreground
-                          (c[ZERO], np.broadcast_to(green * 255, c[ZERO].shape)),  # transparent: green
-                          (c[HALF], (0.5 * fgr[HALF] + 0.5 * green) * 255)):  # half: the mix
+        for got, want in (
+            (f[ONE], fgr[ONE] * 255),  # fgr output
+            (c[ONE], fgr[ONE] * 255),  # comp, opaque: foreground
+            (c[ZERO], np.broadcast_to(green * 255, c[ZERO].shape)),  # transparent: green
+            (c[HALF], (0.5 * fgr[HALF] + 0.5 * green) * 255),
+        ):  # half: the mix
             err = np.abs(got - want)
             assert err.max() <= 8 and err.mean() <= 3, (i, err.max(), err.mean())
 
@@ -255,10 +291,18 @@ def test_wrong_frame_shape_rejected(tmp_path):
 # --- backgrounds ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("spec,rgb", [
-    ("green", (0, 255, 0)), ("black", (0, 0, 0)), ("white", (255, 255, 255)), ("blue", (0, 0, 255)),
-    ("#ff8000", (255, 128, 0)), ("#0f0", (0, 255, 0)), ("10, 20, 30", (10, 20, 30)),
-])
+@pytest.mark.parametrize(
+    "spec,rgb",
+    [
+        ("green", (0, 255, 0)),
+        ("black", (0, 0, 0)),
+        ("white", (255, 255, 255)),
+        ("blue", (0, 0, 255)),
+        ("#ff8000", (255, 128, 0)),
+        ("#0f0", (0, 255, 0)),
+        ("10, 20, 30", (10, 20, 30)),
+    ],
+)
 def test_background_colours(spec, rgb):
     bg = Background.parse(spec)
     f = bg.frame(0, 4, 6)
@@ -613,7 +657,6 @@ def test_disk_full_video(tmp_path, monkeypatch):
     assert "disk full" in str(e.value) and "--output" in str(e.value)
     assert os.listdir(tmp_path) == []
     assert os.path.exists("/dev/full")
-
 
 
 def test_prores_frame_conversion_is_exact_every_time(tmp_path):

@@ -103,8 +103,11 @@ def test_rvm_gated_by_per_frame_masks_on_real_footage(parkour):
 def test_cli_mask_options_are_checked(parkour, tmp_path, capsys):
     frames, masks = parkour
     out = tmp_path / "out"
-    for extra in (["--model", "matanyone"], ["--model", "rvm", "--mask", str(masks / "00000.png")],
-                  ["--model", "rvm", "--erode", "3"]):
+    for extra in (
+        ["--model", "matanyone"],
+        ["--model", "rvm", "--mask", str(masks / "00000.png")],
+        ["--model", "rvm", "--erode", "3"],
+    ):
         rc = main(["matte", str(frames), "--masks", str(masks), "-o", str(out), "-f", "alpha", "-q", *extra])
         err = capsys.readouterr().err.strip()
         assert rc == 2 and err.startswith("vmatte: error:") and len(err.splitlines()) == 1, err

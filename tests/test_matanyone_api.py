@@ -20,11 +20,10 @@ import pytest
 import torch
 
 import vmatte
+from conftest import matanyone_recipe_state_dict, serve_bytes, write_h264  # noqa: E402
 from vmatte.cli import main
 from vmatte.errors import InputError, VmatteError, WeightsError
 from vmatte.io.masks import MaskSizeWarning, as_target_mask, fit_to_frame, read_mask
-
-from conftest import matanyone_recipe_state_dict, serve_bytes, write_h264  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "matanyone"
 CASE = FIXTURE / "case_short"
@@ -52,8 +51,9 @@ def weights(tmp_path_factory) -> dict[str, Path]:
     torch.save(sd, root / "matanyone.pth")
     hub = root / "hub"
     hub.mkdir()
-    save_file({k: v.contiguous() for k, v in sd.items() if not k.startswith("aux_computer.")},
-              str(hub / "model.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in sd.items() if not k.startswith("aux_computer.")}, str(hub / "model.safetensors")
+    )
     (hub / "config.json").write_text(json.dumps({"model": "matanyone"}))
     return {"pth": root / "matanyone.pth", "hub": hub}
 
@@ -88,12 +88,28 @@ def _one_line_error(capsys) -> str:
 
 # --- end to end -----------------------------------------------------------------------------
 
+
 @needs_fixture
 def test_cli_matanyone_pth_on_mp4(weights, cache, tmp_path, capsys):
     clip = _mp4(tmp_path, 4)
     out = tmp_path / "out"
-    rc = main(["matte", str(clip), "--model", "matanyone", "--weights", str(weights["pth"]), "--mask",
-               str(CASE / "mask.png"), "-o", str(out), "-f", "alpha,alpha-png", *EXACT])
+    rc = main(
+        [
+            "matte",
+            str(clip),
+            "--model",
+            "matanyone",
+            "--weights",
+            str(weights["pth"]),
+            "--mask",
+            str(CASE / "mask.png"),
+            "-o",
+            str(out),
+            "-f",
+            "alpha,alpha-png",
+            *EXACT,
+        ]
+    )
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert "S-Lab License 1.0 (non-commercial)" in captured.err  # the licence is named where loaded
@@ -104,8 +120,9 @@ def test_cli_matanyone_pth_on_mp4(weights, cache, tmp_path, capsys):
 @needs_fixture
 def test_iter_matte_hub_folder_reproduces_the_fixture(weights, cache, tmp_path):
     folder = _folder(tmp_path, 8)
-    matter = vmatte.load_matter("matanyone", weights=weights["hub"], mask=CASE / "mask.png", device="cpu",
-                                warmup_frames=0, erode=0, dilate=0)
+    matter = vmatte.load_matter(
+        "matanyone", weights=weights["hub"], mask=CASE / "mask.png", device="cpu", warmup_frames=0, erode=0, dilate=0
+    )
     alphas = [r.alpha for r in vmatte.iter_matte(folder, model=matter)]
     ref = np.load(CASE / "reference.npz")["alpha"]
     assert len(alphas) == len(ref) == 8
@@ -127,8 +144,24 @@ def test_two_ids_in_one_pass_give_two_output_sets(weights, cache, tmp_path, caps
     labels = cv2.resize(labels, (256, 136), interpolation=cv2.INTER_NEAREST)  # 8 px short: fixed with a warning
     cv2.imwrite(str(tmp_path / "labels.png"), labels)
     out = tmp_path / "out"
-    rc = main(["matte", str(clip), "--model", "matanyone", "--weights", str(weights["pth"]), "--mask",
-               str(tmp_path / "labels.png"), "-o", str(out), "-f", "alpha,alpha-png16", "-q", *EXACT])
+    rc = main(
+        [
+            "matte",
+            str(clip),
+            "--model",
+            "matanyone",
+            "--weights",
+            str(weights["pth"]),
+            "--mask",
+            str(tmp_path / "labels.png"),
+            "-o",
+            str(out),
+            "-f",
+            "alpha,alpha-png16",
+            "-q",
+            *EXACT,
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 0, err
     assert "vmatte: warning: the mask" in err and "256x136 but the video is 256x144; resized" in err
@@ -165,6 +198,7 @@ def test_several_targets_equal_separate_runs_and_share_the_encoder(weights, cach
 
 
 # --- weights --------------------------------------------------------------------------------
+
 
 @needs_fixture
 def test_auto_uses_matanyone_from_the_cache_when_a_mask_is_given(weights, cache):
@@ -219,8 +253,20 @@ def test_pickle_payload_pth_is_refused(cache, tmp_path, clip_factory, capsys):
         vmatte.load_matter("matanyone", weights=bad, mask=np.full((8, 8), 255, np.uint8))
     clip = clip_factory("c.mp4", n=2, w=64, h=48)
     cv2.imwrite(str(tmp_path / "m.png"), np.full((48, 64), 255, np.uint8))
-    rc = main(["matte", str(clip), "--model", "matanyone", "--weights", str(bad), "--mask", str(tmp_path / "m.png"),
-               "-o", str(tmp_path / "out")])
+    rc = main(
+        [
+            "matte",
+            str(clip),
+            "--model",
+            "matanyone",
+            "--weights",
+            str(bad),
+            "--mask",
+            str(tmp_path / "m.png"),
+            "-o",
+            str(tmp_path / "out"),
+        ]
+    )
     assert rc == 2 and "refusing to load" in _one_line_error(capsys)
 
 
@@ -235,7 +281,6 @@ def test_hub_folder_without_safetensors_and_wrong_checkpoint(cache, tmp_path):
         vmatte.load_matter("matanyone", weights=tmp_path / "other.pth", mask=np.full((8, 8), 255, np.uint8))
 
 
-
 def test_download_into_cache_records_sha256_then_reads_cache(tmp_path, monkeypatch):
     import io
 
@@ -247,7 +292,9 @@ def test_download_into_cache_records_sha256_then_reads_cache(tmp_path, monkeypat
     buf = io.BytesIO()
     torch.save({"a": torch.arange(4.0)}, buf)
     with serve_bytes(buf.getvalue(), "matanyone.pth") as url:
-        monkeypatch.setitem(W.MATANYONE_REMOTE, "matanyone", W.RemoteFile("matanyone.pth", url, None, W.MATANYONE_LICENSE))
+        monkeypatch.setitem(
+            W.MATANYONE_REMOTE, "matanyone", W.RemoteFile("matanyone.pth", url, None, W.MATANYONE_LICENSE)
+        )
         first = W.resolve_matanyone("matanyone")
         dest = tmp_path / "cache" / "matanyone.pth"
         assert first.source == str(dest) and torch.equal(first.state_dict["a"], torch.arange(4.0))
@@ -263,6 +310,7 @@ def test_download_into_cache_records_sha256_then_reads_cache(tmp_path, monkeypat
 
 # --- masks ----------------------------------------------------------------------------------
 
+
 def _square(h=48, w=64, value=255, dtype=np.uint8) -> np.ndarray:
     m = np.zeros((h, w), dtype)
     m[10:30, 20:40] = value
@@ -274,9 +322,12 @@ def _expected(h=48, w=64) -> np.ndarray:
 
 
 def test_grey_binary_values_1_and_16bit_masks(tmp_path):
-    for name, m in (("grey.png", _square()), ("ones.png", _square(value=1)),
-                    ("sixteen.png", _square(value=65535, dtype=np.uint16)),
-                    ("sixteen_ones.png", _square(value=1, dtype=np.uint16))):
+    for name, m in (
+        ("grey.png", _square()),
+        ("ones.png", _square(value=1)),
+        ("sixteen.png", _square(value=65535, dtype=np.uint16)),
+        ("sixteen_ones.png", _square(value=1, dtype=np.uint16)),
+    ):
         cv2.imwrite(str(tmp_path / name), m)
         t = read_mask(tmp_path / name)
         assert t.ids == (1,) and t.kind == "binary", name
@@ -351,8 +402,9 @@ def test_mask_a_few_pixels_off_is_resized_with_a_warning():
 def test_mask_size_fix_in_a_run(weights, cache, tmp_path):
     mask = cv2.imread(str(CASE / "mask.png"), cv2.IMREAD_GRAYSCALE)
     off = cv2.resize(mask, (256, 136), interpolation=cv2.INTER_NEAREST)  # 8 px short, as 1080 vs 1088
-    matter = vmatte.load_matter("matanyone", weights=weights["pth"], mask=off, device="cpu", warmup_frames=0,
-                                erode=0, dilate=0)
+    matter = vmatte.load_matter(
+        "matanyone", weights=weights["pth"], mask=off, device="cpu", warmup_frames=0, erode=0, dilate=0
+    )
     matter.reset()
     with pytest.warns(MaskSizeWarning, match="256x136 but the video is 256x144; resized"):
         _, alpha = matter.step(_case_frames(1)[0], foreground=False)
@@ -366,8 +418,9 @@ def test_empty_mask_is_a_clear_error(tmp_path, clip_factory, capsys, cache):
     with pytest.raises(VmatteError, match="no target pixel"):
         as_target_mask(np.zeros((4, 4, 3), np.uint8))
     clip = clip_factory("c.mp4", n=2, w=64, h=48)
-    rc = main(["matte", str(clip), "--model", "matanyone", "--mask", str(tmp_path / "empty.png"), "-o",
-               str(tmp_path / "out")])
+    rc = main(
+        ["matte", str(clip), "--model", "matanyone", "--mask", str(tmp_path / "empty.png"), "-o", str(tmp_path / "out")]
+    )
     assert rc == 2 and "no target pixel" in _one_line_error(capsys)
     tiny = np.zeros((480, 640), np.uint8)
     tiny[5, 5] = 255  # one pixel: gone at a tenth of the size

@@ -17,12 +17,12 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import matanyone_recipe_state_dict  # noqa: E402
 from vmatte.engine.matanyone import InferenceCore, MatAnyoneSettings, prepare_network, start
-from vmatte.engine.matanyone.preprocess import image_to_tensor
 from vmatte.engine.matanyone.matter import MatAnyoneMatter
+from vmatte.engine.matanyone.preprocess import image_to_tensor
 from vmatte.io.masks import TargetMask, fit_to_frame, read_mask
 from vmatte.models.matanyone import MatAnyone
-from conftest import matanyone_recipe_state_dict  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FIXTURE = SHARED / "fixtures" / "matanyone"
@@ -33,8 +33,10 @@ TOL = 1e-4
 # mem_every 3: memory frames (and the FIFO) come into play within the 8 frames
 SETTINGS = MatAnyoneSettings(warmup_frames=1, r_erode=0, r_dilate=0, mem_every=3)
 
-pytestmark = pytest.mark.skipif(not ((FIXTURE / "recipe.py").is_file() and (JUDO / "masks").is_dir()),
-                                reason=f"no MatAnyone fixture or cutie-judo clip under {SHARED}")
+pytestmark = pytest.mark.skipif(
+    not ((FIXTURE / "recipe.py").is_file() and (JUDO / "masks").is_dir()),
+    reason=f"no MatAnyone fixture or cutie-judo clip under {SHARED}",
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +49,10 @@ def network() -> MatAnyone:
 @pytest.fixture(scope="module")
 def frames() -> list[np.ndarray]:
     paths = sorted((JUDO / "frames").iterdir())[:FRAMES]
-    return [cv2.resize(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), SIZE, interpolation=cv2.INTER_AREA)
-            for p in paths]
+    return [
+        cv2.resize(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), SIZE, interpolation=cv2.INTER_AREA)
+        for p in paths
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +95,11 @@ def test_keyframes_split_and_join_groups_exactly(network, frames, people):
     matter, got = _run(network, frames, keyframes=keyframes)
     assert sorted(sorted(g.ids) for g in matter.groups) == [[1, 3], [2]]
     assert not got[4][3].any() and got[5][3].any()
-    alone = {1: {0: TargetMask({1: people[1]}), 5: TargetMask({1: shifted})},
-             2: {0: TargetMask({2: people[2]})},
-             3: {5: TargetMask({3: people[3]})}}
+    alone = {
+        1: {0: TargetMask({1: people[1]}), 5: TargetMask({1: shifted})},
+        2: {0: TargetMask({2: people[2]})},
+        3: {5: TargetMask({3: people[3]})},
+    }
     for i, schedule in alone.items():
         _, want = _run(network, frames, keyframes=schedule)
         _assert_close(got, want, i)

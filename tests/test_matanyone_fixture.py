@@ -55,9 +55,15 @@ def network(state_dict) -> MatAnyone:
 def _settings(case: Path) -> MatAnyoneSettings:
     s = json.loads((case / "settings.json").read_text())
     proc, inf = s["procedure"], s["inference_config"]
-    return MatAnyoneSettings(mem_every=inf["mem_every"], max_mem_frames=inf["max_mem_frames"], top_k=inf["top_k"],
-                             stagger_updates=inf["stagger_updates"], warmup_frames=proc["n_warmup"],
-                             r_erode=proc["r_erode"], r_dilate=proc["r_dilate"])
+    return MatAnyoneSettings(
+        mem_every=inf["mem_every"],
+        max_mem_frames=inf["max_mem_frames"],
+        top_k=inf["top_k"],
+        stagger_updates=inf["stagger_updates"],
+        warmup_frames=proc["n_warmup"],
+        r_erode=proc["r_erode"],
+        r_dilate=proc["r_dilate"],
+    )
 
 
 def _frames(case: Path, n: int) -> list[np.ndarray]:
@@ -101,8 +107,9 @@ def _run_official_sequence(network: MatAnyone, case: Path, n: int):
 def test_recipe_weights_match_sha256(state_dict):
     expected = json.loads((FIXTURE / "weights_sha256.json").read_text())
     assert set(expected) == set(state_dict)
-    bad = [k for k, t in state_dict.items()
-           if hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest() != expected[k]]
+    bad = [
+        k for k, t in state_dict.items() if hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest() != expected[k]
+    ]
     assert not bad, f"{len(bad)} regenerated tensors differ from the reference weights, e.g. {bad[:3]}"
 
 

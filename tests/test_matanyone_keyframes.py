@@ -27,8 +27,10 @@ JUDO = SHARED / "media" / "cutie-judo"
 SIZE = (256, 144)  # w, h
 FIRST = {1: 0, 2: 5, 3: 8, 4: 13}  # id -> frame of its first mask
 
-pytestmark = pytest.mark.skipif(not ((FIXTURE / "recipe.py").is_file() and (JUDO / "masks").is_dir()),
-                                reason=f"no MatAnyone fixture or cutie-judo clip under {SHARED}")
+pytestmark = pytest.mark.skipif(
+    not ((FIXTURE / "recipe.py").is_file() and (JUDO / "masks").is_dir()),
+    reason=f"no MatAnyone fixture or cutie-judo clip under {SHARED}",
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +41,10 @@ def weights(matanyone_recipe_file) -> Path:
 @pytest.fixture(scope="module")
 def frames() -> list[np.ndarray]:
     paths = sorted((JUDO / "frames").iterdir())
-    return [cv2.resize(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), SIZE, interpolation=cv2.INTER_AREA)
-            for p in paths]
+    return [
+        cv2.resize(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), SIZE, interpolation=cv2.INTER_AREA)
+        for p in paths
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +97,7 @@ def test_targets_enter_at_their_first_mask_and_a_correction_resets_one(weights, 
     # a correction for id 1 at frame 10: the box around the id-3 mask (somewhere else entirely)
     fix = np.zeros((SIZE[1], SIZE[0]), np.uint8)
     ys, xs = np.nonzero(masks[8].targets[3])
-    fix[ys.min():ys.max() + 1, xs.min():xs.max() + 1] = 255
+    fix[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] = 255
     corrected = dict(masks)
     corrected[10] = TargetMask({1: fix})
     _, got = _run(weights, frames, corrected)
@@ -123,9 +127,33 @@ def test_cli_masks_dir_and_mask_at(weights, frames, masks, tmp_path, capsys):
     late = np.where(masks[13].targets[4] > 0, 4, 0).astype(np.uint8)
     cv2.imwrite(str(tmp_path / "late.png"), late)
     out = tmp_path / "out"
-    code = main(["matte", str(clip), "--model", "matanyone", "--weights", str(weights), "--masks-dir", str(mdir),
-                 "--mask-at", f"13:{tmp_path / 'late.png'}", "-f", "alpha-png", "-o", str(out), "-q",
-                 "--warmup-frames", "1", "--erode", "0", "--dilate", "0", "--device", "cpu"])
+    code = main(
+        [
+            "matte",
+            str(clip),
+            "--model",
+            "matanyone",
+            "--weights",
+            str(weights),
+            "--masks-dir",
+            str(mdir),
+            "--mask-at",
+            f"13:{tmp_path / 'late.png'}",
+            "-f",
+            "alpha-png",
+            "-o",
+            str(out),
+            "-q",
+            "--warmup-frames",
+            "1",
+            "--erode",
+            "0",
+            "--dilate",
+            "0",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     for i, first in FIRST.items():
         pngs = sorted((out / f"judo_id{i}_alpha").glob("*.png"))

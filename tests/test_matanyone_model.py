@@ -226,6 +226,7 @@ def test_prepare_network_swaps_3x3_convolutions_for_winograd_and_keeps_the_numbe
     if not torch._nnpack_available():
         pytest.skip("this PyTorch build has no NNPACK: the plain convolutions run")
     assert len(swapped) > 50 and all(m.stride == (1, 1) and m.kernel_size == (3, 3) for m in swapped)
+
     def convs(net):
         return {n for n, m in net.named_modules() if isinstance(m, torch.nn.Conv2d)}
 

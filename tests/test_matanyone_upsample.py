@@ -62,18 +62,24 @@ def _clip(h=96, w=128, n=3):
 def test_max_internal_size_above_the_frame_changes_nothing(random_network):
     frames, mask = _clip()
     plain = list(iter_alpha(InferenceCore(random_network, MatAnyoneSettings(warmup_frames=1)), frames, mask))
-    big = list(iter_alpha(InferenceCore(random_network, MatAnyoneSettings(warmup_frames=1, max_internal_size=500)),
-                          frames, mask))
-    small = list(iter_alpha(InferenceCore(random_network, MatAnyoneSettings(warmup_frames=1, max_internal_size=48)),
-                            frames, mask))
+    big = list(
+        iter_alpha(
+            InferenceCore(random_network, MatAnyoneSettings(warmup_frames=1, max_internal_size=500)), frames, mask
+        )
+    )
+    small = list(
+        iter_alpha(
+            InferenceCore(random_network, MatAnyoneSettings(warmup_frames=1, max_internal_size=48)), frames, mask
+        )
+    )
     for a, b, c in zip(plain, big, small):
         assert torch.equal(a.alpha, b.alpha)
         assert c.alpha.shape == a.alpha.shape and 0 <= c.alpha.min() and c.alpha.max() <= 1
 
 
 def test_bf16_autocast_on_cpu_runs_and_fp16_is_refused(random_network):
-    from vmatte.engine.matanyone.matter import MatAnyoneMatter
     from vmatte.engine.device import check_precision as _check_precision
+    from vmatte.engine.matanyone.matter import MatAnyoneMatter
 
     frames, mask = _clip(64, 96, 3)
     settings = MatAnyoneSettings(warmup_frames=1, r_erode=3, r_dilate=3)

@@ -43,7 +43,7 @@ def test_feather_is_a_gaussian_with_sigma_half_the_radius():
     # 0.5 + w0 / 2 with w0 = 1 / sum(exp(-k^2 / 2)); pixel 9 is 1 minus that (symmetry).
     a = np.zeros((12, 20), np.float32)
     a[:, 10:] = 1.0
-    w = np.exp(-np.arange(-4, 5) ** 2 / 2.0)
+    w = np.exp(-(np.arange(-4, 5) ** 2) / 2.0)
     w /= w.sum()
     out = feather(a, 2.0)
     assert out[6, 10] == pytest.approx(w[4:].sum(), abs=1e-5)
@@ -100,16 +100,31 @@ def test_refiner_applies_every_target_and_despills_the_foreground():
     assert float(out_fgr[..., 1].max()) == 0.0
 
 
-@pytest.mark.parametrize("kwargs", [dict(choke=1000), dict(feather=-1), dict(shift_edge=150),
-                                    dict(reduce_chatter=-2), dict(despill="red")])
+@pytest.mark.parametrize(
+    "kwargs", [dict(choke=1000), dict(feather=-1), dict(shift_edge=150), dict(reduce_chatter=-2), dict(despill="red")]
+)
 def test_bad_settings_are_one_line_errors(kwargs):
     with pytest.raises(VmatteError):
         RefineSettings(**kwargs)
 
 
 def test_cli_rejects_a_bad_refinement_value_with_one_line(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "vmatte.cli", "matte", str(tmp_path / "none.mp4"), "-o",
-                        str(tmp_path / "out"), "--shift-edge", "300"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vmatte.cli",
+            "matte",
+            str(tmp_path / "none.mp4"),
+            "-o",
+            str(tmp_path / "out"),
+            "--shift-edge",
+            "300",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("vmatte: error: --shift-edge")
@@ -133,8 +148,9 @@ def test_api_refines_every_run_path_the_same(tmp_path):
     streamed = [r.alpha for r in vmatte.iter_matte(clip, model="rvm", device="cpu", refine=settings)]
     assert all(np.array_equal(s, h) for s, h in zip(streamed, by_hand)) and len(streamed) == 10
     plain = vmatte.matte(clip, tmp_path / "plain", model="rvm", device="cpu", formats="alpha-png16", refine=settings)
-    chunked = vmatte.matte(clip, tmp_path / "chunked", model="rvm", device="cpu", formats="alpha-png16",
-                           refine=settings, chunk_frames=3)
+    chunked = vmatte.matte(
+        clip, tmp_path / "chunked", model="rvm", device="cpu", formats="alpha-png16", refine=settings, chunk_frames=3
+    )
     assert "refined: choke=1.5 feather=1 reduce-chatter=2" in plain.model
     for i, h in enumerate(by_hand):
         a = cv2.imread(str(plain.outputs["alpha-png16"] / f"{i:05d}.png"), cv2.IMREAD_UNCHANGED)

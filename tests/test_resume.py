@@ -45,8 +45,22 @@ def _model_args(model: str, media: dict) -> list[str]:
 
 
 def _command(media: dict, out: Path, model: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "vmatte.cli", "matte", str(media["clip"]), "-o", str(out), "-f", FORMATS,
-            "--chunk-frames", str(CHUNK), "-q", *_model_args(model, media), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "vmatte.cli",
+        "matte",
+        str(media["clip"]),
+        "-o",
+        str(out),
+        "-f",
+        FORMATS,
+        "--chunk-frames",
+        str(CHUNK),
+        "-q",
+        *_model_args(model, media),
+        *extra,
+    ]
 
 
 def _completed(out: Path) -> int:
@@ -116,8 +130,9 @@ def test_sigint_keeps_the_journal_and_resume_refuses_other_options(media, refere
     kept = _completed(out)
     assert kept >= 2 and [p.name for p in out.iterdir()] == [".vmatte-partial-c"]
     # other options: refused in one line, the journal untouched
-    other = subprocess.run(_command(media, out, "rvm", "--resume", "--max-size", "64"), capture_output=True,
-                           text=True, timeout=120)
+    other = subprocess.run(
+        _command(media, out, "rvm", "--resume", "--max-size", "64"), capture_output=True, text=True, timeout=120
+    )
     assert other.returncode == 2 and other.stderr.count("\n") == 1 and "other options" in other.stderr, other.stderr
     assert _completed(out) == kept
     resumed = subprocess.run(_command(media, out, "rvm", "--resume"), capture_output=True, text=True, timeout=120)
@@ -140,8 +155,23 @@ def test_without_resume_an_old_journal_is_replaced(media, tmp_path, capsys):
     journal = tmp_path / ".vmatte-partial-c"
     journal.mkdir()
     (journal / "manifest.json").write_text("{}")
-    code = main(["matte", str(media["clip"]), "-o", str(tmp_path), "-f", "alpha", "--chunk-frames", "32", "-q",
-                 "--model", "rvm", "--device", "cpu"])
+    code = main(
+        [
+            "matte",
+            str(media["clip"]),
+            "-o",
+            str(tmp_path),
+            "-f",
+            "alpha",
+            "--chunk-frames",
+            "32",
+            "-q",
+            "--model",
+            "rvm",
+            "--device",
+            "cpu",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0 and "replacing the unfinished run" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c_alpha.mp4"]
@@ -186,8 +216,9 @@ def test_matanyone_state_with_groups_and_keyframes_gives_the_same_frames(matanyo
     later[10:30, 60:80], later[30:60, 5:30] = 2, 3  # re-initialises id 2, adds id 3
 
     def make():
-        return vmatte.load_matter("matanyone", weights=matanyone_recipe_file, mask=labels, keyframes={3: later},
-                                  device="cpu", warmup_frames=1)
+        return vmatte.load_matter(
+            "matanyone", weights=matanyone_recipe_file, mask=labels, keyframes={3: later}, device="cpu", warmup_frames=1
+        )
 
     whole = make()
     whole.reset()

@@ -17,9 +17,9 @@ import av
 import cv2
 import numpy as np
 import pytest
+
 from conftest import clip_frame, make_clip
 from robust_cases import ERROR, HANDLED, Case, Expect, check_outcome, run_case
-
 from vmatte.cli import main
 
 RVM = ["--model", "rvm", "--device", "cpu", "-f", "alpha"]
@@ -50,13 +50,23 @@ def _folder(tmp: Path) -> Path:
 
 # --- non-UTF-8 paths (segfaulted in cv2.imread) ------------------------------------------
 
+
 def _bad_folder(tmp: Path) -> list:
     return [_frames(tmp / f"frames{BAD}", names=lambda i: f"{i:05d}{BAD}.png"), *RVM]
 
 
 def _bad_mask(tmp: Path) -> list:
-    return [make_clip(tmp / "clip.mp4", 3, 64, 48), "--model", "rvm-target", "--mask", _mask(tmp / f"m{BAD}.png"),
-            "--device", "cpu", "-f", "alpha"]
+    return [
+        make_clip(tmp / "clip.mp4", 3, 64, 48),
+        "--model",
+        "rvm-target",
+        "--mask",
+        _mask(tmp / f"m{BAD}.png"),
+        "--device",
+        "cpu",
+        "-f",
+        "alpha",
+    ]
 
 
 def _bad_background(tmp: Path) -> list:
@@ -65,6 +75,7 @@ def _bad_background(tmp: Path) -> list:
 
 
 # --- options that crashed -----------------------------------------------------------------
+
 
 def _fps(value: str):
     return lambda tmp: [_folder(tmp), *RVM, "--fps", value]
@@ -82,6 +93,7 @@ def _tiny_ratio(*extra: str, target: bool = False, masks: bool = False):
             more = ["--masks", d]
         model = "rvm-target" if target else "rvm"
         return [clip, "--model", model, "--device", "cpu", "-f", "alpha", "--downsample-ratio", "0.001", *extra, *more]
+
     return make
 
 
@@ -100,12 +112,25 @@ def _device(name: str):
 def _mask_at(frame: int):
     def make(tmp: Path) -> list:
         m = _mask(tmp / "m.png")
-        return [make_clip(tmp / "clip.mp4", 3, 64, 48), "--model", "rvm-target", "--mask", m, "--mask-at",
-                f"{frame}:{m}", "--device", "cpu", "-f", "alpha"]
+        return [
+            make_clip(tmp / "clip.mp4", 3, 64, 48),
+            "--model",
+            "rvm-target",
+            "--mask",
+            m,
+            "--mask-at",
+            f"{frame}:{m}",
+            "--device",
+            "cpu",
+            "-f",
+            "alpha",
+        ]
+
     return make
 
 
 # --- messages -------------------------------------------------------------------------------
+
 
 def _garbage_png_frame(tmp: Path) -> list:
     folder = _folder(tmp)
@@ -141,15 +166,21 @@ def _long_input(tmp: Path) -> list:
 
 
 CASES = [
-    Case("image folder named with bytes that are not UTF-8 (segfault in cv2.imread)", _bad_folder,
-         Expect(HANDLED, frames=3, size=(64, 48))),
+    Case(
+        "image folder named with bytes that are not UTF-8 (segfault in cv2.imread)",
+        _bad_folder,
+        Expect(HANDLED, frames=3, size=(64, 48)),
+    ),
     Case("mask path not valid UTF-8", _bad_mask, Expect(HANDLED, frames=3, size=(64, 48))),
     Case("background image path not valid UTF-8", _bad_background, Expect(HANDLED, frames=3, size=(64, 48))),
     Case("--fps nan on an image folder", _fps("nan"), Expect(ERROR, ("--fps",))),
     Case("--fps inf on an image folder", _fps("inf"), Expect(ERROR, ("--fps",))),
     Case("--fps 1e300 on an image folder", _fps("1e300"), Expect(ERROR, ("--fps",))),
-    Case("--downsample-ratio 0.001 (0 px network input), --backend torch", _tiny_ratio("--backend", "torch"),
-         Expect(ERROR, ("one pixel",))),
+    Case(
+        "--downsample-ratio 0.001 (0 px network input), --backend torch",
+        _tiny_ratio("--backend", "torch"),
+        Expect(ERROR, ("one pixel",)),
+    ),
     Case("--downsample-ratio 0.001, --backend onnx", _tiny_ratio("--backend", "onnx"), Expect(ERROR, ("one pixel",))),
     Case("--downsample-ratio 0.001, --backend auto", _tiny_ratio(), Expect(ERROR, ("one pixel",))),
     Case("--downsample-ratio 0.001, rvm-target", _tiny_ratio(target=True), Expect(ERROR, ("one pixel",))),
@@ -159,8 +190,11 @@ CASES = [
     Case("--device xla", _device("xla"), Expect(ERROR, ("device",))),
     Case("--mask-at 999 past the last frame (every alpha was 0)", _mask_at(999), Expect(ERROR, ("frame 999",))),
     Case("--mask-at at the frame just past the end", _mask_at(3), Expect(ERROR, ("frame 3",))),
-    Case("PNG frame with a valid signature and a garbage body (OpenCV's own log lines)", _garbage_png_frame,
-         Expect(ERROR, ("00001.png",))),
+    Case(
+        "PNG frame with a valid signature and a garbage body (OpenCV's own log lines)",
+        _garbage_png_frame,
+        Expect(ERROR, ("00001.png",)),
+    ),
     Case("audio file with cover art", _cover_art, Expect(ERROR, ("cover art",))),
     Case("URL as input", lambda tmp: ["http://example.com/clip.mp4", *RVM], Expect(ERROR, ("URL", "download"))),
     Case("output name longer than the file system allows", _long_stem, Expect(ERROR, ("shorter name",))),
@@ -172,7 +206,11 @@ CASES = [
 def test_crash_case(case: Case, tmp_path, capsys):
     if "UTF-8" in case.name:
         # in a fresh process: a segfault there fails this test instead of killing the suite
-        code = subprocess.run([sys.executable, "-c", f"""
+        code = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"""
 import sys; sys.path[:0] = {[str(Path(__file__).parent)]!r}
 import test_robust_crashes as t, robust_cases as r
 from pathlib import Path
@@ -183,9 +221,14 @@ class Cap:
 import io, contextlib
 cap = Cap(); o, e = io.StringIO(), io.StringIO()
 with contextlib.redirect_stdout(o), contextlib.redirect_stderr(e):
-    code = r.main(["matte", *map(str, case.make(Path({str(tmp_path)!r}))), "-o", {str(tmp_path / 'out')!r}, "-q"])
-r.check_outcome(case, code, o.getvalue(), e.getvalue(), Path({str(tmp_path / 'out')!r}))
-"""], capture_output=True, text=True, timeout=300)
+    code = r.main(["matte", *map(str, case.make(Path({str(tmp_path)!r}))), "-o", {str(tmp_path / "out")!r}, "-q"])
+r.check_outcome(case, code, o.getvalue(), e.getvalue(), Path({str(tmp_path / "out")!r}))
+""",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert code.returncode == 0, code.stderr[-3000:]
         return
     code, stdout, err, out = run_case(case, tmp_path, capsys)
@@ -193,16 +236,23 @@ r.check_outcome(case, code, o.getvalue(), e.getvalue(), Path({str(tmp_path / 'ou
 
 
 def test_argparse_errors_are_one_line(capsys):
-    for argv in (["matte"], ["matte", "x", "-o", "y", "--fps", "abc"], ["nosuchcommand"], ["matte", "x", "-o", "y",
-                                                                                        "--model", "nope"]):
+    for argv in (
+        ["matte"],
+        ["matte", "x", "-o", "y", "--fps", "abc"],
+        ["nosuchcommand"],
+        ["matte", "x", "-o", "y", "--model", "nope"],
+    ):
         with pytest.raises(SystemExit) as e:
             main(argv)
         err = capsys.readouterr().err
         assert e.value.code == 2 and err.count("\n") == 1 and err.startswith("vmatte: error:"), err
 
 
-@pytest.mark.parametrize("args,words", [(["--frames", "0"], "--frames"), (["--output", "FILE"], "is a file")],
-                         ids=["--frames 0", "--output an existing file"])
+@pytest.mark.parametrize(
+    "args,words",
+    [(["--frames", "0"], "--frames"), (["--output", "FILE"], "is a file")],
+    ids=["--frames 0", "--output an existing file"],
+)
 def test_demo_bad_options_are_one_line(args, words, tmp_path, capsys):
     blocker = tmp_path / "a_file"
     blocker.write_text("mine")
@@ -216,6 +266,10 @@ def test_opencv_log_lines_are_silenced(tmp_path):
     """OpenCV writes its own ``[ WARN:...]`` lines to the C stderr (not seen by capsys): in a
     real process the garbage PNG frame gives exactly the one vmatte line."""
     argv = [str(a) for a in _garbage_png_frame(tmp_path)]
-    done = subprocess.run([sys.executable, "-m", "vmatte.cli", "matte", *argv, "-o", str(tmp_path / "out"), "-q"],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "vmatte.cli", "matte", *argv, "-o", str(tmp_path / "out"), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "00001.png" in done.stderr, done.stderr

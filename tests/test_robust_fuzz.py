@@ -18,8 +18,13 @@ from vmatte.errors import VmatteError
 from vmatte.io.masks import MaskSizeWarning, fit_to_frame, read_mask
 from vmatte.io.reader import open_source
 
-FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 _SEEDS: dict[str, bytes] = {}
 

@@ -28,6 +28,7 @@ RVM = ["--model", "rvm", "--device", "cpu", "-f", "alpha"]
 def _clip(name: str, n: int = 4, w: int = 64, h: int = 48, **kw):
     def make(tmp: Path) -> list:
         return [make_clip(tmp / name, n, w, h, **kw), *RVM]
+
     return make
 
 
@@ -38,6 +39,7 @@ def _truncated(fraction: float):
         cut.write_bytes(good.read_bytes()[: int(good.stat().st_size * fraction)])
         good.unlink()
         return [cut, *RVM]
+
     return make
 
 
@@ -125,6 +127,7 @@ def _8k(max_size: bool):
             out.mux(s.encode(f))
             out.mux(s.encode())
         return [path, *RVM, *(["--max-size", "256"] if max_size else [])]
+
     return make
 
 
@@ -137,22 +140,37 @@ CASES = [
     Case("truncated mp4 at 80%", _truncated(0.8), Expect(ERROR, ("cut.mp4",))),
     Case("truncated mp4 at 90% (in the sample index)", _truncated(0.9), Expect(ERROR, ("cut.mp4",))),
     # The last 1% is the trailing metadata atom (udta, the encoder tag): every frame is intact.
-    Case("truncated mp4 at 99% (only trailing metadata lost)", _truncated(0.99),
-         Expect(HANDLED, frames=20, size=(96, 64))),
+    Case(
+        "truncated mp4 at 99% (only trailing metadata lost)",
+        _truncated(0.99),
+        Expect(HANDLED, frames=20, size=(96, 64)),
+    ),
     Case("container with no video stream (mkv, audio only)", _no_video_stream, Expect(ERROR, ("no video stream",))),
     Case("audio-only file (m4a)", _audio_only, Expect(ERROR, ("no video stream",))),
     Case("variable frame rate (mkv)", _vfr, Expect(HANDLED, frames=8, size=(64, 48))),
     Case("rotation metadata 90", _clip("rot.mp4", rotation=90), Expect(HANDLED, frames=4, size=(48, 64))),
     Case("rotation metadata 270 (mov)", _clip("rot.mov", rotation=270), Expect(HANDLED, frames=4, size=(48, 64))),
-    Case("10-bit HEVC (yuv420p10le)", _clip("ten.mkv", w=64, h=48, codec="libx265", pix_fmt="yuv420p10le"),
-         Expect(HANDLED, frames=4, size=(64, 48))),
-    Case("10-bit ProRes 422 (yuv422p10le)", _clip("ten.mov", codec="prores_ks", pix_fmt="yuv422p10le"),
-         Expect(HANDLED, frames=4, size=(64, 48))),
+    Case(
+        "10-bit HEVC (yuv420p10le)",
+        _clip("ten.mkv", w=64, h=48, codec="libx265", pix_fmt="yuv420p10le"),
+        Expect(HANDLED, frames=4, size=(64, 48)),
+    ),
+    Case(
+        "10-bit ProRes 422 (yuv422p10le)",
+        _clip("ten.mov", codec="prores_ks", pix_fmt="yuv422p10le"),
+        Expect(HANDLED, frames=4, size=(64, 48)),
+    ),
     Case("yuv444p H.264", _clip("full.mp4", pix_fmt="yuv444p"), Expect(HANDLED, frames=4, size=(64, 48))),
-    Case("odd width and height (65x49)", _odd_size,
-         Expect(HANDLED, frames=3, size=(65, 49), outputs=3, sizes={"alpha": (66, 50)})),
-    Case("image folder, odd size 33x21", _image_folder_odd,
-         Expect(HANDLED, frames=3, size=(33, 21), outputs=3, sizes={"alpha": (34, 22)})),
+    Case(
+        "odd width and height (65x49)",
+        _odd_size,
+        Expect(HANDLED, frames=3, size=(65, 49), outputs=3, sizes={"alpha": (66, 50)}),
+    ),
+    Case(
+        "image folder, odd size 33x21",
+        _image_folder_odd,
+        Expect(HANDLED, frames=3, size=(33, 21), outputs=3, sizes={"alpha": (34, 22)}),
+    ),
     Case("1-frame video", _clip("one.mp4", n=1), Expect(HANDLED, frames=1, size=(64, 48))),
     Case("8K frame with --max-size 256", _8k(True), Expect(HANDLED, frames=1, size=(7680, 4320))),
     Case("8K frame, automatic size", _8k(False), Expect(HANDLED, frames=1, size=(7680, 4320))),
@@ -194,8 +212,11 @@ def test_output_folder_read_only(tmp_path, capsys):  # pragma: no cover - CI run
     assert code == 2 and "not writable" in err and "Traceback" not in err
 
 
-DISK_FULL = Case("disk full (file-size limit: EFBIG; tiny tmpfs: ENOSPC)", _clip("long.mp4", n=20, w=320, h=240),
-                 Expect(ERROR, ("disk full",)))
+DISK_FULL = Case(
+    "disk full (file-size limit: EFBIG; tiny tmpfs: ENOSPC)",
+    _clip("long.mp4", n=20, w=320, h=240),
+    Expect(ERROR, ("disk full",)),
+)
 
 
 def _limit_file_size(limit: int):
@@ -204,6 +225,7 @@ def _limit_file_size(limit: int):
         # which is what a full disk (ENOSPC) looks like to the program. Works without privileges.
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
     return apply
 
 
@@ -215,8 +237,13 @@ def test_disk_full(tmp_path, formats, limit):
     args = [str(a) for a in DISK_FULL.make(tmp_path)]
     args[args.index("alpha")] = formats
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "vmatte.cli", "matte", *args, "-o", str(out), "-q"],
-                          capture_output=True, text=True, timeout=120, preexec_fn=_limit_file_size(limit))
+    proc = subprocess.run(
+        [sys.executable, "-m", "vmatte.cli", "matte", *args, "-o", str(out), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_limit_file_size(limit),
+    )
     check_outcome(DISK_FULL, proc.returncode, proc.stdout, proc.stderr, out)
 
 

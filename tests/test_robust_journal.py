@@ -21,8 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import clip_frame, make_clip
 
+from conftest import clip_frame, make_clip
 from vmatte.io.probe import read_rgba
 
 CHUNK = 8
@@ -76,8 +76,22 @@ def _env() -> dict:
 
 
 def _args(src: Path, out: Path, *extra: str) -> list[str]:
-    return ["matte", str(src), "-o", str(out), "-f", FORMATS, "--chunk-frames", str(CHUNK), "-q", "--model", "rvm",
-            "--device", "cpu", *extra]
+    return [
+        "matte",
+        str(src),
+        "-o",
+        str(out),
+        "-f",
+        FORMATS,
+        "--chunk-frames",
+        str(CHUNK),
+        "-q",
+        "--model",
+        "rvm",
+        "--device",
+        "cpu",
+        *extra,
+    ]
 
 
 def _run(src: Path, out: Path, *extra: str, kill: tuple[str, int] | None = None) -> subprocess.CompletedProcess:
@@ -133,6 +147,7 @@ def test_sigkill_anywhere_then_resume_is_frame_identical(point, n, media, tmp_pa
 
 # --- the input changed in place ------------------------------------------------------------
 
+
 def test_resume_refuses_an_image_folder_rerendered_in_place(tmp_path):
     folder = tmp_path / "frames"
     folder.mkdir()
@@ -151,6 +166,7 @@ def test_resume_refuses_an_image_folder_rerendered_in_place(tmp_path):
 
 # --- damaged journals -----------------------------------------------------------------------
 
+
 def _cut(path: Path, keep: float = 0.5) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
@@ -161,6 +177,7 @@ def _edit_manifest(**changes):
         m = json.loads((j / "manifest.json").read_text())
         m.update(changes)
         (j / "manifest.json").write_text(json.dumps(m))
+
     return damage
 
 

@@ -23,9 +23,11 @@ def _box(h: int = H, w: int = W, value: int = 255, dtype=np.uint8) -> np.ndarray
 
 def _with(write):
     """A case input: a clip plus the mask file ``write(tmp) -> path`` makes."""
+
     def make(tmp: Path) -> list:
         clip = make_clip(tmp / "clip.mp4", N, W, H)
         return [clip, "--mask", write(tmp), "--model", "rvm-target", "--device", "cpu", "-f", "alpha"]
+
     return make
 
 
@@ -34,6 +36,7 @@ def _png(name: str, array: np.ndarray):
         path = tmp / name
         assert cv2.imwrite(str(path), array)
         return path
+
     return write
 
 
@@ -42,6 +45,7 @@ def _pil(name: str, make_image, **save):
         path = tmp / name
         make_image().save(path, **save)
         return path
+
     return write
 
 
@@ -103,15 +107,23 @@ CASES = [
     Case("mask values 1 instead of 255", _with(_png("m.png", _box(value=1))), _ok()),
     Case("label mask ids 0..3", _with(_png("m.png", _labels(3))), _ok(outputs=3)),
     Case("mask 2 px off the frame size", _with(_png("m.png", _box(H + 2, W - 2))), _ok(warn="resized")),
-    Case("mask much smaller than the frame (1/4)", _with(_png("m.png", _box(H // 4, W // 4))),
-         _ok(warn="very different size")),
+    Case(
+        "mask much smaller than the frame (1/4)",
+        _with(_png("m.png", _box(H // 4, W // 4))),
+        _ok(warn="very different size"),
+    ),
     Case("empty mask (all black)", _with(_png("m.png", np.zeros((H, W), np.uint8))), Expect(ERROR, ("no target",))),
     # one target pixel at (1, 1) of a 256x192 mask: nearest-neighbour resizing to 64x48 skips it
-    Case("target vanishes when a large mask is resized", _with(_png("m.png", np.pad(np.full((1, 1), 255, np.uint8),
-                                                                                    ((1, 190), (1, 254))))),
-         Expect(ERROR, ("vanished",))),
-    Case("mask of another shape (200x200 on 64x48)", _with(_png("m.png", _box(200, 200))),
-         Expect(ERROR, ("200x200", "another shape"))),
+    Case(
+        "target vanishes when a large mask is resized",
+        _with(_png("m.png", np.pad(np.full((1, 1), 255, np.uint8), ((1, 190), (1, 254))))),
+        Expect(ERROR, ("vanished",)),
+    ),
+    Case(
+        "mask of another shape (200x200 on 64x48)",
+        _with(_png("m.png", _box(200, 200))),
+        Expect(ERROR, ("200x200", "another shape")),
+    ),
     Case("mask is a text file named .png", _with(_text), Expect(ERROR, ("cannot read the mask",))),
     Case("mask file missing", _with(lambda tmp: tmp / "none.png"), Expect(ERROR, ("mask not found",))),
 ]

@@ -22,9 +22,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from conftest import clip_frame, make_clip
 from robust_cases import ERROR, Case, Expect, check_outcome, run_case
-
 from vmatte.cli import main
 from vmatte.io.ownership import OutputLock
 from vmatte.io.probe import read_rgba
@@ -82,8 +82,10 @@ def test_two_runs_on_the_same_outputs_never_mix(tmp_path):
     sync.mkdir()
     rounds = 20
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"), *sys.path])}
-    workers = [subprocess.Popen([sys.executable, "-c", _WORKER, str(clip), str(out), str(sync), me, str(rounds)],
-                                env=env) for me, clip in (("a", a), ("b", b))]
+    workers = [
+        subprocess.Popen([sys.executable, "-c", _WORKER, str(clip), str(out), str(sync), me, str(rounds)], env=env)
+        for me, clip in (("a", a), ("b", b))
+    ]
     refused = 0
     try:
         for k in range(rounds):
@@ -91,8 +93,9 @@ def test_two_runs_on_the_same_outputs_never_mix(tmp_path):
             deadline = time.time() + 120
             while not all((sync / f"done{k}_{me}").exists() for me in "ab"):
                 assert time.time() < deadline, "the runs hang"
-                assert all(w.poll() is None or (sync / f"done{k}_{me}").exists() for w, me in zip(workers, "ab")), \
+                assert all(w.poll() is None or (sync / f"done{k}_{me}").exists() for w, me in zip(workers, "ab")), (
                     "a worker died"
+                )
                 time.sleep(0.01)
             results = {me: (sync / f"done{k}_{me}").read_text().split("\n", 1) for me in "ab"}
             assert any(code == "0" for code, _ in results.values()), results
@@ -102,8 +105,12 @@ def test_two_runs_on_the_same_outputs_never_mix(tmp_path):
                     lines = [line for line in err.strip().splitlines() if line]
                     assert code == "2" and len(lines) == 1 and "another vmatte run" in lines[0], err
             mp4, pngs = _decoded(out)
-            assert any(len(mp4) == len(refs[n][0]) and all(np.array_equal(x, y) for x, y in zip(mp4, refs[n][0]))
-                       and pngs == refs[n][1] for n in "ab"), f"round {k}: outputs mixed or short"
+            assert any(
+                len(mp4) == len(refs[n][0])
+                and all(np.array_equal(x, y) for x, y in zip(mp4, refs[n][0]))
+                and pngs == refs[n][1]
+                for n in "ab"
+            ), f"round {k}: outputs mixed or short"
             assert sorted(p.name for p in out.iterdir()) == ["clip_alpha", "clip_alpha.mp4"]  # no temporaries
     finally:
         for w in workers:
@@ -128,14 +135,16 @@ def test_lock_of_a_dead_run_is_taken_over(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    (out / ".clip.vmatte-lock").write_text(f'{{"pid": {dead.stdout.strip()}, "host": "x", "start": 0, '
-                                           f'"run": "0123456789ab"}}')
+    (out / ".clip.vmatte-lock").write_text(
+        f'{{"pid": {dead.stdout.strip()}, "host": "x", "start": 0, "run": "0123456789ab"}}'
+    )
     (out / ".clip_alpha.mp4.vmatte-0123456789ab.partial").write_bytes(b"half of the dead run's file")
     assert main(["matte", str(clip), "-o", str(out), *RVM, "-f", "alpha", "-q"]) == 0
     assert os.listdir(out) == ["clip_alpha.mp4"]
 
 
 # --- only what vmatte wrote is removed ------------------------------------------------------
+
 
 def _user_dir_named_like_output(tmp: Path) -> list:
     d = tmp / "out" / "clip_alpha.mp4"
@@ -157,10 +166,18 @@ def _empty_output_name(tmp: Path) -> list:
 
 
 OWNERSHIP_CASES = [
-    Case("--overwrite with a user's folder named like an output file", _user_dir_named_like_output,
-         Expect(ERROR, ("clip_alpha.mp4", "folder")), "the folder and its contents stay"),
-    Case("--overwrite with extra files inside a PNG output folder", _extra_files_in_png_folder,
-         Expect(ERROR, ("reference.psd",)), "the folder and its files stay"),
+    Case(
+        "--overwrite with a user's folder named like an output file",
+        _user_dir_named_like_output,
+        Expect(ERROR, ("clip_alpha.mp4", "folder")),
+        "the folder and its contents stay",
+    ),
+    Case(
+        "--overwrite with extra files inside a PNG output folder",
+        _extra_files_in_png_folder,
+        Expect(ERROR, ("reference.psd",)),
+        "the folder and its files stay",
+    ),
 ]
 
 
@@ -180,8 +197,11 @@ def test_users_partial_and_old_names_stay(tmp_path):
     clip = make_clip(tmp_path / "clip.mp4", 3, 64, 48)
     out = tmp_path / "out"
     out.mkdir()
-    mine = {out / ".clip_alpha.mp4.partial": b"mine 1", out / ".clip_alpha.old": b"mine 2",
-            out / ".clip_alpha.mp4.old": b"mine 3"}
+    mine = {
+        out / ".clip_alpha.mp4.partial": b"mine 1",
+        out / ".clip_alpha.old": b"mine 2",
+        out / ".clip_alpha.mp4.old": b"mine 3",
+    }
     for p, data in mine.items():
         p.write_bytes(data)
     (out / "clip_alpha").mkdir()  # an earlier vmatte PNG output: replaced with --overwrite
@@ -207,9 +227,22 @@ def test_empty_output_name_is_an_error(tmp_path, capsys, monkeypatch):
 
 # --- SIGTERM / SIGHUP -----------------------------------------------------------------------
 
+
 def _cmd(clip: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "vmatte.cli", "matte", str(clip), "-o", str(out), "-f", "alpha,alpha-png",
-            "-q", *RVM, *extra]
+    return [
+        sys.executable,
+        "-m",
+        "vmatte.cli",
+        "matte",
+        str(clip),
+        "-o",
+        str(out),
+        "-f",
+        "alpha,alpha-png",
+        "-q",
+        *RVM,
+        *extra,
+    ]
 
 
 def _stop_when(proc: subprocess.Popen, ready, sig: int) -> tuple[int, str]:
@@ -236,14 +269,16 @@ def test_sigterm_and_sighup_remove_partial_outputs(sig, code, tmp_path):
 def test_sigterm_keeps_a_journal_for_resume(tmp_path):
     clip = make_clip(tmp_path / "long.mp4", 120, 64, 48)
     out = tmp_path / "out"
-    proc = subprocess.Popen(_cmd(clip, out, "--chunk-frames", "8"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        _cmd(clip, out, "--chunk-frames", "8"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     rc, err = _stop_when(proc, lambda: (out / ".vmatte-partial-long" / "state_1.json").exists(), signal.SIGTERM)
     lines = err.strip().splitlines()
     assert rc == 143 and len(lines) == 1 and "--resume" in lines[0], err
     assert sorted(os.listdir(out)) == [".vmatte-partial-long"]
-    done = subprocess.run(_cmd(clip, out, "--chunk-frames", "8", "--resume"), capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        _cmd(clip, out, "--chunk-frames", "8", "--resume"), capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     assert len(os.listdir(out / "long_alpha")) == 120
 
@@ -257,8 +292,12 @@ def _folder_with_bad_frame(tmp: Path) -> list:
     return [d, *RVM, "-f", "alpha", "--chunk-frames", "4"]
 
 
-BAD_FRAME_JOURNALED = Case("journaled run stops on a bad input frame", _folder_with_bad_frame,
-                           Expect(ERROR, ("00009.png",)), "the journal is removed")
+BAD_FRAME_JOURNALED = Case(
+    "journaled run stops on a bad input frame",
+    _folder_with_bad_frame,
+    Expect(ERROR, ("00009.png",)),
+    "the journal is removed",
+)
 
 
 def test_journaled_run_that_stops_on_a_bad_frame_removes_its_journal(tmp_path, capsys):

@@ -10,8 +10,8 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from conftest import make_clip
 
+from conftest import make_clip
 from vmatte.errors import VmatteError
 from vmatte.io.probe import read_rgba
 from vmatte.ui.job import Job, RunSettings, run_job
@@ -67,8 +67,9 @@ def test_uploaded_background_and_colour_work(session, tmp_path):
 
 
 def _ui(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vmatte.cli", "ui", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "vmatte.cli", "ui", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_ui_on_a_port_in_use_is_one_line():

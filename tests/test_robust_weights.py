@@ -43,6 +43,7 @@ def _hostile_pth(model: str):
         torch.save(sd, pth)
         extra = ["--mask", _box_mask(tmp)] if model != "rvm" else []
         return [_clip(tmp), "--model", model, "--weights", pth, "--device", "cpu", "-f", "alpha", *extra]
+
     return make
 
 
@@ -70,10 +71,14 @@ def _garbage_safetensors(tmp: Path) -> list:
 
 CASES = [
     Case("pickle payload in a .pth (rvm)", _hostile_pth("rvm"), Expect(ERROR, ("arbitrary python objects",))),
-    Case("pickle payload in a .pth (matanyone)", _hostile_pth("matanyone"),
-         Expect(ERROR, ("arbitrary python objects",))),
-    Case("checkpoint with missing and unexpected keys", _partial_pth,
-         Expect(ERROR, ("missing keys: refiner.", "1 unexpected keys: head.extra"))),
+    Case(
+        "pickle payload in a .pth (matanyone)", _hostile_pth("matanyone"), Expect(ERROR, ("arbitrary python objects",))
+    ),
+    Case(
+        "checkpoint with missing and unexpected keys",
+        _partial_pth,
+        Expect(ERROR, ("missing keys: refiner.", "1 unexpected keys: head.extra")),
+    ),
     Case("corrupt .safetensors", _garbage_safetensors, Expect(ERROR, ("corrupt",))),
 ]
 
@@ -85,9 +90,11 @@ def test_weights_case(case: Case, tmp_path, capsys):
     assert not _marker(tmp_path).exists()  # the payload never ran
 
 
-TAMPERED_ONNX = Case("shipped ONNX with one flipped byte (sha256)", lambda tmp: [_clip(tmp), "--model", "rvm",
-                                                                                "--device", "cpu", "-f", "alpha"],
-                     Expect(ERROR, ("sha256 mismatch", "reinstall")))
+TAMPERED_ONNX = Case(
+    "shipped ONNX with one flipped byte (sha256)",
+    lambda tmp: [_clip(tmp), "--model", "rvm", "--device", "cpu", "-f", "alpha"],
+    Expect(ERROR, ("sha256 mismatch", "reinstall")),
+)
 
 
 def test_tampered_shipped_onnx_is_refused(tmp_path, monkeypatch, capsys):
@@ -100,18 +107,23 @@ def test_tampered_shipped_onnx_is_refused(tmp_path, monkeypatch, capsys):
     (pkg / "rvm.onnx").write_bytes(bytes(data))
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     shipped = weights.RVM_PACKAGED
-    monkeypatch.setattr(weights.rvm, "RVM_PACKAGED", weights.PackagedFile("tampered_rvm_pkg", shipped.version, "rvm.onnx",
-                                                                      shipped.size, shipped.sha256, shipped.license))
+    monkeypatch.setattr(
+        weights.rvm,
+        "RVM_PACKAGED",
+        weights.PackagedFile(
+            "tampered_rvm_pkg", shipped.version, "rvm.onnx", shipped.size, shipped.sha256, shipped.license
+        ),
+    )
     monkeypatch.setenv("VMATTE_CACHE", str(tmp_path / "cache"))  # nothing converted earlier to fall back on
     code, stdout, err, out = run_case(TAMPERED_ONNX, tmp_path, capsys)
     check_outcome(TAMPERED_ONNX, code, stdout, err, out)
 
 
-
-BAD_DOWNLOAD = Case("download whose sha256 differs from the pinned one",
-                    lambda tmp: [_clip(tmp), "--model", "rvm-resnet50", "--weights", "download", "--device", "cpu",
-                                 "-f", "alpha"],
-                    Expect(ERROR, ("sha256",)))
+BAD_DOWNLOAD = Case(
+    "download whose sha256 differs from the pinned one",
+    lambda tmp: [_clip(tmp), "--model", "rvm-resnet50", "--weights", "download", "--device", "cpu", "-f", "alpha"],
+    Expect(ERROR, ("sha256",)),
+)
 
 
 def test_download_with_wrong_sha256_is_refused(tmp_path, monkeypatch, capsys):
@@ -133,6 +145,7 @@ def test_download_with_wrong_sha256_is_refused(tmp_path, monkeypatch, capsys):
 
 # --- issue 21: caches, bombs, offline, messages --------------------------------------------
 
+
 def _bomb_pth(tmp: Path) -> list:
     """A real checkpoint plus one deflated entry of 1 GiB of zeros: ~1 MB on disk. torch would
     allocate the full size; the zip directory says so before anything is read."""
@@ -153,8 +166,11 @@ def _garbage_pth(tmp: Path) -> list:
 
 
 ISSUE21_CASES = [
-    Case(".pth that inflates 1 MB -> 1 GiB (zip bomb, legal under weights_only)", _bomb_pth,
-         Expect(ERROR, ("expands to 1.0 GiB",))),
+    Case(
+        ".pth that inflates 1 MB -> 1 GiB (zip bomb, legal under weights_only)",
+        _bomb_pth,
+        Expect(ERROR, ("expands to 1.0 GiB",)),
+    ),
     Case("non-zip, non-pickle .pth (a text file)", _garbage_pth, Expect(ERROR, ("not a pytorch checkpoint",))),
 ]
 
@@ -178,8 +194,9 @@ def test_tampered_converted_cache_is_rebuilt(tmp_path, cache, capsys):
     assert main([*argv, "-o", str(tmp_path / "a")]) == 0
     (converted,) = cache.glob("rvm_mobilenetv3_from_onnx_*.safetensors")
     sd = load_file(str(converted))
-    save_file({k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in sd.items()},
-              str(converted))
+    save_file(
+        {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in sd.items()}, str(converted)
+    )
     capsys.readouterr()
     assert main([*argv, "-o", str(tmp_path / "b")]) == 0
     err = capsys.readouterr().err
@@ -190,11 +207,16 @@ def test_tampered_converted_cache_is_rebuilt(tmp_path, cache, capsys):
 
 
 OFFLINE_CASES = [
-    Case("VMATTE_OFFLINE=1 with -m rvm-resnet50", lambda tmp: [_clip(tmp), "--model", "rvm-resnet50", "--device",
-                                                             "cpu", "-f", "alpha"], Expect(ERROR, ("VMATTE_OFFLINE",))),
-    Case("VMATTE_OFFLINE=1 with --weights download", lambda tmp: [_clip(tmp), "--model", "rvm", "--weights", "download",
-                                                                "--device", "cpu", "-f", "alpha"],
-         Expect(ERROR, ("VMATTE_OFFLINE",))),
+    Case(
+        "VMATTE_OFFLINE=1 with -m rvm-resnet50",
+        lambda tmp: [_clip(tmp), "--model", "rvm-resnet50", "--device", "cpu", "-f", "alpha"],
+        Expect(ERROR, ("VMATTE_OFFLINE",)),
+    ),
+    Case(
+        "VMATTE_OFFLINE=1 with --weights download",
+        lambda tmp: [_clip(tmp), "--model", "rvm", "--weights", "download", "--device", "cpu", "-f", "alpha"],
+        Expect(ERROR, ("VMATTE_OFFLINE",)),
+    ),
 ]
 
 

@@ -83,7 +83,10 @@ def test_mobilenetv3_shapes_and_modes(mnv3):
         assert fgr.shape == (2, 3, 96, 160) and pha.shape == (2, 1, 96, 160)
         # States live at strides 2/4/8/16 of the downsampled (48x80) frame.
         assert [tuple(r.shape) for r in (r1, r2, r3, r4)] == [
-            (2, 16, 24, 40), (2, 20, 12, 20), (2, 40, 6, 10), (2, 64, 3, 5)
+            (2, 16, 24, 40),
+            (2, 20, 12, 20),
+            (2, 40, 6, 10),
+            (2, 64, 3, 5),
         ]
         assert 0 <= float(fgr.min()) and float(fgr.max()) <= 1
         assert 0 <= float(pha.min()) and float(pha.max()) <= 1
@@ -190,7 +193,10 @@ def test_resnet50_variant():
     with torch.inference_mode():
         f1, f2, f3, f4 = backbone(src)
         assert [tuple(f.shape[1:]) for f in (f1, f2, f3, f4)] == [
-            (64, 48, 64), (256, 24, 32), (512, 12, 16), (2048, 6, 8)
+            (64, 48, 64),
+            (256, 24, 32),
+            (512, 12, 16),
+            (2048, 6, 8),
         ]
         fgr, pha, r1, r2, r3, r4 = model(src, downsample_ratio=0.5)
         assert fgr.shape == (1, 3, 96, 128) and pha.shape == (1, 1, 96, 128)

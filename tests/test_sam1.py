@@ -52,8 +52,13 @@ def _torchvision_stand_in():
     def _unavailable(*args, **kwargs):
         raise NotImplementedError("torchvision stand-in: not needed by these tests")
 
-    names = ["torchvision", "torchvision.transforms", "torchvision.transforms.functional",
-             "torchvision.ops", "torchvision.ops.boxes"]
+    names = [
+        "torchvision",
+        "torchvision.transforms",
+        "torchvision.transforms.functional",
+        "torchvision.ops",
+        "torchvision.ops.boxes",
+    ]
     mods = {n: types.ModuleType(n) for n in names}
     mods["torchvision.transforms.functional"].resize = resize
     mods["torchvision.transforms.functional"].to_pil_image = to_pil_image
@@ -75,8 +80,9 @@ def _import_oracle():
     if importlib.util.find_spec("segment_anything") is None:
         if os.environ.get("CI"):
             pytest.fail("segment-anything (the oracle) is not installed: pip install --no-deps segment-anything==1.0")
-        pytest.skip("segment-anything not installed (pip install --no-deps segment-anything==1.0)",
-                    allow_module_level=True)
+        pytest.skip(
+            "segment-anything not installed (pip install --no-deps segment-anything==1.0)", allow_module_level=True
+        )
     with _torchvision_stand_in():
         import segment_anything
     return segment_anything
@@ -92,6 +98,7 @@ from segment_anything.modeling import (  # noqa: E402 - after the stand-in is in
 from segment_anything.modeling import Sam as OracleSam  # noqa: E402
 
 # --- official sizes: keys, shapes, config inference (meta device: nothing allocated) -------------
+
 
 @pytest.mark.parametrize("name", ["vit_b", "vit_l", "vit_h"])
 def test_official_keys_shapes_and_config(name):
@@ -113,19 +120,32 @@ def test_official_keys_shapes_and_config(name):
 
 
 def test_not_a_sam_checkpoint():
-    rvm_like = {"backbone.features.0.0.weight": torch.zeros(16, 3, 3, 3),
-                "decoder.conv.0.weight": torch.zeros(16, 16, 3, 3),
-                "refiner.box_filter.weight": torch.zeros(4, 1, 3, 3)}
-    with pytest.raises(WeightsError, match=r"rvm.pth is not a Segment Anything \(SAM v1\) checkpoint: "
-                                           r"no image_encoder\.patch_embed\.proj\.weight.*backbone\.features"):
+    rvm_like = {
+        "backbone.features.0.0.weight": torch.zeros(16, 3, 3, 3),
+        "decoder.conv.0.weight": torch.zeros(16, 16, 3, 3),
+        "refiner.box_filter.weight": torch.zeros(4, 1, 3, 3),
+    }
+    with pytest.raises(
+        WeightsError,
+        match=r"rvm.pth is not a Segment Anything \(SAM v1\) checkpoint: "
+        r"no image_encoder\.patch_embed\.proj\.weight.*backbone\.features",
+    ):
         sam_from_state_dict(rvm_like, source="rvm.pth")
 
 
 # --- tiny SAM with random weights: numbers ---------------------------------------------------------
 
-TINY = SamConfig(encoder_embed_dim=64, encoder_depth=3, encoder_num_heads=4, encoder_global_attn_indexes=(1,),
-                 image_size=256, window_size=6, prompt_embed_dim=64, decoder_mlp_dim=128,
-                 iou_head_hidden_dim=64)
+TINY = SamConfig(
+    encoder_embed_dim=64,
+    encoder_depth=3,
+    encoder_num_heads=4,
+    encoder_global_attn_indexes=(1,),
+    image_size=256,
+    window_size=6,
+    prompt_embed_dim=64,
+    decoder_mlp_dim=128,
+    iou_head_hidden_dim=64,
+)
 
 
 @pytest.fixture(scope="module")
@@ -135,19 +155,34 @@ def pair():
     grid = TINY.embedding_size
     oracle = OracleSam(
         image_encoder=ImageEncoderViT(
-            depth=TINY.encoder_depth, embed_dim=TINY.encoder_embed_dim, img_size=TINY.image_size, mlp_ratio=4,
-            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), num_heads=TINY.encoder_num_heads,
-            patch_size=TINY.patch_size, qkv_bias=True, use_rel_pos=True,
-            global_attn_indexes=TINY.encoder_global_attn_indexes, window_size=TINY.window_size,
-            out_chans=TINY.prompt_embed_dim),
-        prompt_encoder=PromptEncoder(embed_dim=TINY.prompt_embed_dim, image_embedding_size=(grid, grid),
-                                     input_image_size=(TINY.image_size, TINY.image_size),
-                                     mask_in_chans=TINY.mask_in_chans),
+            depth=TINY.encoder_depth,
+            embed_dim=TINY.encoder_embed_dim,
+            img_size=TINY.image_size,
+            mlp_ratio=4,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            num_heads=TINY.encoder_num_heads,
+            patch_size=TINY.patch_size,
+            qkv_bias=True,
+            use_rel_pos=True,
+            global_attn_indexes=TINY.encoder_global_attn_indexes,
+            window_size=TINY.window_size,
+            out_chans=TINY.prompt_embed_dim,
+        ),
+        prompt_encoder=PromptEncoder(
+            embed_dim=TINY.prompt_embed_dim,
+            image_embedding_size=(grid, grid),
+            input_image_size=(TINY.image_size, TINY.image_size),
+            mask_in_chans=TINY.mask_in_chans,
+        ),
         mask_decoder=MaskDecoder(
             num_multimask_outputs=3,
-            transformer=TwoWayTransformer(depth=2, embedding_dim=TINY.prompt_embed_dim,
-                                          mlp_dim=TINY.decoder_mlp_dim, num_heads=8),
-            transformer_dim=TINY.prompt_embed_dim, iou_head_depth=3, iou_head_hidden_dim=64),
+            transformer=TwoWayTransformer(
+                depth=2, embedding_dim=TINY.prompt_embed_dim, mlp_dim=TINY.decoder_mlp_dim, num_heads=8
+            ),
+            transformer_dim=TINY.prompt_embed_dim,
+            iou_head_depth=3,
+            iou_head_hidden_dim=64,
+        ),
     ).eval()
     with torch.no_grad():
         for name, p in oracle.named_parameters():
@@ -182,17 +217,25 @@ def test_image_embeddings(pair, bias_budget, monkeypatch):
 
 def _oracle_decode(oracle, emb, coords, labels, multimask, mask_input=None):
     sparse, dense = oracle.prompt_encoder(points=(coords, labels), boxes=None, masks=mask_input)
-    return oracle.mask_decoder(image_embeddings=emb, image_pe=oracle.prompt_encoder.get_dense_pe(),
-                               sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                               multimask_output=multimask)
+    return oracle.mask_decoder(
+        image_embeddings=emb,
+        image_pe=oracle.prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse,
+        dense_prompt_embeddings=dense,
+        multimask_output=multimask,
+    )
 
 
 CASES = {
     "1 point, multimask": ([[[100.0, 40.0]]], [[1]], True, False),
     "3 points pos/neg, single": ([[[100.0, 40.0], [30.5, 200.0], [250.0, 10.0]]], [[1, 0, 1]], False, False),
     "2 points + mask_input": ([[[12.0, 130.0], [180.0, 90.0]]], [[1, 0]], False, True),
-    "2 prompt sets, one image": ([[[5.0, 5.0], [70.0, 70.0]], [[200.0, 100.0], [0.0, 255.0]]],
-                                 [[1, 1], [1, 0]], True, False),
+    "2 prompt sets, one image": (
+        [[[5.0, 5.0], [70.0, 70.0]], [[200.0, 100.0], [0.0, 255.0]]],
+        [[1, 1], [1, 0]],
+        True,
+        False,
+    ),
 }
 
 
@@ -219,7 +262,7 @@ def _structured_image(h: int, w: int) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     img = np.stack([255 * xx / w, 255 * yy / h, 128 + 60 * np.sin(xx / 7) * np.cos(yy / 5)], -1)
     img[(yy - 0.4 * h) ** 2 + (xx - 0.6 * w) ** 2 < (0.2 * min(h, w)) ** 2] = (250, 30, 40)
-    img[int(0.7 * h): int(0.8 * h), int(0.1 * w): int(0.5 * w)] = (20, 20, 200)
+    img[int(0.7 * h) : int(0.8 * h), int(0.1 * w) : int(0.5 * w)] = (20, 20, 200)
     img += np.random.default_rng(3).normal(0, 6, img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
 
@@ -241,8 +284,9 @@ def test_predictor_matches_official(pair, h, w):
     ]
     for points, labels in prompts:
         multimask = len(points) == 1
-        masks, ious, _ = official.predict(point_coords=points, point_labels=labels,
-                                          multimask_output=multimask, return_logits=True)
+        masks, ious, _ = official.predict(
+            point_coords=points, point_labels=labels, multimask_output=multimask, return_logits=True
+        )
         best = int(np.argmax(ious))
         if multimask:  # the choice is meaningful only if the scores are apart
             assert np.sort(ious)[-1] - np.sort(ious)[-2] > 10 * ATOL

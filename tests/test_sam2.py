@@ -38,6 +38,7 @@ TOL = 1e-4
 
 # --- torchvision stand-in ----------------------------------------------------------------------
 
+
 class _ToTensor:
     """torchvision ToTensor for an HxWxC uint8 array: CHW float32 / 255."""
 
@@ -99,8 +100,14 @@ def _install_torchvision_stand_in() -> None:
     tv.transforms, tv.ops = transforms, ops
     for module in (tv, transforms, ops, boxes):
         module._vmatte_stand_in = True
-    sys.modules.update({"torchvision": tv, "torchvision.transforms": transforms,
-                        "torchvision.ops": ops, "torchvision.ops.boxes": boxes})
+    sys.modules.update(
+        {
+            "torchvision": tv,
+            "torchvision.transforms": transforms,
+            "torchvision.ops": ops,
+            "torchvision.ops.boxes": boxes,
+        }
+    )
 
 
 def _import_oracle() -> types.ModuleType:
@@ -116,17 +123,23 @@ def _import_oracle() -> types.ModuleType:
 def oracle():
     _import_oracle()
     try:  # the oracle binds the stand-in's classes at import; afterwards it can go
-        from sam2.modeling.backbones import hieradet, image_encoder
-        from sam2.modeling import position_encoding, sam2_base
         from sam2 import sam2_image_predictor
+        from sam2.modeling import position_encoding, sam2_base
+        from sam2.modeling.backbones import hieradet, image_encoder
     finally:
         _remove_torchvision_stand_in()
 
-    return types.SimpleNamespace(hieradet=hieradet, image_encoder=image_encoder, pe=position_encoding,
-                                 base=sam2_base, predictor=sam2_image_predictor)
+    return types.SimpleNamespace(
+        hieradet=hieradet,
+        image_encoder=image_encoder,
+        pe=position_encoding,
+        base=sam2_base,
+        predictor=sam2_image_predictor,
+    )
 
 
 # --- key compatibility with every official size ------------------------------------------------
+
 
 def _official_meta_state_dict(config_file: str) -> dict[str, torch.Tensor]:
     """The official model of ``config_file`` built by the package on the meta device."""
@@ -164,8 +177,9 @@ def test_official_checkpoint_keys_load(oracle, name):
     assert {k: tuple(v.shape) for k, v in ours.items()} == {k: tuple(v.shape) for k, v in kept.items()}
     dropped = set(sd) - set(kept)
     # only the video-memory modules are dropped, and the image path keeps its no-memory embedding
-    assert dropped and all(k.startswith(("memory_", "mask_downsample", "obj_ptr", "maskmem", "no_obj", "no_mem_pos"))
-                           for k in dropped)
+    assert dropped and all(
+        k.startswith(("memory_", "mask_downsample", "obj_ptr", "maskmem", "no_obj", "no_mem_pos")) for k in dropped
+    )
     assert "no_mem_embed" in kept and any(k.startswith("sam_mask_decoder.pred_obj_score_head.") for k in kept)
 
 
@@ -180,32 +194,63 @@ def test_unknown_extra_key_is_refused(oracle):
 
 # --- numeric equality on a tiny model ----------------------------------------------------------
 
-TINY = replace(Sam2Config(), name="tiny test", embed_dim=16, num_heads=1, stages=(1, 2, 2, 1),
-               global_att_blocks=(4,), window_spec=(8, 4, 6, 3), window_pos_embed_bkg_spatial_size=(7, 7),
-               d_model=32, image_size=256)
+TINY = replace(
+    Sam2Config(),
+    name="tiny test",
+    embed_dim=16,
+    num_heads=1,
+    stages=(1, 2, 2, 1),
+    global_att_blocks=(4,),
+    window_spec=(8, 4, 6, 3),
+    window_pos_embed_bkg_spatial_size=(7, 7),
+    d_model=32,
+    image_size=256,
+)
 
 
 def _tiny_oracle(oracle) -> nn.Module:
     """The official classes at TINY's sizes, memory modules left out (the image path has none)."""
     c = TINY
-    trunk = oracle.hieradet.Hiera(embed_dim=c.embed_dim, num_heads=c.num_heads, stages=c.stages,
-                                  global_att_blocks=c.global_att_blocks, window_spec=c.window_spec,
-                                  window_pos_embed_bkg_spatial_size=c.window_pos_embed_bkg_spatial_size)
+    trunk = oracle.hieradet.Hiera(
+        embed_dim=c.embed_dim,
+        num_heads=c.num_heads,
+        stages=c.stages,
+        global_att_blocks=c.global_att_blocks,
+        window_spec=c.window_spec,
+        window_pos_embed_bkg_spatial_size=c.window_pos_embed_bkg_spatial_size,
+    )
     neck = oracle.image_encoder.FpnNeck(
         position_encoding=oracle.pe.PositionEmbeddingSine(num_pos_feats=c.d_model),
-        d_model=c.d_model, backbone_channel_list=list(reversed(c.trunk_channels)),
-        fpn_top_down_levels=list(c.fpn_top_down_levels), fpn_interp_model=c.fpn_interp)
+        d_model=c.d_model,
+        backbone_channel_list=list(reversed(c.trunk_channels)),
+        fpn_top_down_levels=list(c.fpn_top_down_levels),
+        fpn_interp_model=c.fpn_interp,
+    )
     encoder = oracle.image_encoder.ImageEncoder(trunk=trunk, neck=neck, scalp=c.scalp)
     model = oracle.base.SAM2Base(
-        encoder, memory_attention=None, memory_encoder=None, image_size=c.image_size,
-        directly_add_no_mem_embed=True, use_high_res_features_in_sam=True, multimask_output_in_sam=True,
-        iou_prediction_use_sigmoid=True, use_obj_ptrs_in_encoder=True, pred_obj_scores=True,
-        pred_obj_scores_mlp=True, fixed_no_obj_ptr=True, use_multimask_token_for_obj_ptr=True,
-        use_mlp_for_obj_ptr_proj=True, proj_tpos_enc_in_obj_ptrs=True, no_obj_embed_spatial=True,
+        encoder,
+        memory_attention=None,
+        memory_encoder=None,
+        image_size=c.image_size,
+        directly_add_no_mem_embed=True,
+        use_high_res_features_in_sam=True,
+        multimask_output_in_sam=True,
+        iou_prediction_use_sigmoid=True,
+        use_obj_ptrs_in_encoder=True,
+        pred_obj_scores=True,
+        pred_obj_scores_mlp=True,
+        fixed_no_obj_ptr=True,
+        use_multimask_token_for_obj_ptr=True,
+        use_mlp_for_obj_ptr_proj=True,
+        proj_tpos_enc_in_obj_ptrs=True,
+        no_obj_embed_spatial=True,
         # what build_sam2(apply_postprocessing=True) adds to every official config
-        sam_mask_decoder_extra_args={"dynamic_multimask_via_stability": True,
-                                     "dynamic_multimask_stability_delta": 0.05,
-                                     "dynamic_multimask_stability_thresh": 0.98})
+        sam_mask_decoder_extra_args={
+            "dynamic_multimask_via_stability": True,
+            "dynamic_multimask_stability_delta": 0.05,
+            "dynamic_multimask_stability_thresh": 0.98,
+        },
+    )
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():  # every tensor random (many are zero/one at init), of a sane scale
         for name, t in model.state_dict().items():
@@ -217,7 +262,7 @@ def _tiny_oracle(oracle) -> nn.Module:
                 t.copy_(torch.randn(t.shape, generator=g) * (0.5 if "pos_embed" in name else 1.0))
             else:
                 fan_in = t[0].numel() if t.shape[0] > 1 else t.shape[-1]
-                t.copy_(torch.randn(t.shape, generator=g) / fan_in ** 0.5)
+                t.copy_(torch.randn(t.shape, generator=g) / fan_in**0.5)
     return model.eval()
 
 
@@ -296,8 +341,12 @@ def test_decode_clicks_single_mask_dynamic(tiny, thresh):
     lab = torch.tensor([labels], dtype=torch.int32)
     with torch.inference_mode():
         masks, ious = tiny.ours.sam_mask_decoder.predict_masks(
-            tiny.mine._features[0], prompt.dense_pe(), prompt.embed_points(c, lab), prompt.embed_mask(None, 1),
-            tiny.mine._features[1])
+            tiny.mine._features[0],
+            prompt.dense_pe(),
+            prompt.embed_points(c, lab),
+            prompt.embed_mask(None, 1),
+            tiny.mine._features[1],
+        )
     best = 1 + int(ious[0, 1:].argmax())
     if thresh == 0.0:
         assert torch.equal(low[0, 0], masks[0, 0]) and not torch.equal(low[0, 0], masks[0, best])
@@ -314,7 +363,9 @@ def test_decode_with_mask_input(tiny):
     assert _max_diff(low, no_mask) > 1e-2  # the mask prompt changes the answer
 
 
-@pytest.mark.parametrize("points, labels", [([[150.0, 90.0]], [1]), ([[150.0, 90.0], [40.0, 160.0], [260.0, 20.0]], [1, 1, 0])])
+@pytest.mark.parametrize(
+    "points, labels", [([[150.0, 90.0]], [1]), ([[150.0, 90.0], [40.0, 160.0], [260.0, 20.0]], [1, 1, 0])]
+)
 def test_predictor_matches_official(tiny, points, labels):
     pts, lab = np.array(points, np.float32), np.array(labels)
     logits, score = tiny.mine.predict(pts, lab)
@@ -334,17 +385,22 @@ def test_predictor_matches_official(tiny, points, labels):
 
 # --- bad checkpoints ---------------------------------------------------------------------------
 
+
 def test_not_sam2_checkpoints_are_refused():
-    sam1 = {"image_encoder.patch_embed.proj.weight": torch.zeros(768, 3, 16, 16),
-            "image_encoder.blocks.0.attn.qkv.weight": torch.zeros(2304, 768),
-            "mask_decoder.iou_token.weight": torch.zeros(1, 256)}
+    sam1 = {
+        "image_encoder.patch_embed.proj.weight": torch.zeros(768, 3, 16, 16),
+        "image_encoder.blocks.0.attn.qkv.weight": torch.zeros(2304, 768),
+        "mask_decoder.iou_token.weight": torch.zeros(1, 256),
+    }
     with pytest.raises(WeightsError, match=r"SAM \(v1\) checkpoint.*not SAM 2"):
         sam2_from_state_dict(sam1)
     rvm = {"backbone.features.0.0.weight": torch.zeros(16, 3, 3, 3), "decoder.avgpool.weight": torch.zeros(1)}
     with pytest.raises(WeightsError, match=r"no SAM 2 Hiera image encoder key image_encoder\.trunk\.patch_embed"):
         sam2_from_state_dict(rvm)
-    odd = {"image_encoder.trunk.patch_embed.proj.weight": torch.zeros(80, 3, 7, 7),
-           "image_encoder.trunk.blocks.0.attn.qkv.weight": torch.zeros(240, 80)}
+    odd = {
+        "image_encoder.trunk.patch_embed.proj.weight": torch.zeros(80, 3, 7, 7),
+        "image_encoder.trunk.blocks.0.attn.qkv.weight": torch.zeros(240, 80),
+    }
     with pytest.raises(WeightsError, match=r"width 80 with stages \(1,\) matches no official size"):
         sam2_from_state_dict(odd)
 

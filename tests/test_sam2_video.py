@@ -47,6 +47,7 @@ N_FRAMES, H, W, S = 12, 96, 128, 128
 
 # --- keys of every official size -------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", list(SAM2_CONFIGS))
 def test_official_checkpoint_loads_whole(oracle, name):
     version, size = name.split("_hiera_")
@@ -62,6 +63,7 @@ def test_official_checkpoint_loads_whole(oracle, name):
 
 # --- a small random network from the official config -------------------------------------------
 
+
 def _overrides(version: str) -> list[str]:
     """Shrink the official tiny config (16-wide trunk, d_model 32, memories 8 wide, 128 px input)
     and set what ``build_sam2_video_predictor`` sets."""
@@ -69,21 +71,29 @@ def _overrides(version: str) -> list[str]:
     o = [
         "++model._target_=sam2.sam2_video_predictor.SAM2VideoPredictor",
         f"model.image_size={S}",
-        "model.image_encoder.trunk.embed_dim=16", "model.image_encoder.trunk.stages=[1,2,2,1]",
-        "model.image_encoder.trunk.global_att_blocks=[4]", "++model.image_encoder.trunk.window_spec=[8,4,6,3]",
-        "model.image_encoder.neck.d_model=32", "model.image_encoder.neck.backbone_channel_list=[128,64,32,16]",
+        "model.image_encoder.trunk.embed_dim=16",
+        "model.image_encoder.trunk.stages=[1,2,2,1]",
+        "model.image_encoder.trunk.global_att_blocks=[4]",
+        "++model.image_encoder.trunk.window_spec=[8,4,6,3]",
+        "model.image_encoder.neck.d_model=32",
+        "model.image_encoder.neck.backbone_channel_list=[128,64,32,16]",
         "model.image_encoder.neck.position_encoding.num_pos_feats=32",
-        "model.memory_attention.d_model=32", "model.memory_attention.num_layers=2",
-        "model.memory_attention.layer.d_model=32", "model.memory_attention.layer.dim_feedforward=64",
+        "model.memory_attention.d_model=32",
+        "model.memory_attention.num_layers=2",
+        "model.memory_attention.layer.d_model=32",
+        "model.memory_attention.layer.dim_feedforward=64",
         "model.memory_attention.layer.cross_attention.kv_in_dim=8",
-        "model.memory_encoder.out_dim=8", "model.memory_encoder.position_encoding.num_pos_feats=8",
-        "++model.memory_encoder.in_dim=32", "++model.memory_encoder.mask_downsampler.embed_dim=32",
+        "model.memory_encoder.out_dim=8",
+        "model.memory_encoder.position_encoding.num_pos_feats=8",
+        "++model.memory_encoder.in_dim=32",
+        "++model.memory_encoder.mask_downsampler.embed_dim=32",
         "model.memory_encoder.fuser.layer.dim=32",
         "++model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability=true",
         "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_delta=0.05",
         "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh=0.98",
         "++model.binarize_mask_from_pts_for_mem_enc=true",
-        "++model.fill_hole_area=0", "++model.add_all_frames_to_correct_as_cond=true",
+        "++model.fill_hole_area=0",
+        "++model.add_all_frames_to_correct_as_cond=true",
     ]
     for attn in ("self_attention", "cross_attention"):
         o += [f"model.memory_attention.layer.{attn}.{k}={v}" for k, v in rope.items()]
@@ -102,7 +112,7 @@ def _randomize(model: torch.nn.Module, seed: int) -> None:
                 t.copy_(torch.randn(t.shape, generator=g) * (0.5 if "pos_embed" in name else 1.0))
             else:
                 fan_in = t[0].numel() if t.shape[0] > 1 else t.shape[-1]
-                t.copy_(torch.randn(t.shape, generator=g) / fan_in ** 0.5)
+                t.copy_(torch.randn(t.shape, generator=g) / fan_in**0.5)
 
 
 def _build_oracle(version: str, seed: int = 0, score_bias: float | None = None):
@@ -152,7 +162,7 @@ def _frames(leave: bool = False, n: int = N_FRAMES) -> list[np.ndarray]:
         cx = 40 + 4 * i
         if leave:
             cx = [40, 60, 90, 130, 170, 200, 170, 130, 90, 60, 40, 40][i]
-        disc = (yy - 48) ** 2 + (xx - cx) ** 2 < 18 ** 2
+        disc = (yy - 48) ** 2 + (xx - cx) ** 2 < 18**2
         img[disc] = (230, 210, 60)
         out.append(img)
     return out
@@ -161,8 +171,9 @@ def _frames(leave: bool = False, n: int = N_FRAMES) -> list[np.ndarray]:
 class Pair:
     """The oracle and vmatte's tracker on the same network and frames."""
 
-    def __init__(self, oracle, version: str, frames: list[np.ndarray], seed: int = 0,
-                 score_bias: float | None = None) -> None:
+    def __init__(
+        self, oracle, version: str, frames: list[np.ndarray], seed: int = 0, score_bias: float | None = None
+    ) -> None:
         self.ref = _build_oracle(version, seed, score_bias)
         sd = {k: v.clone() for k, v in self.ref.state_dict().items()}
         cfg = infer_config_tiny(version)
@@ -190,19 +201,21 @@ class Pair:
             if prompt.mask is not None:
                 self.ref.add_new_mask(self.state, frame, obj_id, torch.as_tensor(prompt.mask > 0))
             else:
-                self.ref.add_new_points_or_box(self.state, frame, obj_id, points=prompt.points, labels=prompt.labels,
-                                               box=prompt.box)
+                self.ref.add_new_points_or_box(
+                    self.state, frame, obj_id, points=prompt.points, labels=prompt.labels, box=prompt.box
+                )
         if tracker:
             self.tracker.add_prompt(frame, obj_id, prompt)
 
     def run_to(self, start: int, last: int) -> None:
         """Both track frames ``start`` .. ``last``."""
         with torch.inference_mode():
-            for t, _, masks in self.ref.propagate_in_video(self.state, start_frame_idx=start,
-                                                            max_frame_num_to_track=last - start):
+            for t, _, masks in self.ref.propagate_in_video(
+                self.state, start_frame_idx=start, max_frame_num_to_track=last - start
+            ):
                 self.theirs[t] = masks[:, 0].clone()
         for t in range(start, last + 1):
-            r = self.tracker.step_input(self.inputs[t: t + 1])
+            r = self.tracker.step_input(self.inputs[t : t + 1])
             assert r.index == t
             self.mine[t] = r.logits
             self.scores[t] = r.object_scores
@@ -219,8 +232,19 @@ class Pair:
 
 def infer_config_tiny(version: str):
     base = SAM2_CONFIGS[f"{'sam2.1' if version == 'sam2.1' else 'sam2'}_hiera_tiny"]
-    return replace(base, name="tiny test", embed_dim=16, stages=(1, 2, 2, 1), global_att_blocks=(4,), window_spec=(8, 4, 6, 3),
-                   d_model=32, image_size=S, mem_dim=8, mem_attn_layers=2, mem_attn_ffn=64)
+    return replace(
+        base,
+        name="tiny test",
+        embed_dim=16,
+        stages=(1, 2, 2, 1),
+        global_att_blocks=(4,),
+        window_spec=(8, 4, 6, 3),
+        d_model=32,
+        image_size=S,
+        mem_dim=8,
+        mem_attn_layers=2,
+        mem_attn_ffn=64,
+    )
 
 
 def _click(points, labels) -> Prompt:
@@ -265,7 +289,7 @@ def test_box_and_a_click(oracle):
 
 def test_mask_prompt(oracle):
     yy, xx = np.mgrid[:H, :W]
-    mask = (yy - 48) ** 2 + (xx - 40) ** 2 < 18 ** 2
+    mask = (yy - 48) ** 2 + (xx - 40) ** 2 < 18**2
     p = Pair(oracle, "sam2.1", _frames(), score_bias=5.0)
     p.prompt(0, 1, Prompt(mask=mask))
     p.run_to(0, N_FRAMES - 1)
@@ -341,6 +365,7 @@ def _random_state_dict(cfg) -> dict[str, torch.Tensor]:
 
 # --- end to end: a real H.264 clip, masks for --masks ----------------------------------------------
 
+
 def test_track_writes_one_mask_per_frame(tmp_path):
     """``vmatte track``'s engine on a PyAV-decoded clip: the masks are the tracker's, in the layout
     ``--masks DIR`` reads; a bad checkpoint is one error line and leaves no masks."""
@@ -369,8 +394,18 @@ def test_track_writes_one_mask_per_frame(tmp_path):
 
     with pytest.raises(Exception, match="already holds masks"):
         track_masks(clip, out, [(20, 20, 0)], model=model)
-    rc = main(["track", str(clip), "-o", str(tmp_path / "m2"), "--click", "20,20", "--segmenter",
-               str(tmp_path / "missing.pt")])
+    rc = main(
+        [
+            "track",
+            str(clip),
+            "-o",
+            str(tmp_path / "m2"),
+            "--click",
+            "20,20",
+            "--segmenter",
+            str(tmp_path / "missing.pt"),
+        ]
+    )
     assert rc == 2 and not any((tmp_path / "m2").glob("*.png"))
 
 
@@ -394,8 +429,21 @@ def test_sam2_matte_end_to_end(tmp_path, monkeypatch):
     mask = np.zeros((48, 64), np.uint8)
     mask[10:40, 8:40] = 255
     Image.fromarray(mask).save(tmp_path / "m.png")
-    rc = main(["matte", str(clip), "--mask", str(tmp_path / "m.png"), "-m", "sam2-matte", "-o", str(tmp_path / "out"),
-               "-f", "alpha-png,mask-png", "-q"])
+    rc = main(
+        [
+            "matte",
+            str(clip),
+            "--mask",
+            str(tmp_path / "m.png"),
+            "-m",
+            "sam2-matte",
+            "-o",
+            str(tmp_path / "out"),
+            "-f",
+            "alpha-png,mask-png",
+            "-q",
+        ]
+    )
     assert rc == 0
     pngs = sorted((tmp_path / "out" / "clip_alpha").glob("*.png"))
     hard_pngs = sorted((tmp_path / "out" / "clip_mask").glob("*.png"))
@@ -437,14 +485,15 @@ def test_eval_vos_scores_the_sam2_tracker(tmp_path, monkeypatch, capsys):
         (tmp_path / sub).mkdir(parents=True)
     for i, f in enumerate(frames):
         Image.fromarray(f).save(tmp_path / "JPEGImages/disc" / f"{i:05d}.jpg", quality=95)
-        ann = (((yy - 48) ** 2 + (xx - 40 - 4 * i) ** 2) < 18 ** 2).astype(np.uint8) * 255
+        ann = (((yy - 48) ** 2 + (xx - 40 - 4 * i) ** 2) < 18**2).astype(np.uint8) * 255
         Image.fromarray(ann).save(tmp_path / "Annotations/disc" / f"{i:05d}.png")
     assert main(["eval", "vos", str(tmp_path), "-m", "sam2-matte", "-q"]) == 0
     out = capsys.readouterr().out
     assert "sam2-matte" in out and "disc" in out
     loaded = []
-    monkeypatch.setattr(masks_mod, "load_video_model",
-                        lambda spec, device="cpu": loaded.append(spec) or (model, "tiny random SAM 2"))
+    monkeypatch.setattr(
+        masks_mod, "load_video_model", lambda spec, device="cpu": loaded.append(spec) or (model, "tiny random SAM 2")
+    )
     assert main(["eval", "vos", str(tmp_path), "-m", "rvm-target", "--tracker", "sam2", "-q"]) == 0
     assert "rvm-target" in capsys.readouterr().out and loaded == ["auto"]  # RVM gated by SAM 2's masks
 
@@ -500,9 +549,29 @@ def test_videomama_from_a_mask_through_sam2(tmp_path, monkeypatch):
     monkeypatch.setattr(tracked.TrackedMasks, "mask", mask)
     clip = make_clip(tmp_path / "clip.mp4", 6, 64, 48)
     m0 = _box_mask(tmp_path / "m.png")
-    rc = main(["matte", str(clip), "--mask", str(tmp_path / "m.png"), "--model", "videomama", "--tracker", "sam2",
-               "--weights", str(tmp_path / "vm"), "--max-size", "32", "--device", "cpu", "-f", "alpha-png", "-o",
-               str(tmp_path / "out"), "-q"])
+    rc = main(
+        [
+            "matte",
+            str(clip),
+            "--mask",
+            str(tmp_path / "m.png"),
+            "--model",
+            "videomama",
+            "--tracker",
+            "sam2",
+            "--weights",
+            str(tmp_path / "vm"),
+            "--max-size",
+            "32",
+            "--device",
+            "cpu",
+            "-f",
+            "alpha-png",
+            "-o",
+            str(tmp_path / "out"),
+            "-q",
+        ]
+    )
     assert rc == 0
     assert len(list((tmp_path / "out").rglob("*.png"))) == 6
     want = _tracked_unions(model, clip, m0)
@@ -529,10 +598,28 @@ def test_rvm_target_with_sam2_tracker_is_rvm_gated_by_sam2_masks(tmp_path, monke
     for i, m in enumerate(_tracked_unions(model, clip, m0)):
         Image.fromarray((m * 255).astype(np.uint8)).save(tmp_path / "masks" / f"{i:05d}.png")
     common = ["--device", "cpu", "-f", "alpha-png", "-q"]
-    assert main(["matte", str(clip), "--mask", str(tmp_path / "m.png"), "-m", "rvm-target", "--tracker", "sam2",
-                 "-o", str(tmp_path / "a"), *common]) == 0
-    assert main(["matte", str(clip), "--masks", str(tmp_path / "masks"), "-m", "rvm", "-o", str(tmp_path / "b"),
-                 *common]) == 0
+    assert (
+        main(
+            [
+                "matte",
+                str(clip),
+                "--mask",
+                str(tmp_path / "m.png"),
+                "-m",
+                "rvm-target",
+                "--tracker",
+                "sam2",
+                "-o",
+                str(tmp_path / "a"),
+                *common,
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(["matte", str(clip), "--masks", str(tmp_path / "masks"), "-m", "rvm", "-o", str(tmp_path / "b"), *common])
+        == 0
+    )
     a, b = sorted((tmp_path / "a").rglob("*.png")), sorted((tmp_path / "b").rglob("*.png"))
     assert len(a) == len(b) == 5
     masks = sorted((tmp_path / "masks").glob("*.png"))
@@ -590,12 +677,22 @@ def test_videomama_with_the_rvm_tracker_reads_rvm_targets_masks(tmp_path, monkey
     vm.vae.save_pretrained(tmp_path / "vm" / "vae")
     read = []
     original = tracked.TrackedMasks.mask
-    monkeypatch.setattr(tracked.TrackedMasks, "mask", lambda self, i, shape: read.append(original(self, i, shape))
-                        or read[-1])
+    monkeypatch.setattr(
+        tracked.TrackedMasks, "mask", lambda self, i, shape: read.append(original(self, i, shape)) or read[-1]
+    )
     clip = make_clip(tmp_path / "clip.mp4", 4, 64, 48)
     m0 = _box_mask(tmp_path / "m.png")
-    result = matte(clip, tmp_path / "out", model="videomama", mask=str(tmp_path / "m.png"), tracker="rvm",
-                   weights=str(tmp_path / "vm"), max_size=32, device="cpu", formats="alpha-png")
+    result = matte(
+        clip,
+        tmp_path / "out",
+        model="videomama",
+        mask=str(tmp_path / "m.png"),
+        tracker="rvm",
+        weights=str(tmp_path / "vm"),
+        max_size=32,
+        device="cpu",
+        formats="alpha-png",
+    )
     assert result.frames == 4 and "rvm-target" in result.model
     person = registry.load_person_tracker(registry.MatterOptions(device="cpu", mask=m0))
     person.reset()
@@ -643,8 +740,11 @@ def test_sam2_matte_state_restored_anywhere_gives_the_same_frames():
     assert all(np.array_equal(fresh.step_all(frames[0], False)[1][k], outputs[0][k]) for k in (1, 2))
 
 
-@pytest.mark.parametrize("how", [["--model", "sam2-matte"], ["--model", "rvm-target", "--tracker", "sam2"]],
-                         ids=["sam2-matte", "rvm-target-tracker-sam2"])
+@pytest.mark.parametrize(
+    "how",
+    [["--model", "sam2-matte"], ["--model", "rvm-target", "--tracker", "sam2"]],
+    ids=["sam2-matte", "rvm-target-tracker-sam2"],
+)
 def test_interrupted_then_resumed_is_identical(tmp_path, monkeypatch, how):
     """A journaled run (chunks of 2 frames) stopped by Ctrl-C at frame 5, then ``resume=True``: the alpha
     PNGs equal an uninterrupted run's, bit for bit (the tracker's state went through the journal)."""
@@ -661,8 +761,13 @@ def test_interrupted_then_resumed_is_identical(tmp_path, monkeypatch, how):
     monkeypatch.setattr(masks_mod, "load_video_model", lambda spec, device="cpu": (model, "tiny random SAM 2"))
     clip = make_clip(tmp_path / "clip.mp4", 9, 64, 48)
     _box_mask(tmp_path / "m.png")
-    opts = dict(model=how[1], mask=str(tmp_path / "m.png"), device="cpu", formats="alpha-png",
-                **({"tracker": how[3]} if len(how) > 2 else {}))
+    opts = dict(
+        model=how[1],
+        mask=str(tmp_path / "m.png"),
+        device="cpu",
+        formats="alpha-png",
+        **({"tracker": how[3]} if len(how) > 2 else {}),
+    )
     matte(clip, tmp_path / "whole", **opts)
 
     journal = tmp_path / "cut" / ".vmatte-partial-clip" / "manifest.json"
@@ -729,8 +834,9 @@ def test_rvm_target_with_sam2_tracker_two_targets_in_one_pass(tmp_path, monkeypa
     clip = make_clip(tmp_path / "clip.mp4", 4, 64, 48)
     labels = np.zeros((48, 64), np.uint8)
     labels[8:40, 4:28], labels[10:44, 36:60] = 1, 2
-    r = matte(clip, tmp_path / "out", model="rvm-target", mask=labels, tracker="sam2", device="cpu",
-              formats="alpha-png")
+    r = matte(
+        clip, tmp_path / "out", model="rvm-target", mask=labels, tracker="sam2", device="cpu", formats="alpha-png"
+    )
     assert sorted(r.outputs) == ["alpha-png_id1", "alpha-png_id2"] and "2 targets" in r.model
     tr = Sam2VideoTracker(model, (48, 64))
     for i in (1, 2):

@@ -18,8 +18,8 @@ import pytest
 import torch
 
 from conftest import make_clip
-from vmatte.engine.segment.prompts import FramePrompter, load_point_predictor
 from vmatte.engine.segment.clicks import Click, masks_from_clicks
+from vmatte.engine.segment.prompts import FramePrompter, load_point_predictor
 from vmatte.errors import InputError, WeightsError
 from vmatte.io.reader import open_source
 from vmatte.models.sam import Sam, SamConfig
@@ -73,8 +73,9 @@ def test_api_clicks_use_the_checkpoint_on_the_click_frame(setup):
     assert sorted(got) == [0, 2]
     want2 = _direct(ckpt, frames[2], [(40, 30)], [(60, 20)])
     assert np.array_equal(got[2], want2) and got[2].dtype == np.uint8 and set(np.unique(got[2])) <= {0, 255}
-    assert not np.array_equal(want2, _direct(ckpt, frames[1], [(40, 30)], [(60, 20)])) or \
-        not np.array_equal(want2, _direct(ckpt, frames[2], [(40, 30)]))  # frame and points matter
+    assert not np.array_equal(want2, _direct(ckpt, frames[1], [(40, 30)], [(60, 20)])) or not np.array_equal(
+        want2, _direct(ckpt, frames[2], [(40, 30)])
+    )  # frame and points matter
     # a SAM mask is not RVM's: the synthetic clip has no person, so RVM finds no one there
     with pytest.raises(InputError, match="no person under"):
         masks_from_clicks(clip, [(40, 30, 2)], segmenter="rvm")
@@ -89,9 +90,26 @@ def test_nothing_under_the_click_is_a_one_line_error(setup, tmp_path):
             p.zero_()
     empty = tmp_path / "empty_sam.pth"
     torch.save(model.state_dict(), empty)
-    r = subprocess.run([sys.executable, "-m", "vmatte.cli", "matte", str(clip), "-o", str(tmp_path / "o"),
-                        "--click", "40,30", "--model", "rvm-target", "--segmenter", str(empty)],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vmatte.cli",
+            "matte",
+            str(clip),
+            "-o",
+            str(tmp_path / "o"),
+            "--click",
+            "40,30",
+            "--model",
+            "rvm-target",
+            "--segmenter",
+            str(empty),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     lines = [l for l in r.stderr.splitlines() if l.strip()]
     assert r.returncode == 2 and len(lines) == 1 and "found nothing under the click(s) at 40,30" in lines[0], r.stderr
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
@@ -100,9 +118,28 @@ def test_nothing_under_the_click_is_a_one_line_error(setup, tmp_path):
 def test_cli_mattes_the_target_a_checkpoint_picked_and_names_it(setup, tmp_path):
     clip, frames, ckpt = setup
     out = tmp_path / "out"
-    r = subprocess.run([sys.executable, "-m", "vmatte.cli", "matte", str(clip), "-o", str(out), "--click", "40,30",
-                        "--model", "rvm-target", "--segmenter", str(ckpt), "-f", "alpha"],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vmatte.cli",
+            "matte",
+            str(clip),
+            "-o",
+            str(out),
+            "--click",
+            "40,30",
+            "--model",
+            "rvm-target",
+            "--segmenter",
+            str(ckpt),
+            "-f",
+            "alpha",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     line = next(l for l in r.stderr.splitlines() if l.startswith("target at frame 0"))
     assert "SAM ViT" in line and "tiny_sam.pth" in line and "Apache-2.0" in line
@@ -148,10 +185,22 @@ def test_auto_takes_a_cached_checkpoint_after_checking_its_sha256(setup, tmp_pat
     with pytest.raises(WeightsError, match="changed since download"):  # ... and not the official file
         masks_from_clicks(clip, [(40, 30, 2)])
     official = w.SEGMENTERS["sam-vit-b"]  # pretend our tiny file is the published one
-    monkeypatch.setitem(w.SEGMENTERS, "sam-vit-b", w.SegmenterSource(
-        official.name, official.label, w.RemoteFile(official.remote.filename, official.remote.url,
-                                                    hashlib.sha256(ckpt.read_bytes()).hexdigest(), w.SAM_LICENSE),
-        official.rank_cpu, official.rank_gpu))
+    monkeypatch.setitem(
+        w.SEGMENTERS,
+        "sam-vit-b",
+        w.SegmenterSource(
+            official.name,
+            official.label,
+            w.RemoteFile(
+                official.remote.filename,
+                official.remote.url,
+                hashlib.sha256(ckpt.read_bytes()).hexdigest(),
+                w.SAM_LICENSE,
+            ),
+            official.rank_cpu,
+            official.rank_gpu,
+        ),
+    )
     got = masks_from_clicks(clip, [(40, 30, 2)])
     assert np.array_equal(got[2], _direct(ckpt, frames[2], [(40, 30)]))
     s = Session(tmp_path / "s", UiSettings(workdir=tmp_path, device="cpu"))

@@ -79,9 +79,17 @@ def test_a_swapped_sam1_file_is_refused_and_a_checked_one_is_not_hashed_again(ca
 
     import vmatte.weights as w
 
-    monkeypatch.setitem(w.SEGMENTERS, "sam-vit-b", w.SegmenterSource(
-        "sam-vit-b", "SAM ViT-B", RemoteFile(path.name, "https://example.invalid/x", hashlib.sha256(payload).hexdigest(),
-                                             w.SAM_LICENSE), 6, 10))
+    monkeypatch.setitem(
+        w.SEGMENTERS,
+        "sam-vit-b",
+        w.SegmenterSource(
+            "sam-vit-b",
+            "SAM ViT-B",
+            RemoteFile(path.name, "https://example.invalid/x", hashlib.sha256(payload).hexdigest(), w.SAM_LICENSE),
+            6,
+            10,
+        ),
+    )
     calls = []
     real = w.sha256_file
     monkeypatch.setattr(w.store, "sha256_file", lambda p: calls.append(p) or real(p))
@@ -129,24 +137,50 @@ def test_bad_specs_and_foreign_checkpoints_are_one_line_errors(tmp_path):
     with pytest.raises(WeightsError, match="neither Segment Anything"):
         _family({"backbone.features.0.0.weight": torch.zeros(1)})
     assert _family({"image_encoder.trunk.patch_embed.proj.weight": torch.zeros(1)}) == "sam2"
-    assert _family({"image_encoder.blocks.0.attn.qkv.weight": torch.zeros(1),
-                    "mask_decoder.iou_token.weight": torch.zeros(1)}) == "sam1"
+    assert (
+        _family(
+            {"image_encoder.blocks.0.attn.qkv.weight": torch.zeros(1), "mask_decoder.iou_token.weight": torch.zeros(1)}
+        )
+        == "sam1"
+    )
 
 
 def _vmatte(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "vmatte.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "vmatte.cli", *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def test_cli_segmenter_errors_and_warning(tmp_path):
     clip = make_clip(tmp_path / "c.mp4", 3, 64, 48)
-    r = _vmatte("matte", str(clip), "-o", str(tmp_path / "o"), "--click", "10,10", "--model", "rvm-target",
-                "--segmenter", str(tmp_path / "missing.pth"))
+    r = _vmatte(
+        "matte",
+        str(clip),
+        "-o",
+        str(tmp_path / "o"),
+        "--click",
+        "10,10",
+        "--model",
+        "rvm-target",
+        "--segmenter",
+        str(tmp_path / "missing.pth"),
+    )
     lines = [l for l in r.stderr.splitlines() if l.strip()]
     assert r.returncode == 2 and len(lines) == 1 and "no such file and not a segmenter name" in lines[0], r.stderr
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
-    r = _vmatte("matte", str(clip), "-o", str(tmp_path / "o2"), "--model", "rvm", "-f", "alpha", "-q",
-                "--segmenter", "sam-vit-b")
+    r = _vmatte(
+        "matte",
+        str(clip),
+        "-o",
+        str(tmp_path / "o2"),
+        "--model",
+        "rvm",
+        "-f",
+        "alpha",
+        "-q",
+        "--segmenter",
+        "sam-vit-b",
+    )
     assert r.returncode == 0 and "--segmenter sam-vit-b is ignored" in r.stderr, r.stderr
 
 

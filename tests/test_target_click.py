@@ -17,11 +17,10 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import matanyone_recipe_state_dict, write_h264  # noqa: E402
 from vmatte.cli import main
 from vmatte.engine.segment.clicks import Click, as_clicks, mask_from_points, masks_from_clicks, parse_point
 from vmatte.errors import InputError, VmatteError
-
-from conftest import matanyone_recipe_state_dict, write_h264  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 BEDROOM = SHARED / "media" / "sam2" / "bedroom.mp4"
@@ -53,6 +52,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 # --- pure: mask_from_points -------------------------------------------------------------------
+
 
 def test_click_picks_one_of_two_separate_people():
     left, right = _disc(200, 300, (70, 100), 40), _disc(200, 300, (220, 100), 50)
@@ -119,11 +119,14 @@ def test_parse_point():
 
 # --- real footage: the shipped RVM under the clicks ---------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def children() -> dict[str, np.ndarray]:
     if not BEDROOM.is_file():
         pytest.skip(f"no {BEDROOM}")
-    return {name: masks_from_clicks(BEDROOM, [(*xy, 0)], device="cpu")[0] for name, xy in (("boy", BOY), ("girl", GIRL))}
+    return {
+        name: masks_from_clicks(BEDROOM, [(*xy, 0)], device="cpu")[0] for name, xy in (("boy", BOY), ("girl", GIRL))
+    }
 
 
 def test_clicks_on_two_children_give_two_separate_masks(children):
@@ -170,6 +173,7 @@ def test_masks_from_clicks_errors():
 
 # --- CLI --------------------------------------------------------------------------------------
 
+
 def _one_line_error(code: int, err: str, *words: str) -> None:
     lines = [line for line in err.strip().splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("vmatte: error:"), err
@@ -178,15 +182,18 @@ def _one_line_error(code: int, err: str, *words: str) -> None:
 
 
 @needs_bedroom
-@pytest.mark.parametrize("extra, words", [
-    (["--model", "rvm", "--click", "240,260"], ["--model rvm mattes every person", "--click"]),
-    (["--click", "240,260", "--mask", "m.png"], ["--click 240,260 and --mask both give the target at frame 0"]),
-    (["--click", "1000,20"], ["outside the 960x540 frame"]),
-    (["--click", "240,260@999"], ["frame 999 but the video has 200 frames"]),
-    (["--click", "900,30", "--model", "matanyone"], ["no person under --click 900,30 at frame 0"]),
-    (["--exclude", "400,140"], ["--exclude needs a --click"]),
-    (["--click", "240;260"], ["bad --click '240;260'"]),
-])
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--model", "rvm", "--click", "240,260"], ["--model rvm mattes every person", "--click"]),
+        (["--click", "240,260", "--mask", "m.png"], ["--click 240,260 and --mask both give the target at frame 0"]),
+        (["--click", "1000,20"], ["outside the 960x540 frame"]),
+        (["--click", "240,260@999"], ["frame 999 but the video has 200 frames"]),
+        (["--click", "900,30", "--model", "matanyone"], ["no person under --click 900,30 at frame 0"]),
+        (["--exclude", "400,140"], ["--exclude needs a --click"]),
+        (["--click", "240;260"], ["bad --click '240;260'"]),
+    ],
+)
 def test_cli_click_errors(extra, words, tmp_path, capsys):
     code = main(["matte", str(BEDROOM), "-o", str(tmp_path / "out"), "--device", "cpu", "-q", *extra])
     _one_line_error(code, capsys.readouterr().err, *words)
@@ -196,8 +203,10 @@ def test_cli_click_errors(extra, words, tmp_path, capsys):
 def _small_bedroom(path: Path, frames: int = 2) -> Path:
     """The bedroom's first frames at a third of the size (320x180): a MatAnyone run stays quick on a CPU."""
     with av.open(str(BEDROOM)) as src:
-        small = (cv2.resize(f.to_ndarray(format="rgb24"), (320, 180), interpolation=cv2.INTER_AREA)
-                 for f in itertools.islice(src.decode(video=0), frames))
+        small = (
+            cv2.resize(f.to_ndarray(format="rgb24"), (320, 180), interpolation=cv2.INTER_AREA)
+            for f in itertools.islice(src.decode(video=0), frames)
+        )
         return write_h264(path, small, fps=30, crf=10)
 
 
@@ -209,9 +218,32 @@ def test_cli_click_end_to_end_with_matanyone(tmp_path, capsys, monkeypatch):
     torch.save(matanyone_recipe_state_dict(), tmp_path / "matanyone.pth")
     clip = _small_bedroom(tmp_path / "bed.mp4")
     out = tmp_path / "out"
-    code = main(["matte", str(clip), "-o", str(out), "--device", "cpu", "--model", "matanyone", "--weights",
-                 str(tmp_path / "matanyone.pth"), "--click", "80,87", "--exclude", "133,47", "-f", "alpha-png",
-                 "--warmup-frames", "0", "--erode", "0", "--dilate", "0"])
+    code = main(
+        [
+            "matte",
+            str(clip),
+            "-o",
+            str(out),
+            "--device",
+            "cpu",
+            "--model",
+            "matanyone",
+            "--weights",
+            str(tmp_path / "matanyone.pth"),
+            "--click",
+            "80,87",
+            "--exclude",
+            "133,47",
+            "-f",
+            "alpha-png",
+            "--warmup-frames",
+            "0",
+            "--erode",
+            "0",
+            "--dilate",
+            "0",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     line = next(l for l in captured.err.splitlines() if l.startswith("target at frame 0"))

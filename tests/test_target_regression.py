@@ -40,9 +40,15 @@ def small_davis(tmp_path_factory) -> Path:
 
 def test_target_mode_keeps_to_its_target_and_is_never_worse_than_rvm(small_davis):
     result = evaluate_vos(small_davis, list(SEQUENCES), ["rvm", "rvm-target"], device="cpu")
-    report = {s: (round(result.score("rvm", s).jf, 1), round(result.score("rvm-target", s).jf, 1),
-                  round(result.score("rvm", s).precision, 3), round(result.score("rvm-target", s).precision, 3))
-              for s in SEQUENCES}
+    report = {
+        s: (
+            round(result.score("rvm", s).jf, 1),
+            round(result.score("rvm-target", s).jf, 1),
+            round(result.score("rvm", s).precision, 3),
+            round(result.score("rvm-target", s).precision, 3),
+        )
+        for s in SEQUENCES
+    }
     for seq, (rvm, target, rvm_precision, precision) in report.items():
         # At half size and 14 frames (full size, every frame: >= 0.93 on these, see README).
         assert precision >= max(0.85, rvm_precision), (seq, report)

@@ -24,8 +24,9 @@ BACKGROUND = cv2.GaussianBlur(rng.integers(0, 255, (H, W, 3), dtype=np.uint8), (
 TEXTURE = rng.integers(-40, 40, (H, W, 3))
 # Per object kind: a colour and an appearance vector (RVM features are 128-channel).
 COLOURS = {"target": (40, 60, 200), "other": (220, 120, 30), "car": (150, 150, 150)}
-VECTORS = {k: torch.randn(128, generator=torch.Generator().manual_seed(i)) for i, k in
-           enumerate(["background", *COLOURS])}
+VECTORS = {
+    k: torch.randn(128, generator=torch.Generator().manual_seed(i)) for i, k in enumerate(["background", *COLOURS])
+}
 
 
 def disc(cx: float, cy: float, r: float) -> np.ndarray:

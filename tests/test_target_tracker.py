@@ -48,6 +48,7 @@ def _probs(*targets, shape):
 
 # --- pure stages --------------------------------------------------------------------------------
 
+
 def test_region_kept_whole_when_the_target_holds_enough_of_it():
     shape = (100, 200)
     person = _disc(*shape, (50, 50), 30) | _disc(*shape, (150, 50), 30)
@@ -143,8 +144,21 @@ def test_judo_keyframe_targets_have_a_matte_from_their_first_mask_on(tmp_path, c
     a matte every frame; an id whose mask holds no person RVM sees (the mode mattes people
     only) gets an empty matte and one warning naming it (issue 20: no coarse carried mask)."""
     out = tmp_path / "out"
-    code = main(["matte", str(JUDO / "frames"), "-o", str(out), "--model", "rvm-target",
-                 "--masks-dir", str(JUDO / "masks"), "-f", "alpha-png", "-q"])
+    code = main(
+        [
+            "matte",
+            str(JUDO / "frames"),
+            "-o",
+            str(out),
+            "--model",
+            "rvm-target",
+            "--masks-dir",
+            str(JUDO / "masks"),
+            "-f",
+            "alpha-png",
+            "-q",
+        ]
+    )
     assert code == 0
     err = capsys.readouterr().err
     first = {1: 0, 2: 5, 3: 8, 4: 13}  # the frame of each id's first mask
@@ -156,7 +170,7 @@ def test_judo_keyframe_targets_have_a_matte_from_their_first_mask_on(tmp_path, c
         assert all(a == 0 for a in areas[:start]), (target_id, areas)
         warned = err.count(f"no person found in the mask of target {target_id} ")
         if warned:
-            assert warned == 1 and not any(areas[start:start + 1]), (target_id, areas)
+            assert warned == 1 and not any(areas[start : start + 1]), (target_id, areas)
         else:
             assert all(a > 500 for a in areas[start:]), (target_id, areas)
             matted += 1
@@ -179,8 +193,20 @@ def test_eval_vos_scores_the_target_mode_on_davis_frames(tmp_path, capsys):
         for i in range(8):
             name = f"{i:05d}.{ext}"
             (root / sub / "parkour" / name).write_bytes((DAVIS / sub / "parkour" / name).read_bytes())
-    code = main(["eval", "vos", str(root), "--sequences", "parkour", "--models", "rvm-target",
-                 "-o", str(tmp_path / "rep"), "-q"])
+    code = main(
+        [
+            "eval",
+            "vos",
+            str(root),
+            "--sequences",
+            "parkour",
+            "--models",
+            "rvm-target",
+            "-o",
+            str(tmp_path / "rep"),
+            "-q",
+        ]
+    )
     assert code == 0
     data = json.loads((tmp_path / "rep" / "vos.json").read_text())
     text = json.dumps(data)
@@ -189,6 +215,7 @@ def test_eval_vos_scores_the_target_mode_on_davis_frames(tmp_path, capsys):
 
 
 # --- robust decisions (issue 20), each on a constructed case -----------------------------------
+
 
 def test_region_much_larger_than_the_target_is_not_given_whole():
     """A crowd joined to the target in RVM's matte: the region is many times the target's size,
@@ -199,8 +226,9 @@ def test_region_much_larger_than_the_target_is_not_given_whole():
     crowd[20:110, 80:235] = True  # touches the target: one region, ~6x its area
     person = target | crowd
     prior = _disc(*shape, (60, 60), 24)  # motion + memory put the target here
-    out = assign_regions(person, _probs(prior, shape=shape), np.zeros(shape, np.float32), 0.0, 0.02,
-                         size=np.array([float(target.sum())]))[0]
+    out = assign_regions(
+        person, _probs(prior, shape=shape), np.zeros(shape, np.float32), 0.0, 0.02, size=np.array([float(target.sum())])
+    )[0]
     assert out[target].mean() > 0.95
     assert out[:, 100:].sum() == 0  # the crowd away from the target stays free
     # Without the size reference the same region is still cut: most of it lies outside the
@@ -215,19 +243,33 @@ def test_region_mostly_outside_the_predicted_position_is_cut_to_it():
     region[30:70, 40:160] = True  # a bar, the target predicted at its left end only
     prior = np.zeros(shape, bool)
     prior[30:70, 40:80] = True
-    out = assign_regions(region, _probs(prior, shape=shape), np.zeros(shape, np.float32), 0.3, 0.02,
-                         size=np.array([float(region.sum())]))[0]
+    out = assign_regions(
+        region, _probs(prior, shape=shape), np.zeros(shape, np.float32), 0.3, 0.02, size=np.array([float(region.sum())])
+    )[0]
     assert out[30:70, 40:80].all() and not out[:, 100:].any()
     # Unless the appearance memory recalls the target over the whole bar (it stretched out after
     # a curl, about its known size): then the region is its whole.
-    out = assign_regions(region, _probs(prior, shape=shape), np.zeros(shape, np.float32), 0.3, 0.02,
-                         size=np.array([float(region.sum())]), recalled=region[None])[0]
+    out = assign_regions(
+        region,
+        _probs(prior, shape=shape),
+        np.zeros(shape, np.float32),
+        0.3,
+        0.02,
+        size=np.array([float(region.sum())]),
+        recalled=region[None],
+    )[0]
     assert (out == region).all()
     # Mostly inside its predicted position (the warp lags a little): the whole region.
     lagging = np.zeros(shape, bool)
     lagging[30:70, 40:150] = True
-    out = assign_regions(region, _probs(lagging, shape=shape), np.zeros(shape, np.float32), 0.3, 0.02,
-                         size=np.array([float(region.sum())]))[0]
+    out = assign_regions(
+        region,
+        _probs(lagging, shape=shape),
+        np.zeros(shape, np.float32),
+        0.3,
+        0.02,
+        size=np.array([float(region.sum())]),
+    )[0]
     assert (out == region).all()
 
 

@@ -28,16 +28,31 @@ def clips(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("train_clips")
     fgs = [MEDIA / "am2k" / "sample1.jpg", MEDIA / "am2k" / "sample2.jpg", MEDIA / "pymatting-synthetic" / "test.png"]
-    compose_clips(fgs, [MEDIA / "davis2016" / "JPEGImages" / "parkour"], root, ComposeSettings(size=(64, 64), frames=12))
+    compose_clips(
+        fgs, [MEDIA / "davis2016" / "JPEGImages" / "parkour"], root, ComposeSettings(size=(64, 64), frames=12)
+    )
     return root
 
 
 def _torchrun(out_dir: Path, clips: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "vmatte.train", str(CONFIG),
-           "--set", f'data.video_matting=["{clips}"]',
-           "--set", f'data.background_videos=["{MEDIA / "davis2016" / "JPEGImages" / "parkour"}"]',
-           "--set", f'run.out_dir="{out_dir}"', *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "vmatte.train",
+        str(CONFIG),
+        "--set",
+        f'data.video_matting=["{clips}"]',
+        "--set",
+        f'data.background_videos=["{MEDIA / "davis2016" / "JPEGImages" / "parkour"}"]',
+        "--set",
+        f'run.out_dir="{out_dir}"',
+        *extra,
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -97,7 +97,7 @@ def test_a_small_step_along_the_gradient_lowers_the_loss(model):
     model.zero_grad()
     before = compute_losses("matanyone", model(image, alpha[:, 0]), batch, LossConfig())["total"]
     before.backward()
-    norm = torch.sqrt(sum((p.grad ** 2).sum() for p in params if p.grad is not None))
+    norm = torch.sqrt(sum((p.grad**2).sum() for p in params if p.grad is not None))
     saved = [p.detach().clone() for p in params]
     with torch.no_grad():
         for p in params:

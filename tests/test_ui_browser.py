@@ -66,9 +66,26 @@ def _serve(tmp_path, *extra: str):
 
     port, workdir = _free_port(), tmp_path / "work"
     log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "vmatte.cli", "ui", "--port", str(port), "--workdir", str(workdir),
-                             "--max-upload-mb", str(UPLOAD_CAP_MB), "--device", "cpu", *extra],
-                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "VMATTE_OFFLINE": "1"})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vmatte.cli",
+            "ui",
+            "--port",
+            str(port),
+            "--workdir",
+            str(workdir),
+            "--max-upload-mb",
+            str(UPLOAD_CAP_MB),
+            "--device",
+            "cpu",
+            *extra,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "VMATTE_OFFLINE": "1"},
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -116,8 +133,9 @@ def _shot(page, name: str) -> None:
 
 
 def _wait_status(page, text: str) -> str:
-    page.wait_for_function("t => document.querySelector('#status').innerText.includes(t)", arg=text,
-                           timeout=STEP_TIMEOUT_MS)
+    page.wait_for_function(
+        "t => document.querySelector('#status').innerText.includes(t)", arg=text, timeout=STEP_TIMEOUT_MS
+    )
     return page.locator("#status").inner_text()
 
 
@@ -142,9 +160,12 @@ def _src(page, selector: str = "#frame img") -> str | None:
 
 
 def _wait_src(page, old: str | None, selector: str = "#frame img") -> None:
-    page.wait_for_function("([sel, old]) => { const i = document.querySelector(sel); "
-                           "return i && i.getAttribute('src') !== old && i.complete; }",
-                           arg=[selector, old], timeout=STEP_TIMEOUT_MS)
+    page.wait_for_function(
+        "([sel, old]) => { const i = document.querySelector(sel); "
+        "return i && i.getAttribute('src') !== old && i.complete; }",
+        arg=[selector, old],
+        timeout=STEP_TIMEOUT_MS,
+    )
 
 
 def _type_frame(page, selector: str, value: int) -> None:
@@ -178,8 +199,10 @@ def test_click_run_download_in_chromium(server, tmp_path):
             page.click("#run")
             status = _wait_status(page, "Problem")
             assert "upload a video first" in status
-            page.wait_for_function("() => document.querySelector('#run-status').innerText.includes('upload a video')",
-                                   timeout=STEP_TIMEOUT_MS)
+            page.wait_for_function(
+                "() => document.querySelector('#run-status').innerText.includes('upload a video')",
+                timeout=STEP_TIMEOUT_MS,
+            )
             for size in ({"width": 1400, "height": 1000}, {"width": 1920, "height": 960}):
                 page.set_viewport_size(size)
                 _in_view(page, "#status")
@@ -261,8 +284,9 @@ def test_click_run_download_in_chromium(server, tmp_path):
             x, y = _on_dancer(7)  # the checkerboard view is one panel of the frame's shape
             result.click(position={"x": x * rbox["width"] / SIZE[0], "y": y * rbox["width"] / SIZE[0]})
             _wait_src(page, before, "#result img")
-            page.wait_for_function("() => document.querySelector('#zoom input[value=\"2x\"]').checked",
-                                   timeout=STEP_TIMEOUT_MS)
+            page.wait_for_function(
+                "() => document.querySelector('#zoom input[value=\"2x\"]').checked", timeout=STEP_TIMEOUT_MS
+            )
             page.wait_for_timeout(500)
             _shot(page, "05c-result-zoomed")
 
@@ -337,9 +361,12 @@ def _click(page, point: tuple[int, int], frame: int = 0) -> str:
     scale = box["width"] / SIZE[0]
     before, said = img.get_attribute("src"), page.locator("#status").inner_text()
     img.click(position={"x": point[0] * scale, "y": point[1] * scale})
-    page.wait_for_function("([old, done]) => { const t = document.querySelector('#status').innerText; "
-                           "return t !== old && (t.includes(done) || t.includes('Problem')); }",
-                           arg=[said, f"frame {frame}; mask"], timeout=STEP_TIMEOUT_MS)
+    page.wait_for_function(
+        "([old, done]) => { const t = document.querySelector('#status').innerText; "
+        "return t !== old && (t.includes(done) || t.includes('Problem')); }",
+        arg=[said, f"frame {frame}; mask"],
+        timeout=STEP_TIMEOUT_MS,
+    )
     status = page.locator("#status").inner_text()
     _wait_src(page, before)
     # Gradio greys components out while an event is pending: the screenshot waits for it to go

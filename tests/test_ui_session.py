@@ -52,14 +52,20 @@ def _davis(kind: str, i: int) -> Path:
 
 def person_clip(path: Path, frames: int = FRAMES) -> Path:
     """An H.264 clip of the DAVIS dancer, 320x180 (the test writes it; nothing is copied)."""
-    images = [cv2.cvtColor(cv2.resize(cv2.imread(str(_davis("image", i))), SIZE, interpolation=cv2.INTER_AREA),
-                           cv2.COLOR_BGR2RGB) for i in range(frames)]
+    images = [
+        cv2.cvtColor(
+            cv2.resize(cv2.imread(str(_davis("image", i))), SIZE, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB
+        )
+        for i in range(frames)
+    ]
     return write_h264(path, images)
 
 
 def truth(i: int = 0) -> np.ndarray:
-    return cv2.resize(cv2.imread(str(_davis("mask", i)), cv2.IMREAD_GRAYSCALE), SIZE,
-                      interpolation=cv2.INTER_NEAREST) > 127
+    return (
+        cv2.resize(cv2.imread(str(_davis("mask", i)), cv2.IMREAD_GRAYSCALE), SIZE, interpolation=cv2.INTER_NEAREST)
+        > 127
+    )
 
 
 @pytest.fixture(scope="module")
@@ -234,8 +240,9 @@ def test_run_writes_downloads_preview_and_progress(session):
     session.click(1, *CLICK, frame=0)
     seen = []
     job = Job(session.frame_count)
-    result = run_job(session, RunSettings(model="rvm-target", formats=("prores", "alpha-png")), job,
-                     lambda j: seen.append(j.done))
+    result = run_job(
+        session, RunSettings(model="rvm-target", formats=("prores", "alpha-png")), job, lambda j: seen.append(j.done)
+    )
     assert seen == list(range(1, FRAMES + 1)) and result.frames == FRAMES
     names = sorted(p.name for p in result.downloads)
     assert names == ["dancer_alpha.zip", "dancer_prores4444.mov"]
@@ -287,8 +294,11 @@ def test_run_with_refine_matte_controls(session):
             return [cv2.imdecode(np.frombuffer(z.read(n), np.uint8), cv2.IMREAD_UNCHANGED) for n in names]
 
     raw = alphas(run_job(session, RunSettings(model="rvm", formats=("alpha-png16",)), Job(FRAMES)))
-    choked = alphas(run_job(session, RunSettings(model="rvm", formats=("alpha-png16",),
-                                                 refine=RefineSettings(choke=3)), Job(FRAMES)))
+    choked = alphas(
+        run_job(
+            session, RunSettings(model="rvm", formats=("alpha-png16",), refine=RefineSettings(choke=3)), Job(FRAMES)
+        )
+    )
     # an erosion never raises alpha and takes a 3 px rim off the dancer
     assert all((c <= r).all() for c, r in zip(choked, raw))
     assert sum(int(c.sum()) for c in choked) < 0.95 * sum(int(r.sum()) for r in raw)
@@ -322,8 +332,12 @@ def test_videomama_runs_in_the_app_when_its_weights_are_cached(session, cache):
     assert "videomama" in [m for _, m in available_models()]
     session.click(1, *CLICK, frame=0)
     seen = []
-    r = run_job(session, RunSettings(model="videomama", formats=("alpha",), max_size=32), Job(FRAMES),
-                lambda j: seen.append(j.done))
+    r = run_job(
+        session,
+        RunSettings(model="videomama", formats=("alpha",), max_size=32),
+        Job(FRAMES),
+        lambda j: seen.append(j.done),
+    )
     assert r.frames == FRAMES and r.model.startswith("VideoMaMa")
     assert seen == list(range(1, FRAMES + 1)) * 2  # the masks' pass, then VideoMaMa's
     assert stream_summary(r.downloads[0])["frames"] == FRAMES
@@ -349,14 +363,21 @@ def test_videomama_in_the_app_tracks_with_sam2_when_a_checkpoint_is_cached(sessi
     session.click(1, *CLICK, frame=0)  # RVM's person regions make the click's mask (no SAM cached yet)
     sam2 = _tiny_tracking_sam2()
     loaded = []
-    monkeypatch.setattr(masks_mod, "load_video_model",
-                        lambda spec, device="cpu", **kw: loaded.append(spec) or (sam2, "tiny random SAM 2"))
+    monkeypatch.setattr(
+        masks_mod,
+        "load_video_model",
+        lambda spec, device="cpu", **kw: loaded.append(spec) or (sam2, "tiny random SAM 2"),
+    )
     fake = segmenter_cache_path("sam2.1-hiera-tiny")
     fake.parent.mkdir(parents=True, exist_ok=True)
     fake.write_bytes(b"not read: load_video_model is replaced")
     seen = []
-    r = run_job(session, RunSettings(model="videomama", formats=("alpha",), max_size=32), Job(FRAMES),
-                lambda j: seen.append(j.done))
+    r = run_job(
+        session,
+        RunSettings(model="videomama", formats=("alpha",), max_size=32),
+        Job(FRAMES),
+        lambda j: seen.append(j.done),
+    )
     assert loaded == ["auto"] and "tiny random SAM 2" in r.model
     assert r.frames == FRAMES and seen == list(range(1, FRAMES + 1))  # one pass: no masks' pass first
     assert sorted(p.name for p in r.downloads[0].parent.iterdir()) == ["dancer_alpha.mp4", "preview"]

@@ -82,10 +82,16 @@ def test_frames_option_selects_a_range_and_rejects_an_empty_one(tmp_path):
 def test_exr_float_rgba_with_data_window_is_placed_on_the_display_window(tmp_path, compression):
     # Data window x 5..14, y 3..12 on a 32x24 display window: pixels there, zeros elsewhere; alpha is ignored.
     data = np.full((10, 10), 0.75, np.float32)
-    win = {"dataWindow": (np.array([5, 3], np.int32), np.array([14, 12], np.int32)),
-           "displayWindow": (np.array([0, 0], np.int32), np.array([W - 1, H - 1], np.int32))}
-    write_exr(tmp_path / "bbox.1001.exr", {"R": data, "G": data * 0.5, "B": data * 0.25, "A": data},
-              getattr(OpenEXR, compression), win)
+    win = {
+        "dataWindow": (np.array([5, 3], np.int32), np.array([14, 12], np.int32)),
+        "displayWindow": (np.array([0, 0], np.int32), np.array([W - 1, H - 1], np.int32)),
+    }
+    write_exr(
+        tmp_path / "bbox.1001.exr",
+        {"R": data, "G": data * 0.5, "B": data * 0.25, "A": data},
+        getattr(OpenEXR, compression),
+        win,
+    )
     with open_source(tmp_path / "bbox.1001.exr") as src:
         (frame,) = list(src)
     assert (src.info.width, src.info.height) == (W, H)
@@ -107,8 +113,9 @@ def write_dpx(path: Path, codes: np.ndarray) -> None:
     """10-bit DPX with the given HxWx3 code values (0..1023), through FFmpeg's dpx encoder."""
     ctx = av.CodecContext.create("dpx", "w")
     ctx.width, ctx.height, ctx.pix_fmt, ctx.time_base = codes.shape[1], codes.shape[0], "gbrp10le", 1
-    frame = av.VideoFrame.from_ndarray((codes.astype(np.uint16) << 6) | (codes.astype(np.uint16) >> 4),
-                                       format="rgb48le").reformat(format="gbrp10le")
+    frame = av.VideoFrame.from_ndarray(
+        (codes.astype(np.uint16) << 6) | (codes.astype(np.uint16) >> 4), format="rgb48le"
+    ).reformat(format="gbrp10le")
     with open(path, "wb") as f:
         f.writelines(bytes(p) for p in list(ctx.encode(frame)) + list(ctx.encode(None)))
 
@@ -186,8 +193,13 @@ def test_round_trip_exr_plate_to_premultiplied_exr_recomposes_to_the_plate(tmp_p
         write_exr(tmp_path / f"shot.{1001 + t}.exr", {"RGB": plate})
         plates.append(plate.astype(np.float32))
     colour = plate_colour(None, "Linear Rec.709 (sRGB)")
-    result = matte(tmp_path / "shot.####.exr", tmp_path / "out", model=OracleMatter(fgrs, alphas, colour),
-                   formats=["exr", "exr-layers", "alpha-exr", "dpx"], exr_compression="piz")
+    result = matte(
+        tmp_path / "shot.####.exr",
+        tmp_path / "out",
+        model=OracleMatter(fgrs, alphas, colour),
+        formats=["exr", "exr-layers", "alpha-exr", "dpx"],
+        exr_compression="piz",
+    )
     exr_dir = result.outputs["exr"]
     assert exr_dir.name == "shot_exr"
     assert sorted(os.listdir(exr_dir)) == [f"shot_exr.{n}.exr" for n in (1001, 1002, 1003)]
@@ -219,8 +231,12 @@ def test_exr_layers_has_one_alpha_part_per_target(tmp_path):
         write_exr(tmp_path / f"shot.{1001 + t}.exr", {"RGB": (fgrs[t] * 0.5).astype(np.float16)})
     targets = [{1: a, 7: 1 - a} for a in alphas]
     colour = plate_colour(None, "Linear Rec.709 (sRGB)")
-    result = matte(tmp_path / "shot.####.exr", tmp_path / "out", model=OracleTargets(fgrs, targets, colour),
-                   formats=["exr-layers", "alpha-exr"])
+    result = matte(
+        tmp_path / "shot.####.exr",
+        tmp_path / "out",
+        model=OracleTargets(fgrs, targets, colour),
+        formats=["exr-layers", "alpha-exr"],
+    )
     assert set(result.outputs) == {"exr-layers", "alpha-exr_id1", "alpha-exr_id7"}
     layers = result.outputs["exr-layers"]
     assert sorted(os.listdir(layers)) == ["shot_layers.1001.exr", "shot_layers.1002.exr"]
@@ -237,15 +253,39 @@ def test_exr_layers_has_one_alpha_part_per_target(tmp_path):
 
 def run_cli(*args, cwd=None):
     env = dict(os.environ)
-    return subprocess.run([sys.executable, "-m", "vmatte.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=300, cwd=cwd, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "vmatte.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env=env,
+    )
 
 
 def test_cli_exr_plate_through_rvm_with_refinement_to_exr_outputs(tmp_path):
     plate_sequence(tmp_path / "plate", range(1001, 1004))
-    r = run_cli("matte", tmp_path / "plate" / "shot.%04d.exr", "-o", tmp_path / "out", "-m", "rvm", "-q",
-                "-f", "exr,alpha", "--frames", "1002-1003", "--exr-compression", "dwaa", "--choke", "0.5",
-                "--reduce-chatter", "2", "--despill", "green")
+    r = run_cli(
+        "matte",
+        tmp_path / "plate" / "shot.%04d.exr",
+        "-o",
+        tmp_path / "out",
+        "-m",
+        "rvm",
+        "-q",
+        "-f",
+        "exr,alpha",
+        "--frames",
+        "1002-1003",
+        "--exr-compression",
+        "dwaa",
+        "--choke",
+        "0.5",
+        "--reduce-chatter",
+        "2",
+        "--despill",
+        "green",
+    )
     assert r.returncode == 0, r.stderr
     files = sorted(os.listdir(tmp_path / "out" / "shot_exr"))
     assert files == ["shot_exr.1002.exr", "shot_exr.1003.exr"]
@@ -254,11 +294,14 @@ def test_cli_exr_plate_through_rvm_with_refinement_to_exr_outputs(tmp_path):
     assert (tmp_path / "out" / "shot_alpha.mp4").is_file()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["missing.####.exr"], "no frames match"),
-    (["PLATE", "--input-colorspace", "NoSuchSpace"], "unknown --input-colorspace 'NoSuchSpace'"),
-    (["PLATE", "--frames", "5-6"], "none of the frames 5-6"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["missing.####.exr"], "no frames match"),
+        (["PLATE", "--input-colorspace", "NoSuchSpace"], "unknown --input-colorspace 'NoSuchSpace'"),
+        (["PLATE", "--frames", "5-6"], "none of the frames 5-6"),
+    ],
+)
 def test_cli_bad_plate_input_is_one_line_and_writes_nothing(tmp_path, args, message):
     plate_sequence(tmp_path / "plate", [1001])
     args = [str(tmp_path / "plate" / "shot.####.exr") if a == "PLATE" else a for a in args]

@@ -37,7 +37,7 @@ def plate(folder: Path, frames: int = FRAMES) -> Path:
     for t in range(frames):
         rgb = np.stack([0.05 + 0.1 * x / W, 0.1 + 0.05 * y / H, np.full_like(x, 0.08)], -1)
         x0 = 4 + (t % 40)
-        rgb[10:38, x0:x0 + 18] = [0.9, 0.6, 0.4]
+        rgb[10:38, x0 : x0 + 18] = [0.9, 0.6, 0.4]
         header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
         with OpenEXR.File(header, {"RGB": rgb.astype(np.float16)}) as f:
             f.write(str(folder / f"shot.{1001 + t}.exr"))
@@ -50,8 +50,27 @@ def shot(tmp_path_factory) -> Path:
 
 
 def command(shot: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "vmatte.cli", "matte", str(shot), "-o", str(out), "-f", FORMATS, "-q",
-            "--model", "rvm", "--device", "cpu", "--reduce-chatter", "2", "--choke", "0.5", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "vmatte.cli",
+        "matte",
+        str(shot),
+        "-o",
+        str(out),
+        "-f",
+        FORMATS,
+        "-q",
+        "--model",
+        "rvm",
+        "--device",
+        "cpu",
+        "--reduce-chatter",
+        "2",
+        "--choke",
+        "0.5",
+        *extra,
+    ]
 
 
 def files(out: Path) -> dict[str, bytes]:
@@ -77,8 +96,7 @@ def kill_when(cmd: list[str], ready) -> int:
 
 def test_sigkill_then_resume_of_a_refined_exr_dpx_plate_run_writes_the_same_files(shot, tmp_path):
     ref = tmp_path / "ref"
-    done = subprocess.run(command(shot, ref, "--chunk-frames", str(CHUNK)), capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(command(shot, ref, "--chunk-frames", str(CHUNK)), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     reference = files(ref)
     assert len(reference) == 4 * FRAMES and "shot_exr/shot_exr.1060.exr" in reference
@@ -89,8 +107,9 @@ def test_sigkill_then_resume_of_a_refined_exr_dpx_plate_run_writes_the_same_file
     assert 3 <= completed(out) < FRAMES // CHUNK, "the run finished before it was stopped"
     # nothing under a final name: only the journal and the dead run's lock
     assert sorted(p.name for p in out.iterdir()) == [".shot.vmatte-lock", ".vmatte-partial-shot"]
-    resumed = subprocess.run(command(shot, out, "--chunk-frames", str(CHUNK), "--resume"), capture_output=True,
-                             text=True, timeout=300)
+    resumed = subprocess.run(
+        command(shot, out, "--chunk-frames", str(CHUNK), "--resume"), capture_output=True, text=True, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert sorted(p.name for p in out.iterdir()) == FINAL  # journal and lock gone
     got = files(out)
@@ -218,7 +237,10 @@ def test_journaled_exr_layers_of_two_targets_equal_the_plain_run(tmp_path):
     chunked = matte(shot, tmp_path / "chunked", chunk_frames=3, **kw)
     assert set(plain.outputs) == set(chunked.outputs) == {"exr-layers", "alpha-exr_id1", "alpha-exr_id2"}
     assert sorted(p.name for p in (tmp_path / "chunked").iterdir()) == [
-        "shot_id1_alpha_exr", "shot_id2_alpha_exr", "shot_layers"]
+        "shot_id1_alpha_exr",
+        "shot_id2_alpha_exr",
+        "shot_layers",
+    ]
     for key, folder in plain.outputs.items():
         names = sorted(os.listdir(folder))
         assert len(names) == 10 and names == sorted(os.listdir(chunked.outputs[key]))

@@ -19,10 +19,10 @@ import pytest
 import torch
 
 from conftest import make_clip
-from vmatte.cli import main
-from vmatte.io.masks import FrameMasks
 from vmatte import load_matter
+from vmatte.cli import main
 from vmatte.engine.videomama import Placement, canvas_for, chunked, crossfade_weights
+from vmatte.io.masks import FrameMasks
 from vmatte.io.reader import Frame, open_source
 from vmatte.models.videomama import VideoMaMa, tiny_unet_config, tiny_vae_config
 
@@ -44,7 +44,7 @@ def tiny_weights(tmp_path_factory) -> tuple[Path, VideoMaMa]:
 def _mask(i: int) -> np.ndarray:
     """A coarse box that moves 1 px per frame."""
     m = np.zeros((H, W), np.uint8)
-    m[10:40, 12 + i % 20:36 + i % 20] = 255
+    m[10:40, 12 + i % 20 : 36 + i % 20] = 255
     return m
 
 
@@ -61,7 +61,9 @@ def clip_and_masks(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_weights_load_through_the_hub_layout(tiny_weights, clip_and_masks):
     root, model = tiny_weights
-    matter = load_matter("videomama", masks=FrameMasks(clip_and_masks[1]), weights=root, device="cpu", max_size=int(RUN))
+    matter = load_matter(
+        "videomama", masks=FrameMasks(clip_and_masks[1]), weights=root, device="cpu", max_size=int(RUN)
+    )
     frames = torch.rand(8, 3, 20, 32) * 2 - 1
     masks = (torch.rand(8, 1, 20, 32) > 0.5).float()
     with torch.inference_mode():
@@ -78,8 +80,27 @@ def test_weights_load_through_the_hub_layout(tiny_weights, clip_and_masks):
 def test_cli_end_to_end_keeps_frames_fps_and_size(tiny_weights, clip_and_masks, tmp_path, capsys):
     clip, masks = clip_and_masks
     out = tmp_path / "out"
-    rc = main(["matte", str(clip), "--masks", str(masks), "--model", "videomama", "--weights", str(tiny_weights[0]),
-               "--max-size", RUN, "--device", "cpu", "-f", "alpha,alpha-png", "-o", str(out), "-q"])
+    rc = main(
+        [
+            "matte",
+            str(clip),
+            "--masks",
+            str(masks),
+            "--model",
+            "videomama",
+            "--weights",
+            str(tiny_weights[0]),
+            "--max-size",
+            RUN,
+            "--device",
+            "cpu",
+            "-f",
+            "alpha,alpha-png",
+            "-o",
+            str(out),
+            "-q",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     with open_source(out / "clip_alpha.mp4") as src:
         assert (src.info.width, src.info.height, src.info.fps) == (W, H, Fraction(FPS))
@@ -93,8 +114,9 @@ def _frames(n: int) -> list[Frame]:
 
 
 def test_long_video_is_chunked_with_bounded_memory(tiny_weights, clip_and_masks):
-    matter = load_matter("videomama", masks=FrameMasks(clip_and_masks[1]), weights=tiny_weights[0], device="cpu",
-                         max_size=int(RUN))
+    matter = load_matter(
+        "videomama", masks=FrameMasks(clip_and_masks[1]), weights=tiny_weights[0], device="cpu", max_size=int(RUN)
+    )
     s = matter.settings
     assert (s.size, s.chunk_frames, s.overlap) == ((32, 20), 16, 4)
     frames = _frames(N)
@@ -115,8 +137,10 @@ def test_long_video_is_chunked_with_bounded_memory(tiny_weights, clip_and_masks)
     assert held <= s.chunk_frames
     # Frames 0..11 are in the first chunk only: exactly a single pass of frames 0..15.
     place = Placement.fit(H, W, s.size)
-    first = matter.run_chunk(np.stack([place.image(f.image) for f in frames[:16]]),
-                             np.stack([place.mask(matter.masks.mask(i, (H, W))) for i in range(16)]))
+    first = matter.run_chunk(
+        np.stack([place.image(f.image) for f in frames[:16]]),
+        np.stack([place.mask(matter.masks.mask(i, (H, W))) for i in range(16)]),
+    )
     for i in range(12):
         assert np.array_equal(results[i][1], place.back(first[i]))
     # Frame 12 is cross-faded with the second chunk: not the first chunk's alone.
@@ -185,17 +209,43 @@ def test_bad_input_one_line_exit_2_no_output(case, tiny_weights, clip_and_masks,
         weights = tmp_path / "w"
         net = VideoMaMa.from_config(tiny_unet_config(), tiny_vae_config())
         from diffusers import UNetSpatioTemporalConditionModel
+
         UNetSpatioTemporalConditionModel.from_config({**tiny_unet_config(), "in_channels": 8}).save_pretrained(
-            weights / "unet")
+            weights / "unet"
+        )
         net.vae.save_pretrained(weights / "vae")
     model = "matanyone" if case == "matanyone" else "videomama"
     out = tmp_path / "out"
-    rc = main(["matte", str(clip), "--model", model, "--weights", str(weights), "--max-size", RUN, "--device", "cpu",
-               "-f", "alpha", "-o", str(out), "-q", *args])
+    rc = main(
+        [
+            "matte",
+            str(clip),
+            "--model",
+            model,
+            "--weights",
+            str(weights),
+            "--max-size",
+            RUN,
+            "--device",
+            "cpu",
+            "-f",
+            "alpha",
+            "-o",
+            str(out),
+            "-q",
+            *args,
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert err.startswith("vmatte: error:") and len(err.splitlines()) == 1, err
     assert not list(out.glob("*")) if out.exists() else True
-    expect = {"gap": "frame number(s) 7", "too-few": "no mask for frame 25", "no-masks": "--masks DIR",
-              "matanyone": "--masks-dir", "bad-weights": "unet/", "not-12-channels": "12 input channels"}[case]
+    expect = {
+        "gap": "frame number(s) 7",
+        "too-few": "no mask for frame 25",
+        "no-masks": "--masks DIR",
+        "matanyone": "--masks-dir",
+        "bad-weights": "unet/",
+        "not-12-channels": "12 input channels",
+    }[case]
     assert expect in err

@@ -118,6 +118,7 @@ def test_wrong_checkpoint_reports_keys(tmp_path):
 
 # --- downloads from a loopback server -------------------------------------------------------
 
+
 class _RangeHandler(http.server.BaseHTTPRequestHandler):
     payload = b""
     ranges: list = []

@@ -43,7 +43,7 @@ def sample_frames(frames: int):
     for t in range(frames):
         phase = t / max(frames - 1, 1)
         x0 = int((backdrop.shape[1] - w) * phase)
-        frame = backdrop[: h, x0 : x0 + w].astype(np.float32)
+        frame = backdrop[:h, x0 : x0 + w].astype(np.float32)
         scale = 1.0 + 0.06 * np.sin(2 * np.pi * phase)
         s = int(side * scale) // 2 * 2
         p = cv2.resize(person, (s, s), interpolation=cv2.INTER_AREA).astype(np.float32)
@@ -114,5 +114,3 @@ def run_demo(outdir: Path, frames: int = 72) -> None:
     for name, path in result.outputs.items():
         print(f"  {name:<7} {path}")
     print("Next: vmatte matte YOUR_VIDEO -o OUTDIR   (vmatte formats lists the output formats)")
-
-

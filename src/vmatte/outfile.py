@@ -55,22 +55,30 @@ def plan_output(output: str | os.PathLike, formats: str | None) -> OutputPlan:
     path = Path(os.fspath(output)).expanduser()
     suffix = path.suffix.lower()
     if suffix in (".exr", ".dpx") and not path.is_dir():  # shot.####.exr: frames are named by vmatte
-        raise VmatteError(f"-o {output}: EXR/DPX outputs are a folder of frames named by the plate's numbers "
-                          f"(STEM_exr/STEM_exr.1001.exr); give -o a folder and -f exr, exr-layers, alpha-exr or dpx")
+        raise VmatteError(
+            f"-o {output}: EXR/DPX outputs are a folder of frames named by the plate's numbers "
+            f"(STEM_exr/STEM_exr.1001.exr); give -o a folder and -f exr, exr-layers, alpha-exr or dpx"
+        )
     if path.is_dir() or (suffix not in FILE_FORMATS and suffix not in OTHER_VIDEO):
         return OutputPlan(path, tuple(parse_formats(formats if formats is not None else DEFAULT_FORMATS)))
     if suffix in OTHER_VIDEO:
-        raise VmatteError(f"-o {output}: vmatte writes .mov (ProRes 4444 with alpha), .webm (VP9 with alpha) or .mp4 "
-                          f"files; name one of those, or give a folder for several outputs")
+        raise VmatteError(
+            f"-o {output}: vmatte writes .mov (ProRes 4444 with alpha), .webm (VP9 with alpha) or .mp4 "
+            f"files; name one of those, or give a folder for several outputs"
+        )
     names = parse_formats(formats) if formats is not None else [FILE_FORMATS[suffix][0]]
     if len(names) != 1:
-        raise VmatteError(f"-o {output} names one file but -f asks for {len(names)} outputs ({', '.join(names)}); "
-                          f"give a folder (-o {path.with_suffix('')}/) or one format")
+        raise VmatteError(
+            f"-o {output} names one file but -f asks for {len(names)} outputs ({', '.join(names)}); "
+            f"give a folder (-o {path.with_suffix('')}/) or one format"
+        )
     name = names[0]
     if name not in FILE_FORMATS[suffix]:
         wants = FORMATS[name].output_name("x")
         where = "a folder" if FORMATS[name].is_dir else f"a {Path(wants).suffix} file"
-        raise VmatteError(f"-f {name} writes {where}, not {suffix}; give -o {path.with_suffix('')}"
-                          f"{'/' if FORMATS[name].is_dir else Path(wants).suffix}, or leave out -f to get "
-                          f"{FILE_FORMATS[suffix][0]} in {path.name}")
+        raise VmatteError(
+            f"-f {name} writes {where}, not {suffix}; give -o {path.with_suffix('')}"
+            f"{'/' if FORMATS[name].is_dir else Path(wants).suffix}, or leave out -f to get "
+            f"{FILE_FORMATS[suffix][0]} in {path.name}"
+        )
     return OutputPlan(path.parent, (name,), path, f".{path.name}.vmatte")

@@ -9,5 +9,15 @@ rest with :mod:`.local` worker processes or :mod:`.cluster` Ray tasks (each shot
 from .manifest import Defaults, ManifestError, Shot, load_manifest, parse_shard, shard
 from .run import BatchOptions, BatchResult, run_batch, summary_only
 
-__all__ = ["BatchOptions", "BatchResult", "Defaults", "ManifestError", "Shot", "load_manifest", "parse_shard",
-           "run_batch", "shard", "summary_only"]
+__all__ = [
+    "BatchOptions",
+    "BatchResult",
+    "Defaults",
+    "ManifestError",
+    "Shot",
+    "load_manifest",
+    "parse_shard",
+    "run_batch",
+    "shard",
+    "summary_only",
+]

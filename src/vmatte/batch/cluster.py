@@ -47,8 +47,9 @@ def _shot_task(shot: Shot, root: str, redo: bool, chunk_frames: int | None, thre
         _threads_set = threads
     import ray
 
-    return run_shot(shot, root, redo=redo, chunk_frames=chunk_frames,
-                    extra={"ray_node": ray.get_runtime_context().get_node_id()})
+    return run_shot(
+        shot, root, redo=redo, chunk_frames=chunk_frames, extra={"ray_node": ray.get_runtime_context().get_node_id()}
+    )
 
 
 def _wants_gpu(shot: Shot, cluster_gpus: float) -> bool:
@@ -72,15 +73,25 @@ def connect(address: str | None):
                 ray.init(include_dashboard=False, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as e:  # unreachable, wrong address, version mismatch
         why = " ".join(str(e).split())[:300]
-        raise VmatteError(f"cannot join the Ray cluster at {address or 'this machine'} ({why}); start it with "
-                          f"`ray start --head` (the same Ray version everywhere) or give its address as "
-                          f"--ray HOST:PORT") from None
+        raise VmatteError(
+            f"cannot join the Ray cluster at {address or 'this machine'} ({why}); start it with "
+            f"`ray start --head` (the same Ray version everywhere) or give its address as "
+            f"--ray HOST:PORT"
+        ) from None
     return ray
 
 
-def run_ray(shots: Sequence[Shot], root: Path, *, address: str | None = None, cpus_per_shot: float = 1,
-            redo: bool = False, chunk_frames: int | None = None, retries: int = 3,
-            on_report: Callable[[Shot, dict], None] = lambda s, r: None) -> dict[str, dict]:
+def run_ray(
+    shots: Sequence[Shot],
+    root: Path,
+    *,
+    address: str | None = None,
+    cpus_per_shot: float = 1,
+    redo: bool = False,
+    chunk_frames: int | None = None,
+    retries: int = 3,
+    on_report: Callable[[Shot, dict], None] = lambda s, r: None,
+) -> dict[str, dict]:
     """Run ``shots`` as Ray tasks; returns id -> report (``on_report`` is called as each ends)."""
     if cpus_per_shot <= 0:
         raise VmatteError(f"--cpus-per-shot must be above 0, got {cpus_per_shot}")
@@ -91,7 +102,11 @@ def run_ray(shots: Sequence[Shot], root: Path, *, address: str | None = None, cp
         task = ray.remote(max_calls=0)(_shot_task)  # max_calls=0: workers (and their models) are reused
         futures = {}
         for shot in shots:
-            options = {"num_cpus": cpus_per_shot, "num_gpus": 1 if _wants_gpu(shot, gpus) else 0, "max_retries": retries}
+            options = {
+                "num_cpus": cpus_per_shot,
+                "num_gpus": 1 if _wants_gpu(shot, gpus) else 0,
+                "max_retries": retries,
+            }
             futures[task.options(**options).remote(shot, str(root), redo, chunk_frames, threads)] = shot
         reports: dict[str, dict] = {}
         remaining = list(futures)
@@ -102,11 +117,18 @@ def run_ray(shots: Sequence[Shot], root: Path, *, address: str | None = None, cp
                 try:
                     reports[shot.id] = ray.get(ref)
                 except Exception as e:  # noqa: BLE001 - a worker/node lost more often than the retries
-                    reports[shot.id] = {"id": shot.id, "input": shot.input, "model": shot.model, "status": FAILED,
-                                        "retryable": True,
-                                        "error": " ".join(f"lost on the cluster after {retries} retries "
-                                                          f"({type(e).__name__}: {e}); run the batch again to "
-                                                          f"resume it".split())[:500]}
+                    reports[shot.id] = {
+                        "id": shot.id,
+                        "input": shot.input,
+                        "model": shot.model,
+                        "status": FAILED,
+                        "retryable": True,
+                        "error": " ".join(
+                            f"lost on the cluster after {retries} retries "
+                            f"({type(e).__name__}: {e}); run the batch again to "
+                            f"resume it".split()
+                        )[:500],
+                    }
                 on_report(shot, reports[shot.id])
         return reports
     finally:

@@ -36,9 +36,17 @@ def _init_worker(threads: int) -> None:
     set_threads(threads)
 
 
-def run_local(shots: Sequence[Shot], root: Path, *, workers: int = 1, threads: int | None = None,
-              redo: bool = False, chunk_frames: int | None = None, retries: int = 2,
-              on_report: Callable[[Shot, dict], None] = lambda s, r: None) -> dict[str, dict]:
+def run_local(
+    shots: Sequence[Shot],
+    root: Path,
+    *,
+    workers: int = 1,
+    threads: int | None = None,
+    redo: bool = False,
+    chunk_frames: int | None = None,
+    retries: int = 2,
+    on_report: Callable[[Shot, dict], None] = lambda s, r: None,
+) -> dict[str, dict]:
     """Run ``shots``; returns id -> report (``on_report`` is called as each shot ends)."""
     threads = threads or threads_per_worker(workers)
     reports: dict[str, dict] = {}
@@ -60,10 +68,16 @@ def run_local(shots: Sequence[Shot], root: Path, *, workers: int = 1, threads: i
             attempt += 1
             if pending and attempt > retries + 1:
                 for shot in pending:
-                    reports[shot.id] = {"id": shot.id, "input": shot.input, "model": shot.model, "status": FAILED,
-                                        "retryable": True, "attempt": attempt - 1,
-                                        "error": f"its worker process died {attempt - 1} times (killed or out of "
-                                                 f"memory); run the batch again to resume it, with fewer --workers"}
+                    reports[shot.id] = {
+                        "id": shot.id,
+                        "input": shot.input,
+                        "model": shot.model,
+                        "status": FAILED,
+                        "retryable": True,
+                        "attempt": attempt - 1,
+                        "error": f"its worker process died {attempt - 1} times (killed or out of "
+                        f"memory); run the batch again to resume it, with fewer --workers",
+                    }
                     on_report(shot, reports[shot.id])
                 break
     finally:
@@ -75,15 +89,26 @@ def run_local(shots: Sequence[Shot], root: Path, *, workers: int = 1, threads: i
     return reports
 
 
-def _run_pool(shots: list[Shot], root: Path, workers: int, threads: int, redo: bool, chunk_frames, attempt: int,
-              reports: dict, on_report) -> list[Shot]:
+def _run_pool(
+    shots: list[Shot],
+    root: Path,
+    workers: int,
+    threads: int,
+    redo: bool,
+    chunk_frames,
+    attempt: int,
+    reports: dict,
+    on_report,
+) -> list[Shot]:
     """One process pool over ``shots``; returns those left unfinished by a dead worker."""
     context = multiprocessing.get_context("spawn")  # no forked copies of torch's threads
     lost: list[Shot] = []
-    with ProcessPoolExecutor(max_workers=min(workers, len(shots)), mp_context=context, initializer=_init_worker,
-                             initargs=(threads,)) as pool:
-        futures = {pool.submit(run_shot, s, root, redo=redo, chunk_frames=chunk_frames, attempt=attempt): s
-                   for s in shots}
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(shots)), mp_context=context, initializer=_init_worker, initargs=(threads,)
+    ) as pool:
+        futures = {
+            pool.submit(run_shot, s, root, redo=redo, chunk_frames=chunk_frames, attempt=attempt): s for s in shots
+        }
         remaining = set(futures)
         while remaining:
             done, remaining = wait(remaining, return_when=FIRST_COMPLETED)

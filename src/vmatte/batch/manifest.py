@@ -53,8 +53,15 @@ COLUMNS = {
     "dilate": "MatAnyone mask dilation (px)",
     "chunk_frames": "frames per journal chunk (resume granularity)",
 }
-ALIASES = {"background": "bg", "masks-dir": "masks_dir", "mask-at": "mask_at", "max-size": "max_size",
-           "downsample-ratio": "downsample_ratio", "warmup-frames": "warmup_frames", "chunk-frames": "chunk_frames"}
+ALIASES = {
+    "background": "bg",
+    "masks-dir": "masks_dir",
+    "mask-at": "mask_at",
+    "max-size": "max_size",
+    "downsample-ratio": "downsample_ratio",
+    "warmup-frames": "warmup_frames",
+    "chunk-frames": "chunk_frames",
+}
 _INTS = ("max_size", "warmup_frames", "erode", "dilate", "chunk_frames")
 _FLOATS = ("downsample_ratio", "fps")
 _TARGET_FIELDS = ("mask", "mask_at", "masks_dir", "click", "exclude")
@@ -105,8 +112,9 @@ def read_rows(path: Path) -> tuple[list[tuple[int, dict]], Path, list[str]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
-        raise VmatteError(f"cannot read manifest {path}: {getattr(e, 'strerror', None) or e}; "
-                          f"give a UTF-8 CSV or JSONL file") from None
+        raise VmatteError(
+            f"cannot read manifest {path}: {getattr(e, 'strerror', None) or e}; give a UTF-8 CSV or JSONL file"
+        ) from None
     if path.suffix.lower() in (".jsonl", ".ndjson") or text.lstrip().startswith("{"):
         return _jsonl_rows(path, text), path.parent, []
     return _csv_rows(path, text)
@@ -118,8 +126,10 @@ def _csv_rows(path: Path, text: str) -> tuple[list[tuple[int, dict]], Path, list
     problems = []
     for required in ("id", "input"):
         if required not in header:
-            problems.append(f"{path.name} header: missing column {required!r} ({COLUMNS[required]}); "
-                            f"add it to the first line, e.g. id,input,model")
+            problems.append(
+                f"{path.name} header: missing column {required!r} ({COLUMNS[required]}); "
+                f"add it to the first line, e.g. id,input,model"
+            )
     rows = []
     for n, raw in enumerate(reader, start=1):
         fields = {(k or "").strip(): (v or "").strip() if isinstance(v, str) else v for k, v in raw.items()}
@@ -155,8 +165,9 @@ def _folder_rows(folder: Path) -> list[tuple[int, dict]]:
             fields["mask"] = str(mask)
         rows.append((n, fields))
     if not rows:
-        raise VmatteError(f"no videos in {folder} ({', '.join(VIDEO_SUFFIXES)}); give a folder of videos, "
-                          f"or a CSV/JSONL manifest")
+        raise VmatteError(
+            f"no videos in {folder} ({', '.join(VIDEO_SUFFIXES)}); give a folder of videos, or a CSV/JSONL manifest"
+        )
     return rows
 
 
@@ -178,8 +189,11 @@ def load_manifest(path: str | os.PathLike, defaults: Defaults = Defaults(), mode
             # by case too: on macOS/Windows file systems `Shot` and `shot` would share ROOT/<id>/
             key = sid.casefold()
             if sid and key in seen:
-                errors.insert(0, f"{where} (id {sid!r}), id: duplicate of row {seen[key]} (ids are compared "
-                                 f"ignoring case: each is a folder name); give every shot its own id")
+                errors.insert(
+                    0,
+                    f"{where} (id {sid!r}), id: duplicate of row {seen[key]} (ids are compared "
+                    f"ignoring case: each is a folder name); give every shot its own id",
+                )
             seen.setdefault(key, n)
             problems.extend(errors)
             if shot is not None and not errors:
@@ -205,8 +219,11 @@ def _check_row(n: int, fields: dict, base: Path, defaults: Defaults, models: tup
     if "__json__" in fields:
         return None, [f"{where}: not valid JSON ({fields['__json__']}); write one JSON object per line"]
     if "__extra__" in fields:
-        bad("(extra cells)", f"{len(fields['__extra__'])} more cells than the header has columns; quote "
-                             f"values that contain commas, e.g. \"alpha,comp\"")
+        bad(
+            "(extra cells)",
+            f"{len(fields['__extra__'])} more cells than the header has columns; quote "
+            f'values that contain commas, e.g. "alpha,comp"',
+        )
     clean: dict[str, object] = {}
     for key, value in fields.items():
         if key.startswith("__"):
@@ -346,13 +363,18 @@ def _check_model_inputs(model: str, clean: dict, bad) -> None:
         pass
     elif spec.takes == registry.EVERY_PERSON and has_target:
         keyed = ", ".join(s.name for s in registry.SPECS.values() if s.takes == registry.KEYFRAMES)
-        bad("model", f"{model} mattes every person in frame and takes no mask or click; use one of {keyed} "
-                     f"for the target of a mask")
+        bad(
+            "model",
+            f"{model} mattes every person in frame and takes no mask or click; use one of {keyed} "
+            f"for the target of a mask",
+        )
     elif spec.takes == registry.FRAME_MASKS and not has_masks:
         bad("masks", f"--model {model} needs one coarse mask per frame: give a masks folder")
     elif has_masks and spec.takes != registry.FRAME_MASKS and not spec.frame_masks:
-        bad("masks", f"--model {model} takes no per-frame masks; give its target as a mask, mask_at or masks_dir "
-                     f"value instead")
+        bad(
+            "masks",
+            f"--model {model} takes no per-frame masks; give its target as a mask, mask_at or masks_dir value instead",
+        )
     elif spec.takes == registry.KEYFRAMES and not has_target and not has_masks:
         bad("mask", f"--model {model} follows a target: give a mask, mask_at, masks_dir or click value")
     if clean.get("backend", "auto") not in registry.BACKENDS:
@@ -380,13 +402,18 @@ def parse_shard(spec: str, environ=os.environ) -> tuple[int, int]:
         else:
             task = environ.get("SLURM_ARRAY_TASK_ID")
             if task is None:
-                raise VmatteError(f"--shard {spec}: no shard index given and SLURM_ARRAY_TASK_ID is not set; give "
-                                  f"--shard I/N (I from 0 to N-1) or run it as a Slurm array task")
+                raise VmatteError(
+                    f"--shard {spec}: no shard index given and SLURM_ARRAY_TASK_ID is not set; give "
+                    f"--shard I/N (I from 0 to N-1) or run it as a Slurm array task"
+                )
             index = int(task) - int(environ.get("SLURM_ARRAY_TASK_MIN", "0") or 0)
     except ValueError:
-        raise VmatteError(f"bad --shard {spec!r}; give I/N with whole numbers, e.g. --shard 0/4 (I from 0 to "
-                          f"N-1), or N alone inside a Slurm array") from None
+        raise VmatteError(
+            f"bad --shard {spec!r}; give I/N with whole numbers, e.g. --shard 0/4 (I from 0 to "
+            f"N-1), or N alone inside a Slurm array"
+        ) from None
     if count < 1 or not 0 <= index < count:
-        raise VmatteError(f"bad --shard {spec!r}: the index must be from 0 to N-1 and N at least 1, e.g. "
-                          f"--shard 0/{max(count, 1)}")
+        raise VmatteError(
+            f"bad --shard {spec!r}: the index must be from 0 to N-1 and N at least 1, e.g. --shard 0/{max(count, 1)}"
+        )
     return index, count

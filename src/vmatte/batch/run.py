@@ -49,8 +49,12 @@ def _summary_names(options: BatchOptions) -> tuple[str, str]:
     return f"batch-shard-{i}-of-{n}.json", f"batch-shard-{i}-of-{n}.md"
 
 
-def run_batch(manifest: str | os.PathLike, root: str | os.PathLike, defaults: Defaults | None = None,
-              options: BatchOptions | None = None) -> BatchResult:
+def run_batch(
+    manifest: str | os.PathLike,
+    root: str | os.PathLike,
+    defaults: Defaults | None = None,
+    options: BatchOptions | None = None,
+) -> BatchResult:
     """Run (or resume) every shot of ``manifest`` into ``ROOT/<id>/``; see the module doc."""
     from ..errors import VmatteError
     from ..io.writers import prepare_output_dir
@@ -64,8 +68,9 @@ def run_batch(manifest: str | os.PathLike, root: str | os.PathLike, defaults: De
     if options.chunk_frames is not None and options.chunk_frames < 1:
         raise VmatteError(f"--chunk-frames must be at least 1, got {options.chunk_frames}")
     if options.ray and options.workers != 1:
-        raise VmatteError("--workers is for runs on this machine; with --ray each shot is a task: size them with "
-                          "--cpus-per-shot")
+        raise VmatteError(
+            "--workers is for runs on this machine; with --ray each shot is a task: size them with --cpus-per-shot"
+        )
     if options.ray:
         from .cluster import import_ray
 
@@ -94,20 +99,46 @@ def run_batch(manifest: str | os.PathLike, root: str | os.PathLike, defaults: De
         if options.ray:
             from .cluster import run_ray
 
-            run_ray(todo, root, address=options.ray_address, cpus_per_shot=options.cpus_per_shot,
-                    redo=options.redo, chunk_frames=options.chunk_frames, retries=options.retries,
-                    on_report=on_report)
+            run_ray(
+                todo,
+                root,
+                address=options.ray_address,
+                cpus_per_shot=options.cpus_per_shot,
+                redo=options.redo,
+                chunk_frames=options.chunk_frames,
+                retries=options.retries,
+                on_report=on_report,
+            )
         else:
             from .local import run_local
 
-            run_local(todo, root, workers=options.workers, threads=options.threads, redo=options.redo,
-                      chunk_frames=options.chunk_frames, retries=min(options.retries, 2), on_report=on_report)
+            run_local(
+                todo,
+                root,
+                workers=options.workers,
+                threads=options.threads,
+                redo=options.redo,
+                chunk_frames=options.chunk_frames,
+                retries=min(options.retries, 2),
+                on_report=on_report,
+            )
     finally:
         bar.close()
-    runner = (f"ray {options.ray_address or '(this machine)'}, {options.cpus_per_shot:g} CPU per shot" if options.ray
-              else f"local, {options.workers} worker{'s' if options.workers > 1 else ''}")
-    summary = summarise(shots, reports, root, manifest=str(manifest), runner=runner, started=start,
-                        seconds=time.time() - start, shard=options.shard)
+    runner = (
+        f"ray {options.ray_address or '(this machine)'}, {options.cpus_per_shot:g} CPU per shot"
+        if options.ray
+        else f"local, {options.workers} worker{'s' if options.workers > 1 else ''}"
+    )
+    summary = summarise(
+        shots,
+        reports,
+        root,
+        manifest=str(manifest),
+        runner=runner,
+        started=start,
+        seconds=time.time() - start,
+        shard=options.shard,
+    )
     paths = write_summary(root, summary, *_summary_names(options))
     return BatchResult(EXIT_FAILED if summary["failed"] or summary["missing"] else EXIT_OK, reports, summary, paths)
 
@@ -117,36 +148,86 @@ def summary_only(manifest: str | os.PathLike, root: str | os.PathLike, defaults:
     shots = load_manifest(manifest, defaults or Defaults())
     root = Path(os.fspath(root)).expanduser()
     reports = {s.id: r for s in shots if (r := read_report(root / s.id)) is not None}
-    summary = summarise(shots, reports, root, manifest=str(manifest), runner="summary of the shots' reports",
-                        started=None, seconds=None, shard=None)
+    summary = summarise(
+        shots,
+        reports,
+        root,
+        manifest=str(manifest),
+        runner="summary of the shots' reports",
+        started=None,
+        seconds=None,
+        shard=None,
+    )
     paths = write_summary(root, summary, "batch.json", "batch.md")
     return BatchResult(EXIT_FAILED if summary["failed"] or summary["missing"] else EXIT_OK, reports, summary, paths)
 
 
-def summarise(shots: Sequence[Shot], reports: dict[str, dict], root: Path, *, manifest: str, runner: str,
-              started: float | None, seconds: float | None, shard: tuple[int, int] | None) -> dict:
+def summarise(
+    shots: Sequence[Shot],
+    reports: dict[str, dict],
+    root: Path,
+    *,
+    manifest: str,
+    runner: str,
+    started: float | None,
+    seconds: float | None,
+    shard: tuple[int, int] | None,
+) -> dict:
     rows = []
     for shot in shots:
         r = reports.get(shot.id)
         if r is None:
-            rows.append({"id": shot.id, "status": "missing", "model": shot.model,
-                         "error": "no report: the shot has not run (run the batch, or its shard, again)"})
+            rows.append(
+                {
+                    "id": shot.id,
+                    "status": "missing",
+                    "model": shot.model,
+                    "error": "no report: the shot has not run (run the batch, or its shard, again)",
+                }
+            )
             continue
         status = r.get("status")
         if status not in (DONE, FAILED):  # "running": its process died and nothing retried it
-            status, r = FAILED, {**r, "retryable": True,
-                                 "error": "interrupted (its worker stopped); run the batch again to resume it"}
-        rows.append({k: r.get(k) for k in ("id", "model", "frames", "seconds", "fps", "attempt", "resumed",
-                                            "error", "retryable", "weights_sha256", "host")}
-                    | {"status": status, "skipped": bool(r.get("skipped"))})
+            status, r = (
+                FAILED,
+                {**r, "retryable": True, "error": "interrupted (its worker stopped); run the batch again to resume it"},
+            )
+        rows.append(
+            {
+                k: r.get(k)
+                for k in (
+                    "id",
+                    "model",
+                    "frames",
+                    "seconds",
+                    "fps",
+                    "attempt",
+                    "resumed",
+                    "error",
+                    "retryable",
+                    "weights_sha256",
+                    "host",
+                )
+            }
+            | {"status": status, "skipped": bool(r.get("skipped"))}
+        )
     done = [r for r in rows if r["status"] == DONE]
     ran = [r for r in done if not r["skipped"]]
     frames = sum(r.get("frames") or 0 for r in ran)
-    summary = {"manifest": manifest, "root": str(root), "runner": runner, "shard": list(shard) if shard else None,
-               "started": started, "seconds": None if seconds is None else round(seconds, 3),
-               "shots": len(rows), "done": len(done), "skipped": len(done) - len(ran),
-               "failed": sum(r["status"] == FAILED for r in rows), "missing": sum(r["status"] == "missing" for r in rows),
-               "frames": frames}
+    summary = {
+        "manifest": manifest,
+        "root": str(root),
+        "runner": runner,
+        "shard": list(shard) if shard else None,
+        "started": started,
+        "seconds": None if seconds is None else round(seconds, 3),
+        "shots": len(rows),
+        "done": len(done),
+        "skipped": len(done) - len(ran),
+        "failed": sum(r["status"] == FAILED for r in rows),
+        "missing": sum(r["status"] == "missing" for r in rows),
+        "frames": frames,
+    }
     if seconds:
         summary["frames_per_s"] = round(frames / seconds, 3)
         summary["shots_per_hour"] = round(len(ran) * 3600 / seconds, 1)
@@ -156,20 +237,32 @@ def summarise(shots: Sequence[Shot], reports: dict[str, dict], root: Path, *, ma
 
 def write_summary(root: Path, summary: dict, json_name: str, md_name: str) -> dict[str, Path]:
     paths = {"json": root / json_name, "md": root / md_name}
-    lines = [f"# vmatte batch: {summary['done']}/{summary['shots']} shots done", "",
-             f"Manifest `{summary['manifest']}`; {summary['runner']}."]
+    lines = [
+        f"# vmatte batch: {summary['done']}/{summary['shots']} shots done",
+        "",
+        f"Manifest `{summary['manifest']}`; {summary['runner']}.",
+    ]
     if summary.get("seconds"):
-        lines.append(f"{summary['frames']} frames in {summary['seconds']:.1f} s: {summary.get('frames_per_s', 0):.2f} "
-                     f"frames/s, {summary.get('shots_per_hour', 0):.0f} shots/hour ({summary['skipped']} skipped "
-                     f"as done).")
+        lines.append(
+            f"{summary['frames']} frames in {summary['seconds']:.1f} s: {summary.get('frames_per_s', 0):.2f} "
+            f"frames/s, {summary.get('shots_per_hour', 0):.0f} shots/hour ({summary['skipped']} skipped "
+            f"as done)."
+        )
     lines += ["", "| id | status | model | frames | seconds | frames/s | error |", "|---|---|---|---:|---:|---:|---|"]
     for r in summary["reports"]:
         status = "done (skipped)" if r.get("skipped") else r["status"]
         if r["status"] == FAILED:
             status += " (retryable)" if r.get("retryable") else " (bad input)"
         error = (r.get("error") or "").replace("|", "\\|")
-        cells = [r["id"], status, r.get("model") or "", r.get("frames") or "", r.get("seconds") or "",
-                 r.get("fps") or "", error]
+        cells = [
+            r["id"],
+            status,
+            r.get("model") or "",
+            r.get("frames") or "",
+            r.get("seconds") or "",
+            r.get("fps") or "",
+            error,
+        ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     for key, text in (("json", json.dumps(summary, indent=1)), ("md", "\n".join(lines) + "\n")):
         tmp = paths[key].with_name(f".{paths[key].name}.{os.getpid()}.tmp")
@@ -188,8 +281,9 @@ class _Progress:
         if enabled:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, initial=skipped, unit="shot", desc="shots", file=sys.stderr,
-                            dynamic_ncols=True)
+            self.bar = tqdm(
+                total=total, initial=skipped, unit="shot", desc="shots", file=sys.stderr, dynamic_ncols=True
+            )
 
     def update(self, report: dict) -> None:
         if report.get("status") == DONE and not report.get("skipped"):

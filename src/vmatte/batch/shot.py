@@ -132,13 +132,27 @@ def _model_for(shot: Shot):
     from ..matte import load_matter
 
     o = shot.options
-    key = (shot.model, o.get("weights"), o.get("device", "auto"), o.get("backend", "auto"),
-           o.get("downsample_ratio"), o.get("max_size"), o.get("precision", "fp32"), o.get("tracker", "auto"))
+    key = (
+        shot.model,
+        o.get("weights"),
+        o.get("device", "auto"),
+        o.get("backend", "auto"),
+        o.get("downsample_ratio"),
+        o.get("max_size"),
+        o.get("precision", "fp32"),
+        o.get("tracker", "auto"),
+    )
     if key not in _MODELS:
         _MODELS.clear()  # keep one model per worker: a mixed batch must not pile up memory
-        matter = load_matter(shot.model, weights=o.get("weights"), device=o.get("device", "auto"),
-                             backend=o.get("backend", "auto"), downsample_ratio=o.get("downsample_ratio"),
-                             max_size=o.get("max_size"), **{k: o[k] for k in ("precision", "tracker") if k in o})
+        matter = load_matter(
+            shot.model,
+            weights=o.get("weights"),
+            device=o.get("device", "auto"),
+            backend=o.get("backend", "auto"),
+            downsample_ratio=o.get("downsample_ratio"),
+            max_size=o.get("max_size"),
+            **{k: o[k] for k in ("precision", "tracker") if k in o},
+        )
         _limit_onnx_threads(matter)
         _MODELS[key] = matter
     return _MODELS[key]
@@ -157,8 +171,21 @@ def _matte_kwargs(shot: Shot, reuse: bool) -> dict:
     if "excludes" in o:
         kwargs["excludes"] = [parse_point(s, negative=True) for s in o["excludes"]]
     if not reuse:  # the model is built inside vmatte.matte from these
-        for name in ("weights", "device", "backend", "downsample_ratio", "max_size", "mask", "keyframes",
-                     "warmup_frames", "erode", "dilate", "precision", "masks", "tracker"):
+        for name in (
+            "weights",
+            "device",
+            "backend",
+            "downsample_ratio",
+            "max_size",
+            "mask",
+            "keyframes",
+            "warmup_frames",
+            "erode",
+            "dilate",
+            "precision",
+            "masks",
+            "tracker",
+        ):
             if name in o:
                 kwargs[name] = o[name]
     return kwargs
@@ -194,8 +221,15 @@ def _retryable(e: BaseException) -> bool:
     return name == "OutOfMemoryError" or "out of memory" in str(e).lower()
 
 
-def run_shot(shot: Shot, root: str | os.PathLike, *, redo: bool = False, chunk_frames: int | None = None,
-             attempt: int = 1, extra: dict | None = None) -> dict:
+def run_shot(
+    shot: Shot,
+    root: str | os.PathLike,
+    *,
+    redo: bool = False,
+    chunk_frames: int | None = None,
+    attempt: int = 1,
+    extra: dict | None = None,
+) -> dict:
     """Matte ``shot`` into ``ROOT/<id>/``; returns its report (also written as report.json).
 
     Never raises for the shot's own failures: they are the report's ``status: failed`` with a
@@ -215,9 +249,16 @@ def run_shot(shot: Shot, root: str | os.PathLike, *, redo: bool = False, chunk_f
     try:
         lock = OutputLock(folder, SHOT_LOCK).acquire()
     except OutputError as e:
-        return {"id": shot.id, "input": shot.input, "model": shot.model, "status": FAILED, "retryable": True,
-                "busy": True, "error": f"another vmatte batch{_owner(e)} is running this shot in {folder}; run "
-                                       f"this batch again when that one has finished (done shots are skipped)"}
+        return {
+            "id": shot.id,
+            "input": shot.input,
+            "model": shot.model,
+            "status": FAILED,
+            "retryable": True,
+            "busy": True,
+            "error": f"another vmatte batch{_owner(e)} is running this shot in {folder}; run "
+            f"this batch again when that one has finished (done shots are skipped)",
+        }
     try:
         if not redo and (done := is_done(folder)) is not None:  # finished by that other run meanwhile
             return {**done, "status": DONE, "skipped": True}
@@ -230,11 +271,12 @@ def _owner(e: OutputError) -> str:
     """`` (pid P on HOST, started T)`` from the lock's refusal, or nothing."""
     text = str(e)
     start = text.find(" (pid ")
-    return text[start:text.index(")", start) + 1] if start >= 0 and ")" in text[start:] else ""
+    return text[start : text.index(")", start) + 1] if start >= 0 and ")" in text[start:] else ""
 
 
-def _run_locked(shot: Shot, folder: Path, redo: bool, chunk_frames: int | None, attempt: int,
-                extra: dict | None) -> dict:
+def _run_locked(
+    shot: Shot, folder: Path, redo: bool, chunk_frames: int | None, attempt: int, extra: dict | None
+) -> dict:
     from ..engine.resume import DEFAULT_CHUNK_FRAMES, JOURNAL_PREFIX
     from ..matte import matte
 
@@ -242,8 +284,18 @@ def _run_locked(shot: Shot, folder: Path, redo: bool, chunk_frames: int | None, 
     if previous is not None and previous.get("status") == RUNNING:  # a killed try: this one continues it
         attempt = max(attempt, int(previous.get("attempt", 1)) + 1)
     started = time.time()
-    report = {"id": shot.id, "input": shot.input, "model": shot.model, "status": RUNNING, "attempt": attempt,
-              "host": socket.gethostname(), "pid": os.getpid(), "started": started, **_versions(), **(extra or {})}
+    report = {
+        "id": shot.id,
+        "input": shot.input,
+        "model": shot.model,
+        "status": RUNNING,
+        "attempt": attempt,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": started,
+        **_versions(),
+        **(extra or {}),
+    }
     write_report(folder, report)
     journal = folder / f"{JOURNAL_PREFIX}{shot.id}"
     resumed = (journal / "manifest.json").is_file() and not redo
@@ -253,16 +305,28 @@ def _run_locked(shot: Shot, folder: Path, redo: bool, chunk_frames: int | None, 
         model = _model_for(shot)
         reuse = not isinstance(model, str)
         # A report of ours in the folder (or --redo) means the outputs there are ours to replace.
-        result = matte(shot.input, folder, model=model, formats=list(shot.formats), stem=shot.id,
-                       overwrite=redo or previous is not None, resume=resumed,
-                       chunk_frames=shot.options.get("chunk_frames") or chunk_frames or DEFAULT_CHUNK_FRAMES,
-                       **_matte_kwargs(shot, reuse))
+        result = matte(
+            shot.input,
+            folder,
+            model=model,
+            formats=list(shot.formats),
+            stem=shot.id,
+            overwrite=redo or previous is not None,
+            resume=resumed,
+            chunk_frames=shot.options.get("chunk_frames") or chunk_frames or DEFAULT_CHUNK_FRAMES,
+            **_matte_kwargs(shot, reuse),
+        )
         seconds = time.perf_counter() - t0
-        report.update(status=DONE, frames=result.frames, seconds=round(seconds, 3),
-                      fps=round(result.frames / seconds, 3) if seconds > 0 else 0.0,
-                      description=result.model, weights_sha256=weights_sha256(shot, result.model),
-                      outputs={k: str(p.relative_to(folder)) for k, p in result.outputs.items()},
-                      resumed=resumed)
+        report.update(
+            status=DONE,
+            frames=result.frames,
+            seconds=round(seconds, 3),
+            fps=round(result.frames / seconds, 3) if seconds > 0 else 0.0,
+            description=result.model,
+            weights_sha256=weights_sha256(shot, result.model),
+            outputs={k: str(p.relative_to(folder)) for k, p in result.outputs.items()},
+            resumed=resumed,
+        )
     except (Exception, MemoryError) as e:  # noqa: BLE001 - one shot's failure must not stop the batch
         if isinstance(e, VmatteError) and e.exit_code == 130:  # Ctrl-C in a journaled run: stop the batch
             report.update(status=FAILED, retryable=True, error="interrupted; run the batch again to resume it")
@@ -271,8 +335,12 @@ def _run_locked(shot: Shot, folder: Path, redo: bool, chunk_frames: int | None, 
         message = str(e) if isinstance(e, VmatteError) else f"{type(e).__name__}: {e}"
         if isinstance(e, MemoryError) or _retryable(e):
             message = f"out of memory ({message}); give the shot a smaller max_size or a worker with more memory"
-        report.update(status=FAILED, error=" ".join(message.split()), retryable=_retryable(e),
-                      seconds=round(time.perf_counter() - t0, 3))
+        report.update(
+            status=FAILED,
+            error=" ".join(message.split()),
+            retryable=_retryable(e),
+            seconds=round(time.perf_counter() - t0, 3),
+        )
     report.update(finished=time.time(), **_peak_memory_mb())
     write_report(folder, report)
     if report["status"] == FAILED:

@@ -31,8 +31,9 @@ from .outputs import OutputPlan, TargetOutputs
 from .resume import Interrupted, Journal, stream_state
 
 
-def run_chunks(journal: Journal, frames: Iterable[Frame], matter, info: VideoInfo, plan: OutputPlan,
-               need_fgr: bool, on_frame=None) -> int:
+def run_chunks(
+    journal: Journal, frames: Iterable[Frame], matter, info: VideoInfo, plan: OutputPlan, need_fgr: bool, on_frame=None
+) -> int:
     """Matte ``frames`` into the journal's chunks (through :func:`vmatte.engine.loop.run`).
     Returns the number of frames of the video."""
     chunk = journal.chunk_frames
@@ -64,8 +65,16 @@ def run_chunks(journal: Journal, frames: Iterable[Frame], matter, info: VideoInf
             yield frame
 
     try:
-        run(matter, counted(frames), write, foreground=need_fgr, on_frame=on_frame, after=after, skip=skip,
-            state=journal.saved_state())
+        run(
+            matter,
+            counted(frames),
+            write,
+            foreground=need_fgr,
+            on_frame=on_frame,
+            after=after,
+            skip=skip,
+            state=journal.saved_state(),
+        )
         count = seen[0] + 1
         if current:  # the last, shorter chunk
             commit((count - 1) // chunk, stream_state(matter))
@@ -108,8 +117,10 @@ def join_chunks(
                 if placed.get(final.name) is not None and placed[final.name] == _identity(final):
                     continue  # put there by this journal's join before it was stopped
                 if os.path.lexists(final) and not plan.overwrite:
-                    raise OutputError(f"output already exists: {final.name} in {outdir}; use --overwrite to replace "
-                                      f"it or choose another --output")
+                    raise OutputError(
+                        f"output already exists: {final.name} in {outdir}; use --overwrite to replace "
+                        f"it or choose another --output"
+                    )
                 check_replaceable(final, spec.is_dir, spec.frame_file(final.name))
                 temp = temp_name(final, run_id)
                 _remove(temp)
@@ -135,8 +146,10 @@ def join_chunks(
             else:
                 os.replace(temp, final)
     except OSError as e:
-        raise OutputError(f"joining the outputs in {outdir} failed: {e.strerror or e}; free space or check the "
-                          f"folder, then run again with --resume") from None
+        raise OutputError(
+            f"joining the outputs in {outdir} failed: {e.strerror or e}; free space or check the "
+            f"folder, then run again with --resume"
+        ) from None
     finally:
         for temp, _, _ in todo:
             _remove(temp)
@@ -148,8 +161,12 @@ def _identity(path: Path) -> list | None:
         st = os.stat(path, follow_symlinks=False)
     except OSError:
         return None
-    return [st.st_dev, st.st_ino, st.st_size if not stat.S_ISDIR(st.st_mode) else 0, st.st_mtime_ns
-            if not stat.S_ISDIR(st.st_mode) else 0]
+    return [
+        st.st_dev,
+        st.st_ino,
+        st.st_size if not stat.S_ISDIR(st.st_mode) else 0,
+        st.st_mtime_ns if not stat.S_ISDIR(st.st_mode) else 0,
+    ]
 
 
 def _read_placed(record: Path) -> dict:

@@ -35,9 +35,11 @@ def input_fingerprint(path: Path, files: tuple[Path, ...] | None = None) -> str:
             h.update(os.fsencode(str(f)) + b"\0" + f"{st.st_size}:{st.st_mtime_ns}".encode() + b"\n")
         return h.hexdigest()
     if path.is_dir():
-        entries = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(path)
-                         if not e.name.startswith(".") and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS
-                         and e.is_file())
+        entries = sorted(
+            (e.name, e.stat().st_size, e.stat().st_mtime_ns)
+            for e in os.scandir(path)
+            if not e.name.startswith(".") and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS and e.is_file()
+        )
         for name, size, mtime in entries:
             h.update(os.fsencode(name) + b"\0" + f"{size}:{mtime}".encode() + b"\n")
         return h.hexdigest()
@@ -51,8 +53,9 @@ def input_fingerprint(path: Path, files: tuple[Path, ...] | None = None) -> str:
 
 
 def _damaged(folder: Path, what: str) -> OutputError:
-    return OutputError(f"the journal {folder} of the interrupted run is damaged ({what}); run again without "
-                       f"--resume to start over")
+    return OutputError(
+        f"the journal {folder} of the interrupted run is damaged ({what}); run again without --resume to start over"
+    )
 
 
 def check_manifest(folder: Path, manifest) -> None:

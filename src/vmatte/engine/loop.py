@@ -49,8 +49,9 @@ def results(
         matter.load_state(state)
     first = matter.targets[0]
     for frame, fgr, alphas in matter.run(frames, foreground):
-        yield FrameResult(frame.index, frame.time, frame.image, fgr, alphas[first], None if first is None else alphas,
-                          frame.plate)
+        yield FrameResult(
+            frame.index, frame.time, frame.image, fgr, alphas[first], None if first is None else alphas, frame.plate
+        )
 
 
 def run(

@@ -51,8 +51,10 @@ def gate(mask: np.ndarray, settings: GateSettings) -> np.ndarray:
     if r <= 0:
         return binary
     if r > h + w:  # over the whole frame from any pixel: surely a typo (and a 2r+1 kernel would not fit in memory)
-        raise InputError(f"--dilate {r} px is larger than the {w}x{h} frame; give at most {h + w} px "
-                          f"(about 2% of the frame, the default, is usual)")
+        raise InputError(
+            f"--dilate {r} px is larger than the {w}x{h} frame; give at most {h + w} px "
+            f"(about 2% of the frame, the default, is usual)"
+        )
     grown = cv2.dilate(binary, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
     k = r | 1  # odd kernel about r px wide: the feather stays outside the original mask
     return np.minimum(cv2.GaussianBlur(grown, (k, k), 0) * 2.0, 1.0) if k > 1 else grown
@@ -101,6 +103,10 @@ def load_gated(spec, options, note: str = "") -> MaskGatedMatter:
         raise VmatteError(f"--dilate must be 0 or more, got {options.dilate}")
     frame_masks = options.masks if hasattr(options.masks, "mask") else FrameMasks(options.masks)
     inner = load_rvm(spec, options.replace(masks=None, dilate=None))
-    return MaskGatedMatter(inner, frame_masks, GateSettings(options.dilate),
-                           description=f"{inner.description}{note}; alpha kept inside the per-frame masks of "
-                                       f"{frame_masks.folder} (dilated)")
+    return MaskGatedMatter(
+        inner,
+        frame_masks,
+        GateSettings(options.dilate),
+        description=f"{inner.description}{note}; alpha kept inside the per-frame masks of "
+        f"{frame_masks.folder} (dilated)",
+    )

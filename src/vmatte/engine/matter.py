@@ -22,8 +22,17 @@ import numpy as np
 from ..io.pixels import image_scale, to_float
 from ..io.reader import Frame
 
-__all__ = ["Alphas", "FrameMatter", "Matter", "PerFrameMatter", "State", "StepAdapter", "as_matter", "image_scale",
-           "to_float"]
+__all__ = [
+    "Alphas",
+    "FrameMatter",
+    "Matter",
+    "PerFrameMatter",
+    "State",
+    "StepAdapter",
+    "as_matter",
+    "image_scale",
+    "to_float",
+]
 
 Alphas = dict  # target id (None for models without targets) -> HxW float32 alpha
 State = Any  # a tree of dict / list / tuple / torch.Tensor / np.ndarray / int / float / str / bool / None
@@ -95,7 +104,6 @@ class PerFrameMatter:
 
     def load_state(self, state: State) -> None:
         raise NotImplementedError(f"{type(self).__name__} keeps no saved state")
-
 
 
 class StepAdapter(PerFrameMatter):

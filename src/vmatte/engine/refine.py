@@ -191,7 +191,9 @@ class Refined:
         self.inner.reset(concurrent_io)
         self.refiner.reset()
 
-    def run(self, frames: Iterable[Frame], foreground: bool = True) -> Iterator[tuple[Frame, np.ndarray | None, Alphas]]:
+    def run(
+        self, frames: Iterable[Frame], foreground: bool = True
+    ) -> Iterator[tuple[Frame, np.ndarray | None, Alphas]]:
         step = self.refiner.step
         for frame, fgr, alphas in self.inner.run(frames, foreground):
             fgr, alphas = step(frame.image, fgr, alphas)

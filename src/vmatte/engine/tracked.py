@@ -165,8 +165,11 @@ class TrackedGate(PerFrameMatter):
         fgr, alpha = self.inner.step(image, foreground)
         self._index += 1
         zero = np.zeros(image.shape[:2], np.float32)
-        return fgr, {i: np.maximum(alpha * gate(m, self.settings), carried(m, self.settings))
-                     for i in self.targets for m in [masks.get(i, zero)]}
+        return fgr, {
+            i: np.maximum(alpha * gate(m, self.settings), carried(m, self.settings))
+            for i in self.targets
+            for m in [masks.get(i, zero)]
+        }
 
 
 def tracker_kind(tracker: str) -> str:
@@ -190,8 +193,10 @@ def load_tracked(spec, options, note: str = ""):
     schedule = mask_schedule(options.mask, options.keyframes)  # a bad mask fails before any weights load
     ids = schedule_ids(schedule)
     if spec.takes == FRAME_MASKS and len(ids) > 1:
-        raise VmatteError(f"--model {spec.name} with a tracker mattes one target per run; the masks hold ids "
-                          f"{', '.join(map(str, ids))}: give a mask of one target (or run once per id)")
+        raise VmatteError(
+            f"--model {spec.name} with a tracker mattes one target per run; the masks hold ids "
+            f"{', '.join(map(str, ids))}: give a mask of one target (or run once per id)"
+        )
     if options.warmup_frames is not None or options.erode is not None:
         raise VmatteError("--warmup-frames and --erode are MatAnyone settings; with a tracker use --dilate only")
     if options.dilate is not None and options.dilate < 0:
@@ -215,7 +220,12 @@ def load_tracked(spec, options, note: str = ""):
 
         rvm = load_rvm(spec, options.replace(mask=None, keyframes=None, dilate=None, tracker=TRACKERS[0]))
         who = f"{len(ids)} targets (ids {', '.join(map(str, ids))})" if len(ids) > 1 else "1 target"
-        inner = TrackedGate(rvm, masks, ids, GateSettings(options.dilate),
-                            f"{rvm.description}{note}, {who}: alpha kept inside the masks of {masks.folder} "
-                            f"(dilated), their core kept opaque")
+        inner = TrackedGate(
+            rvm,
+            masks,
+            ids,
+            GateSettings(options.dilate),
+            f"{rvm.description}{note}, {who}: alpha kept inside the masks of {masks.folder} "
+            f"(dilated), their core kept opaque",
+        )
     return TrackedMatter(inner, masks, inner.description)

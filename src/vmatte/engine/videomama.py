@@ -43,8 +43,9 @@ class VideoMaMaSettings:
         if w % multiple or h % multiple or w <= 0 or h <= 0:
             raise ValueError(f"the VideoMaMa canvas must be a multiple of {multiple} px, got {w}x{h}")
         if self.chunk_frames < 1 or not 0 <= self.overlap < self.chunk_frames:
-            raise ValueError(f"need chunk_frames >= 1 and 0 <= overlap < chunk_frames, got {self.chunk_frames}, "
-                             f"{self.overlap}")
+            raise ValueError(
+                f"need chunk_frames >= 1 and 0 <= overlap < chunk_frames, got {self.chunk_frames}, {self.overlap}"
+            )
 
 
 def canvas_for(long_side: int, multiple: int) -> tuple[int, int]:
@@ -76,7 +77,7 @@ class Placement:
         shrink = iw < self.frame[1]
         inner = cv2.resize(img, (iw, ih), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         out = np.full((ch, cw) + img.shape[2:], fill, np.float32)
-        out[y:y + ih, x:x + iw] = inner
+        out[y : y + ih, x : x + iw] = inner
         return out
 
     def image(self, image: np.ndarray) -> np.ndarray:
@@ -93,7 +94,7 @@ class Placement:
         iw, ih = self.inner
         x, y = self.offset
         h, w = self.frame
-        inner = np.ascontiguousarray(matte[y:y + ih, x:x + iw])
+        inner = np.ascontiguousarray(matte[y : y + ih, x : x + iw])
         return np.clip(cv2.resize(inner, (w, h), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
 
 
@@ -102,8 +103,9 @@ def crossfade_weights(overlap: int) -> np.ndarray:
     return (np.arange(overlap, dtype=np.float32) + 1) / (overlap + 1)
 
 
-def chunked(items: Iterable[T], run: Callable[[Sequence[T]], Sequence[np.ndarray]], chunk: int,
-            overlap: int) -> Iterator[tuple[T, np.ndarray]]:
+def chunked(
+    items: Iterable[T], run: Callable[[Sequence[T]], Sequence[np.ndarray]], chunk: int, overlap: int
+) -> Iterator[tuple[T, np.ndarray]]:
     """``(item, result)`` for every item, in order: ``run`` sees windows of at most ``chunk`` items
     overlapping by ``overlap``; results of overlapping windows are cross-faded. At most ``chunk``
     items are held at any time."""
@@ -128,8 +130,8 @@ def chunked(items: Iterable[T], run: Callable[[Sequence[T]], Sequence[np.ndarray
             yield from zip(held, results)
             return
         keep = overlap
-        yield from zip(held[:len(held) - keep], results[:len(held) - keep])
-        held, pending = held[len(held) - keep:], results[len(held) - keep:]
+        yield from zip(held[: len(held) - keep], results[: len(held) - keep])
+        held, pending = held[len(held) - keep :], results[len(held) - keep :]
 
 
 class VideoMaMaMatter:
@@ -142,9 +144,15 @@ class VideoMaMaMatter:
     resumable = False
     targets = (None,)
 
-    def __init__(self, model, masks: FrameMasks | None, device: torch.device,
-                 settings: VideoMaMaSettings = VideoMaMaSettings(),
-                 dtype: torch.dtype = torch.float32, description: str = "VideoMaMa"):
+    def __init__(
+        self,
+        model,
+        masks: FrameMasks | None,
+        device: torch.device,
+        settings: VideoMaMaSettings = VideoMaMaSettings(),
+        dtype: torch.dtype = torch.float32,
+        description: str = "VideoMaMa",
+    ):
         settings.check(model.shape.multiple)
         self.model = model.eval().to(device=device, dtype=dtype)
         self.masks = masks
@@ -177,8 +185,7 @@ class VideoMaMaMatter:
         m = torch.from_numpy(masks).to(self.device)
         return self.model(f, m)[:t].float().cpu().numpy()
 
-    def run(self, frames: Iterable[Frame],
-            foreground: bool = True) -> Iterator[tuple[Frame, np.ndarray | None, dict]]:
+    def run(self, frames: Iterable[Frame], foreground: bool = True) -> Iterator[tuple[Frame, np.ndarray | None, dict]]:
         placement: Placement | None = None
         count = 0
 
@@ -213,20 +220,24 @@ def load_videomama(spec, options, note: str = "") -> VideoMaMaMatter:
     from .device import check_precision, resolve_device
 
     if options.masks is None:
-        raise VmatteError(f"--model {spec.name} turns one coarse mask per frame into mattes: give them with "
-                          f"--masks DIR")
+        raise VmatteError(
+            f"--model {spec.name} turns one coarse mask per frame into mattes: give them with --masks DIR"
+        )
     if (options.warmup_frames, options.erode) != (None, None):
         raise VmatteError("--warmup-frames and --erode are MatAnyone settings; with --masks use --dilate only (rvm)")
     if options.dilate is not None or options.backend == "onnx" or options.downsample_ratio is not None:
-        raise VmatteError("--dilate, --backend onnx and --downsample-ratio are not VideoMaMa settings; "
-                          "VideoMaMa takes --max-size (canvas long side) and --precision")
+        raise VmatteError(
+            "--dilate, --backend onnx and --downsample-ratio are not VideoMaMa settings; "
+            "VideoMaMa takes --max-size (canvas long side) and --precision"
+        )
     # a folder, FrameMasks, or masks a tracker makes as the frames come (vmatte.engine.tracked)
     masks = options.masks if hasattr(options.masks, "mask") else FrameMasks(options.masks)
     dev = resolve_device(options.device)
     check_precision(options.precision, dev)
     precision = options.precision
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float16 if dev.type == "cuda"
-                                                               else torch.float32)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(
+        precision, torch.float16 if dev.type == "cuda" else torch.float32
+    )
     resolved = resolve_videomama(options.weights)
     try:
         model = VideoMaMa.from_config(resolved.unet.config, resolved.vae.config, empty=True)
@@ -239,12 +250,16 @@ def load_videomama(spec, options, note: str = "") -> VideoMaMaMatter:
     max_size = options.max_size
     if max_size is not None:
         if max_size < multiple:
-            raise VmatteError(f"--max-size for VideoMaMa must be at least {multiple} px (the canvas is a multiple "
-                              f"of {multiple}), got {max_size}")
+            raise VmatteError(
+                f"--max-size for VideoMaMa must be at least {multiple} px (the canvas is a multiple "
+                f"of {multiple}), got {max_size}"
+            )
         settings = VideoMaMaSettings(canvas_for(max_size, multiple), settings.chunk_frames, settings.overlap)
     w, h = settings.size
-    description = (f"VideoMaMa{note} on PyTorch/{dev.type} {str(dtype).removeprefix('torch.')}, canvas {w}x{h} "
-                   f"(aspect kept), chunks of {settings.chunk_frames} frames overlapping by {settings.overlap}, "
-                   f"{f'{len(masks)} per-frame masks' if isinstance(masks, FrameMasks) else masks} (weights: {resolved.unet.source} + {resolved.vae.source}; "
-                   f"{resolved.license})")
+    description = (
+        f"VideoMaMa{note} on PyTorch/{dev.type} {str(dtype).removeprefix('torch.')}, canvas {w}x{h} "
+        f"(aspect kept), chunks of {settings.chunk_frames} frames overlapping by {settings.overlap}, "
+        f"{f'{len(masks)} per-frame masks' if isinstance(masks, FrameMasks) else masks} (weights: {resolved.unet.source} + {resolved.vae.source}; "
+        f"{resolved.license})"
+    )
     return VideoMaMaMatter(model, masks, dev, settings, dtype=dtype, description=description)

@@ -86,7 +86,7 @@ class Motion:
     keys: tuple[tuple[float, ...], ...]  # per key: rotation (deg), tx, ty (fractions), scale, shear (deg)
 
     @staticmethod
-    def random(rng: np.random.Generator, frames: int, rng_range: MotionRange = MotionRange()) -> "Motion":
+    def random(rng: np.random.Generator, frames: int, rng_range: MotionRange = MotionRange()) -> Motion:
         n_keys = max(2, math.ceil((frames - 1) / max(1, rng_range.keyframe_every)) + 1)
         key_frames = np.linspace(0.0, max(frames - 1, 1), n_keys)
         r = rng_range
@@ -140,8 +140,12 @@ class ForegroundSource:
     alpha: Path | None  # the alpha image / pha video; None for an RGBA still
 
     def describe(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "image": str(self.image),
-                "alpha": str(self.alpha) if self.alpha else None}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "image": str(self.image),
+            "alpha": str(self.alpha) if self.alpha else None,
+        }
 
 
 def _is_image(p: Path) -> bool:
@@ -206,8 +210,11 @@ def find_foregrounds(paths: Sequence[str | os.PathLike]) -> list[ForegroundSourc
             if (p / "fgr").is_dir() and (p / "pha").is_dir():
                 out += _videomatte_pairs(p)
                 continue
-            found = [s for c in sorted(p.iterdir(), key=lambda e: natural_key(e.name))
-                     if _is_image(c) and not c.name.startswith(".") and (s := _still(c)) is not None]
+            found = [
+                s
+                for c in sorted(p.iterdir(), key=lambda e: natural_key(e.name))
+                if _is_image(c) and not c.name.startswith(".") and (s := _still(c)) is not None
+            ]
             if not found:
                 raise InputError(
                     f"folder {p} has no foreground with alpha; give NAME.jpg + NAME.png (alpha) pairs, "
@@ -247,15 +254,21 @@ def find_backgrounds(paths: Sequence[str | os.PathLike]) -> list[str]:
         p = Path(os.fspath(raw)).expanduser()
         if p.is_dir() and not any(_is_image(c) for c in p.iterdir()):
             # A folder of backgrounds: each video, image or frame folder in it is one.
-            items = [c for c in sorted(p.iterdir(), key=lambda e: natural_key(e.name))
-                     if not c.name.startswith(".") and (_is_image(c) or _is_video(c))]
+            items = [
+                c
+                for c in sorted(p.iterdir(), key=lambda e: natural_key(e.name))
+                if not c.name.startswith(".") and (_is_image(c) or _is_video(c))
+            ]
             if not items:
                 raise InputError(f"folder {p} has no images or videos; put backgrounds there")
             out += [str(c) for c in items]
         elif p.is_dir():
             # A folder of images: each image is a still background.
-            out += [str(c) for c in sorted(p.iterdir(), key=lambda e: natural_key(e.name))
-                    if _is_image(c) and not c.name.startswith(".")]
+            out += [
+                str(c)
+                for c in sorted(p.iterdir(), key=lambda e: natural_key(e.name))
+                if _is_image(c) and not c.name.startswith(".")
+            ]
         else:
             out.append(str(raw))
     for spec in out:
@@ -370,8 +383,7 @@ def _clip_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(index)])
 
 
-def compose_clip(out_dir: Path, fg: ForegroundSource, bg_spec: str, settings: ComposeSettings,
-                 index: int) -> int:
+def compose_clip(out_dir: Path, fg: ForegroundSource, bg_spec: str, settings: ComposeSettings, index: int) -> int:
     """Write one clip's com/fgr/pha PNGs and clip.json into ``out_dir`` (which exists); returns frames."""
     W, H = settings.size
     rng = _clip_rng(settings.seed, index)
@@ -403,8 +415,7 @@ def compose_clip(out_dir: Path, fg: ForegroundSource, bg_spec: str, settings: Co
             m = motion.matrix(i, (w, h), (W, H), scale)
             # Replicated colour outside the source keeps edges free of a dark fringe; alpha is 0 there.
             fw = cv2.warpAffine(fgr, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            aw = cv2.warpAffine(alpha, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                                borderValue=0)
+            aw = cv2.warpAffine(alpha, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             fgr8, pha8 = _q8(fw), _q8(aw)
             # The composite is made from the 8-bit truth as written, so the files agree exactly.
             a = pha8.astype(np.float32)[:, :, None] / np.float32(255.0)
@@ -425,16 +436,24 @@ def compose_clip(out_dir: Path, fg: ForegroundSource, bg_spec: str, settings: Co
         "size": [W, H],
         "frames": n,
         "fps": settings.fps,
-        "motion": {"params": list(PARAMS), "key_frames": list(motion.key_frames), "keys": [list(k) for k in motion.keys],
-                   "range": asdict(settings.motion)},
+        "motion": {
+            "params": list(PARAMS),
+            "key_frames": list(motion.key_frames),
+            "keys": [list(k) for k in motion.keys],
+            "range": asdict(settings.motion),
+        },
     }
     (out_dir / "clip.json").write_text(json.dumps(meta, indent=2) + "\n")
     return n
 
 
-def compose_clips(foregrounds: Sequence[str | os.PathLike], backgrounds: Sequence[str | os.PathLike],
-                  root: str | os.PathLike, settings: ComposeSettings = ComposeSettings(),
-                  progress: bool = False) -> list[ClipInfo]:
+def compose_clips(
+    foregrounds: Sequence[str | os.PathLike],
+    backgrounds: Sequence[str | os.PathLike],
+    root: str | os.PathLike,
+    settings: ComposeSettings = ComposeSettings(),
+    progress: bool = False,
+) -> list[ClipInfo]:
     """Make ``settings.clips`` clips (default: one per foreground) under ``root`` as NNNN/ folders."""
     if settings.frames < 1:
         raise VmatteError(f"--frames must be at least 1, got {settings.frames}")

@@ -246,8 +246,9 @@ def conn_levels(pred: np.ndarray, true: np.ndarray, step: float = CONN_STEP) -> 
     return level
 
 
-def conn(pred: np.ndarray, true: np.ndarray, step: float = CONN_STEP,
-         phi_threshold: float = CONN_PHI_THRESHOLD) -> float:
+def conn(
+    pred: np.ndarray, true: np.ndarray, step: float = CONN_STEP, phi_threshold: float = CONN_PHI_THRESHOLD
+) -> float:
     """Connectivity error sum |phi(t) - phi(p)|, phi = 1 - d * (d >= 0.15), d = alpha - l (raw; / 1e3)."""
     p, t = _pair(pred, true)
     level = conn_levels(p, t, step)
@@ -262,8 +263,13 @@ def conn(pred: np.ndarray, true: np.ndarray, step: float = CONN_STEP,
 # --------------------------------------------------------------------------------------------
 
 
-def dtssd(pred: np.ndarray, true: np.ndarray, prev_pred: np.ndarray | None, prev_true: np.ndarray | None,
-          mask: np.ndarray | None = None) -> float:
+def dtssd(
+    pred: np.ndarray,
+    true: np.ndarray,
+    prev_pred: np.ndarray | None,
+    prev_true: np.ndarray | None,
+    mask: np.ndarray | None = None,
+) -> float:
     """sqrt(sum(((p_k - p_{k-1}) - (t_k - t_{k-1}))^2) / N); 0 for the first frame (no previous).
 
     With ``mask``, the sum and N run over the masked pixels only (NaN if none)."""
@@ -327,8 +333,9 @@ def boundary_radius(shape: tuple[int, int], tolerance: float = BOUNDARY_TOLERANC
     return int(math.ceil(tolerance * math.hypot(shape[0], shape[1])))
 
 
-def boundary_f(pred: np.ndarray, true: np.ndarray, threshold: float = 0.5,
-               tolerance: float = BOUNDARY_TOLERANCE) -> float:
+def boundary_f(
+    pred: np.ndarray, true: np.ndarray, threshold: float = 0.5, tolerance: float = BOUNDARY_TOLERANCE
+) -> float:
     """DAVIS boundary F-measure of the masks (p >= 0.5) and (t >= 0.5). Raw in [0, 1]; x100.
 
     Boundary pixels match when the other mask's boundary lies within a disk of radius
@@ -393,8 +400,9 @@ class MetricAccumulator:
         self.frames = []
         self._prev = None
 
-    def update(self, pred: np.ndarray, true: np.ndarray, pred_fgr: np.ndarray | None = None,
-               true_fgr: np.ndarray | None = None) -> dict[str, float]:
+    def update(
+        self, pred: np.ndarray, true: np.ndarray, pred_fgr: np.ndarray | None = None, true_fgr: np.ndarray | None = None
+    ) -> dict[str, float]:
         """Score one frame; returns its reported values (raw values are kept in ``frames``)."""
         p, t = _pair(pred, true)
         want = set(self.settings.metrics)

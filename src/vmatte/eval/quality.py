@@ -49,6 +49,7 @@ from .results import (
 
 __all__ = ["ClipScore", "FrameSampler", "QualityResult", "QualitySettings", "evaluate", "find_clips"]
 
+
 class FrameSampler(Protocol):
     """Keeps a few frames while a clip streams through scoring (contact sheets).
 
@@ -57,8 +58,9 @@ class FrameSampler(Protocol):
 
     def wanted(self, clip: str, frames: int) -> Collection[int]: ...
 
-    def keep(self, model: str, clip: str, index: int, image: np.ndarray, pred: np.ndarray,
-             true: np.ndarray) -> None: ...
+    def keep(
+        self, model: str, clip: str, index: int, image: np.ndarray, pred: np.ndarray, true: np.ndarray
+    ) -> None: ...
 
 
 def find_clips(root: str | os.PathLike) -> list[Path]:
@@ -68,8 +70,11 @@ def find_clips(root: str | os.PathLike) -> list[Path]:
         raise InputError(f"benchmark folder not found: {root}; make one with `vmatte bench compose`")
     if (root / "com").is_dir() and (root / "pha").is_dir():
         return [root]
-    clips = [c for c in sorted(root.iterdir(), key=lambda e: natural_key(e.name))
-             if not c.name.startswith(".") and (c / "com").is_dir() and (c / "pha").is_dir()]
+    clips = [
+        c
+        for c in sorted(root.iterdir(), key=lambda e: natural_key(e.name))
+        if not c.name.startswith(".") and (c / "com").is_dir() and (c / "pha").is_dir()
+    ]
     if not clips:
         raise InputError(f"{root} has no clips (folders with com/ and pha/); make them with `vmatte bench compose`")
     return clips
@@ -82,8 +87,9 @@ def _clip_fps(clip: Path, default: float) -> float:
         return default
 
 
-def score_clip(clip: Path, model: str, matter, settings: QualitySettings,
-               sampler: FrameSampler | None = None) -> ClipScore:
+def score_clip(
+    clip: Path, model: str, matter, settings: QualitySettings, sampler: FrameSampler | None = None
+) -> ClipScore:
     """Matte ``clip/com`` with ``matter`` and compare every frame with ``clip/pha`` (and ``fgr``).
 
     ``sampler`` is shown the frames it asks for (input, predicted and true alpha) as they pass."""
@@ -135,9 +141,16 @@ def _target_matter(model: str, matter, clip: Path, settings: QualitySettings):
     return matter
 
 
-def evaluate(root: str | os.PathLike, models: Sequence[str], output: str | os.PathLike | None = None,
-             settings: QualitySettings = QualitySettings(), matters: Mapping[str, object] | None = None,
-             progress: bool = False, html: bool = False, contact_rows: int = 4) -> QualityResult:
+def evaluate(
+    root: str | os.PathLike,
+    models: Sequence[str],
+    output: str | os.PathLike | None = None,
+    settings: QualitySettings = QualitySettings(),
+    matters: Mapping[str, object] | None = None,
+    progress: bool = False,
+    html: bool = False,
+    contact_rows: int = 4,
+) -> QualityResult:
     """Score ``models`` on every clip under ``root``; writes CSV/JSON/Markdown into ``output``.
 
     ``matters`` maps a model name to a ready :class:`~vmatte.engine.rvm.FrameMatter` (tests,
@@ -198,10 +211,15 @@ def evaluate(root: str | os.PathLike, models: Sequence[str], output: str | os.Pa
 
 def _write_outputs(result: QualityResult, root: Path, models: Sequence[str], settings: QualitySettings) -> None:
     names = metric_names(result.clips)
-    frame_rows = [[s.model, s.clip, i] + [fmt(f.get(k, math.nan)) for k in names]
-                  for s in result.clips for i, f in enumerate(s.per_frame)]
-    clip_rows = [[s.model, s.clip, s.frames, f"{s.seconds:.3f}"] + [fmt(s.mean.get(k, math.nan)) for k in names]
-                 for s in result.clips]
+    frame_rows = [
+        [s.model, s.clip, i] + [fmt(f.get(k, math.nan)) for k in names]
+        for s in result.clips
+        for i, f in enumerate(s.per_frame)
+    ]
+    clip_rows = [
+        [s.model, s.clip, s.frames, f"{s.seconds:.3f}"] + [fmt(s.mean.get(k, math.nan)) for k in names]
+        for s in result.clips
+    ]
     atomic_write(result.output / "per_frame.csv", csv_text(["model", "clip", "frame"] + names, frame_rows))
     atomic_write(result.output / "per_clip.csv", csv_text(["model", "clip", "frames", "seconds"] + names, clip_rows))
     doc = {
@@ -213,11 +231,22 @@ def _write_outputs(result: QualityResult, root: Path, models: Sequence[str], set
     }
     atomic_write(result.output / "results.json", json.dumps(nan_to_none(doc), indent=1) + "\n")
     shown = shown_metrics(result, models)
-    md = [f"# Quality on {root}", "", protocol_note(result, settings), "",
-          md_table(["model"] + [TITLES[k] for k in shown],
-                    [[m] + [fmt(result.means[m].get(k, math.nan)) for k in shown] for m in models])]
+    md = [
+        f"# Quality on {root}",
+        "",
+        protocol_note(result, settings),
+        "",
+        md_table(
+            ["model"] + [TITLES[k] for k in shown],
+            [[m] + [fmt(result.means[m].get(k, math.nan)) for k in shown] for m in models],
+        ),
+    ]
     for m in models:
-        rows = [[s.clip, str(s.frames), f"{s.frames / s.seconds:.1f}" if s.seconds > 0 else ""]
-                + [fmt(s.mean.get(k, math.nan)) for k in shown] for s in result.clips if s.model == m]
+        rows = [
+            [s.clip, str(s.frames), f"{s.frames / s.seconds:.1f}" if s.seconds > 0 else ""]
+            + [fmt(s.mean.get(k, math.nan)) for k in shown]
+            for s in result.clips
+            if s.model == m
+        ]
         md += ["", f"## {m}", "", md_table(["clip", "frames", "frames/s"] + [TITLES[k] for k in shown], rows)]
     atomic_write(result.output / "report.md", "\n".join(md) + "\n")

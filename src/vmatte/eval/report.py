@@ -94,8 +94,7 @@ class ContactSampler:
         self.indices[clip] = sample_indices(frames, self.rows)
         return self.indices[clip]
 
-    def keep(self, model: str, clip: str, index: int, image: np.ndarray, pred: np.ndarray,
-             true: np.ndarray) -> None:
+    def keep(self, model: str, clip: str, index: int, image: np.ndarray, pred: np.ndarray, true: np.ndarray) -> None:
         h, w = true.shape[:2]
         size = _cell_size(w, h)
 
@@ -162,7 +161,7 @@ def contact_sheet(sampler: ContactSampler, clip: str, models: Sequence[str]) -> 
         y = HEADER + GAP + r * (ch + GAP)
         for c, cell in enumerate(cells):
             x = GAP + c * (cw + GAP)
-            sheet[y:y + ch, x:x + cw] = cell if cell.ndim == 3 else grey(cell)
+            sheet[y : y + ch, x : x + cw] = cell if cell.ndim == 3 else grey(cell)
         _label(sheet, f"#{i}", GAP, y + 12, cw)
     return sheet
 
@@ -250,8 +249,10 @@ img { max-width: 100%; border: 1px solid #ddd; margin: 0.3em 0; }
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1, classes=None) -> str:
-    h = "".join(f'<th class="l">{html.escape(t)}</th>' if i < left else f"<th>{html.escape(t)}</th>"
-                for i, t in enumerate(header))
+    h = "".join(
+        f'<th class="l">{html.escape(t)}</th>' if i < left else f"<th>{html.escape(t)}</th>"
+        for i, t in enumerate(header)
+    )
     body = []
     for r, row in enumerate(rows):
         cells = []
@@ -283,24 +284,30 @@ def _compare_table(result: QualityResult, models: Sequence[str], clips: Sequence
     keys = [k for k in COMPARE_METRICS if k in shown_metrics(result, models)]
     by = {(s.model, s.clip): s for s in result.clips}
     head1 = '<th class="l" rowspan="2">clip</th>' + "".join(
-        f'<th colspan="{len(models)}">{html.escape(TITLES[k])}</th>' for k in keys)
+        f'<th colspan="{len(models)}">{html.escape(TITLES[k])}</th>' for k in keys
+    )
     head2 = "".join(f"<th>{html.escape(m)}</th>" for _ in keys for m in models)
     rows = []
     for c in clips + ["mean"]:
         cells = [f'<td class="l">{html.escape(c)}</td>']
         for k in keys:
-            vals = [(result.means[m] if c == "mean" else by[(m, c)].mean if (m, c) in by else {}).get(k, math.nan)
-                    for m in models]
+            vals = [
+                (result.means[m] if c == "mean" else by[(m, c)].mean if (m, c) in by else {}).get(k, math.nan)
+                for m in models
+            ]
             finite = [v for v in vals if not math.isnan(v)]
             best = min(finite) if len(models) > 1 and finite else None
-            cells += [f'<td class="best">{fmt(v)}</td>' if best is not None and v == best else f"<td>{fmt(v)}</td>"
-                      for v in vals]
+            cells += [
+                f'<td class="best">{fmt(v)}</td>' if best is not None and v == best else f"<td>{fmt(v)}</td>"
+                for v in vals
+            ]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><tr>{head1}</tr><tr>{head2}</tr>\n" + "\n".join(rows) + "</table>"
 
 
-def write_report(result: QualityResult, root: Path, models: Sequence[str], settings: QualitySettings,
-                 sampler: ContactSampler) -> Path:
+def write_report(
+    result: QualityResult, root: Path, models: Sequence[str], settings: QualitySettings, sampler: ContactSampler
+) -> Path:
     """Write plots/*.png and report.html into ``result.output``; returns the HTML path."""
     plots = result.output / "plots"
     try:
@@ -317,32 +324,50 @@ def write_report(result: QualityResult, root: Path, models: Sequence[str], setti
         written.add(name)
         return data
 
-    doc = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           f"<title>vmatte quality: {html.escape(str(root))}</title><style>{CSS}</style></head><body>",
-           f"<h1>Quality on {html.escape(str(root))}</h1>",
-           f'<p class="note">{html.escape(protocol_note(result, settings))} Scales as published: '
-           "MAD/MSE x1e3, Grad/Conn /1e3, dtSSD x1e2, J/F x100; lower is better except J and F.</p>",
-           "<h2>Mean over clips</h2>",
-           _table(["model"] + [TITLES[k] for k in shown],
-                  [[m] + [fmt(result.means[m].get(k, math.nan)) for k in shown] for m in models])]
-    doc += ["<h2>Per clip, models side by side</h2>",
-            '<p class="note">Lowest error per clip in bold when several models are compared.</p>',
-            _compare_table(result, models, clips),
-            _img(save("bars.png", clip_bars(result.clips, models, clips)), "per-clip bars")]
+    doc = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>vmatte quality: {html.escape(str(root))}</title><style>{CSS}</style></head><body>",
+        f"<h1>Quality on {html.escape(str(root))}</h1>",
+        f'<p class="note">{html.escape(protocol_note(result, settings))} Scales as published: '
+        "MAD/MSE x1e3, Grad/Conn /1e3, dtSSD x1e2, J/F x100; lower is better except J and F.</p>",
+        "<h2>Mean over clips</h2>",
+        _table(
+            ["model"] + [TITLES[k] for k in shown],
+            [[m] + [fmt(result.means[m].get(k, math.nan)) for k in shown] for m in models],
+        ),
+    ]
+    doc += [
+        "<h2>Per clip, models side by side</h2>",
+        '<p class="note">Lowest error per clip in bold when several models are compared.</p>',
+        _compare_table(result, models, clips),
+        _img(save("bars.png", clip_bars(result.clips, models, clips)), "per-clip bars"),
+    ]
     for m in models:
-        rows = [[s.clip, _clip_caption(root, s.clip), str(s.frames), f"{s.frames / s.seconds:.1f}" if s.seconds > 0 else ""]
-                + [fmt(s.mean.get(k, math.nan)) for k in shown] for s in result.clips if s.model == m]
-        doc += [f"<h2>{html.escape(m)}: every metric per clip</h2>",
-                _table(["clip", "content", "frames", "frames/s"] + [TITLES[k] for k in shown], rows, left=2)]
-    doc += ["<h2>Clips</h2>",
-            '<p class="note">Contact sheets: rows are frames spread over the clip; columns are the input, '
-            "each model's alpha, the true alpha, then each model's error (red: too much alpha, "
-            "blue: too little; brightness sqrt(|error|)).</p>"]
+        rows = [
+            [s.clip, _clip_caption(root, s.clip), str(s.frames), f"{s.frames / s.seconds:.1f}" if s.seconds > 0 else ""]
+            + [fmt(s.mean.get(k, math.nan)) for k in shown]
+            for s in result.clips
+            if s.model == m
+        ]
+        doc += [
+            f"<h2>{html.escape(m)}: every metric per clip</h2>",
+            _table(["clip", "content", "frames", "frames/s"] + [TITLES[k] for k in shown], rows, left=2),
+        ]
+    doc += [
+        "<h2>Clips</h2>",
+        '<p class="note">Contact sheets: rows are frames spread over the clip; columns are the input, '
+        "each model's alpha, the true alpha, then each model's error (red: too much alpha, "
+        "blue: too little; brightness sqrt(|error|)).</p>",
+    ]
     for c in clips:
         caption = _clip_caption(root, c)
         doc.append(f"<h3>{html.escape(c)}{' &mdash; ' + html.escape(caption) if caption else ''}</h3>")
-        doc.append(_img(save(f"curves_{c}.png", error_curves(c, [s for s in result.clips if s.clip == c])),
-                        f"error curves {c}"))
+        doc.append(
+            _img(
+                save(f"curves_{c}.png", error_curves(c, [s for s in result.clips if s.clip == c])), f"error curves {c}"
+            )
+        )
         if sampler.indices.get(c):
             doc.append(_img(save(f"contact_{c}.png", _png(contact_sheet(sampler, c, models))), f"contact sheet {c}"))
     doc.append("</body></html>")

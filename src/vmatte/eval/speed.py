@@ -72,8 +72,11 @@ class SpeedSettings:
             raise VmatteError(f"unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}")
         if not self.sizes:
             raise VmatteError("no sizes given; pass --sizes, e.g. --sizes 512x288,1920x1080")
-        for name, v, low in (("--frames", self.model_frames, 1), ("--file-frames", self.file_frames, 1),
-                             ("--rounds", self.rounds, 1)):
+        for name, v, low in (
+            ("--frames", self.model_frames, 1),
+            ("--file-frames", self.file_frames, 1),
+            ("--rounds", self.rounds, 1),
+        ):
             if v < low:
                 raise VmatteError(f"{name} must be at least {low}, got {v}")
         bad = [n for n in self.lengths if n < 1]
@@ -158,8 +161,13 @@ def _load(job: dict):
     from vmatte.engine.runtime import tune_allocator
 
     tune_allocator()  # as the CLI does
-    return vmatte.load_matter(job["model"], device=job["device"], backend=job["backend"],
-                              downsample_ratio=job["downsample_ratio"], max_size=job["max_size"])
+    return vmatte.load_matter(
+        job["model"],
+        device=job["device"],
+        backend=job["backend"],
+        downsample_ratio=job["downsample_ratio"],
+        max_size=job["max_size"],
+    )
 
 
 def _device_peak_mb(device: str) -> float | None:
@@ -196,9 +204,14 @@ def _worker_model(job: dict) -> dict:
         for img in looped(held, frames):
             matter.step(img)
         dt = min(dt, time.perf_counter() - t0)
-    return {"fps": frames / dt, "ms_per_frame": 1000 * dt / frames, "frames": frames,
-            "peak_rss_mb": peak_rss_mb(), "peak_device_mb": _device_peak_mb(job["device"]),
-            "description": matter.description}
+    return {
+        "fps": frames / dt,
+        "ms_per_frame": 1000 * dt / frames,
+        "frames": frames,
+        "peak_rss_mb": peak_rss_mb(),
+        "peak_device_mb": _device_peak_mb(job["device"]),
+        "description": matter.description,
+    }
 
 
 def _worker_file(job: dict) -> dict:
@@ -216,8 +229,13 @@ def _worker_file(job: dict) -> dict:
             result = vmatte.matte(job["clip"], out, model=matter, formats=job["formats"])
             dt = min(dt, time.perf_counter() - t0)
             frames = result.frames
-    return {"fps": frames / dt, "frames": frames, "peak_rss_mb": peak_rss_mb(),
-            "peak_device_mb": _device_peak_mb(job["device"]), "description": matter.description}
+    return {
+        "fps": frames / dt,
+        "frames": frames,
+        "peak_rss_mb": peak_rss_mb(),
+        "peak_device_mb": _device_peak_mb(job["device"]),
+        "description": matter.description,
+    }
 
 
 def _run_worker(job: dict) -> dict:
@@ -254,10 +272,19 @@ def run_speed(output: str | os.PathLike, settings: SpeedSettings = SpeedSettings
         if progress:
             print(msg, file=sys.stderr, flush=True)
 
-    common = {"device": settings.device, "backend": settings.backend,
-              "downsample_ratio": settings.downsample_ratio, "max_size": settings.max_size}
-    doc: dict = {"machine": _machine(settings.device), "settings": asdict(settings),
-                 "model_only": [], "file_to_file": [], "memory": []}
+    common = {
+        "device": settings.device,
+        "backend": settings.backend,
+        "downsample_ratio": settings.downsample_ratio,
+        "max_size": settings.max_size,
+    }
+    doc: dict = {
+        "machine": _machine(settings.device),
+        "settings": asdict(settings),
+        "model_only": [],
+        "file_to_file": [],
+        "memory": [],
+    }
     clips_dir = Path(tempfile.mkdtemp(prefix="vmatte-speed-clips-"))
     try:
         for size in settings.sizes:
@@ -265,25 +292,53 @@ def run_speed(output: str | os.PathLike, settings: SpeedSettings = SpeedSettings
             clip = make_clip(clips_dir / f"clip_{_size_name(size)}.mp4", looped(base, settings.file_frames), size)
             del base
             for model in settings.models:
-                m = _run_worker({"kind": "model", "model": model, "clip": str(clip), "frames": settings.model_frames,
-                                 "rounds": settings.rounds, **common})
-                f = _run_worker({"kind": "file", "model": model, "clip": str(clip), "formats": list(settings.formats),
-                                 "rounds": settings.rounds, **common})
+                m = _run_worker(
+                    {
+                        "kind": "model",
+                        "model": model,
+                        "clip": str(clip),
+                        "frames": settings.model_frames,
+                        "rounds": settings.rounds,
+                        **common,
+                    }
+                )
+                f = _run_worker(
+                    {
+                        "kind": "file",
+                        "model": model,
+                        "clip": str(clip),
+                        "formats": list(settings.formats),
+                        "rounds": settings.rounds,
+                        **common,
+                    }
+                )
                 doc["model_only"].append({"model": model, "size": _size_name(size), **m})
                 doc["file_to_file"].append({"model": model, "size": _size_name(size), **f})
-                say(f"{model}\t{_size_name(size)}\tmodel-only {m['fps']:.1f} frames/s\t"
-                    f"file-to-file {f['fps']:.1f} frames/s\tpeak RSS {f['peak_rss_mb']:.0f} MiB")
+                say(
+                    f"{model}\t{_size_name(size)}\tmodel-only {m['fps']:.1f} frames/s\t"
+                    f"file-to-file {f['fps']:.1f} frames/s\tpeak RSS {f['peak_rss_mb']:.0f} MiB"
+                )
         if settings.lengths:
             size = settings.memory_size or settings.sizes[0]
             base = _base_frames(settings.source, size)
             for n in settings.lengths:
                 clip = make_clip(clips_dir / f"len_{_size_name(size)}_{n}.mp4", looped(base, n), size)
                 for model in settings.models:
-                    f = _run_worker({"kind": "file", "model": model, "clip": str(clip),
-                                     "formats": list(settings.memory_formats), "rounds": 1, **common})
+                    f = _run_worker(
+                        {
+                            "kind": "file",
+                            "model": model,
+                            "clip": str(clip),
+                            "formats": list(settings.memory_formats),
+                            "rounds": 1,
+                            **common,
+                        }
+                    )
                     doc["memory"].append({"model": model, "size": _size_name(size), "length": n, **f})
-                    say(f"{model}\t{_size_name(size)}\t{n} frames\tpeak RSS {f['peak_rss_mb']:.0f} MiB\t"
-                        f"{f['fps']:.1f} frames/s")
+                    say(
+                        f"{model}\t{_size_name(size)}\t{n} frames\tpeak RSS {f['peak_rss_mb']:.0f} MiB\t"
+                        f"{f['fps']:.1f} frames/s"
+                    )
                 clip.unlink()
     finally:
         shutil.rmtree(clips_dir, ignore_errors=True)
@@ -297,12 +352,18 @@ def _machine(device: str) -> dict:
     from vmatte.matte import resolve_device
 
     dev = resolve_device(device)
-    info = {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "device": str(dev),
-            # Thread settings change CPU figures a lot (OpenMP spin-waiting beside encoder threads).
-            "env": {k: os.environ[k] for k in THREAD_ENV if k in os.environ},
-            # CPU figures from a busy machine are not figures: the load before the run says if it was idle.
-            "loadavg_start": list(os.getloadavg())}
+    info = {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "device": str(dev),
+        # Thread settings change CPU figures a lot (OpenMP spin-waiting beside encoder threads).
+        "env": {k: os.environ[k] for k in THREAD_ENV if k in os.environ},
+        # CPU figures from a busy machine are not figures: the load before the run says if it was idle.
+        "loadavg_start": list(os.getloadavg()),
+    }
     if dev.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(dev)
     return info
@@ -325,20 +386,60 @@ def _write(out: Path, doc: dict, settings: SpeedSettings) -> None:
     rows = []
     for m in doc["model_only"]:
         f = f2f[(m["model"], m["size"])]
-        rows.append([m["model"], m["size"], f"{m['fps']:.1f}", f"{m['ms_per_frame']:.1f}", f"{f['fps']:.1f}",
-                     f"{f['fps'] / m['fps']:.2f}", _mb(f["peak_rss_mb"]), _mb(f["peak_device_mb"])])
+        rows.append(
+            [
+                m["model"],
+                m["size"],
+                f"{m['fps']:.1f}",
+                f"{m['ms_per_frame']:.1f}",
+                f"{f['fps']:.1f}",
+                f"{f['fps'] / m['fps']:.2f}",
+                _mb(f["peak_rss_mb"]),
+                _mb(f["peak_device_mb"]),
+            ]
+        )
     mc = doc["machine"]
-    md = [f"# Speed on {mc['cpu_count']} CPU cores, device {mc['device']}" + (f" ({mc['gpu']})" if "gpu" in mc else ""),
-          "", f"load average before the run {mc['loadavg_start'][0]:.2f} (other work on the machine slows every "
-          "figure);", f"best of {settings.rounds} runs; model-only {settings.model_frames} frames, file-to-file "
-          f"{settings.file_frames} frames to {','.join(settings.formats)}; peak memory of the file-to-file run.", "",
-          md_table(["model", "size", "model-only fps", "ms/frame", "file-to-file fps", "f2f/model",
-                     "peak RSS MiB", "peak GPU MiB"], rows)]
+    md = [
+        f"# Speed on {mc['cpu_count']} CPU cores, device {mc['device']}" + (f" ({mc['gpu']})" if "gpu" in mc else ""),
+        "",
+        f"load average before the run {mc['loadavg_start'][0]:.2f} (other work on the machine slows every figure);",
+        f"best of {settings.rounds} runs; model-only {settings.model_frames} frames, file-to-file "
+        f"{settings.file_frames} frames to {','.join(settings.formats)}; peak memory of the file-to-file run.",
+        "",
+        md_table(
+            [
+                "model",
+                "size",
+                "model-only fps",
+                "ms/frame",
+                "file-to-file fps",
+                "f2f/model",
+                "peak RSS MiB",
+                "peak GPU MiB",
+            ],
+            rows,
+        ),
+    ]
     if doc["memory"]:
-        md += ["", f"Peak RSS against video length (file-to-file to {','.join(settings.memory_formats)}):", "",
-               md_table(["model", "size", "frames", "peak RSS MiB", "peak GPU MiB", "fps"],
-                         [[r["model"], r["size"], str(r["length"]), _mb(r["peak_rss_mb"]), _mb(r["peak_device_mb"]),
-                           f"{r['fps']:.1f}"] for r in doc["memory"]])]
+        md += [
+            "",
+            f"Peak RSS against video length (file-to-file to {','.join(settings.memory_formats)}):",
+            "",
+            md_table(
+                ["model", "size", "frames", "peak RSS MiB", "peak GPU MiB", "fps"],
+                [
+                    [
+                        r["model"],
+                        r["size"],
+                        str(r["length"]),
+                        _mb(r["peak_rss_mb"]),
+                        _mb(r["peak_device_mb"]),
+                        f"{r['fps']:.1f}",
+                    ]
+                    for r in doc["memory"]
+                ],
+            ),
+        ]
     atomic_write(out / "speed.md", "\n".join(md) + "\n")
     atomic_write(out / "fps_vs_resolution.png", _plot_fps(doc))
     if doc["memory"]:
@@ -355,8 +456,9 @@ def _plot_fps(doc: dict) -> bytes:
     for kind, style in (("model_only", "-o"), ("file_to_file", "--s")):
         for model in dict.fromkeys(r["model"] for r in doc[kind]):
             rs = sorted((r for r in doc[kind] if r["model"] == model), key=lambda r: mpix[r["size"]])
-            ax.plot([mpix[r["size"]] for r in rs], [r["fps"] for r in rs], style,
-                    label=f"{model} {kind.replace('_', '-')}")
+            ax.plot(
+                [mpix[r["size"]] for r in rs], [r["fps"] for r in rs], style, label=f"{model} {kind.replace('_', '-')}"
+            )
     ax.set_xscale("log")
     ax.set_xticks([mpix[s] for s in sizes], sizes)
     ax.minorticks_off()
@@ -378,8 +480,12 @@ def _plot_rss(doc: dict) -> bytes:
         rs = sorted((r for r in doc["memory"] if r["model"] == model), key=lambda r: r["length"])
         ax.plot([r["length"] for r in rs], [r["peak_rss_mb"] for r in rs], "-o", label=f"{model} peak RSS")
         if any(r["peak_device_mb"] is not None for r in rs):
-            ax.plot([r["length"] for r in rs], [r["peak_device_mb"] or math.nan for r in rs], "--s",
-                    label=f"{model} peak GPU memory")
+            ax.plot(
+                [r["length"] for r in rs],
+                [r["peak_device_mb"] or math.nan for r in rs],
+                "--s",
+                label=f"{model} peak GPU memory",
+            )
     ax.set_xscale("log")
     ax.set_xlabel("video length (frames, log)")
     ax.set_ylabel("MiB")

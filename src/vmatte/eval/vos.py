@@ -203,8 +203,9 @@ def _person(matter, model: str, alpha: np.ndarray) -> np.ndarray | None:
     return None if person is None or person.shape != alpha.shape else person >= 0.5
 
 
-def score_sequence(seq: VosSequence, model: str, matter, max_frames: int | None = None,
-                   thumbs: int = 0) -> SequenceScore:
+def score_sequence(
+    seq: VosSequence, model: str, matter, max_frames: int | None = None, thumbs: int = 0
+) -> SequenceScore:
     """Run ``matter`` over the sequence (from frame 0) and score frames 1.. against their labels;
     only the first ``max_frames`` frames when given. ``thumbs`` frames (evenly spaced) are kept
     as small pictures for the contact sheet."""
@@ -218,8 +219,10 @@ def score_sequence(seq: VosSequence, model: str, matter, max_frames: int | None 
     if targets is not None:
         missing = [i for i in seq.ids if i not in targets]
         if missing:
-            raise EvalError(f"{model} tracks ids {', '.join(map(str, targets))} but {seq.name}'s frame-0 "
-                            f"annotation has id {missing[0]}; give the model that annotation as its mask")
+            raise EvalError(
+                f"{model} tracks ids {', '.join(map(str, targets))} but {seq.name}'s frame-0 "
+                f"annotation has id {missing[0]}; give the model that annotation as its mask"
+            )
         objects = [ObjectScore(i) for i in seq.ids]
     else:
         objects = [ObjectScore(UNION_ID)]
@@ -239,8 +242,10 @@ def score_sequence(seq: VosSequence, model: str, matter, max_frames: int | None 
             if res.index > 0 and path is not None:  # frame 0 is the guidance; unannotated frames have no truth
                 labels = read_labels(path, seq.binary)
                 if labels.shape != res.alpha.shape:
-                    raise InputError(f"annotation {path} is {labels.shape[1]}x{labels.shape[0]} but its frame is "
-                                     f"{res.alpha.shape[1]}x{res.alpha.shape[0]}; annotations must match the frames")
+                    raise InputError(
+                        f"annotation {path} is {labels.shape[1]}x{labels.shape[0]} but its frame is "
+                        f"{res.alpha.shape[1]}x{res.alpha.shape[0]}; annotations must match the frames"
+                    )
                 person = _person(matter, model, res.alpha)
                 scored.append(res.index)
                 for obj in objects:
@@ -264,11 +269,19 @@ def score_sequence(seq: VosSequence, model: str, matter, max_frames: int | None 
     return SequenceScore(model, seq.name, len(scored), time.perf_counter() - start, objects, scored, pictures)
 
 
-def evaluate_vos(root: str | os.PathLike, sequences: Sequence[str] | None = None,
-                 models: Sequence[str] = (BASELINE,), *, device: str = "auto",
-                 max_size: int | None = None, matters: Mapping[str, MatterFactory] | None = None,
-                 progress: bool = False, max_frames: int | None = None, thumbs: int = 0,
-                 tracker: str = "auto") -> VosResult:
+def evaluate_vos(
+    root: str | os.PathLike,
+    sequences: Sequence[str] | None = None,
+    models: Sequence[str] = (BASELINE,),
+    *,
+    device: str = "auto",
+    max_size: int | None = None,
+    matters: Mapping[str, MatterFactory] | None = None,
+    progress: bool = False,
+    max_frames: int | None = None,
+    thumbs: int = 0,
+    tracker: str = "auto",
+) -> VosResult:
     """J, F and J&F of each model on each sequence (``None``: every sequence under ROOT).
 
     Named models load once with :func:`vmatte.load_matter` (target models get frame 0's
@@ -308,7 +321,10 @@ def evaluate_vos(root: str | os.PathLike, sequences: Sequence[str] | None = None
             s = score_sequence(seq, model, matter, max_frames, thumbs)
             scores.append(s)
             if progress:
-                print(f"{model}\t{seq.name}\t{s.frames} frames\tJ {s.j:.1f}  F {s.f:.1f}  J&F {s.jf:.1f}"
-                      f"  P {s.precision:.3f}  R {s.recall:.3f}  leak {s.leak:.3f}\t{s.seconds:.1f} s",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"{model}\t{seq.name}\t{s.frames} frames\tJ {s.j:.1f}  F {s.f:.1f}  J&F {s.jf:.1f}"
+                    f"  P {s.precision:.3f}  R {s.recall:.3f}  leak {s.leak:.3f}\t{s.seconds:.1f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
     return VosResult(Path(root), models, [s.name for s in seqs], scores, descriptions, time.perf_counter() - start)

@@ -70,8 +70,14 @@ def list_sequences(root: str | os.PathLike) -> list[str]:
 
 def _frame_files(folder: Path) -> list[Path]:
     # The same filter and order as ImageSequenceSource, so index i here is frame i there.
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
-                   and p.is_file()), key=lambda p: natural_key(p.name))
+    return sorted(
+        (
+            p
+            for p in folder.iterdir()
+            if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()
+        ),
+        key=lambda p: natural_key(p.name),
+    )
 
 
 def find_sequences(root: str | os.PathLike, names: list[str] | tuple[str, ...]) -> list[VosSequence]:
@@ -93,14 +99,18 @@ def find_sequences(root: str | os.PathLike, names: list[str] | tuple[str, ...]) 
         found = [labels / f"{f.stem}.png" for f in frames]
         annotated = tuple(p if p.is_file() else None for p in found)
         if annotated[0] is None:
-            raise InputError(f"sequence {name!r} has no frame-0 annotation {found[0]}; the first frame's "
-                             f"objects are the guidance; {LAYOUT}")
+            raise InputError(
+                f"sequence {name!r} has no frame-0 annotation {found[0]}; the first frame's "
+                f"objects are the guidance; {LAYOUT}"
+            )
         # Read as the model reads its --mask (a single-id grey file is one object, id 1), so the
         # ids scored are the ids the model tracks.
         first = read_mask(annotated[0])
         if first.kind not in ("binary", "labels", "palette"):
-            raise InputError(f"annotation {annotated[0]} is a {first.kind} image; give binary (0/255), palette "
-                             f"or label PNGs (ids 1..N)")
+            raise InputError(
+                f"annotation {annotated[0]} is a {first.kind} image; give binary (0/255), palette "
+                f"or label PNGs (ids 1..N)"
+            )
         if not any(annotated[1:]):
             raise InputError(f"sequence {name!r} has no annotation after frame 0 in {labels}; nothing to score")
         out.append(VosSequence(name, folder, tuple(frames), annotated, first))

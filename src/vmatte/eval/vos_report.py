@@ -17,10 +17,12 @@ from .vos import UNION_ID, VosResult
 
 __all__ = ["PROTOCOL", "markdown", "output_folder", "table", "to_json", "write_vos"]
 
-PROTOCOL = ("frame 0's annotation is the target models' mask; prediction = alpha >= 0.5; frame 0 not scored; "
-            "J and F (x100) averaged over frames, objects, then sequences; maskless models (rvm) are scored "
-            "against all objects together; P = precision, R = recall, leak = share of the predicted pixels on "
-            "RVM person regions outside the ground truth (pixels pooled over the scored frames)")
+PROTOCOL = (
+    "frame 0's annotation is the target models' mask; prediction = alpha >= 0.5; frame 0 not scored; "
+    "J and F (x100) averaged over frames, objects, then sequences; maskless models (rvm) are scored "
+    "against all objects together; P = precision, R = recall, leak = share of the predicted pixels on "
+    "RVM person regions outside the ground truth (pixels pooled over the scored frames)"
+)
 
 HEADER = ["model", "sequence", "frames", "objects", "J", "F", "J&F", "P", "R", "leak"]
 
@@ -34,11 +36,33 @@ def _rows(result: VosResult) -> list[list[str]]:
     for model in result.models:
         for s in (s for s in result.scores if s.model == model):
             objects = "all" if s.objects[0].id == UNION_ID else str(len(s.objects))
-            rows.append([model, s.sequence, str(s.frames), objects, f"{s.j:.1f}", f"{s.f:.1f}", f"{s.jf:.1f}",
-                         _share(s.precision), _share(s.recall), _share(s.leak)])
+            rows.append(
+                [
+                    model,
+                    s.sequence,
+                    str(s.frames),
+                    objects,
+                    f"{s.j:.1f}",
+                    f"{s.f:.1f}",
+                    f"{s.jf:.1f}",
+                    _share(s.precision),
+                    _share(s.recall),
+                    _share(s.leak),
+                ]
+            )
         m = result.mean(model)
-        rows.append([model, "mean", "", "", f"{m.j:.1f}", f"{m.f:.1f}", f"{m.jf:.1f}",
-                     *(_share(result.mean_of(model, k)) for k in ("precision", "recall", "leak"))])
+        rows.append(
+            [
+                model,
+                "mean",
+                "",
+                "",
+                f"{m.j:.1f}",
+                f"{m.f:.1f}",
+                f"{m.jf:.1f}",
+                *(_share(result.mean_of(model, k)) for k in ("precision", "recall", "leak")),
+            ]
+        )
     return rows
 
 
@@ -88,15 +112,27 @@ def _worst(result: VosResult) -> tuple[list[str], list[list[str]]]:
 
 
 def markdown(result: VosResult, sheets: dict[str, str] | None = None) -> str:
-    parts = [f"# VOS evaluation: {result.root}", "", f"Protocol: {PROTOCOL}.", "",
-             _md(HEADER, _rows(result), text_columns=2)]
+    parts = [
+        f"# VOS evaluation: {result.root}",
+        "",
+        f"Protocol: {PROTOCOL}.",
+        "",
+        _md(HEADER, _rows(result), text_columns=2),
+    ]
     if len(result.models) > 1:
         parts += ["", _md(*_compare(result))]
-    parts += ["", "Per-frame J (full curves in vos.json and on the contact sheets):", "",
-              _md(*_worst(result), text_columns=2)]
+    parts += [
+        "",
+        "Per-frame J (full curves in vos.json and on the contact sheets):",
+        "",
+        _md(*_worst(result), text_columns=2),
+    ]
     if sheets:
-        parts += ["", "Contact sheets (green: right, red: someone else, orange: other wrong pixels, blue: missed):",
-                  ""] + [f"- {seq}: ![{seq}]({path})" for seq, path in sheets.items()]
+        parts += [
+            "",
+            "Contact sheets (green: right, red: someone else, orange: other wrong pixels, blue: missed):",
+            "",
+        ] + [f"- {seq}: ![{seq}]({path})" for seq, path in sheets.items()]
     parts += ["", "Models:", ""] + [f"- `{m}`: {d}" for m, d in result.descriptions.items()]
     return "\n".join(parts) + "\n"
 
@@ -108,19 +144,48 @@ def to_json(result: VosResult) -> dict:
         m = result.mean(model)
         models[model] = {
             "description": result.descriptions.get(model, model),
-            "mean": {"j": m.j, "f": m.f, "jf": m.jf,
-                     **{k: result.mean_of(model, k) for k in ("precision", "recall", "leak")}},
-            "sequences": {s.sequence: {
-                "frames": s.frames, "seconds": round(s.seconds, 3), "j": s.j, "f": s.f, "jf": s.jf,
-                "precision": s.precision, "recall": s.recall, "leak": s.leak, "scored_frames": s.scored,
-                # id 0: a maskless model scored against every object together
-                "objects": {str(o.id): {"j": o.j_mean, "f": o.f_mean, "precision": o.precision, "recall": o.recall,
-                                        "leak": o.leak, "per_frame": {"j": o.j, "f": o.f}}
-                            for o in s.objects},
-            } for s in mine},
+            "mean": {
+                "j": m.j,
+                "f": m.f,
+                "jf": m.jf,
+                **{k: result.mean_of(model, k) for k in ("precision", "recall", "leak")},
+            },
+            "sequences": {
+                s.sequence: {
+                    "frames": s.frames,
+                    "seconds": round(s.seconds, 3),
+                    "j": s.j,
+                    "f": s.f,
+                    "jf": s.jf,
+                    "precision": s.precision,
+                    "recall": s.recall,
+                    "leak": s.leak,
+                    "scored_frames": s.scored,
+                    # id 0: a maskless model scored against every object together
+                    "objects": {
+                        str(o.id): {
+                            "j": o.j_mean,
+                            "f": o.f_mean,
+                            "precision": o.precision,
+                            "recall": o.recall,
+                            "leak": o.leak,
+                            "per_frame": {"j": o.j, "f": o.f},
+                        }
+                        for o in s.objects
+                    },
+                }
+                for s in mine
+            },
         }
-    return nan_to_none({"root": str(result.root), "sequences": result.sequences, "protocol": PROTOCOL,
-                         "seconds": round(result.seconds, 3), "models": models})
+    return nan_to_none(
+        {
+            "root": str(result.root),
+            "sequences": result.sequences,
+            "protocol": PROTOCOL,
+            "seconds": round(result.seconds, 3),
+            "models": models,
+        }
+    )
 
 
 def output_folder(output: str | os.PathLike) -> Path:

@@ -40,8 +40,10 @@ def _curves(result: VosResult, sequence: str, width: int) -> np.ndarray:
         colour = PALETTE[i % len(PALETTE)]
         curve = s.j_curve
         if curve:
-            pts = np.array([[x0 + (x1 - x0) * f / max(frames, 1), y1 - (y1 - y0) * j / 100.0]
-                            for f, j in zip(s.scored, curve)], np.float32)
+            pts = np.array(
+                [[x0 + (x1 - x0) * f / max(frames, 1), y1 - (y1 - y0) * j / 100.0] for f, j in zip(s.scored, curve)],
+                np.float32,
+            )
             cv2.polylines(panel, [np.rint(pts).astype(np.int32)], False, colour, 1, cv2.LINE_AA)
         _text(panel, model, (5, 20 + 16 * i), colour)
     _text(panel, f"{sequence}: per-frame J (x: frame 1..{frames})", (x0, CURVE_HEIGHT - 5), (160, 160, 160))
@@ -60,7 +62,7 @@ def sheet(result: VosResult, sequence: str) -> np.ndarray | None:
         row = np.zeros((height + 16, LABEL_WIDTH + THUMB_WIDTH * len(pics), 3), np.uint8)
         for c, (k, p) in enumerate(zip(sorted(s.thumbs), pics)):
             x = LABEL_WIDTH + c * THUMB_WIDTH
-            row[16:16 + p.shape[0], x:x + p.shape[1]] = p
+            row[16 : 16 + p.shape[0], x : x + p.shape[1]] = p
             _text(row, f"frame {k}", (x + 4, 12), (200, 200, 200))
         colour = PALETTE[i % len(PALETTE)]
         _text(row, model, (5, 30), colour)

@@ -10,8 +10,9 @@ import numpy as np
 __all__ = ["THUMB_WIDTH", "thumbnail"]
 
 THUMB_WIDTH = 240
-GREEN, RED, ORANGE, BLUE = (np.array(c, np.float32) for c in ((40, 220, 40), (255, 30, 30), (255, 150, 0),
-                                                                (40, 90, 255)))
+GREEN, RED, ORANGE, BLUE = (
+    np.array(c, np.float32) for c in ((40, 220, 40), (255, 30, 30), (255, 150, 0), (40, 90, 255))
+)
 
 
 def thumbnail(image: np.ndarray, pred: np.ndarray, true: np.ndarray, person: np.ndarray | None) -> np.ndarray:
@@ -26,8 +27,7 @@ def thumbnail(image: np.ndarray, pred: np.ndarray, true: np.ndarray, person: np.
 
     p, t = small(pred), small(true)
     on_person = small(person) if person is not None else np.zeros_like(p)
-    for where, colour in ((p & t, GREEN), (p & ~t & on_person, RED), (p & ~t & ~on_person, ORANGE),
-                          (~p & t, BLUE)):
+    for where, colour in ((p & t, GREEN), (p & ~t & on_person, RED), (p & ~t & ~on_person, ORANGE), (~p & t, BLUE)):
         pic[where] = 0.45 * pic[where] / 0.55 + 0.55 * colour
     out = np.clip(pic, 0, 255).astype(np.uint8)
     contours, _ = cv2.findContours(t.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)

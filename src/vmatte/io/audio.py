@@ -9,7 +9,6 @@ import av.error
 
 from vmatte.errors import InputError
 
-
 _AUDIO_LEAD = 0.1  # keep audio packets that end at most this long before the first video frame
 _AAC_RATES = {96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000}
 _AUDIO_READ_ERRORS = (av.error.FFmpegError, OSError, EOFError, ValueError)

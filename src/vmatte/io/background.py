@@ -60,14 +60,14 @@ class Background:
     _cache_key: tuple | None = field(default=None, init=False, repr=False, compare=False)
     _cache: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
     _image: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
-    _video: "_LoopingVideo | None" = field(default=None, init=False, repr=False, compare=False)
+    _video: _LoopingVideo | None = field(default=None, init=False, repr=False, compare=False)
 
     @staticmethod
-    def default() -> "Background":
+    def default() -> Background:
         return Background.parse(DEFAULT_BACKGROUND)
 
     @staticmethod
-    def parse(spec: str) -> "Background":
+    def parse(spec: str) -> Background:
         """Parse a colour name, ``#rrggbb``/``#rgb``, ``r,g,b`` (0-255), an image or a video path.
 
         Image/video paths are opened now, so a bad file fails before any work is done."""
@@ -98,17 +98,19 @@ class Background:
         raise VmatteError(f"unknown background {text!r}; {_HINT}")
 
     @staticmethod
-    def parse_colour(spec: str) -> "Background":
+    def parse_colour(spec: str) -> Background:
         """A colour only (name, ``#rrggbb``, ``r,g,b``): never looks at the file system, so a caller
         that must not read arbitrary paths (the web app) learns nothing about them from the error."""
         colour = Background._colour(str(spec).strip())
         if colour is None:
-            raise VmatteError("the background must be a colour: a name (green, black, ...), #rrggbb or r,g,b; "
-                              "for a picture or video, upload it")
+            raise VmatteError(
+                "the background must be a colour: a name (green, black, ...), #rrggbb or r,g,b; "
+                "for a picture or video, upload it"
+            )
         return colour
 
     @staticmethod
-    def _colour(text: str) -> "Background | None":
+    def _colour(text: str) -> Background | None:
         low = text.lower()
         if low in COLOURS:
             return Background("colour", tuple(c / 255.0 for c in COLOURS[low]), spec=text)
@@ -194,7 +196,7 @@ class _LoopingVideo:
                 frame = next(self._it)
             except StopIteration:
                 if self._pos == 0:
-                    raise VmatteError(f"background video {self._path} has no frames; choose another --bg")
+                    raise VmatteError(f"background video {self._path} has no frames; choose another --bg") from None
                 self._length = self._pos
                 target = index % self._length
                 self._restart()

@@ -47,8 +47,10 @@ def _config(name: str):
     try:
         return OCIO.Config.CreateFromFile(name)
     except Exception as e:  # OCIO raises its own Exception type for missing/bad configs
-        raise InputError(f"cannot load the OpenColorIO config {name!r} ({' '.join(str(e).split())}); "
-                         f"fix $OCIO or give an existing config file") from None
+        raise InputError(
+            f"cannot load the OpenColorIO config {name!r} ({' '.join(str(e).split())}); "
+            f"fix $OCIO or give an existing config file"
+        ) from None
 
 
 def _space_name(config, name: str) -> str | None:
@@ -132,12 +134,15 @@ def plate_colour(space: str | None, default: str, config: str | None = None) -> 
     cfg = _config(cfg_name)
     display = _space_name(cfg, DISPLAY_SPACE) or _space_name(cfg, "color_picking")
     if display is None:
-        raise InputError(f"the OpenColorIO config {cfg_name} has neither {DISPLAY_SPACE!r} nor a color_picking "
-                         f"role; use a config with an sRGB space (unset $OCIO for the built-in one)")
+        raise InputError(
+            f"the OpenColorIO config {cfg_name} has neither {DISPLAY_SPACE!r} nor a color_picking "
+            f"role; use a config with an sRGB space (unset $OCIO for the built-in one)"
+        )
     wanted = space or default
     resolved = _space_name(cfg, wanted)
     if resolved is None:
         names = ", ".join(cs.getName() for cs in cfg.getColorSpaces())
-        raise InputError(f"unknown --input-colorspace {wanted!r} in the OpenColorIO config {cfg_name}; "
-                         f"choose one of: {names}")
+        raise InputError(
+            f"unknown --input-colorspace {wanted!r} in the OpenColorIO config {cfg_name}; choose one of: {names}"
+        )
     return PlateColour(cfg_name, resolved, display)

@@ -66,8 +66,15 @@ def _to_uint16(a: np.ndarray) -> np.ndarray:
 class FrameData:
     """The arrays of one output frame, with lazily computed (and cached) conversions."""
 
-    def __init__(self, index: int, image: np.ndarray, fgr: np.ndarray | None, alpha: np.ndarray,
-                 background: Background, alpha_buf: np.ndarray | None = None):
+    def __init__(
+        self,
+        index: int,
+        image: np.ndarray,
+        fgr: np.ndarray | None,
+        alpha: np.ndarray,
+        background: Background,
+        alpha_buf: np.ndarray | None = None,
+    ):
         self.index = index
         self.image = image
         if alpha.ndim == 3 and alpha.shape[2] == 1:
@@ -103,8 +110,7 @@ class FrameData:
     @property
     def alpha_y(self) -> np.ndarray:
         """Alpha as limited-range luma: 0 -> 16, 1 -> 235."""
-        return self._get("alpha_y", lambda: cv2.addWeighted(self.alpha, 219.0, self.alpha, 0.0, 16.0,
-                                                            dtype=cv2.CV_8U))
+        return self._get("alpha_y", lambda: cv2.addWeighted(self.alpha, 219.0, self.alpha, 0.0, 16.0, dtype=cv2.CV_8U))
 
     @property
     def fgr_u8(self) -> np.ndarray:
@@ -292,8 +298,9 @@ class _AVWriter(Writer):
 
     def _rgb_frame(self, rgb: np.ndarray, fmt: str = "rgb24") -> av.VideoFrame:
         frame = av.VideoFrame.from_ndarray(self._pad(rgb), format=fmt)
-        return self._reformatter.reformat(frame, format=self.pix_fmt, dst_colorspace="ITU709",
-                                          dst_color_range="MPEG", threads=SWS_THREADS)
+        return self._reformatter.reformat(
+            frame, format=self.pix_fmt, dst_colorspace="ITU709", dst_color_range="MPEG", threads=SWS_THREADS
+        )
 
     def write(self, data: FrameData) -> None:
         frame = self._frame(data)

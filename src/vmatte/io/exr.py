@@ -17,8 +17,12 @@ from vmatte.errors import InputError
 __all__ = ["COMPRESSIONS", "ExrImage", "read_exr", "write_exr"]
 
 #: --exr-compression choices -> OpenEXR compression names (lossless zip/piz, lossy dwaa).
-COMPRESSIONS = {"zip": "ZIP_COMPRESSION", "piz": "PIZ_COMPRESSION", "dwaa": "DWAA_COMPRESSION",
-                "none": "NO_COMPRESSION"}
+COMPRESSIONS = {
+    "zip": "ZIP_COMPRESSION",
+    "piz": "PIZ_COMPRESSION",
+    "dwaa": "DWAA_COMPRESSION",
+    "none": "NO_COMPRESSION",
+}
 
 
 class ExrImage:
@@ -50,8 +54,9 @@ def read_exr(path: Path) -> ExrImage:
         planes = [channels["Y"]] * 3
     else:
         names = ", ".join(sorted(channels)) or "none"
-        raise InputError(f"EXR {path} has no R, G, B (or Y) channels (it has {names}); "
-                         f"write the plate's colour into R, G, B")
+        raise InputError(
+            f"EXR {path} has no R, G, B (or Y) channels (it has {names}); write the plate's colour into R, G, B"
+        )
     dx0, dy0, dx1, dy1 = _window(header["dataWindow"])
     wx0, wy0, wx1, wy1 = _window(header.get("displayWindow", header["dataWindow"]))
     h, w = wy1 - wy0 + 1, wx1 - wx0 + 1
@@ -75,7 +80,9 @@ def _place(data: np.ndarray, dw: tuple[int, int, int, int], disp: tuple[int, int
     x0, y0 = max(dx0, wx0), max(dy0, wy0)
     x1, y1 = min(dx1, wx0 + w - 1), min(dy1, wy0 + h - 1)
     if x0 <= x1 and y0 <= y1:
-        canvas[y0 - wy0:y1 - wy0 + 1, x0 - wx0:x1 - wx0 + 1] = data[y0 - dy0:y1 - dy0 + 1, x0 - dx0:x1 - dx0 + 1]
+        canvas[y0 - wy0 : y1 - wy0 + 1, x0 - wx0 : x1 - wx0 + 1] = data[
+            y0 - dy0 : y1 - dy0 + 1, x0 - dx0 : x1 - dx0 + 1
+        ]
     return canvas
 
 
@@ -87,8 +94,9 @@ def exr_header(compression: str, metadata: dict[str, str | int]) -> dict:
     return header
 
 
-def write_exr(path: Path, parts: list[tuple[str | None, dict[str, np.ndarray]]], compression: str,
-              metadata: dict[str, str | int]) -> None:
+def write_exr(
+    path: Path, parts: list[tuple[str | None, dict[str, np.ndarray]]], compression: str, metadata: dict[str, str | int]
+) -> None:
     """Write ``parts`` (``(part name, {channel: HxW array})``; one part with name None gives a
     single-part file) as half float. Plain file I/O after encoding is not possible with the
     bindings, so errors (disk full) come back as OSError from the library's own write."""

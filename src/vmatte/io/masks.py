@@ -58,8 +58,10 @@ class TargetMask:
 
 
 def _empty(source: str) -> InputError:
-    return InputError(f"the mask {source} has no target pixel (it is all background/black); "
-                      f"paint the target white (or give it a label id > 0) on the first frame")
+    return InputError(
+        f"the mask {source} has no target pixel (it is all background/black); "
+        f"paint the target white (or give it a label id > 0) on the first frame"
+    )
 
 
 def _from_grey(a: np.ndarray, source: str, kind: str | None = None) -> TargetMask:
@@ -151,7 +153,7 @@ def read_mask(path: str | os.PathLike, labels: bool = False) -> TargetMask:
     return _from_colour(img, source)
 
 
-def as_target_mask(mask: "str | os.PathLike | np.ndarray | dict[int, np.ndarray] | TargetMask") -> TargetMask:
+def as_target_mask(mask: str | os.PathLike | np.ndarray | dict[int, np.ndarray] | TargetMask) -> TargetMask:
     """Accept a path, an HxW array (binary, soft or labels, as a file would be read), an HxWx3/4
     array, a ``{id: HxW}`` dict, or a :class:`TargetMask`."""
     if isinstance(mask, TargetMask):
@@ -182,8 +184,10 @@ def same_aspect(mask: tuple[int, int], frame: tuple[int, int]) -> bool:
     """Whether a ``mask`` (h, w) is the ``frame``'s (h, w) scaled, up to rounding: each side within one
     mask pixel, or 1 % of it (a codec's 1080/1088 padding), of the frame's shape at the mask's scale."""
     (mh, mw), (h, w) = mask, frame
-    return all(abs(m - f * other_m / other_f) <= max(1.0, 0.01 * m)
-               for m, f, other_m, other_f in ((mh, h, mw, w), (mw, w, mh, h)))
+    return all(
+        abs(m - f * other_m / other_f) <= max(1.0, 0.01 * m)
+        for m, f, other_m, other_f in ((mh, h, mw, w), (mw, w, mh, h))
+    )
 
 
 def fit_to_frame(mask: TargetMask, shape: tuple[int, int]) -> TargetMask:
@@ -195,21 +199,28 @@ def fit_to_frame(mask: TargetMask, shape: tuple[int, int]) -> TargetMask:
         return mask
     close = all(abs(m - f) <= CLOSE_FRACTION * f or abs(m - f) < CLOSE_PIXELS for m, f in ((mh, h), (mw, w)))
     if close:
-        msg = (f"the mask {mask.source} is {mw}x{mh} but the video is {w}x{h}; resized it to the frame "
-               f"(nearest neighbour)")
+        msg = (
+            f"the mask {mask.source} is {mw}x{mh} but the video is {w}x{h}; resized it to the frame (nearest neighbour)"
+        )
     elif not same_aspect((mh, mw), (h, w)):
-        raise InputError(f"the mask {mask.source} is {mw}x{mh} ({mw / mh:.3g}:1) but the video is {w}x{h} "
-                         f"({w / h:.3g}:1): another shape, so it cannot be this video's mask; give a mask made on "
-                         f"this video's frames")
+        raise InputError(
+            f"the mask {mask.source} is {mw}x{mh} ({mw / mh:.3g}:1) but the video is {w}x{h} "
+            f"({w / h:.3g}:1): another shape, so it cannot be this video's mask; give a mask made on "
+            f"this video's frames"
+        )
     else:
-        msg = (f"the mask {mask.source} is {mw}x{mh} but the video is {w}x{h}, a very different size; "
-               f"resized it to the frame (nearest neighbour): check that the mask belongs to this video")
+        msg = (
+            f"the mask {mask.source} is {mw}x{mh} but the video is {w}x{h}, a very different size; "
+            f"resized it to the frame (nearest neighbour): check that the mask belongs to this video"
+        )
     targets = {}
     for i, m in mask.targets.items():
         r = cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST)
         if not r.any():
-            raise InputError(f"target id {i} of the mask {mask.source} vanished when the mask was resized "
-                             f"from {mw}x{mh} to {w}x{h}; give a mask at the video size")
+            raise InputError(
+                f"target id {i} of the mask {mask.source} vanished when the mask was resized "
+                f"from {mw}x{mh} to {w}x{h}; give a mask at the video size"
+            )
         targets[i] = r
     warnings.warn(msg, MaskSizeWarning, stacklevel=2)  # after the checks: an error comes alone, on one line
     return TargetMask(targets, mask.source, mask.kind)
@@ -227,8 +238,9 @@ def read_masks_dir(folder: str | os.PathLike) -> dict[int, Path]:
 
     root = Path(folder).expanduser()
     if not root.is_dir():
-        raise InputError(f"masks folder not found: {root}; give a folder of masks named by frame number "
-                         f"(00000.png, 00005.png ...)")
+        raise InputError(
+            f"masks folder not found: {root}; give a folder of masks named by frame number (00000.png, 00005.png ...)"
+        )
     found: dict[int, Path] = {}
     for p in sorted(root.iterdir()):
         if p.suffix.lower() not in (".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg", ".webp") or not p.is_file():
@@ -298,8 +310,10 @@ class FrameMasks:
         gaps = [i for i in range(self._first, last + 1) if i not in self._paths]
         if gaps:
             shown = ", ".join(map(str, gaps[:5])) + (f" (+{len(gaps) - 5} more)" if len(gaps) > 5 else "")
-            raise InputError(f"--masks {folder}: one mask per frame is needed, but frame number(s) {shown} have "
-                             f"no file between {self._first} and {last}")
+            raise InputError(
+                f"--masks {folder}: one mask per frame is needed, but frame number(s) {shown} have "
+                f"no file between {self._first} and {last}"
+            )
         self._warned_size = False
 
     def __len__(self) -> int:
@@ -309,8 +323,10 @@ class FrameMasks:
         """Frame ``index``'s mask at ``shape`` (h, w): float32 in [0, 1]."""
         path = self._paths.get(self._first + index)
         if path is None:
-            raise InputError(f"--masks {self.folder} has {len(self)} masks but the video has more frames "
-                             f"(no mask for frame {index}); give one mask per frame")
+            raise InputError(
+                f"--masks {self.folder} has {len(self)} masks but the video has more frames "
+                f"(no mask for frame {index}); give one mask per frame"
+            )
         target = read_mask(path)
         maps = list(target.targets.values())  # every id of a label mask is the target; soft stays soft
         union = maps[0] if len(maps) == 1 else np.max(np.stack(maps), axis=0)
@@ -325,6 +341,8 @@ class FrameMasks:
     def finish(self, frames: int) -> None:
         """The video had ``frames`` frames: warn about masks that were never used."""
         if len(self) > frames:
-            warnings.warn(f"--masks {self.folder} has {len(self)} masks but the video had {frames} frames; "
-                          f"the last {len(self) - frames} were not used (check that they belong to this video)",
-                          stacklevel=2)
+            warnings.warn(
+                f"--masks {self.folder} has {len(self)} masks but the video had {frames} frames; "
+                f"the last {len(self) - frames} were not used (check that they belong to this video)",
+                stacklevel=2,
+            )

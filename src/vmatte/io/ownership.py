@@ -48,7 +48,7 @@ def _fit(name: str) -> str:
         return name
     import hashlib
 
-    return os.fsdecode(raw[:_ROOM - 13]) + "~" + hashlib.sha256(raw).hexdigest()[:12]
+    return os.fsdecode(raw[: _ROOM - 13]) + "~" + hashlib.sha256(raw).hexdigest()[:12]
 
 
 def lock_path(outdir: Path, stem: str) -> Path:
@@ -106,14 +106,21 @@ class OutputLock:
             return self
         for _ in range(50):  # a lock released and unlinked between our open and flock: try again
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
-                             | getattr(os, "O_CLOEXEC", 0), 0o644)
+                fd = os.open(
+                    self.path,
+                    os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0),
+                    0o644,
+                )
             except OSError as e:
                 if e.errno == errno.ELOOP:
-                    raise OutputError(f"{self.path.name} in {self.outdir} is a link, not a vmatte lock; remove "
-                                      f"it or choose another --output") from None
-                raise OutputError(f"cannot lock the outputs {self.stem} in {self.outdir}: {e.strerror or e}; "
-                                  f"check the folder or choose another --output") from None
+                    raise OutputError(
+                        f"{self.path.name} in {self.outdir} is a link, not a vmatte lock; remove "
+                        f"it or choose another --output"
+                    ) from None
+                raise OutputError(
+                    f"cannot lock the outputs {self.stem} in {self.outdir}: {e.strerror or e}; "
+                    f"check the folder or choose another --output"
+                ) from None
             owner = _read_record(fd)
             if not self._lock_fd(fd, owner):
                 os.close(fd)
@@ -132,8 +139,10 @@ class OutputLock:
             os.write(fd, json.dumps(record).encode())
             self._fd = fd
             return self
-        raise OutputError(f"cannot lock the outputs {self.stem} in {self.outdir}: it keeps changing; "
-                          f"another run is starting there, wait for it or choose another --output")
+        raise OutputError(
+            f"cannot lock the outputs {self.stem} in {self.outdir}: it keeps changing; "
+            f"another run is starting there, wait for it or choose another --output"
+        )
 
     @staticmethod
     def _lock_fd(fd: int, owner: dict) -> bool:
@@ -154,11 +163,16 @@ class OutputLock:
         who = ""
         if owner:
             started = owner.get("start")
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)) if isinstance(started, (int, float)) \
+            when = (
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
+                if isinstance(started, (int, float))
                 else "?"
+            )
             who = f" (pid {owner.get('pid')} on {owner.get('host')}, started {when})"
-        return OutputError(f"another vmatte run{who} is writing the outputs {self.stem} in {self.outdir}; wait for "
-                           f"it to finish, or choose another --output")
+        return OutputError(
+            f"another vmatte run{who} is writing the outputs {self.stem} in {self.outdir}; wait for "
+            f"it to finish, or choose another --output"
+        )
 
     def sweep(self) -> list[Path]:
         """Remove the temporaries of the dead run whose lock was taken over (their names carry its

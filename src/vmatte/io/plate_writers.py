@@ -44,8 +44,9 @@ class _FrameFileWriter(Writer):
         except ImportError as e:
             from vmatte.errors import OutputError
 
-            raise OutputError(f"the {self.final.name} output needs the vfx extra ({e.name} is missing): "
-                              f"pip install 'vmatte[vfx]'") from None
+            raise OutputError(
+                f"the {self.final.name} output needs the vfx extra ({e.name} is missing): pip install 'vmatte[vfx]'"
+            ) from None
         os.mkdir(self.temp)
         plate = self.info.plate
         self._padding = max(4, plate.padding) if plate is not None else 5
@@ -64,8 +65,12 @@ class _FrameFileWriter(Writer):
     def metadata(self, index: int) -> dict:
         plate = self.info.plate
         source = plate.files[index] if plate is not None else self.info.path
-        meta = {"vmatte:source": os.path.abspath(source), "vmatte:version": _version(),
-                "vmatte:colorspace": self._linear.space, "vmatte:frame": int(self.number(index))}
+        meta = {
+            "vmatte:source": os.path.abspath(source),
+            "vmatte:version": _version(),
+            "vmatte:colorspace": self._linear.space,
+            "vmatte:frame": int(self.number(index)),
+        }
         meta.update({k: str(v) for k, v in self.options.metadata.items()})
         return meta
 
@@ -95,8 +100,12 @@ class _FrameFileWriter(Writer):
 
 def _premultiplied_rgba(fgr: np.ndarray, alpha: np.ndarray) -> dict[str, np.ndarray]:
     rgb = fgr * alpha[:, :, None]
-    return {"R": rgb[:, :, 0].astype(np.float16), "G": rgb[:, :, 1].astype(np.float16),
-            "B": rgb[:, :, 2].astype(np.float16), "A": alpha.astype(np.float16)}
+    return {
+        "R": rgb[:, :, 0].astype(np.float16),
+        "G": rgb[:, :, 1].astype(np.float16),
+        "B": rgb[:, :, 2].astype(np.float16),
+        "A": alpha.astype(np.float16),
+    }
 
 
 class ExrWriter(_FrameFileWriter):

@@ -31,8 +31,9 @@ _TV_TO_PC = np.clip(np.round((np.arange(256) - 16) * 255.0 / 219.0), 0, 255).ast
 
 
 def _images(folder: Path) -> list[Path]:
-    names = [n for n in os.listdir(folder)
-             if not n.startswith(".") and os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS]
+    names = [
+        n for n in os.listdir(folder) if not n.startswith(".") and os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS
+    ]
     names.sort(key=natural_key)
     return [folder / n for n in names]
 
@@ -108,7 +109,11 @@ def read_rgba(path: str | os.PathLike) -> Iterator[np.ndarray]:
             dec = av.CodecContext.create("libvpx-vp9" if codec == "vp9" else "libvpx", "r")
             for pkt in c.demux(v):
                 for frame in dec.decode(pkt if pkt.size else None):
-                    yield _rgba_from_frame(frame) if _has_alpha_fmt(frame.format.name) else frame.to_ndarray(format="rgb24", threads=SWS_THREADS)
+                    yield (
+                        _rgba_from_frame(frame)
+                        if _has_alpha_fmt(frame.format.name)
+                        else frame.to_ndarray(format="rgb24", threads=SWS_THREADS)
+                    )
             return
         v.thread_type = "AUTO"
         grey = _is_alpha_mp4(path, c)

@@ -68,8 +68,9 @@ def natural_key(name: str) -> tuple:
 MAX_FPS = 1000  # a frame rate above this is a typo; FFmpeg's time bases overflow long before 1e300
 
 
-def open_source(path: str | os.PathLike, fps: float | None = None, *, frames: str | None = None,
-                colorspace: str | None = None) -> VideoSource:
+def open_source(
+    path: str | os.PathLike, fps: float | None = None, *, frames: str | None = None, colorspace: str | None = None
+) -> VideoSource:
     """Open a video file, an image folder or an EXR/DPX plate sequence for streaming.
 
     ``fps`` is the frame rate of an image folder (default 25) or plate (default: the EXR header's,
@@ -79,8 +80,9 @@ def open_source(path: str | os.PathLike, fps: float | None = None, *, frames: st
     """
     raw = os.fspath(path)
     if isinstance(raw, str) and re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*://", raw):
-        raise InputError(f"{raw[:200]} is a URL; vmatte reads local files: download the video first, then give "
-                         f"its path")
+        raise InputError(
+            f"{raw[:200]} is a URL; vmatte reads local files: download the video first, then give its path"
+        )
     from .sequence import PlateSource, is_plate_input
 
     if is_plate_input(path):
@@ -89,8 +91,9 @@ def open_source(path: str | os.PathLike, fps: float | None = None, *, frames: st
             import OpenEXR  # noqa: F401
             import PyOpenColorIO  # noqa: F401
         except ImportError as e:
-            raise InputError(f"EXR/DPX plates need the vfx extra ({e.name} is missing): "
-                             f"pip install 'vmatte[vfx]'") from None
+            raise InputError(
+                f"EXR/DPX plates need the vfx extra ({e.name} is missing): pip install 'vmatte[vfx]'"
+            ) from None
         return PlateSource(path, fps, frames=frames, colorspace=colorspace)
     if frames is not None or colorspace is not None:
         raise InputError(f"--frames and --input-colorspace apply to EXR/DPX sequences; {path} is not one")
@@ -105,8 +108,10 @@ def open_source(path: str | os.PathLike, fps: float | None = None, *, frames: st
         raise InputError(f"cannot access input {p}: permission denied; check its permissions") from None
     except OSError as e:
         if e.errno == errno.ENAMETOOLONG:
-            raise InputError(f"the input path is too long for this system ({len(os.fsencode(p))} bytes, a name "
-                             f"over 255); rename the file or folder shorter") from None
+            raise InputError(
+                f"the input path is too long for this system ({len(os.fsencode(p))} bytes, a name "
+                f"over 255); rename the file or folder shorter"
+            ) from None
         raise InputError(f"cannot access input {p}: {e.strerror}; check the path") from None
     if p.is_dir():
         return ImageSequenceSource(p, fps)
@@ -182,12 +187,11 @@ class VideoFileSource(VideoSource):
             )
         if not videos:
             if any(_is_attached_picture(s) for s in c.streams.video):
-                raise InputError(f"{path} is an audio file: its only picture is cover art, not a video; give a "
-                                 f"video file")
+                raise InputError(
+                    f"{path} is an audio file: its only picture is cover art, not a video; give a video file"
+                )
             kinds = sorted({s.type for s in c.streams}) or ["nothing"]
-            raise InputError(
-                f"{path} has no video stream (it contains {', '.join(kinds)}); give a video file"
-            )
+            raise InputError(f"{path} has no video stream (it contains {', '.join(kinds)}); give a video file")
         self._stream = vs = videos[0]
         vs.thread_type = "AUTO"  # frame+slice threads: the decode keeps up with the model
 
@@ -281,8 +285,7 @@ class VideoFileSource(VideoSource):
     # -- decoding ----------------------------------------------------------------------------
     def _corrupt(self, e: BaseException) -> InputError:
         return InputError(
-            f"{self._path} is corrupt or truncated at frame {self._decoded} ({_reason(e)}); "
-            f"re-export or repair it"
+            f"{self._path} is corrupt or truncated at frame {self._decoded} ({_reason(e)}); re-export or repair it"
         )
 
     def _decode(self) -> Iterator[av.VideoFrame]:
@@ -406,8 +409,10 @@ class ImageSequenceSource(VideoSource):
             ok = False
         rate = _to_fraction(fps if fps is not None else DEFAULT_IMAGE_FPS) if ok else None
         if rate is None or not math.isfinite(float(rate)) or rate <= 0:
-            raise InputError(f"invalid --fps {fps!r} for image folder {folder}; give a number above 0 and at most "
-                             f"{MAX_FPS} such as 25")
+            raise InputError(
+                f"invalid --fps {fps!r} for image folder {folder}; give a number above 0 and at most "
+                f"{MAX_FPS} such as 25"
+            )
         try:
             names = [
                 e.name
@@ -455,14 +460,14 @@ class ImageSequenceSource(VideoSource):
             img = None
         if img is None:
             if not f.exists():
-                raise InputError(f"image {f} (frame {i}) disappeared while reading; keep the folder unchanged during a run")
+                raise InputError(
+                    f"image {f} (frame {i}) disappeared while reading; keep the folder unchanged during a run"
+                )
             raise InputError(
                 f"cannot read image {f} (frame {i}): corrupt or not an image; re-export it or remove it from the folder"
             )
         if img.dtype not in (np.uint8, np.uint16):
-            raise InputError(
-                f"image {f} has unsupported pixel type {img.dtype}; use 8- or 16-bit PNG/TIFF/JPEG frames"
-            )
+            raise InputError(f"image {f} has unsupported pixel type {img.dtype}; use 8- or 16-bit PNG/TIFF/JPEG frames")
         if i > 0 and (img.shape != self._shape or img.dtype != self._dtype):
             raise InputError(
                 f"image {f} (frame {i}) is {img.shape[1]}x{img.shape[0]} {img.dtype}, but the first image is "

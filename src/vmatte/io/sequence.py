@@ -83,12 +83,13 @@ def find_plate(path: str | os.PathLike, frames: str | None = None) -> tuple[list
     p = Path(text).expanduser()
     wanted_range = None
     if p.is_dir():
-        seqs = [s for s in fileseq.findSequencesOnDisk(str(p))
-                if s.extension().lower() in PLATE_EXTENSIONS]
+        seqs = [s for s in fileseq.findSequencesOnDisk(str(p)) if s.extension().lower() in PLATE_EXTENSIONS]
         if len(seqs) != 1:
             found = ", ".join(str(s) for s in seqs) or "none"
-            raise InputError(f"folder {p} must hold one EXR/DPX sequence (found: {found}); "
-                             f"give the sequence as a pattern such as {p}/shot.####.exr")
+            raise InputError(
+                f"folder {p} must hold one EXR/DPX sequence (found: {found}); "
+                f"give the sequence as a pattern such as {p}/shot.####.exr"
+            )
         seq = seqs[0]
     elif p.is_file():
         seq = None
@@ -98,14 +99,18 @@ def find_plate(path: str | os.PathLike, frames: str | None = None) -> tuple[list
         pattern = _fileseq_pattern(p.name)
         try:
             parsed = fileseq.FileSequence(str(p.parent / pattern))
-            seq = fileseq.findSequenceOnDisk(str(p.parent / (parsed.basename() + parsed.padding()
-                                                              + parsed.extension())), strictPadding=True)
+            seq = fileseq.findSequenceOnDisk(
+                str(p.parent / (parsed.basename() + parsed.padding() + parsed.extension())), strictPadding=True
+            )
         except fileseq.FileSeqException:
-            raise InputError(f"no frames match {text}; check the path and the pattern (shot.####.exr, "
-                             f"shot.%04d.exr or shot.1001-1100#.exr)") from None
+            raise InputError(
+                f"no frames match {text}; check the path and the pattern (shot.####.exr, "
+                f"shot.%04d.exr or shot.1001-1100#.exr)"
+            ) from None
         except ValueError as e:
-            raise InputError(f"cannot parse the sequence {text}: {e}; use shot.####.exr, shot.%04d.exr or "
-                             f"shot.1001-1100#.exr") from None
+            raise InputError(
+                f"cannot parse the sequence {text}: {e}; use shot.####.exr, shot.%04d.exr or shot.1001-1100#.exr"
+            ) from None
         if parsed.frameSet() is not None:
             wanted_range = parsed.frameSet()
     if seq is not None:
@@ -122,8 +127,10 @@ def find_plate(path: str | os.PathLike, frames: str | None = None) -> tuple[list
             numbers &= set(r)
         pairs = [(n, f) for n, f in pairs if n in numbers]
         if not pairs:
-            raise InputError(f"none of the frames {_describe(sorted(numbers))} of {text} exist "
-                             f"(on disk: {_describe(sorted(present))}); check --frames")
+            raise InputError(
+                f"none of the frames {_describe(sorted(numbers))} of {text} exist "
+                f"(on disk: {_describe(sorted(present))}); check --frames"
+            )
         lo, hi = min(numbers), max(numbers)
     else:
         lo, hi = pairs[0][0], pairs[-1][0]
@@ -152,8 +159,9 @@ def _frame_set(frames: str | None):
     try:
         return fileseq.FrameSet(frames.strip())
     except Exception:
-        raise InputError(f"bad --frames {frames!r}; give a range such as 1001-1100 (or 1001-1100x2, "
-                         f"1001,1005-1010)") from None
+        raise InputError(
+            f"bad --frames {frames!r}; give a range such as 1001-1100 (or 1001-1100x2, 1001,1005-1010)"
+        ) from None
 
 
 def _describe(numbers: list[int]) -> str:
@@ -177,15 +185,21 @@ def _read_dpx(path: Path) -> np.ndarray:
             # else (8-bit, 16-bit): through rgb48le, where FFmpeg scales by bit replication (/65535 = code/max)
             return frame.to_ndarray(format="rgb48le").astype(np.float32) / 65535.0
     except (av.error.FFmpegError, OSError, StopIteration, ValueError) as e:
-        raise InputError(f"cannot read DPX {path} ({' '.join(str(e).split()) or type(e).__name__}); "
-                         f"re-export it") from None
+        raise InputError(
+            f"cannot read DPX {path} ({' '.join(str(e).split()) or type(e).__name__}); re-export it"
+        ) from None
 
 
 class PlateSource(VideoSource):
     """An EXR or DPX sequence. Use :func:`vmatte.io.reader.open_source` rather than this."""
 
-    def __init__(self, path: str | os.PathLike, fps: float | None = None, frames: str | None = None,
-                 colorspace: str | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fps: float | None = None,
+        frames: str | None = None,
+        colorspace: str | None = None,
+    ):
         super().__init__()
         pairs, missing, padding = find_plate(path, frames)
         kinds = {f.suffix.lower() for _, f in pairs}
@@ -193,8 +207,11 @@ class PlateSource(VideoSource):
             raise InputError(f"{path} mixes {', '.join(sorted(kinds))} frames; give one sequence")
         kind = kinds.pop().lstrip(".")
         if missing:
-            warnings.warn(f"{len(missing)} frame(s) missing in {path}: {_describe(missing)}; they are skipped "
-                          f"(the outputs have the same gaps)", stacklevel=2)
+            warnings.warn(
+                f"{len(missing)} frame(s) missing in {path}: {_describe(missing)}; they are skipped "
+                f"(the outputs have the same gaps)",
+                stacklevel=2,
+            )
         self._files = [f for _, f in pairs]
         default = EXR_DEFAULT_SPACE if kind == "exr" else DPX_DEFAULT_ROLE
         colour = plate_colour(colorspace, default)
@@ -204,11 +221,28 @@ class PlateSource(VideoSource):
         rate = _to_fraction(fps) if fps is not None else self._header_fps or Fraction(DEFAULT_PLATE_FPS)
         if rate is None or rate <= 0:
             raise InputError(f"invalid --fps {fps!r}; give a positive number such as 24")
-        self.plate = PlateInfo(kind, colour, tuple(n for n, _ in pairs), padding, tuple(self._files),
-                               _plate_stem(self._files[0], pairs[0][0]))
-        self.info = VideoInfo(path=Path(os.fspath(path)).expanduser(), width=first.shape[1], height=first.shape[0],
-                              fps=rate, num_frames=len(self._files), rotation=0, bit_depth=16, has_audio=False,
-                              is_image_sequence=True, codec=kind, start_time=0.0, plate=self.plate)
+        self.plate = PlateInfo(
+            kind,
+            colour,
+            tuple(n for n, _ in pairs),
+            padding,
+            tuple(self._files),
+            _plate_stem(self._files[0], pairs[0][0]),
+        )
+        self.info = VideoInfo(
+            path=Path(os.fspath(path)).expanduser(),
+            width=first.shape[1],
+            height=first.shape[0],
+            fps=rate,
+            num_frames=len(self._files),
+            rotation=0,
+            bit_depth=16,
+            has_audio=False,
+            is_image_sequence=True,
+            codec=kind,
+            start_time=0.0,
+            plate=self.plate,
+        )
 
     _header_fps: Fraction | None = None
 
@@ -221,8 +255,10 @@ class PlateSource(VideoSource):
         else:
             img = _read_dpx(f)
         if i > 0 and img.shape != self._shape:
-            raise InputError(f"frame {f} is {img.shape[1]}x{img.shape[0]}, but the first frame is "
-                             f"{self._shape[1]}x{self._shape[0]}; all frames must have the same size")
+            raise InputError(
+                f"frame {f} is {img.shape[1]}x{img.shape[0]}, but the first frame is "
+                f"{self._shape[1]}x{self._shape[0]}; all frames must have the same size"
+            )
         return img
 
     def _frames(self) -> Iterator[Frame]:

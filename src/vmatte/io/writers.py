@@ -84,20 +84,25 @@ def check_replaceable(final: Path, is_dir: bool, frames: re.Pattern | None = Non
     where = f"{final.name} in {final.parent}"
     if not is_dir:
         if final.is_dir():
-            raise OutputError(f"{where} is a folder, not a file vmatte wrote; --overwrite replaces only vmatte's "
-                              f"outputs: move it or choose another --output")
+            raise OutputError(
+                f"{where} is a folder, not a file vmatte wrote; --overwrite replaces only vmatte's "
+                f"outputs: move it or choose another --output"
+            )
         return
     if not final.is_dir():
         raise OutputError(f"{where} is a file, not an image folder vmatte wrote; move it or choose another --output")
     try:
         frames = frames or _FRAME_PNG
-        others = [e.name for e in os.scandir(final) if not (frames.fullmatch(e.name) and e.is_file(
-            follow_symlinks=False))]
+        others = [
+            e.name for e in os.scandir(final) if not (frames.fullmatch(e.name) and e.is_file(follow_symlinks=False))
+        ]
     except OSError as e:
         raise OutputError(f"cannot read {where}: {e.strerror or e}; move it or choose another --output") from None
     if others:
-        raise OutputError(f"{where} holds files vmatte did not write ({', '.join(sorted(others)[:3])}); "
-                          f"--overwrite would lose them: move them or choose another --output")
+        raise OutputError(
+            f"{where} holds files vmatte did not write ({', '.join(sorted(others)[:3])}); "
+            f"--overwrite would lose them: move them or choose another --output"
+        )
 
 
 def _name_max(folder: Path) -> int:
@@ -126,9 +131,17 @@ class OutputSet:
     used or an output already exists and ``overwrite`` is False.
     """
 
-    def __init__(self, outdir: str | os.PathLike, stem: str, formats: Sequence[str], info: VideoInfo,
-                 background: Background | None = None, overwrite: bool = False, lock: OutputLock | None = None,
-                 exr_compression: str = "zip"):
+    def __init__(
+        self,
+        outdir: str | os.PathLike,
+        stem: str,
+        formats: Sequence[str],
+        info: VideoInfo,
+        background: Background | None = None,
+        overwrite: bool = False,
+        lock: OutputLock | None = None,
+        exr_compression: str = "zip",
+    ):
         if not os.fspath(outdir):
             raise OutputError("the output folder is an empty name; give --output a folder name ('.' for here)")
         self.outdir = Path(os.fspath(outdir)).expanduser()
@@ -148,8 +161,10 @@ class OutputSet:
         limit = _name_max(self.outdir)
         long = [p.name for p in self.paths.values() if len(os.fsencode(p.name)) > limit]
         if long:
-            raise OutputError(f"the output name {long[0][:60]}... is {len(os.fsencode(long[0]))} bytes, longer than "
-                              f"this file system allows ({limit}); rename the input to a shorter name")
+            raise OutputError(
+                f"the output name {long[0][:60]}... is {len(os.fsencode(long[0]))} bytes, longer than "
+                f"this file system allows ({limit}); rename the input to a shorter name"
+            )
         if not overwrite:
             existing = [p for p in self.paths.values() if os.path.lexists(p)]
             if existing:
@@ -170,8 +185,9 @@ class OutputSet:
         if self._own_lock:
             self.lock.sweep()
         audio = bool(info.has_audio and not info.is_image_sequence)
-        options = self._options = WriterOptions(background=self.background, audio=audio,
-                                                exr_compression=exr_compression)
+        options = self._options = WriterOptions(
+            background=self.background, audio=audio, exr_compression=exr_compression
+        )
         try:
             for name, spec in specs.items():
                 final = self.paths[name]
@@ -186,7 +202,9 @@ class OutputSet:
             if isinstance(e, OSError):
                 raise self._os_error(e, name) from None
             if isinstance(e, av.error.FFmpegError):
-                raise OutputError(f"cannot start writing {self.paths[name].name}: {e}; check the output folder") from None
+                raise OutputError(
+                    f"cannot start writing {self.paths[name].name}: {e}; check the output folder"
+                ) from None
             raise
 
     # -- construction helpers ------------------------------------------------------------------
@@ -198,18 +216,30 @@ class OutputSet:
         if e.errno in _DISK_FULL:
             return OutputError(f"disk full while writing {target}; free space or choose another --output")
         if e.errno == errno.EFBIG:  # a file-size limit (ulimit -f, FAT32's 4 GiB): full, as far as we can tell
-            return OutputError(f"disk full while writing {target}: the file reached the size limit of this file "
-                               f"system or process (EFBIG); free space, raise the limit or choose another --output")
+            return OutputError(
+                f"disk full while writing {target}: the file reached the size limit of this file "
+                f"system or process (EFBIG); free space, raise the limit or choose another --output"
+            )
         why = e.strerror or str(e)
-        return OutputError(f"cannot write {target} in {self.outdir}: {why}; check the folder or choose another --output")
+        return OutputError(
+            f"cannot write {target} in {self.outdir}: {why}; check the folder or choose another --output"
+        )
 
     def annotate(self, **metadata: str) -> None:
         """Header attributes for the EXR outputs (``model=...``), known only once the model loaded."""
         self._options.metadata.update({f"vmatte:{k}": v for k, v in metadata.items()})
 
     # -- per frame -----------------------------------------------------------------------------
-    def write(self, index: int, image: np.ndarray, fgr: np.ndarray | None, alpha: np.ndarray, *,
-              plate: np.ndarray | None = None, alphas: dict | None = None) -> None:
+    def write(
+        self,
+        index: int,
+        image: np.ndarray,
+        fgr: np.ndarray | None,
+        alpha: np.ndarray,
+        *,
+        plate: np.ndarray | None = None,
+        alphas: dict | None = None,
+    ) -> None:
         """Add frame ``index``: ``alpha`` HxW float32 [0, 1], ``fgr`` HxWx3 float32 [0, 1]
         (straight; may be None if every format is alpha-only), ``image`` the source frame as read.
         EXR/DPX plates: ``plate`` the frame in the plate's colour space; ``alphas`` every target's
@@ -225,15 +255,16 @@ class OutputSet:
             data = FrameData(index, image, fgr, alpha, self.background, self._alpha_buf)
             self._alpha_buf = data.alpha
             data.plate, data.alphas = plate, alphas
-            for name, w in self._writers.items():
+            for name, w in self._writers.items():  # noqa: B007 - `name` names the output in the errors below
                 w.write(data)
         except OSError as e:
             self.abort()
             raise self._os_error(e, name) from None
         except av.error.FFmpegError as e:
             self.abort()
-            raise OutputError(f"encoding {self.paths[name].name} failed at frame {index}: {e}; "
-                              f"try another format") from None
+            raise OutputError(
+                f"encoding {self.paths[name].name} failed at frame {index}: {e}; try another format"
+            ) from None
         except BaseException:
             # Anything else (a bad background video, corrupt source audio, a programming error,
             # Ctrl-C): the outputs are in an unknown state, so none of them may be finished.
@@ -249,9 +280,9 @@ class OutputSet:
             raise RuntimeError(f"OutputSet is {self._state}; cannot close")
         name = None
         try:
-            for name, w in self._writers.items():
+            for name, w in self._writers.items():  # noqa: B007 - `name` names the output in the errors below
                 w.finish()
-            for name, w in self._writers.items():
+            for name, w in self._writers.items():  # noqa: B007 - as above
                 self._commit(w)
         except OSError as e:
             self.abort()
@@ -279,7 +310,9 @@ class OutputSet:
         if not self.overwrite:
             raise OutputError(f"{final.name} appeared in {self.outdir} during the run; use --overwrite to replace it")
         spec = next(FORMATS[n] for n, p in self.paths.items() if p == final)
-        check_replaceable(final, w.is_dir, spec.frame_file(final.name))  # what appeared during the run may be the user's
+        check_replaceable(
+            final, w.is_dir, spec.frame_file(final.name)
+        )  # what appeared during the run may be the user's
         if not w.is_dir:
             os.replace(temp, final)  # atomic: the old file is there until this very moment
             return
@@ -323,4 +356,3 @@ class OutputSet:
 
     def __repr__(self) -> str:
         return f"OutputSet({self.outdir}, {self.formats}, state={self._state})"
-

@@ -17,8 +17,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vmatte.train", description="Train or fine-tune MatAnyone / RVM.")
     parser.add_argument("config", help="a TOML config, e.g. configs/train/matanyone_stage1.toml")
     parser.add_argument("--resume", help="a checkpoint file or a run folder (its checkpoints/latest.pt)")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override a config key (TOML value), e.g. --set run.steps=100")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a config key (TOML value), e.g. --set run.steps=100",
+    )
     args = parser.parse_args(argv)
     try:
         from .config import load_config

@@ -23,13 +23,23 @@ def checkpoint_dir(out_dir: str | os.PathLike) -> Path:
     return Path(out_dir) / "checkpoints"
 
 
-def save_checkpoint(out_dir: str | os.PathLike, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    config: dict[str, Any]) -> Path:
+def save_checkpoint(
+    out_dir: str | os.PathLike,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: dict[str, Any],
+) -> Path:
     """Write ``checkpoints/step_NNNNNNN.pt`` and point ``latest.pt`` at the same content."""
     folder = checkpoint_dir(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "config": config, "torch_rng": torch.get_rng_state()}
+    state = {
+        "step": step,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "config": config,
+        "torch_rng": torch.get_rng_state(),
+    }
     path = folder / f"step_{step:07d}.pt"
     for target in (path, folder / LATEST):
         tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
@@ -47,7 +57,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any failure means the file is unusable
-        raise WeightsError(f"cannot read checkpoint {p} ({type(e).__name__}); it is corrupt or not a training checkpoint") from None
+        raise WeightsError(
+            f"cannot read checkpoint {p} ({type(e).__name__}); it is corrupt or not a training checkpoint"
+        ) from None
     if not isinstance(state, dict) or not {"step", "model", "optimizer"} <= set(state):
         raise WeightsError(f"{p} is not a training checkpoint (needs step, model and optimizer)")
     return state

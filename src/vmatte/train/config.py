@@ -131,10 +131,15 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     kwargs = {}
     for k, v in values.items():
         default = getattr(cls(), k)
-        if isinstance(default, bool) and not isinstance(v, bool) or \
-                isinstance(default, (int, float)) and not isinstance(default, bool) and \
-                (isinstance(v, bool) or not isinstance(v, (int, float))) or \
-                isinstance(default, (str, list)) and not isinstance(v, type(default)):
+        if (
+            isinstance(default, bool)
+            and not isinstance(v, bool)
+            or isinstance(default, (int, float))
+            and not isinstance(default, bool)
+            and (isinstance(v, bool) or not isinstance(v, (int, float)))
+            or isinstance(default, (str, list))
+            and not isinstance(v, type(default))
+        ):
             raise ConfigError(f"{where}.{k} = {v!r} has the wrong type; expected {type(default).__name__}")
         kwargs[k] = float(v) if isinstance(default, float) else v
     return cls(**kwargs)
@@ -157,7 +162,9 @@ def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] 
     try:
         raw = tomllib.loads(p.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"config {p} not found; give a TOML file such as configs/train/matanyone_stage1.toml") from None
+        raise ConfigError(
+            f"config {p} not found; give a TOML file such as configs/train/matanyone_stage1.toml"
+        ) from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config {p} is not valid TOML: {e}") from None
     for o in overrides:
@@ -166,8 +173,15 @@ def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] 
     unknown = sorted(set(raw) - set(sections))
     if unknown:
         raise ConfigError(f"unknown section [{unknown[0]}] in {p}; known: {', '.join(sections)}")
-    types = {"run": RunConfig, "model": ModelConfig, "data": DataConfig, "augment": AugmentConfig,
-             "optim": OptimConfig, "loss": LossConfig, "val": ValConfig}
+    types = {
+        "run": RunConfig,
+        "model": ModelConfig,
+        "data": DataConfig,
+        "augment": AugmentConfig,
+        "optim": OptimConfig,
+        "loss": LossConfig,
+        "val": ValConfig,
+    }
     cfg = TrainConfig(**{name: _build(types[name], raw.get(name, {}), name) for name in types})
     base = p.resolve().parent
 
@@ -188,7 +202,7 @@ def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] 
 
 def _validate(cfg: TrainConfig) -> None:
     if cfg.model.kind not in ("matanyone", "rvm"):
-        raise ConfigError(f"model.kind = {cfg.model.kind!r}; use \"matanyone\" or \"rvm\"")
+        raise ConfigError(f'model.kind = {cfg.model.kind!r}; use "matanyone" or "rvm"')
     if len(cfg.data.size) != 2 or min(cfg.data.size) < 16:
         raise ConfigError(f"data.size = {cfg.data.size}; give [width, height], each at least 16")
     if cfg.model.kind == "matanyone" and any(s % 16 for s in cfg.data.size):
@@ -197,5 +211,7 @@ def _validate(cfg: TrainConfig) -> None:
         raise ConfigError("data.seq_len, data.batch_size and run.steps must be at least 1")
     if not (cfg.data.video_matting or cfg.data.image_matting or cfg.data.segmentation):
         raise ConfigError("no training data; set data.video_matting, data.image_matting or data.segmentation")
-    if (cfg.data.video_matting or cfg.data.image_matting) and not (cfg.data.background_images or cfg.data.background_videos):
+    if (cfg.data.video_matting or cfg.data.image_matting) and not (
+        cfg.data.background_images or cfg.data.background_videos
+    ):
         raise ConfigError("matting data needs backgrounds; set data.background_images or data.background_videos")

@@ -31,7 +31,9 @@ class MetricLogger:
             except ImportError:  # the [train] extra is optional: the CSV is always written
                 SummaryWriter = None
             if SummaryWriter is not None:
-                self._tb = SummaryWriter(str(Path(out_dir) / "tensorboard"), purge_step=resume_step + 1 if resume_step else None)
+                self._tb = SummaryWriter(
+                    str(Path(out_dir) / "tensorboard"), purge_step=resume_step + 1 if resume_step else None
+                )
 
     def log(self, step: int, split: str, values: dict[str, float]) -> None:
         for name, value in values.items():

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .data.datasets import KINDS, SEGMENTATION, TrainingClips, StepSampler
+from .data.datasets import KINDS, SEGMENTATION, StepSampler, TrainingClips
 from .logging import MetricLogger
 from .models import ClipModel, build_model
 from .stages import compute_losses
@@ -97,8 +97,13 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict[str, float]:
     net = DistributedDataParallel(model, find_unused_parameters=True) if d.world > 1 else model
     data = TrainingClips(cfg.data, cfg.augment, cfg.run.seed)
     sampler = StepSampler(data, d.rank, d.world, cfg.data.batch_size, start, cfg.run.steps)
-    loader = DataLoader(data, batch_sampler=sampler, num_workers=cfg.data.num_workers,
-                        persistent_workers=False, pin_memory=d.device.type == "cuda")
+    loader = DataLoader(
+        data,
+        batch_sampler=sampler,
+        num_workers=cfg.data.num_workers,
+        persistent_workers=False,
+        pin_memory=d.device.type == "cuda",
+    )
     logger = MetricLogger(cfg.run.out_dir, start, cfg.run.tensorboard) if d.main else None
     if d.main and state is None:
         print(f"training {cfg.model.kind} from {source} on {d.world} process(es), {d.device}", flush=True)

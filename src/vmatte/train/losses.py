@@ -170,7 +170,7 @@ def _neighbour_diffs(x: Tensor, radius: int) -> Tensor:
         for dx in range(2 * radius + 1):
             if dy == radius and dx == radius:
                 continue
-            diffs.append(x - padded[..., dy:dy + h, dx:dx + w])
+            diffs.append(x - padded[..., dy : dy + h, dx : dx + w])
     return torch.stack(diffs, 1)
 
 
@@ -185,12 +185,15 @@ def ddc_loss(alpha: Tensor, image: Tensor, region: Tensor, fb_scale: Tensor, rad
     return err.sum() / (reg.sum() * da.shape[1]).clamp_min(1.0)
 
 
-def core_supervision_loss(alpha: Tensor, image: Tensor, mask: Tensor, core_radius: int,
-                          ddc_weight: float = 1.0, ddc_radius: int = 1) -> dict[str, Tensor]:
+def core_supervision_loss(
+    alpha: Tensor, image: Tensor, mask: Tensor, core_radius: int, ddc_weight: float = 1.0, ddc_radius: int = 1
+) -> dict[str, Tensor]:
     """Segmentation data on the matting head: core L1 + scaled DDC on the boundary band."""
     a, img, m = _frames(alpha), _frames(image), _frames(mask)
     fg, bg = core_regions(m, core_radius)
     boundary = 1 - fg - bg
     scale = estimate_fb_scale(img, m, core_radius).detach()
-    return {"core_l1": core_l1_loss(a, m, core_radius),
-            "ddc": ddc_weight * ddc_loss(a, img, boundary, scale, ddc_radius)}
+    return {
+        "core_l1": core_l1_loss(a, m, core_radius),
+        "ddc": ddc_weight * ddc_loss(a, img, boundary, scale, ddc_radius),
+    }

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
 from vmatte import weights
@@ -45,7 +44,7 @@ class ClipModel(nn.Module):
     def encoder_prefix(self) -> str:
         return "net.pixel_encoder." if self.cfg.kind == "matanyone" else "net.backbone."
 
-    def train(self, mode: bool = True) -> "ClipModel":
+    def train(self, mode: bool = True) -> ClipModel:
         super().train(mode)
         for m in self.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -69,11 +68,11 @@ def initial_state_dict(cfg: ModelConfig) -> tuple[dict[str, Tensor] | None, str]
         return None, "random"
     if cfg.kind == "rvm":
         if cfg.init == "official":
-            raise WeightsError("model.init = \"official\" is for MatAnyone; RVM uses \"packaged\" or a path")
+            raise WeightsError('model.init = "official" is for MatAnyone; RVM uses "packaged" or a path')
         r = weights.resolve_rvm(cfg.rvm_variant, None if cfg.init == "packaged" else cfg.init)
         return r.state_dict, r.source
     if cfg.init == "packaged":
-        raise WeightsError("model.init = \"packaged\" is for RVM; MatAnyone uses \"official\" or a path")
+        raise WeightsError('model.init = "packaged" is for RVM; MatAnyone uses "official" or a path')
     r = weights.resolve_matanyone("matanyone", None if cfg.init == "official" else cfg.init)
     return r.state_dict, r.source
 

@@ -24,13 +24,19 @@ def plot(run_dir: str, out: str, title: str | None = None) -> Path:
     if not path.is_file():
         raise VmatteError(f"{path} not found; give the run folder (run.out_dir) of a training run")
     rows = read_metrics(path)
-    train = sorted({r["name"] for r in rows if r["split"] not in ("train", "val")}
-                   - {"samples_per_s", "lr", "max_rss_gib", "gpu_mem_gib", "grad_norm"})
+    train = sorted(
+        {r["name"] for r in rows if r["split"] not in ("train", "val")}
+        - {"samples_per_s", "lr", "max_rss_gib", "gpu_mem_gib", "grad_norm"}
+    )
     val = sorted({r["name"] for r in rows if r["split"] == "val"})
     fig, axes = plt.subplots(1, 2 if val else 1, figsize=(9 if val else 5, 3.2), squeeze=False)
     ax = axes[0][0]
     for name in train:
-        pts = [(int(r["step"]), float(r["value"])) for r in rows if r["name"] == name and r["split"] not in ("train", "val")]
+        pts = [
+            (int(r["step"]), float(r["value"]))
+            for r in rows
+            if r["name"] == name and r["split"] not in ("train", "val")
+        ]
         ax.plot(*zip(*pts), label=name, lw=1.2 if name == "total" else 0.8)
     ax.set_yscale("log")
     ax.set_xlabel("step")

@@ -34,8 +34,9 @@ class UnrollOutput:
     change_prob: Tensor | None  # [B,T-1,1,H/16,W/16], None for T = 1
 
 
-def unroll(net: MatAnyone, image: Tensor, mask0: Tensor, mem_every: int = 2, max_mem_frames: int = 5,
-           top_k: int = 30) -> UnrollOutput:
+def unroll(
+    net: MatAnyone, image: Tensor, mask0: Tensor, mem_every: int = 2, max_mem_frames: int = 5, top_k: int = 30
+) -> UnrollOutput:
     """``image`` [B,T,3,H,W] in [0,1] (H, W multiples of 16); ``mask0`` [B,1,H,W] in [0,1]."""
     b, t = image.shape[:2]
     memory = MemoryManager(max_mem_frames, top_k)

@@ -35,8 +35,12 @@ def validate(model: ClipModel, roots: list[str], size: tuple[int, int], max_fram
                 com = np.stack([read_image(p, grey=False) for p in coms]).astype(np.float32) / 255.0
                 pha = np.stack([read_image(p, grey=True) for p in phas]).astype(np.float32) / 255.0
                 h, w = pha.shape[1:]
-                image = F.interpolate(torch.from_numpy(com).permute(0, 3, 1, 2), size=(size[1], size[0]),
-                                      mode="bilinear", align_corners=False)[None]
+                image = F.interpolate(
+                    torch.from_numpy(com).permute(0, 3, 1, 2),
+                    size=(size[1], size[0]),
+                    mode="bilinear",
+                    align_corners=False,
+                )[None]
                 mask0 = cv2.resize((pha[0] > 0.5).astype(np.float32), size, interpolation=cv2.INTER_NEAREST)
                 out = model(image, torch.from_numpy(mask0)[None, None])
                 alpha = F.interpolate(out.alpha[0].clamp(0, 1), size=(h, w), mode="bilinear", align_corners=False)

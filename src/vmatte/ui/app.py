@@ -81,15 +81,24 @@ def app_words(message: str) -> str:
     """An engine/CLI message in the page's words: the page has clicks and menus, not --options."""
     m = re.match(r"no person under --click (\d+),(\d+)(?:@(\d+))?", message)
     if m:
-        return ("No one found where you clicked - click on a person, or switch 'Clicks make masks with' to a "
-                "SAM model to pick other objects")
+        return (
+            "No one found where you clicked - click on a person, or switch 'Clicks make masks with' to a "
+            "SAM model to pick other objects"
+        )
     if "found nothing under the click" in message:
         return "Nothing found where you clicked - click inside the subject, or add more Include clicks on it"
     if "is on the same pixel as a --click" in message:
         return "That point is where you clicked to include - click Exclude on the other person instead"
-    words = {"--click": "click", "--exclude": "Exclude click", "--mask": "mask (Brush or mask file)",
-             "--max-size": "Max size", "--warmup-frames": "Warm-up frames", "--bg": "Composite background",
-             "--segmenter": "'Clicks make masks with'", "--model": "Model"}
+    words = {
+        "--click": "click",
+        "--exclude": "Exclude click",
+        "--mask": "mask (Brush or mask file)",
+        "--max-size": "Max size",
+        "--warmup-frames": "Warm-up frames",
+        "--bg": "Composite background",
+        "--segmenter": "'Clicks make masks with'",
+        "--model": "Model",
+    }
     for option, word in words.items():
         message = re.sub(re.escape(option) + r"(?![\w-])", word, message)
     return message
@@ -159,15 +168,26 @@ class VmatteApp:
             info = s.open_video(file)
         except VmatteError as e:
             return (sid, None, *keep, self._summary(s), _bad(str(e)), gr.update())
-        slider = gr.update(minimum=0, maximum=max(s.frame_count - 1, 1), value=0, step=1,
-                           interactive=s.frame_count > 1)
+        slider = gr.update(minimum=0, maximum=max(s.frame_count - 1, 1), value=0, step=1, interactive=s.frame_count > 1)
         seconds = s.frame_count / float(info.fps)
-        about = (f"**{html.escape(name)}**: {_size(size)}, {info.width}x{info.height}, {s.frame_count} frames "
-                 f"({seconds:.1f} s at {float(info.fps):.3g} fps). Drop another file to replace it.")
-        return (sid, None, slider, _large(s.overlay(0)), self._targets_update(s), gr.update(selected="pick"),
-                self._summary(s),
-                _ok(f"{name}: {info.width}x{info.height}, {s.frame_count} frames at {float(info.fps):.3g} fps. "
-                    f"Click on the subject."), about)
+        about = (
+            f"**{html.escape(name)}**: {_size(size)}, {info.width}x{info.height}, {s.frame_count} frames "
+            f"({seconds:.1f} s at {float(info.fps):.3g} fps). Drop another file to replace it."
+        )
+        return (
+            sid,
+            None,
+            slider,
+            _large(s.overlay(0)),
+            self._targets_update(s),
+            gr.update(selected="pick"),
+            self._summary(s),
+            _ok(
+                f"{name}: {info.width}x{info.height}, {s.frame_count} frames at {float(info.fps):.3g} fps. "
+                f"Click on the subject."
+            ),
+            about,
+        )
 
     def on_frame(self, sid, index):
         try:
@@ -194,8 +214,14 @@ class VmatteApp:
         def work():
             try:
                 with s.lock:
-                    s.click(target_id, x, y, index, negative=mode == "Exclude",
-                            on_progress=lambda n, total: done.update(n=n, total=total))
+                    s.click(
+                        target_id,
+                        x,
+                        y,
+                        index,
+                        negative=mode == "Exclude",
+                        on_progress=lambda n, total: done.update(n=n, total=total),
+                    )
             except Exception as e:  # noqa: BLE001 - reported below, in the page
                 done["error"] = e
 
@@ -210,8 +236,10 @@ class VmatteApp:
                     left = ""
                     if n:
                         left = f", about {(time.monotonic() - started) / n * (total - n):.0f} s left"
-                    said = (f"Running the person model over frames {span[0]}-{span[1]} to find people at frame "
-                            f"{index}: {n}/{total}{left}")
+                    said = (
+                        f"Running the person model over frames {span[0]}-{span[1]} to find people at frame "
+                        f"{index}: {n}/{total}{left}"
+                    )
                     yield gr.update(), gr.update(), said
         worker.join()
         error = done["error"]
@@ -223,9 +251,11 @@ class VmatteApp:
             return
         t = s.target(target_id)
         box = (t.masks[index] >= 128).sum()
-        yield (_large(s.overlay(index)), self._summary(s),
-               _ok(f"{t.name}: {mode.lower()} point at ({x}, {y}), frame {index}; mask {box} px "
-                   f"({s.segmenter_name()})"))
+        yield (
+            _large(s.overlay(index)),
+            self._summary(s),
+            _ok(f"{t.name}: {mode.lower()} point at ({x}, {y}), frame {index}; mask {box} px ({s.segmenter_name()})"),
+        )
 
     def on_target_edit(self, sid, action, target_id, name, index):
         try:
@@ -242,8 +272,12 @@ class VmatteApp:
                     s.undo_point(target_id)
                 elif action == "clear":
                     s.clear_frame(target_id, int(index))
-                return (_large(s.overlay(int(index))), self._targets_update(s, target_id), self._summary(s),
-                        _ok(action + " done"))
+                return (
+                    _large(s.overlay(int(index))),
+                    self._targets_update(s, target_id),
+                    self._summary(s),
+                    _ok(action + " done"),
+                )
         except VmatteError as e:
             return gr.update(), gr.update(), gr.update(), _bad(str(e))
 
@@ -277,8 +311,10 @@ class VmatteApp:
             with s.lock:  # no click or mask edit while the targets are being tracked
                 n = s.propagate(on_frame=lambda i, total: progress((i + 1) / total, desc="SAM 2 tracking"))
                 shown = _large(s.overlay(int(index)))
-            return shown, _ok(f"SAM 2 tracked the targets over {n} frames: move the slider to "
-                                              f"see their masks (frames with clicks show their own)")
+            return shown, _ok(
+                f"SAM 2 tracked the targets over {n} frames: move the slider to "
+                f"see their masks (frames with clicks show their own)"
+            )
         except VmatteError as e:
             return gr.update(), _bad(str(e))
 
@@ -296,28 +332,47 @@ class VmatteApp:
 
     def on_run_start(self):
         """Run pressed: Run waits, Stop wakes up, and the line next to them says what happens."""
-        return (gr.update(interactive=False), gr.update(interactive=True, variant="stop"),
-                "Starting the run ...")
+        return (gr.update(interactive=False), gr.update(interactive=True, variant="stop"), "Starting the run ...")
 
     def on_run_end(self):
         return gr.update(interactive=True), gr.update(interactive=False, variant="secondary")
 
-    def on_run(self, sid, model, formats, background, background_file, max_size, warmup, choke=0, feather=0,
-               shift_edge=0, chatter=0, despill="none", progress=gr.Progress()):
+    def on_run(
+        self,
+        sid,
+        model,
+        formats,
+        background,
+        background_file,
+        max_size,
+        warmup,
+        choke=0,
+        feather=0,
+        shift_edge=0,
+        chatter=0,
+        despill="none",
+        progress=gr.Progress(),
+    ):
         """-> downloads, the result viewer's state, its slider, its picture, the tabs, status, run status."""
         keep = (gr.update(),) * 4
         try:
             s = self._session(sid)
-            refine = RefineSettings(choke=float(choke or 0), feather=float(feather or 0),
-                                    shift_edge=float(shift_edge or 0), reduce_chatter=int(chatter or 0),
-                                    despill=None if despill in (None, "none") else despill)
-            settings = RunSettings(model=model, formats=tuple(formats or ()),
-                                   background=(background or "").strip() or None,
-                                   background_file=background_file or None,
-                                   max_size=int(max_size) if max_size else None,
-                                   warmup_frames=int(warmup) if warmup is not None and self._uses_warmup(model)
-                                   else None,
-                                   refine=refine if refine.active else None)
+            refine = RefineSettings(
+                choke=float(choke or 0),
+                feather=float(feather or 0),
+                shift_edge=float(shift_edge or 0),
+                reduce_chatter=int(chatter or 0),
+                despill=None if despill in (None, "none") else despill,
+            )
+            settings = RunSettings(
+                model=model,
+                formats=tuple(formats or ()),
+                background=(background or "").strip() or None,
+                background_file=background_file or None,
+                max_size=int(max_size) if max_size else None,
+                warmup_frames=int(warmup) if warmup is not None and self._uses_warmup(model) else None,
+                refine=refine if refine.active else None,
+            )
             job = Job(total=s.frame_count)
             self.jobs[sid] = job
             progress((0, job.total), desc="loading the model", unit="frames")
@@ -331,15 +386,26 @@ class VmatteApp:
             return (None, *keep, _bad(f"internal error: {type(e).__name__}: {e}"), _bad("internal error"))
         finally:
             self.jobs.pop(sid, None)
-        view = {"folder": str(result.preview), "frames": result.frames, "background": _colour(settings.background),
-                "centre": None}
-        done = (f"Done: {result.frames} frames in {result.seconds:.1f} s. Scrub through the result on the left; "
-                f"the files are below Run.")
+        view = {
+            "folder": str(result.preview),
+            "frames": result.frames,
+            "background": _colour(settings.background),
+            "centre": None,
+        }
+        done = (
+            f"Done: {result.frames} frames in {result.seconds:.1f} s. Scrub through the result on the left; "
+            f"the files are below Run."
+        )
         details = f"<details><summary>Model details</summary>{html.escape(result.model)}</details>"
-        return ([str(p) for p in result.downloads], view,
-                gr.update(minimum=0, maximum=max(result.frames - 1, 1), value=0, interactive=result.frames > 1),
-                self._result_picture(view, 0, VIEWS[0], ZOOMS[0]), gr.update(selected="result"),
-                _ok(done) + details, _ok(done))
+        return (
+            [str(p) for p in result.downloads],
+            view,
+            gr.update(minimum=0, maximum=max(result.frames - 1, 1), value=0, interactive=result.frames > 1),
+            self._result_picture(view, 0, VIEWS[0], ZOOMS[0]),
+            gr.update(selected="result"),
+            _ok(done) + details,
+            _ok(done),
+        )
 
     def on_stop(self, sid):
         job = self.jobs.get(sid or "")
@@ -398,19 +464,38 @@ class VmatteApp:
                 with gr.Column(scale=3):
                     with gr.Tabs(selected="pick", elem_id="views") as tabs:
                         with gr.Tab("Pick the subject", id="pick", elem_id="tab-pick"):
-                            slider = gr.Slider(0, 1, value=0, step=1, label="Frame (drag, or type a number)",
-                                               interactive=False, elem_id="frame-slider")
-                            frame = gr.Image(label="Click on the subject (the overlay is the target's mask)",
-                                             type="numpy", interactive=False, elem_id="frame", buttons=[])
+                            slider = gr.Slider(
+                                0,
+                                1,
+                                value=0,
+                                step=1,
+                                label="Frame (drag, or type a number)",
+                                interactive=False,
+                                elem_id="frame-slider",
+                            )
+                            frame = gr.Image(
+                                label="Click on the subject (the overlay is the target's mask)",
+                                type="numpy",
+                                interactive=False,
+                                elem_id="frame",
+                                buttons=[],
+                            )
                         with gr.Tab("Result", id="result", elem_id="tab-result"):
                             with gr.Row():
                                 view_mode = gr.Radio(list(VIEWS), value=VIEWS[0], label="Show", elem_id="view-mode")
-                                zoom = gr.Radio(list(ZOOMS), value=ZOOMS[0], label="Zoom (click the picture)",
-                                                elem_id="zoom")
-                            result_slider = gr.Slider(0, 1, value=0, step=1, label="Result frame", interactive=False,
-                                                      elem_id="result-slider")
-                            result = gr.Image(label="Result", type="numpy", interactive=False, elem_id="result",
-                                              buttons=["fullscreen"])
+                                zoom = gr.Radio(
+                                    list(ZOOMS), value=ZOOMS[0], label="Zoom (click the picture)", elem_id="zoom"
+                                )
+                            result_slider = gr.Slider(
+                                0, 1, value=0, step=1, label="Result frame", interactive=False, elem_id="result-slider"
+                            )
+                            result = gr.Image(
+                                label="Result",
+                                type="numpy",
+                                interactive=False,
+                                elem_id="result",
+                                buttons=["fullscreen"],
+                            )
                 with gr.Column(scale=2):
                     upload = gr.File(label="1. Video", file_types=["video"], elem_id="upload")
                     video_info = gr.Markdown("No video yet.", elem_id="video-info")
@@ -426,84 +511,166 @@ class VmatteApp:
                         undo = gr.Button("Undo click", size="sm")
                         clear = gr.Button("Clear this frame", size="sm")
                         remove = gr.Button("Remove target", size="sm", variant="secondary", elem_id="remove")
-                    segmenter = gr.Dropdown(self._segmenter_choices(), value=self.settings.segmenter,
-                                            label="Clicks make masks with", elem_id="segmenter")
+                    segmenter = gr.Dropdown(
+                        self._segmenter_choices(),
+                        value=self.settings.segmenter,
+                        label="Clicks make masks with",
+                        elem_id="segmenter",
+                    )
                     propagate = gr.Button("Preview tracking (SAM 2)", size="sm", elem_id="propagate")
                     summary = gr.Markdown(elem_id="summary")
                     with gr.Accordion("Brush or mask file instead of clicks", open=False):
-                        editor = gr.ImageEditor(label="Paint over the subject", type="numpy", layers=False,
-                                                transforms=(), brush=gr.Brush(colors=["#ff4060"], default_size=12))
+                        editor = gr.ImageEditor(
+                            label="Paint over the subject",
+                            type="numpy",
+                            layers=False,
+                            transforms=(),
+                            brush=gr.Brush(colors=["#ff4060"], default_size=12),
+                        )
                         use_brush = gr.Button("Use painted mask", size="sm")
                         mask_file = gr.File(label="Mask PNG (white = subject)", file_types=["image"], type="filepath")
                         use_file = gr.Button("Use mask file", size="sm")
                     gr.Markdown("### 3. Settings")
                     model = gr.Dropdown(self.models, value="auto", label="Model", elem_id="model")
-                    formats = gr.CheckboxGroup(list(FORMAT_CHOICES), value=["prores", "alpha"], label="Outputs",
-                                               elem_id="formats")
+                    formats = gr.CheckboxGroup(
+                        list(FORMAT_CHOICES), value=["prores", "alpha"], label="Outputs", elem_id="formats"
+                    )
                     with gr.Row():
-                        background = gr.Textbox(label="Composite background colour", placeholder="green, #rrggbb",
-                                                value="green")
-                        background_file = gr.File(label="or a background image/video", type="filepath",
-                                                  file_types=["image", "video"])
+                        background = gr.Textbox(
+                            label="Composite background colour", placeholder="green, #rrggbb", value="green"
+                        )
+                        background_file = gr.File(
+                            label="or a background image/video", type="filepath", file_types=["image", "video"]
+                        )
                         max_size = gr.Number(label="Max size (px, 0 = auto)", value=0, precision=0, minimum=0)
-                        warmup = gr.Number(label="Warm-up frames (MatAnyone)", value=10, precision=0, minimum=0,
-                                           visible=self._uses_warmup("auto"), elem_id="warmup")
+                        warmup = gr.Number(
+                            label="Warm-up frames (MatAnyone)",
+                            value=10,
+                            precision=0,
+                            minimum=0,
+                            visible=self._uses_warmup("auto"),
+                            elem_id="warmup",
+                        )
                     with gr.Accordion("Refine matte", open=False):
                         with gr.Row():
                             choke = gr.Number(label="Choke (px, - grows)", value=0, elem_id="choke")
                             feather = gr.Number(label="Feather (px)", value=0, minimum=0, elem_id="feather")
-                            shift_edge = gr.Number(label="Shift edge (%)", value=0, minimum=-100, maximum=100,
-                                                   elem_id="shift-edge")
-                            chatter = gr.Number(label="Reduce chatter (frames)", value=0, precision=0, minimum=0,
-                                                elem_id="reduce-chatter")
-                            despill = gr.Dropdown(["none", "green", "blue"], value="none", label="Despill",
-                                                  elem_id="despill")
+                            shift_edge = gr.Number(
+                                label="Shift edge (%)", value=0, minimum=-100, maximum=100, elem_id="shift-edge"
+                            )
+                            chatter = gr.Number(
+                                label="Reduce chatter (frames)",
+                                value=0,
+                                precision=0,
+                                minimum=0,
+                                elem_id="reduce-chatter",
+                            )
+                            despill = gr.Dropdown(
+                                ["none", "green", "blue"], value="none", label="Despill", elem_id="despill"
+                            )
                     with gr.Row():
                         run = gr.Button("Run", variant="primary", elem_id="run")
                         stop = gr.Button("Stop", variant="secondary", interactive=False, elem_id="stop")
                     run_status = gr.Markdown("", elem_id="run-status")
-                    downloads = gr.File(label="Downloads", file_count="multiple", elem_id="downloads",
-                                        interactive=False)
+                    downloads = gr.File(
+                        label="Downloads", file_count="multiple", elem_id="downloads", interactive=False
+                    )
 
-            upload.upload(self.on_upload, [state, upload],
-                          [state, upload, slider, frame, target, tabs, summary, status, video_info])
+            upload.upload(
+                self.on_upload,
+                [state, upload],
+                [state, upload, slider, frame, target, tabs, summary, status, video_info],
+            )
             # typing a number fires `input` per keystroke and `release` only on leaving the box, so the
             # frame follows `input` (the last one wins): Enter is not needed, and no click waits on a blur
             for event in (slider.input, slider.release):
-                event(self.on_frame, [state, slider], [frame, status], trigger_mode="always_last",
-                      show_progress="minimal", show_progress_on=[frame])
+                event(
+                    self.on_frame,
+                    [state, slider],
+                    [frame, status],
+                    trigger_mode="always_last",
+                    show_progress="minimal",
+                    show_progress_on=[frame],
+                )
             slider.release(self.on_brush_frame, [state, slider], [editor])
             upload.upload(self.on_brush_frame, [state, slider], [editor])
-            upload.upload(lambda: (None, None, None, "", gr.update(value=0, interactive=False)), None,
-                          [downloads, view_state, result, run_status, result_slider])  # the last video's results go
+            upload.upload(
+                lambda: (None, None, None, "", gr.update(value=0, interactive=False)),
+                None,
+                [downloads, view_state, result, run_status, result_slider],
+            )  # the last video's results go
             segmenter.change(self.on_segmenter, [state, segmenter], [state, status])
             propagate.click(self.on_propagate, [state, slider], [frame, status])
             # the click's own progress goes to the status bar, Gradio's timer to the summary: the frame
             # stays in view (no full-picture spinner) and the status bar keeps its words
-            frame.select(self.on_click, [state, target, mode, slider], [frame, summary, status],
-                         show_progress="minimal", show_progress_on=[summary])
-            for button, action in ((add, "add"), (rename, "rename"), (remove, "remove"), (undo, "undo"),
-                                   (clear, "clear")):
-                button.click(lambda sid, t, n, i, a=action: self.on_target_edit(sid, a, t, n, i),
-                             [state, target, name, slider], [frame, target, summary, status])
-            use_brush.click(lambda sid, t, i, e: self.on_mask(sid, t, i, e, None, "brush"),
-                            [state, target, slider, editor], [frame, summary, status])
-            use_file.click(lambda sid, t, i, f: self.on_mask(sid, t, i, None, f, "file"),
-                           [state, target, slider, mask_file], [frame, summary, status])
+            frame.select(
+                self.on_click,
+                [state, target, mode, slider],
+                [frame, summary, status],
+                show_progress="minimal",
+                show_progress_on=[summary],
+            )
+            for button, action in (
+                (add, "add"),
+                (rename, "rename"),
+                (remove, "remove"),
+                (undo, "undo"),
+                (clear, "clear"),
+            ):
+                button.click(
+                    lambda sid, t, n, i, a=action: self.on_target_edit(sid, a, t, n, i),
+                    [state, target, name, slider],
+                    [frame, target, summary, status],
+                )
+            use_brush.click(
+                lambda sid, t, i, e: self.on_mask(sid, t, i, e, None, "brush"),
+                [state, target, slider, editor],
+                [frame, summary, status],
+            )
+            use_file.click(
+                lambda sid, t, i, f: self.on_mask(sid, t, i, None, f, "file"),
+                [state, target, slider, mask_file],
+                [frame, summary, status],
+            )
             model.change(self.on_model, [model], [warmup])
             run.click(self.on_run_start, None, [run, stop, run_status], queue=False).then(
-                self.on_run, [state, model, formats, background, background_file, max_size, warmup, choke,
-                           feather, shift_edge, chatter, despill],
+                self.on_run,
+                [
+                    state,
+                    model,
+                    formats,
+                    background,
+                    background_file,
+                    max_size,
+                    warmup,
+                    choke,
+                    feather,
+                    shift_edge,
+                    chatter,
+                    despill,
+                ],
                 [downloads, view_state, result_slider, result, tabs, status, run_status],
-                show_progress_on=[run_status]).then(self.on_run_end, None, [run, stop], queue=False)
+                show_progress_on=[run_status],
+            ).then(self.on_run_end, None, [run, stop], queue=False)
             # No cancels=[running]: Gradio cancels a sync handler by waiting for its thread, so the
             # stop would only land after the run. The flag stops the run at its next frame instead.
             stop.click(self.on_stop, [state], [status], queue=False)
             for event in (result_slider.input, result_slider.release, view_mode.change, zoom.change):
-                event(self.on_result, [view_state, result_slider, view_mode, zoom], [result, status],
-                      trigger_mode="always_last", show_progress="minimal", show_progress_on=[result])
-            result.select(self.on_result_click, [view_state, result_slider, view_mode, zoom],
-                          [view_state, zoom, result], show_progress="minimal", show_progress_on=[result])
+                event(
+                    self.on_result,
+                    [view_state, result_slider, view_mode, zoom],
+                    [result, status],
+                    trigger_mode="always_last",
+                    show_progress="minimal",
+                    show_progress_on=[result],
+                )
+            result.select(
+                self.on_result_click,
+                [view_state, result_slider, view_mode, zoom],
+                [view_state, zoom, result],
+                show_progress="minimal",
+                show_progress_on=[result],
+            )
         return page
 
 

@@ -57,8 +57,10 @@ def available_models() -> list[tuple[str, str]]:
         if spec.every_person:
             return f"{spec.label}: every person, no target"
         if spec.takes == registry.FRAME_MASKS:
-            return f"{spec.label} (cached weights; per-frame masks: SAM 2 tracks the targets when a SAM 2 " \
-                   f"checkpoint is cached, else a first pass with Auto)"
+            return (
+                f"{spec.label} (cached weights; per-frame masks: SAM 2 tracks the targets when a SAM 2 "
+                f"checkpoint is cached, else a first pass with Auto)"
+            )
         return f"{spec.label} (cached weights)" if spec.weights else f"Offline target mode ({spec.name})"
 
     here = [s for s in registry.SPECS.values() if registry.is_cached(s)]
@@ -122,8 +124,11 @@ class ResultFrames:
             a = cv2.resize(a, size, interpolation=cv2.INTER_AREA)
             fg = cv2.resize(fg, size, interpolation=cv2.INTER_AREA)
         cv2.imwrite(str(self._temp / f"{self.count:06d}_a.png"), a)
-        cv2.imwrite(str(self._temp / f"{self.count:06d}_f.jpg"), cv2.cvtColor(fg, cv2.COLOR_RGB2BGR),
-                    [cv2.IMWRITE_JPEG_QUALITY, 92])
+        cv2.imwrite(
+            str(self._temp / f"{self.count:06d}_f.jpg"),
+            cv2.cvtColor(fg, cv2.COLOR_RGB2BGR),
+            [cv2.IMWRITE_JPEG_QUALITY, 92],
+        )
         self.count += 1
 
     def close(self) -> Path:
@@ -167,8 +172,10 @@ def model_options(settings: RunSettings, session: Session) -> dict:
         return options
     keyframes = session.keyframes()
     if not keyframes:
-        raise InputError("no target yet: click on the subject in the frame (or brush / upload its mask), "
-                         "or choose an every-person model")
+        raise InputError(
+            "no target yet: click on the subject in the frame (or brush / upload its mask), "
+            "or choose an every-person model"
+        )
     options["keyframes"] = keyframes
     if spec is None:
         spec, _ = registry.choose_auto(registry.MatterOptions(keyframes=keyframes))
@@ -194,8 +201,9 @@ def run_background(settings: RunSettings, session: Session) -> str | None:
     return None
 
 
-def run_job(session: Session, settings: RunSettings, job: Job,
-            on_frame: Callable[[Job], None] | None = None) -> JobResult:
+def run_job(
+    session: Session, settings: RunSettings, job: Job, on_frame: Callable[[Job], None] | None = None
+) -> JobResult:
     """Matte the session's video into ``session.folder/run-N/``; return what to download."""
     from ..engine import registry
     from ..engine.tracked import tracker_kind
@@ -219,13 +227,27 @@ def run_job(session: Session, settings: RunSettings, job: Job,
     start = time.perf_counter()
     try:
         if frame_masks:  # the per-frame masks from the best target model first (a pass of its own)
-            first = matte(session.video, out_dir / ".masks", model=load_matter(registry.AUTO, **options.pop("first")),
-                          formats=["alpha-png"], stem="masks", on_frame=_hook(job, None, on_frame))
+            first = matte(
+                session.video,
+                out_dir / ".masks",
+                model=load_matter(registry.AUTO, **options.pop("first")),
+                formats=["alpha-png"],
+                stem="masks",
+                on_frame=_hook(job, None, on_frame),
+            )
             options["masks"] = first.outputs["alpha-png"]
             job.done = 0
             matter = load_matter(settings.model, **options)
-        result = matte(session.video, out_dir, model=matter, formats=names, background=background,
-                       stem=session.name, on_frame=_hook(job, preview, on_frame), refine=settings.refine)
+        result = matte(
+            session.video,
+            out_dir,
+            model=matter,
+            formats=names,
+            background=background,
+            stem=session.name,
+            on_frame=_hook(job, preview, on_frame),
+            refine=settings.refine,
+        )
         preview_path = preview.close()
     except BaseException:
         preview.abort()
@@ -240,8 +262,10 @@ def _frame_mask_options(settings: RunSettings, session: Session) -> dict:
     """Options of a per-frame-mask model (VideoMaMa), with ``first``: those of the first pass that
     makes its masks (Auto on the session's targets, every target as one subject)."""
     first = model_options(RunSettings(max_size=settings.max_size), session)
-    first["keyframes"] = {f: TargetMask({1: np.max(np.stack(list(m.targets.values())), axis=0)}, m.source, m.kind)
-                          for f, m in first["keyframes"].items()}
+    first["keyframes"] = {
+        f: TargetMask({1: np.max(np.stack(list(m.targets.values())), axis=0)}, m.source, m.kind)
+        for f, m in first["keyframes"].items()
+    }
     return {"device": session.settings.device, "max_size": settings.max_size, "first": first}
 
 

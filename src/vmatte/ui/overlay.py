@@ -13,7 +13,12 @@ import numpy as np
 
 # Distinct colours for targets 1, 2, ... (RGB); wraps around past the end.
 PALETTE: tuple[tuple[int, int, int], ...] = (
-    (255, 64, 96), (64, 160, 255), (255, 200, 0), (140, 90, 255), (0, 210, 140), (255, 128, 32),
+    (255, 64, 96),
+    (64, 160, 255),
+    (255, 200, 0),
+    (140, 90, 255),
+    (0, 210, 140),
+    (255, 128, 32),
 )
 TINT = 0.45  # opacity of the tint inside a mask: the subject stays visible under it
 INCLUDE_COLOUR = (40, 220, 60)
@@ -49,8 +54,9 @@ def to_rgb8(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(img[..., :3])
 
 
-def draw_overlay(image: np.ndarray, masks: Sequence[tuple[np.ndarray, Sequence[int]]] = (),
-                 markers: Sequence[Marker] = ()) -> np.ndarray:
+def draw_overlay(
+    image: np.ndarray, masks: Sequence[tuple[np.ndarray, Sequence[int]]] = (), markers: Sequence[Marker] = ()
+) -> np.ndarray:
     """``image`` with each ``(mask, colour)`` tinted (soft masks tint in proportion) and outlined,
     and the click ``markers`` on top. Masks are HxW uint8 (0..255) or float (0..1)."""
     out = to_rgb8(image).astype(np.float32)
@@ -82,7 +88,7 @@ def draw_overlay(image: np.ndarray, masks: Sequence[tuple[np.ndarray, Sequence[i
 def checkerboard(h: int, w: int, cell: int = 12) -> np.ndarray:
     """The usual grey checkerboard behind transparent pixels, HxWx3 float32 in [0, 1]."""
     yy, xx = np.mgrid[0:h, 0:w]
-    light = ((yy // cell + xx // cell) % 2 == 0)
+    light = (yy // cell + xx // cell) % 2 == 0
     return np.where(light[..., None], 0.8, 0.6).astype(np.float32) * np.ones(3, np.float32)
 
 
@@ -119,12 +125,18 @@ def zoom_crop(image: np.ndarray, zoom: str, centre: tuple[float, float] | None) 
     cx, cy = centre if centre is not None else (0.5, 0.5)
     x0 = int(np.clip(round(cx * w - cw / 2), 0, w - cw))
     y0 = int(np.clip(round(cy * h - ch / 2), 0, h - ch))
-    crop = image[y0:y0 + ch, x0:x0 + cw]
+    crop = image[y0 : y0 + ch, x0 : x0 + cw]
     return cv2.resize(crop, (cw * factor, ch * factor), interpolation=cv2.INTER_NEAREST)
 
 
-def result_view(foreground: np.ndarray, alpha: np.ndarray, view: str, background: Sequence[float] = (0, 0.69, 0.25),
-                zoom: str = "Fit", centre: tuple[float, float] | None = None) -> np.ndarray:
+def result_view(
+    foreground: np.ndarray,
+    alpha: np.ndarray,
+    view: str,
+    background: Sequence[float] = (0, 0.69, 0.25),
+    zoom: str = "Fit",
+    centre: tuple[float, float] | None = None,
+) -> np.ndarray:
     """One frame of the run as the viewer shows it (RGB uint8): the alpha in grey, the subject over
     the run's background colour, over a checkerboard, or alpha and checkerboard side by side.
     ``foreground`` is RGB uint8, ``alpha`` uint8 (0..255), same size; zoom as :func:`zoom_crop`."""
@@ -140,6 +152,7 @@ def result_view(foreground: np.ndarray, alpha: np.ndarray, view: str, background
         out = fg * a + checkerboard(h, w, max(6, max(h, w) // 60)) * (1 - a)
     out = zoom_crop(np.clip(np.rint(out * 255), 0, 255).astype(np.uint8), zoom, centre)
     if view == "Side by side":
-        out = np.concatenate([zoom_crop(np.clip(np.rint(grey * 255), 0, 255).astype(np.uint8), zoom, centre), out],
-                             axis=1)
+        out = np.concatenate(
+            [zoom_crop(np.clip(np.rint(grey * 255), 0, 255).astype(np.uint8), zoom, centre), out], axis=1
+        )
     return np.ascontiguousarray(out)

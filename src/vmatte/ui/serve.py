@@ -35,8 +35,11 @@ class ServeOptions:
 def check_host(host: str) -> None:
     """Warn when the app is reachable from other machines (it has no login)."""
     if host not in LOCAL_HOSTS:
-        warnings.warn(f"--host {host}: the app is reachable from other machines on the network and has no "
-                      f"login; anyone who can reach port it listens on can upload videos and run jobs")
+        warnings.warn(
+            f"--host {host}: the app is reachable from other machines on the network and has no "
+            f"login; anyone who can reach port it listens on can upload videos and run jobs",
+            stacklevel=2,
+        )
 
 
 def check_address(host: str, port: int) -> None:
@@ -48,8 +51,10 @@ def check_address(host: str, port: int) -> None:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError, ValueError):
-        raise VmatteError(f"--host {host!r} is not an address of this machine; give an IP address or name such "
-                          f"as 127.0.0.1 (this machine only) or 0.0.0.0 (the network)") from None
+        raise VmatteError(
+            f"--host {host!r} is not an address of this machine; give an IP address or name such "
+            f"as 127.0.0.1 (this machine only) or 0.0.0.0 (the network)"
+        ) from None
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: TIME_WAIT is no conflict
@@ -57,12 +62,14 @@ def check_address(host: str, port: int) -> None:
             probe.bind(address)
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
-                raise VmatteError(f"port {port} on {host} is in use (another app, or vmatte ui already running); "
-                                  f"give another --port") from None
+                raise VmatteError(
+                    f"port {port} on {host} is in use (another app, or vmatte ui already running); give another --port"
+                ) from None
             if e.errno in (errno.EACCES, errno.EPERM):
                 raise VmatteError(f"no permission to listen on port {port}; give a --port above 1023") from None
-            raise VmatteError(f"cannot listen on {host}:{port}: {e.strerror or e}; give another --host or "
-                              f"--port") from None
+            raise VmatteError(
+                f"cannot listen on {host}:{port}: {e.strerror or e}; give another --host or --port"
+            ) from None
 
 
 def prepare_workdir(workdir: Path | None) -> Path:
@@ -96,15 +103,24 @@ def serve(options: ServeOptions) -> None:
         raise VmatteError("the web app needs Gradio: pip install 'vmatte[ui]'") from None
     from .app import CSS, build_app
 
-    settings = UiSettings(workdir=workdir, max_upload_mb=options.max_upload_mb, device=options.device,
-                          segmenter=options.segmenter)
+    settings = UiSettings(
+        workdir=workdir, max_upload_mb=options.max_upload_mb, device=options.device, segmenter=options.segmenter
+    )
     page = build_app(settings)
     print(f"vmatte ui: working folder {workdir}", file=sys.stderr)
     try:
         page.queue(default_concurrency_limit=1).launch(
-            server_name=options.host, server_port=options.port, share=False, inbrowser=False, show_error=True,
-            max_file_size=f"{options.max_upload_mb}mb", allowed_paths=[str(workdir)], css=CSS,
-            footer_links=[], quiet=False)
+            server_name=options.host,
+            server_port=options.port,
+            share=False,
+            inbrowser=False,
+            show_error=True,
+            max_file_size=f"{options.max_upload_mb}mb",
+            allowed_paths=[str(workdir)],
+            css=CSS,
+            footer_links=[],
+            quiet=False,
+        )
     finally:
         if options.workdir is None:  # our own temporary folder: the user never saw its files
             shutil.rmtree(workdir, ignore_errors=True)

@@ -101,8 +101,10 @@ class Session:
             raise InputError("no video received; upload a video file (mp4, mov, mkv, webm ...)")
         size_mb = src.stat().st_size / 2**20
         if size_mb > self.settings.max_upload_mb:
-            raise InputError(f"the video is {size_mb:.0f} MB, over this app's {self.settings.max_upload_mb} MB "
-                             f"limit; trim it, or start the app with a larger --max-upload-mb")
+            raise InputError(
+                f"the video is {size_mb:.0f} MB, over this app's {self.settings.max_upload_mb} MB "
+                f"limit; trim it, or start the app with a larger --max-upload-mb"
+            )
         dest = self.folder / f"input-{uuid.uuid4().hex[:8]}{src.suffix.lower()}"
         shutil.copyfile(src, dest)
         try:
@@ -241,8 +243,9 @@ class Session:
             self._segmenters[choice] = ClickSegmenter(choice, self.settings.device, allow_download=False)
         return self._segmenters[choice]
 
-    def _points_mask(self, frame: int, pos: list[Click], neg: list[Click],
-                     on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    def _points_mask(
+        self, frame: int, pos: list[Click], neg: list[Click], on_progress: Callable[[int, int], None] | None = None
+    ) -> np.ndarray:
         segmenter = self._segmenter(self.segmenter)
         alpha = self.person_alpha(frame, on_progress) if segmenter.needs_person_alpha else None
         return segmenter.mask(self.frame(frame), frame, pos, neg, person_alpha=alpha, key=(self.video, frame))
@@ -251,8 +254,15 @@ class Session:
         """Whether clicks go to RVM's person regions (which must run the video up to the frame)."""
         return self._segmenter(self.segmenter).needs_person_alpha
 
-    def click(self, target_id: int, x: int, y: int, frame: int, negative: bool = False,
-              on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    def click(
+        self,
+        target_id: int,
+        x: int,
+        y: int,
+        frame: int,
+        negative: bool = False,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
         """Add an include/exclude point for a target at ``frame`` and return its new mask there.
         A point that picks no one is an :class:`InputError` and is not kept. ``on_progress``: see
         :meth:`person_alpha`."""
@@ -378,10 +388,14 @@ class Session:
         target without a mask of its own there: SAM 2's tracked mask, after :meth:`propagate`)."""
         frame = self._check_index(frame)
         masks = [(t.masks[frame], t.colour) for t in self.targets.values() if frame in t.masks]
-        masks += [(m, t.colour) for t in self.targets.values() if frame not in t.masks
-                  for m in [self.tracked_mask(t.id, frame)] if m is not None]
-        markers = [Marker(p.x, p.y, p.negative) for t in self.targets.values() for p in t.points
-                   if p.frame == frame]
+        masks += [
+            (m, t.colour)
+            for t in self.targets.values()
+            if frame not in t.masks
+            for m in [self.tracked_mask(t.id, frame)]
+            if m is not None
+        ]
+        markers = [Marker(p.x, p.y, p.negative) for t in self.targets.values() for p in t.points if p.frame == frame]
         return draw_overlay(self.frame(frame), masks, markers)
 
 

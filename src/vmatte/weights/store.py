@@ -115,7 +115,9 @@ def check_expansion(path: Path) -> None:
         with zipfile.ZipFile(path) as z:
             total = sum(i.file_size for i in z.infolist())
     except (zipfile.BadZipFile, OSError, ValueError):
-        raise WeightsError(f"cannot read weights {path}: its zip directory is damaged; download the file again") from None
+        raise WeightsError(
+            f"cannot read weights {path}: its zip directory is damaged; download the file again"
+        ) from None
     limit = size * 1.1 + MAX_EXPANSION_SLACK
     if total > limit:
         raise WeightsError(

@@ -85,9 +85,16 @@ class InferenceCore:
 
     def state(self) -> dict:
         """What the next step depends on besides the network and the frame (for journaled runs)."""
-        return {"targets": self.targets, "curr_ti": self.curr_ti, "last_mem_ti": self.last_mem_ti,
-                "last_alpha": self.last_alpha, "last_value": self.last_value, "last_pix_feat": self.last_pix_feat,
-                "pad": list(self.pad), "memory": self.memory.state()}
+        return {
+            "targets": self.targets,
+            "curr_ti": self.curr_ti,
+            "last_mem_ti": self.last_mem_ti,
+            "last_alpha": self.last_alpha,
+            "last_value": self.last_value,
+            "last_pix_feat": self.last_pix_feat,
+            "pad": list(self.pad),
+            "memory": self.memory.state(),
+        }
 
     def load_state(self, state: dict) -> None:
         self.targets = int(state["targets"])
@@ -147,13 +154,22 @@ class InferenceCore:
             self._add_memory(image, pix_feat, alpha, key, shrinkage)
         else:
             # not a memory frame: only the value is kept (the summary only for a trace)
-            self.last_value, _, obj_summary = net.encode_mask(self._per_target(image), pix_feat, self.memory.sensory,
-                                                              alpha, deep_update=False, summarize=self.trace is not None)
+            self.last_value, _, obj_summary = net.encode_mask(
+                self._per_target(image),
+                pix_feat,
+                self.memory.sensory,
+                alpha,
+                deep_update=False,
+                summarize=self.trace is not None,
+            )
             if obj_summary is not None:
                 self._record(msk_value=self.last_value, obj_summary=obj_summary)
         self.last_pix_feat = pix_feat
-        self._record(sensory_after=self.memory.sensory, obj_memory_after=self.memory.obj_memory,
-                     alpha_out=unpad(alpha, self.pad)[0])
+        self._record(
+            sensory_after=self.memory.sensory,
+            obj_memory_after=self.memory.obj_memory,
+            alpha_out=unpad(alpha, self.pad)[0],
+        )
 
         def restore(t: Tensor | None) -> Tensor | None:
             if t is None:
@@ -183,8 +199,9 @@ class InferenceCore:
         short = min(h, w)
         return int(h / short * limit), int(w / short * limit)
 
-    def _segment(self, key: Tensor, selection: Tensor, pix_feat: Tensor, ms_feat: list[Tensor],
-                 update_sensory: bool) -> tuple[Tensor, Tensor, Tensor | None]:
+    def _segment(
+        self, key: Tensor, selection: Tensor, pix_feat: Tensor, ms_feat: list[Tensor], update_sensory: bool
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
         if not self.memory.engaged:
             raise RuntimeError("MatAnyone needs a first-frame mask before it can predict")
         net = self.network
@@ -194,8 +211,9 @@ class InferenceCore:
         else:
             readout = self.memory.read_pixel(key, selection)
             value_diff = readout - self.last_value
-            change_prob = net.change_probability(self._per_target(self.last_pix_feat), self._per_target(pix_feat),
-                                                 self.last_alpha, value_diff)
+            change_prob = net.change_probability(
+                self._per_target(self.last_pix_feat), self._per_target(pix_feat), self.last_alpha, value_diff
+            )
             self._record(mem_val_diff=value_diff)
             readout = region_adaptive_fusion(readout, self.last_value, change_prob)
         fused = net.pixel_fusion(pix_feat, readout, self.memory.sensory, self.last_alpha)
@@ -207,15 +225,16 @@ class InferenceCore:
 
     def _add_memory(self, image: Tensor, pix_feat: Tensor, alpha: Tensor, key: Tensor, shrinkage: Tensor) -> None:
         self.memory.initialize_sensory_if_needed(key, self.targets)
-        value, sensory, obj_summary = self.network.encode_mask(self._per_target(image), pix_feat, self.memory.sensory,
-                                                               alpha, True)
+        value, sensory, obj_summary = self.network.encode_mask(
+            self._per_target(image), pix_feat, self.memory.sensory, alpha, True
+        )
         self.memory.add_memory(key, shrinkage, value, obj_summary)
         self._record(msk_value=value, obj_summary=obj_summary)
         self.memory.sensory = sensory
         self.last_mem_ti = self.curr_ti
         self.last_value = value
 
-    def select(self, index: Sequence[int]) -> "InferenceCore":
+    def select(self, index: Sequence[int]) -> InferenceCore:
         """A core for the targets ``index`` of this one, in that order, in the same state."""
         idx = torch.as_tensor(list(index), dtype=torch.long, device=self.device)
         out = InferenceCore(self.network, self.settings, len(idx))
@@ -227,7 +246,7 @@ class InferenceCore:
         return out
 
     @staticmethod
-    def concat(cores: Sequence["InferenceCore"]) -> "InferenceCore":
+    def concat(cores: Sequence[InferenceCore]) -> InferenceCore:
         """One core for the targets of ``cores`` (in order). Exact only for cores on the same
         schedule: same memory frames (checked) and the same frames since the last memory frame
         (checked). Cores whose working memory is empty may differ (their next step must be a

@@ -116,9 +116,17 @@ class MatAnyoneMatter(PerFrameMatter):
     from its mask at that frame (:func:`~vmatte.engine.matanyone.reinitialise`). Ids a keyframe
     mask does not hold go on untouched."""
 
-    def __init__(self, network: MatAnyone, mask=None, settings: MatAnyoneSettings | None = None,
-                 device: torch.device | str = "cpu", description: str = "MatAnyone (PyTorch)",
-                 max_size: int | None = None, keyframes: dict | None = None, precision: str = "fp32") -> None:
+    def __init__(
+        self,
+        network: MatAnyone,
+        mask=None,
+        settings: MatAnyoneSettings | None = None,
+        device: torch.device | str = "cpu",
+        description: str = "MatAnyone (PyTorch)",
+        max_size: int | None = None,
+        keyframes: dict | None = None,
+        precision: str = "fp32",
+    ) -> None:
         self.network = SharedImageEncoding(network.to(device).eval())
         self.device = torch.device(device)
         dtypes = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -158,8 +166,11 @@ class MatAnyoneMatter(PerFrameMatter):
 
     def state(self) -> State:
         """The frame counter, the long side chosen for this video, and each group's core."""
-        return {"frame": self._frame, "max_internal_size": self.settings.max_internal_size,
-                "groups": [{"ids": list(g.ids), "core": g.core.state()} for g in self.groups]}
+        return {
+            "frame": self._frame,
+            "max_internal_size": self.settings.max_internal_size,
+            "groups": [{"ids": list(g.ids), "core": g.core.state()} for g in self.groups],
+        }
 
     def load_state(self, state: State) -> None:
         self._frame = int(state["frame"])
@@ -207,8 +218,9 @@ class MatAnyoneMatter(PerFrameMatter):
             self._collect(alphas, new, start(core, image, [fitted.targets[i] for i in new]))
             joined.append(TargetGroup(new, core))
         if joined:  # same memory frame and schedule from here on: one group (module docstring)
-            self.groups.append(TargetGroup([i for g in joined for i in g.ids],
-                                           InferenceCore.concat([g.core for g in joined])))
+            self.groups.append(
+                TargetGroup([i for g in joined for i in g.ids], InferenceCore.concat([g.core for g in joined]))
+            )
         alphas = {i: alphas.get(i, np.zeros((h, w), np.float32)) for i in self._ids}  # 0 before a first mask
         self._frame += 1
         return to_float(image) if foreground else None, alphas
@@ -239,7 +251,6 @@ class MatAnyoneMatter(PerFrameMatter):
         return TargetGroup([i for p in parts for i in p.ids], InferenceCore.concat([p.core for p in parts]))
 
 
-
 def load_matanyone(spec, options, note: str = "") -> MatAnyoneMatter:
     """The registry's loader of MatAnyone and MatAnyone2 (the same network, other weights)."""
     from ...models.loading import load_into
@@ -247,23 +258,29 @@ def load_matanyone(spec, options, note: str = "") -> MatAnyoneMatter:
 
     name = spec.name
     if options.mask is None and not options.keyframes:
-        raise VmatteError(f"--model {name} mattes the target of a first-frame mask: give it with --mask PATH "
-                          f"(white = target, or a label/palette PNG with one id per target)")
+        raise VmatteError(
+            f"--model {name} mattes the target of a first-frame mask: give it with --mask PATH "
+            f"(white = target, or a label/palette PNG with one id per target)"
+        )
     if options.backend == "onnx":
         raise VmatteError(f"--backend onnx runs only RVM; {name} runs on PyTorch (--backend torch or auto)")
     if options.downsample_ratio is not None:
         raise VmatteError(f"--downsample-ratio is an RVM setting; for {name} use --max-size PX")
     if options.max_size is not None and options.max_size < 32:
         raise VmatteError(f"--max-size must be at least 32 pixels, got {options.max_size}")
-    for option, value in (("--warmup-frames", options.warmup_frames), ("--erode", options.erode),
-                          ("--dilate", options.dilate)):
+    for option, value in (
+        ("--warmup-frames", options.warmup_frames),
+        ("--erode", options.erode),
+        ("--dilate", options.dilate),
+    ):
         if value is not None and value < 0:
             raise VmatteError(f"{option} must be 0 or more, got {value}")
     defaults = MatAnyoneSettings()
     settings = MatAnyoneSettings(
         warmup_frames=defaults.warmup_frames if options.warmup_frames is None else options.warmup_frames,
         r_erode=defaults.r_erode if options.erode is None else options.erode,
-        r_dilate=defaults.r_dilate if options.dilate is None else options.dilate)
+        r_dilate=defaults.r_dilate if options.dilate is None else options.dilate,
+    )
     schedule = mask_schedule(options.mask, options.keyframes)  # a bad mask fails before the weights load
     dev = resolve_device(options.device)
     check_precision(options.precision, dev)
@@ -277,7 +294,16 @@ def load_matanyone(spec, options, note: str = "") -> MatAnyoneMatter:
     if len(schedule) > 1 or 0 not in schedule:
         who += f", masks at frames {', '.join(map(str, schedule))}"
     prec = "" if options.precision == "fp32" else f", {options.precision} autocast"
-    description = (f"{spec.label}{note} on PyTorch/{dev.type}{prec}, {who} (weights: {resolved.source}, "
-                   f"{resolved.license})")
-    return MatAnyoneMatter(net, None, settings, device=dev, description=description, max_size=options.max_size,
-                           keyframes=dict(schedule), precision=options.precision)
+    description = (
+        f"{spec.label}{note} on PyTorch/{dev.type}{prec}, {who} (weights: {resolved.source}, {resolved.license})"
+    )
+    return MatAnyoneMatter(
+        net,
+        None,
+        settings,
+        device=dev,
+        description=description,
+        max_size=options.max_size,
+        keyframes=dict(schedule),
+        precision=options.precision,
+    )

@@ -68,8 +68,12 @@ class MemoryManager:
         self.obj_memory: Tensor | None = None
 
     def state(self) -> dict:
-        return {"perm": [list(e) for e in self.perm], "fifo": [list(e) for e in self.fifo],
-                "obj_memory": self.obj_memory, "sensory": self.sensory}
+        return {
+            "perm": [list(e) for e in self.perm],
+            "fifo": [list(e) for e in self.fifo],
+            "obj_memory": self.obj_memory,
+            "sensory": self.sensory,
+        }
 
     def load_state(self, state: dict) -> None:
         self.perm = [tuple(e) for e in state["perm"]]
@@ -114,7 +118,7 @@ class MemoryManager:
         h, w = query_key.shape[-2:]
         return (mem_value @ affinity).view(mem_value.shape[0], -1, h, w)
 
-    def select(self, index: Tensor) -> "MemoryManager":
+    def select(self, index: Tensor) -> MemoryManager:
         """A memory holding only the targets ``index`` (shared keys kept, not copied)."""
         out = MemoryManager(self.max_mem_frames, self.top_k)
         out.perm = [(k, s, v[index]) for k, s, v in self.perm]
@@ -124,15 +128,16 @@ class MemoryManager:
         return out
 
     @staticmethod
-    def concat(parts: Sequence["MemoryManager"]) -> "MemoryManager":
+    def concat(parts: Sequence[MemoryManager]) -> MemoryManager:
         """The targets of ``parts`` in one memory; the parts must hold the same memory frames
         (equal keys), which is what makes the shared affinity exact for every target."""
         first = parts[0]
         layout = (len(first.perm), len(first.fifo))
         for m in parts[1:]:
             if (len(m.perm), len(m.fifo)) != layout or not all(
-                    torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
-                    for a, b in zip(first.perm + first.fifo, m.perm + m.fifo)):
+                torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+                for a, b in zip(first.perm + first.fifo, m.perm + m.fifo)
+            ):
                 raise ValueError("only memories with the same memory frames can be concatenated")
 
         def cat(tensors: list[Tensor | None]) -> Tensor | None:

@@ -29,14 +29,27 @@ class WinogradConv2d(nn.Conv2d):
 
     @staticmethod
     def eligible(conv: nn.Module) -> bool:
-        return (type(conv) is nn.Conv2d and conv.kernel_size == (3, 3) and conv.stride == (1, 1)
-                and conv.dilation == (1, 1) and conv.groups == 1 and conv.padding_mode == "zeros"
-                and isinstance(conv.padding, tuple))
+        return (
+            type(conv) is nn.Conv2d
+            and conv.kernel_size == (3, 3)
+            and conv.stride == (1, 1)
+            and conv.dilation == (1, 1)
+            and conv.groups == 1
+            and conv.padding_mode == "zeros"
+            and isinstance(conv.padding, tuple)
+        )
 
     @classmethod
     def from_conv(cls, conv: nn.Conv2d) -> WinogradConv2d:
-        new = cls(conv.in_channels, conv.out_channels, 3, padding=conv.padding, bias=conv.bias is not None,
-                  device=conv.weight.device, dtype=conv.weight.dtype)
+        new = cls(
+            conv.in_channels,
+            conv.out_channels,
+            3,
+            padding=conv.padding,
+            bias=conv.bias is not None,
+            device=conv.weight.device,
+            dtype=conv.weight.dtype,
+        )
         new.weight = conv.weight
         new.bias = conv.bias
         return new
@@ -54,7 +67,7 @@ def use_winograd_(module: nn.Module) -> int:
     if not torch._nnpack_available():
         return 0
     swapped = 0
-    for name, child in list(module.named_modules()):
+    for child in list(module.modules()):
         for attr, conv in list(child.named_children()):
             if WinogradConv2d.eligible(conv):
                 setattr(child, attr, WinogradConv2d.from_conv(conv))

@@ -42,8 +42,9 @@ def _mask_tensor(core: InferenceCore, frame: np.ndarray, mask: np.ndarray | Sequ
     """The cleaned-up mask(s) as [T,H,W] in [0,1]: a list holds one mask per target."""
     s = core.settings
     masks = [mask] if isinstance(mask, np.ndarray) else list(mask)
-    return torch.cat([mask_to_tensor(first_frame_mask(m, frame.shape[:2], s.r_erode, s.r_dilate), core.device)
-                      for m in masks], 0)
+    return torch.cat(
+        [mask_to_tensor(first_frame_mask(m, frame.shape[:2], s.r_erode, s.r_dilate), core.device) for m in masks], 0
+    )
 
 
 def start(core: InferenceCore, frame: np.ndarray, mask: np.ndarray | Sequence[np.ndarray]) -> StepOutput:

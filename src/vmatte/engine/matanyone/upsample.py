@@ -26,8 +26,9 @@ def _box(x: Tensor, r: int) -> Tensor:
     return F.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
 
 
-def guided_upsample(alpha_lo: Tensor, guide_lo: Tensor, guide_hi: Tensor, radius: int = RADIUS,
-                    eps: float = EPS) -> Tensor:
+def guided_upsample(
+    alpha_lo: Tensor, guide_lo: Tensor, guide_hi: Tensor, radius: int = RADIUS, eps: float = EPS
+) -> Tensor:
     """``alpha_lo`` [B,1,h,w], ``guide_lo`` [B,1,h,w], ``guide_hi`` [B,1,H,W] -> alpha [B,1,H,W]
     in [0, 1]. Returns ``alpha_lo`` itself when (h, w) == (H, W)."""
     size = guide_hi.shape[-2:]

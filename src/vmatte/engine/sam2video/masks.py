@@ -24,8 +24,9 @@ from ...models.sam2 import Sam2Video
 from .tracker import Prompt, Sam2VideoTracker
 
 
-def load_video_model(spec: str, device: torch.device | str = "cpu", allow_download: bool = True
-                     ) -> tuple[Sam2Video, str]:
+def load_video_model(
+    spec: str, device: torch.device | str = "cpu", allow_download: bool = True
+) -> tuple[Sam2Video, str]:
     """(model, description) of a SAM 2 / 2.1 checkpoint: a name of ``vmatte weights list`` or a file;
     ``auto``: the first SAM 2 checkpoint in the cache. ``allow_download=False``: a name not cached is
     an error (the web app never starts a download)."""
@@ -36,8 +37,10 @@ def load_video_model(spec: str, device: torch.device | str = "cpu", allow_downlo
         cached = [n for n in cached_segmenters(prefer_gpu=torch.device(device).type == "cuda") if n.startswith("sam2")]
         if not cached:
             names = ", ".join(n for n in SEGMENTERS if n.startswith("sam2"))
-            raise WeightsError(f"no SAM 2 checkpoint in the cache; run `vmatte weights fetch sam2.1-hiera-tiny` "
-                               f"(or {names}) or pass the checkpoint (--tracker / --weights / --segmenter PATH)")
+            raise WeightsError(
+                f"no SAM 2 checkpoint in the cache; run `vmatte weights fetch sam2.1-hiera-tiny` "
+                f"(or {names}) or pass the checkpoint (--tracker / --weights / --segmenter PATH)"
+            )
         spec = cached[0]
     sd, source, label = resolve_segmenter(spec, allow_download=allow_download)
     if "image_encoder.trunk.patch_embed.proj.weight" not in sd:
@@ -46,9 +49,17 @@ def load_video_model(spec: str, device: torch.device | str = "cpu", allow_downlo
     return model, f"{label} video tracker (weights: {source}, {SAM_LICENSE})"
 
 
-def track_masks(input: str | os.PathLike, output_dir: str | os.PathLike, clicks: Sequence, excludes: Sequence = (),
-                *, model: Sam2Video, fps: float | None = None, overwrite: bool = False,
-                device: torch.device | str = "cpu") -> int:
+def track_masks(
+    input: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    clicks: Sequence,
+    excludes: Sequence = (),
+    *,
+    model: Sam2Video,
+    fps: float | None = None,
+    overwrite: bool = False,
+    device: torch.device | str = "cpu",
+) -> int:
     """Track the clicked object through ``input``; write one mask per frame into ``output_dir``.
 
     ``clicks`` / ``excludes``: ``(x, y, frame)`` points on / off the object (video pixels). Returns

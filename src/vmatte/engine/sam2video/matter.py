@@ -22,8 +22,9 @@ from ..matter import PerFrameMatter
 from .tracker import Prompt, Sam2VideoTracker
 
 
-def fast_guided_filter(guide: np.ndarray, src: np.ndarray, radius: int = 8, eps: float = 1e-3,
-                       scale: int = 4) -> np.ndarray:
+def fast_guided_filter(
+    guide: np.ndarray, src: np.ndarray, radius: int = 8, eps: float = 1e-3, scale: int = 4
+) -> np.ndarray:
     """``src`` (HxW float32 in [0, 1]) filtered with the grey ``guide`` (HxW float32 in [0, 1])."""
     h, w = src.shape
     scale = max(1, min(scale, radius))  # fitted at most ``radius`` times smaller: the window keeps >= 1 px
@@ -101,8 +102,15 @@ class Sam2Matter(PerFrameMatter):
 
     resumable = True
 
-    def __init__(self, model: Sam2Video, schedule: dict, device: torch.device, description: str,
-                 radius: int | None = None, eps: float = 1e-3) -> None:
+    def __init__(
+        self,
+        model: Sam2Video,
+        schedule: dict,
+        device: torch.device,
+        description: str,
+        radius: int | None = None,
+        eps: float = 1e-3,
+    ) -> None:
         self.model = model
         self.device = device
         self.description = description
@@ -158,21 +166,29 @@ def load_sam2_matte(spec, options, note: str = "") -> Sam2Matter:
     if not options.has_target:
         raise VmatteError(f"--model {spec.name} follows the target(s) of a mask: give --mask PATH or --click X,Y")
     if options.tracker == TRACKER_RVM:
-        raise VmatteError(f"--model {spec.name} is SAM 2's tracked mask: --tracker rvm does not apply "
-                          f"(use --model rvm-target for RVM's own tracking)")
-    unused = [name for name, value in (("--precision", options.precision != "fp32"),
-                                       ("--backend", options.backend != "auto"),
-                                       ("--downsample-ratio", options.downsample_ratio is not None),
-                                       ("--max-size", options.max_size is not None),
-                                       ("--warmup-frames/--erode/--dilate",
-                                        (options.warmup_frames, options.erode, options.dilate) != (None,) * 3))
-              if value]
+        raise VmatteError(
+            f"--model {spec.name} is SAM 2's tracked mask: --tracker rvm does not apply "
+            f"(use --model rvm-target for RVM's own tracking)"
+        )
+    unused = [
+        name
+        for name, value in (
+            ("--precision", options.precision != "fp32"),
+            ("--backend", options.backend != "auto"),
+            ("--downsample-ratio", options.downsample_ratio is not None),
+            ("--max-size", options.max_size is not None),
+            ("--warmup-frames/--erode/--dilate", (options.warmup_frames, options.erode, options.dilate) != (None,) * 3),
+        )
+        if value
+    ]
     if unused:
         raise VmatteError(f"{', '.join(unused)}: not {spec.name} settings (it runs SAM 2 at 1024 px in fp32)")
     schedule = mask_schedule(options.mask, options.keyframes)  # a bad mask fails before the weights load
     dev = resolve_device(options.device)
-    checkpoint = str(options.weights) if options.weights else (
-        options.tracker if options.tracker not in TRACKERS else "auto")
+    checkpoint = (
+        str(options.weights) if options.weights else (options.tracker if options.tracker not in TRACKERS else "auto")
+    )
     model, description = masks.load_video_model(checkpoint, dev)
-    return Sam2Matter(model, schedule, dev, f"{spec.name}{note}: {description}, edge by a fast guided filter "
-                                            f"(a soft mask)")
+    return Sam2Matter(
+        model, schedule, dev, f"{spec.name}{note}: {description}, edge by a fast guided filter (a soft mask)"
+    )

@@ -33,8 +33,9 @@ class MemoryEntry:
         return n + (self.mem.numel() * self.mem.element_size() if self.mem is not None else 0)
 
 
-def select_closest_cond(t: int, cond: dict[int, MemoryEntry], limit: int
-                        ) -> tuple[dict[int, MemoryEntry], dict[int, MemoryEntry]]:
+def select_closest_cond(
+    t: int, cond: dict[int, MemoryEntry], limit: int
+) -> tuple[dict[int, MemoryEntry], dict[int, MemoryEntry]]:
     """(selected, unselected) prompted frames: all when ``limit`` is -1, else the closest one before
     ``t``, the closest at/after it, then the nearest others up to ``limit``."""
     if limit == -1 or len(cond) <= limit:
@@ -70,8 +71,7 @@ class ObjectMemory:
         r = self.stride
         return ((t - 2) // r) * r - (t_rel - 2) * r
 
-    def select(self, t: int, num_frames: int | None
-               ) -> tuple[list[tuple[int, MemoryEntry]], list[tuple[int, Tensor]]]:
+    def select(self, t: int, num_frames: int | None) -> tuple[list[tuple[int, MemoryEntry]], list[tuple[int, Tensor]]]:
         """(spatial memories with their t_pos, pointers with their frame distance) read at frame ``t``."""
         selected, unselected = select_closest_cond(t, self.cond, self.max_cond)
         spatial = [(0, e) for e in selected.values()]

@@ -88,8 +88,13 @@ class _Object:
 class Sam2VideoTracker:
     """Feed frames in order with :meth:`step`; add prompts for the current or any later frame first."""
 
-    def __init__(self, model: Sam2Video, video_size: tuple[int, int], num_frames: int | None = None,
-                 device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        model: Sam2Video,
+        video_size: tuple[int, int],
+        num_frames: int | None = None,
+        device: torch.device | str = "cpu",
+    ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.cfg = model.config
@@ -98,8 +103,9 @@ class Sam2VideoTracker:
         # The official predictor caps the pointers at the video's length when it is under 16 frames
         # (and scales their distance code by it); unknown length = a long video.
         self.num_frames = num_frames
-        self.max_ptrs = min(num_frames, self.cfg.max_obj_ptrs_in_encoder) if num_frames else \
-            self.cfg.max_obj_ptrs_in_encoder
+        self.max_ptrs = (
+            min(num_frames, self.cfg.max_obj_ptrs_in_encoder) if num_frames else self.cfg.max_obj_ptrs_in_encoder
+        )
         self.objects: dict[object, _Object] = {}
         self.next_frame = 0
         self._dtype = model.no_mem_embed.dtype
@@ -113,9 +119,14 @@ class Sam2VideoTracker:
         obj = self.objects.get(obj_id)
         if obj is None:
             cfg = self.cfg
-            memory = ObjectMemory(cfg.num_maskmem, cfg.memory_temporal_stride_for_eval, cfg.max_cond_frames_in_attn,
-                                  self.max_ptrs, cfg.only_obj_ptrs_in_the_past_for_eval,
-                                  cfg.use_signed_tpos_enc_to_obj_ptrs)
+            memory = ObjectMemory(
+                cfg.num_maskmem,
+                cfg.memory_temporal_stride_for_eval,
+                cfg.max_cond_frames_in_attn,
+                self.max_ptrs,
+                cfg.only_obj_ptrs_in_the_past_for_eval,
+                cfg.use_signed_tpos_enc_to_obj_ptrs,
+            )
             obj = self.objects[obj_id] = _Object(memory)
         obj.prompts.setdefault(frame, []).append(prompt)
 
@@ -128,8 +139,10 @@ class Sam2VideoTracker:
     def step(self, rgb: np.ndarray) -> FrameResult:
         """Track the next frame (HxWx3 uint8 RGB at ``video_size``)."""
         if tuple(rgb.shape[:2]) != tuple(self.video_size):
-            raise ValueError(f"frame of {rgb.shape[1]}x{rgb.shape[0]}, the tracker was made for "
-                             f"{self.video_size[1]}x{self.video_size[0]}")
+            raise ValueError(
+                f"frame of {rgb.shape[1]}x{rgb.shape[0]}, the tracker was made for "
+                f"{self.video_size[1]}x{self.video_size[0]}"
+            )
         return self.step_input(self.preprocess(rgb))
 
     @torch.inference_mode()
@@ -187,8 +200,11 @@ class Sam2VideoTracker:
 
     def _multimask(self, initial: bool, num_points: int) -> bool:
         cfg = self.cfg
-        return (cfg.multimask_output_in_sam and (initial or cfg.multimask_output_for_tracking)
-                and cfg.multimask_min_pt_num <= num_points <= cfg.multimask_max_pt_num)
+        return (
+            cfg.multimask_output_in_sam
+            and (initial or cfg.multimask_output_for_tracking)
+            and cfg.multimask_min_pt_num <= num_points <= cfg.multimask_max_pt_num
+        )
 
     def _track(self, t: int, frame: FrameFeatures, memory: ObjectMemory, tokens=None) -> SamOutput:
         feat = self.model.condition(frame, tokens if tokens is not None else self._memory(t, memory))
@@ -215,8 +231,9 @@ class Sam2VideoTracker:
         lab = torch.as_tensor(np.concatenate(labels).astype(np.int32), device=self.device)[None]
         feat = self.model.condition(frame, memory)
         mask_input = prev.clamp(-32.0, 32.0) if prev is not None else None
-        return self.model.sam_heads(feat, frame.high_res, c, lab, mask_input,
-                                    multimask=self._multimask(memory is None, lab.shape[1]))
+        return self.model.sam_heads(
+            feat, frame.high_res, c, lab, mask_input, multimask=self._multimask(memory is None, lab.shape[1])
+        )
 
     # --- saved state (a journaled run: --resume) ------------------------------------------------
 

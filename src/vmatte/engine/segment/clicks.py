@@ -70,8 +70,10 @@ class TargetBox:
 
     def describe(self) -> str:
         share = 100.0 * self.area / max(self.frame_area, 1)
-        return (f"box x {self.x0}..{self.x1}, y {self.y0}..{self.y1} ({self.x1 - self.x0 + 1}x"
-                f"{self.y1 - self.y0 + 1} px), area {self.area} px ({share:.1f}% of the frame)")
+        return (
+            f"box x {self.x0}..{self.x1}, y {self.y0}..{self.y1} ({self.x1 - self.x0 + 1}x"
+            f"{self.y1 - self.y0 + 1} px), area {self.area} px ({share:.1f}% of the frame)"
+        )
 
 
 def parse_point(spec: str, negative: bool = False) -> Click:
@@ -83,8 +85,10 @@ def parse_point(spec: str, negative: bool = False) -> Click:
         x, y = int(x_text), int(y_text)
         frame = int(frame_text) if at else 0
     except ValueError:
-        raise InputError(f"bad {name} {spec!r}; give X,Y or X,Y@FRAME in pixels of the frame "
-                         f"(x right, y down), e.g. {name} 412,230 or {name} 412,230@40") from None
+        raise InputError(
+            f"bad {name} {spec!r}; give X,Y or X,Y@FRAME in pixels of the frame "
+            f"(x right, y down), e.g. {name} 412,230 or {name} 412,230@40"
+        ) from None
     if frame < 0:
         raise InputError(f"bad {name} {spec!r}: the frame number counts from 0")
     return Click(x, y, frame, negative)
@@ -113,8 +117,10 @@ def as_clicks(points: Iterable | None, negative: bool = False, frame: int = 0) -
 
 def check_inside(point: Click, width: int, height: int) -> None:
     if not (0 <= point.x < width and 0 <= point.y < height):
-        raise InputError(f"{point.option} is outside the {width}x{height} frame (x 0..{width - 1}, "
-                         f"y 0..{height - 1}, from the top-left corner)")
+        raise InputError(
+            f"{point.option} is outside the {width}x{height} frame (x 0..{width - 1}, "
+            f"y 0..{height - 1}, from the top-left corner)"
+        )
 
 
 def _as_alpha(alpha: np.ndarray) -> np.ndarray:
@@ -162,8 +168,9 @@ def _snap(labels: np.ndarray, point: Click, radius: int) -> tuple[int, int, int]
     return int(labels[y, x]), y, x
 
 
-def mask_from_points(alpha: np.ndarray, positives: Sequence, negatives: Sequence = (),
-                     image: np.ndarray | None = None, *, frame: int = 0) -> np.ndarray:
+def mask_from_points(
+    alpha: np.ndarray, positives: Sequence, negatives: Sequence = (), image: np.ndarray | None = None, *, frame: int = 0
+) -> np.ndarray:
     """The target under ``positives`` as an HxW uint8 mask (0 = background, soft edge, 255 = target).
 
     ``alpha``: HxW person matte (float in [0, 1], or uint8/uint16). ``positives`` / ``negatives``:
@@ -184,8 +191,10 @@ def mask_from_points(alpha: np.ndarray, positives: Sequence, negatives: Sequence
     for p in pos:
         label, y, x = _snap(labels, p, radius)
         if not label:
-            raise InputError(f"no person under {p.option} at frame {p.frame} (RVM alpha there is "
-                             f"{a[p.y, p.x]:.2f}); click on the subject, or give a --mask")
+            raise InputError(
+                f"no person under {p.option} at frame {p.frame} (RVM alpha there is "
+                f"{a[p.y, p.x]:.2f}); click on the subject, or give a --mask"
+            )
         seeds.setdefault(label, []).append((y, x))
     # Excluded points snap the same way (an --exclude on the other person's hair still counts);
     # one on the background excludes nothing more.
@@ -216,9 +225,14 @@ def target_box(mask: np.ndarray, frame: int = 0) -> TargetBox:
     return TargetBox(frame, int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max()), int(core.sum()), h * w)
 
 
-def masks_from_clicks(input_path: str | os.PathLike, clicks: Iterable, excludes: Iterable = (),
-                      fps: float | None = None, device: str = "auto",
-                      segmenter: str | None = None) -> dict[int, np.ndarray]:
+def masks_from_clicks(
+    input_path: str | os.PathLike,
+    clicks: Iterable,
+    excludes: Iterable = (),
+    fps: float | None = None,
+    device: str = "auto",
+    segmenter: str | None = None,
+) -> dict[int, np.ndarray]:
     """``{frame: HxW uint8 mask}`` of the target clicked at each click frame.
 
     With a SAM / SAM 2 segmenter (``segmenter``: see :mod:`vmatte.engine.segment.prompts`; ``auto``
@@ -294,8 +308,15 @@ class ClickSegmenter:
                 break
         return out
 
-    def mask(self, image: np.ndarray, frame: int, positives: Sequence, negatives: Sequence = (),
-             person_alpha: np.ndarray | None = None, key: object = None) -> np.ndarray:
+    def mask(
+        self,
+        image: np.ndarray,
+        frame: int,
+        positives: Sequence,
+        negatives: Sequence = (),
+        person_alpha: np.ndarray | None = None,
+        key: object = None,
+    ) -> np.ndarray:
         """HxW uint8 mask of the target under ``positives`` in ``image`` (frame ``frame``); RVM's
         regions need ``person_alpha`` (from :meth:`person_alphas`). ``key`` names the image for
         SAM's encoder cache (default: the frame index)."""
@@ -314,8 +335,9 @@ def _masks_and_segmenter(input_path, clicks, excludes, fps, device, segmenter) -
     frames = sorted({p.frame for p in pos})
     for q in neg:
         if q.frame not in frames:
-            raise InputError(f"{q.option} is at frame {q.frame}, where no --click is; click on the target "
-                             f"at that frame too")
+            raise InputError(
+                f"{q.option} is at frame {q.frame}, where no --click is; click on the target at that frame too"
+            )
     masks: dict[int, np.ndarray] = {}
     count = 0
     with open_source(input_path, fps=fps) as src:
@@ -359,25 +381,40 @@ def _masks_and_segmenter(input_path, clicks, excludes, fps, device, segmenter) -
 
 
 def _too_far(frame: int, frames: int) -> InputError:
-    return InputError(f"--click at frame {frame} but the video has {frames} frames (0..{frames - 1}); "
-                      f"give a frame inside the video")
+    return InputError(
+        f"--click at frame {frame} but the video has {frames} frames (0..{frames - 1}); give a frame inside the video"
+    )
 
 
-def click_keyframes(input_path: str | os.PathLike, clicks: Iterable | None, excludes: Iterable | None, *,
-                    model, mask=None, keyframes: dict | None = None, fps: float | None = None,
-                    device: str = "auto", progress: bool = False, segmenter: str | None = None) -> dict:
+def click_keyframes(
+    input_path: str | os.PathLike,
+    clicks: Iterable | None,
+    excludes: Iterable | None,
+    *,
+    model,
+    mask=None,
+    keyframes: dict | None = None,
+    fps: float | None = None,
+    device: str = "auto",
+    progress: bool = False,
+    segmenter: str | None = None,
+) -> dict:
     """``keyframes`` with the clicked targets added (``{frame: TargetMask}``, target id 1), for
     :func:`vmatte.matte` / :func:`vmatte.iter_matte`. A click frame that already has a mask
     (``mask`` is frame 0's) is an error; ``progress`` prints each target's box on stderr.
     ``segmenter``: what turns clicks into masks (see :mod:`vmatte.engine.segment.prompts`)."""
     if not isinstance(model, str):
-        raise VmatteError("clicks choose the target before the model is built: pass model= as a name, or "
-                          "give load_matter(keyframes=masks_from_clicks(...))")
+        raise VmatteError(
+            "clicks choose the target before the model is built: pass model= as a name, or "
+            "give load_matter(keyframes=masks_from_clicks(...))"
+        )
     from ..registry import AUTO, get
 
     if model != AUTO and get(model).every_person:
-        raise VmatteError(f"--click picks one target, but --model {model} mattes every person in frame; use "
-                          f"--model auto or matanyone with --click")
+        raise VmatteError(
+            f"--click picks one target, but --model {model} mattes every person in frame; use "
+            f"--model auto or matanyone with --click"
+        )
     pos, neg = as_clicks(clicks, False), as_clicks(excludes, True)
     taken = {0} if mask is not None else set()
     taken |= {int(k) for k in (keyframes or {})}

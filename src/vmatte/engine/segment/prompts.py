@@ -15,8 +15,9 @@ the soft edge.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -35,8 +36,9 @@ class PointPredictor(Protocol):
 
     def set_image(self, rgb: np.ndarray) -> None: ...
 
-    def predict(self, points: np.ndarray, labels: np.ndarray,
-                multimask: bool | None = None) -> tuple[np.ndarray, float]: ...
+    def predict(
+        self, points: np.ndarray, labels: np.ndarray, multimask: bool | None = None
+    ) -> tuple[np.ndarray, float]: ...
 
 
 def choose_segmenter(spec: str | None, device: torch.device | str = "cpu") -> str:
@@ -53,12 +55,13 @@ def _family(sd: dict[str, torch.Tensor]) -> str:
         return "sam2"
     if any(k.startswith("image_encoder.blocks.") for k in sd) and any(k.startswith("mask_decoder.") for k in sd):
         return "sam1"
-    raise WeightsError("the --segmenter checkpoint is neither Segment Anything (image_encoder.blocks.*, "
-                       "mask_decoder.*) nor SAM 2 (image_encoder.trunk.*); give an official SAM / SAM 2 file")
+    raise WeightsError(
+        "the --segmenter checkpoint is neither Segment Anything (image_encoder.blocks.*, "
+        "mask_decoder.*) nor SAM 2 (image_encoder.trunk.*); give an official SAM / SAM 2 file"
+    )
 
 
-def load_point_predictor(spec: str, device: torch.device | str = "cpu",
-                         allow_download: bool = True) -> PointPredictor:
+def load_point_predictor(spec: str, device: torch.device | str = "cpu", allow_download: bool = True) -> PointPredictor:
     """The predictor for ``spec`` (a name of ``SEGMENTERS`` or a checkpoint path) on ``device``.
     The weights are Apache-2.0 (Meta AI), unlike RVM's GPL-3.0 and MatAnyone's non-commercial."""
     sd, source, label = resolve_segmenter(spec, allow_download=allow_download)
@@ -103,8 +106,10 @@ class FramePrompter:
         mask = np.where(logits > 0.0, 255, 0).astype(np.uint8)
         if not mask.any():
             where = " ".join(f"{p.x},{p.y}" for p in positives)
-            raise InputError(f"{self.name} found nothing under the click(s) at {where}; click inside the subject, "
-                             f"or use --segmenter rvm for people")
+            raise InputError(
+                f"{self.name} found nothing under the click(s) at {where}; click inside the subject, "
+                f"or use --segmenter rvm for people"
+            )
         return mask
 
 
@@ -112,8 +117,10 @@ def check_segmenter(spec: str) -> None:
     """A one-line error now for a ``--segmenter`` that is neither auto, rvm, a name nor a file."""
     if spec in (AUTO, RVM) or spec in SEGMENTERS or Path(spec).expanduser().is_file():
         return
-    raise WeightsError(f"--segmenter {spec}: no such file and not a segmenter name; give auto, rvm, a SAM / SAM 2 "
-                       f"checkpoint file or one of: {', '.join(SEGMENTERS)}")
+    raise WeightsError(
+        f"--segmenter {spec}: no such file and not a segmenter name; give auto, rvm, a SAM / SAM 2 "
+        f"checkpoint file or one of: {', '.join(SEGMENTERS)}"
+    )
 
 
 def segmenter_choices(current: str = AUTO, device: torch.device | str = "cpu") -> list[tuple[str, str]]:

@@ -62,8 +62,9 @@ class Sam1Predictor:
         self.original_size = (h, w)
         self.input_size = (new_h, new_w)
 
-    def predict(self, points: np.ndarray, labels: np.ndarray,
-                multimask: bool | None = None) -> tuple[np.ndarray, float]:
+    def predict(
+        self, points: np.ndarray, labels: np.ndarray, multimask: bool | None = None
+    ) -> tuple[np.ndarray, float]:
         """Logits (HxW float32, at the image's size; > 0 is the object) and the predicted IoU.
 
         ``points``: N x 2 (x, y) pixels of the original image; ``labels``: N ints (1 on the object,

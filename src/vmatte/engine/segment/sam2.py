@@ -64,8 +64,9 @@ class Sam2Predictor:
             self._features = self.model.encode_image(self.preprocess(rgb).to(self._dtype))
         self.original_size = (rgb.shape[0], rgb.shape[1])
 
-    def predict(self, points: np.ndarray, labels: np.ndarray,
-                multimask: bool | None = None) -> tuple[np.ndarray, float]:
+    def predict(
+        self, points: np.ndarray, labels: np.ndarray, multimask: bool | None = None
+    ) -> tuple[np.ndarray, float]:
         """Logits (HxW float32, at the image's size; > 0 is the object) and the predicted IoU.
 
         ``points``: N x 2 (x, y) pixels of the original image; ``labels``: N ints (1 on the object,

@@ -10,7 +10,7 @@ If no erosion separates them (both points on one body), the points themselves ar
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -33,13 +33,14 @@ def _label_at(labels: np.ndarray, point: Point) -> int:
     y, x = point
     if labels[y, x] > 0:
         return int(labels[y, x])
-    near = labels[max(y - 1, 0):y + 2, max(x - 1, 0):x + 2]
+    near = labels[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2]
     values, counts = np.unique(near[near > 0], return_counts=True)
     return int(values[np.argmax(counts)]) if len(values) else 0
 
 
-def split_region(region: np.ndarray, positives: Sequence[Point], negatives: Sequence[Point],
-                 guide: np.ndarray) -> np.ndarray:
+def split_region(
+    region: np.ndarray, positives: Sequence[Point], negatives: Sequence[Point], guide: np.ndarray
+) -> np.ndarray:
     """The part of ``region`` (HxW bool) on the side of ``positives`` (points ``(y, x)`` inside
     it), cut from ``negatives``; ``guide`` is an HxWx3 uint8 picture (the frame)."""
     ys, xs = np.nonzero(region)
@@ -70,8 +71,7 @@ def split_region(region: np.ndarray, positives: Sequence[Point], negatives: Sequ
     return out
 
 
-def _separating_cores(inside: np.ndarray, pos: list[Point], neg: list[Point],
-                      picture: np.ndarray) -> np.ndarray | None:
+def _separating_cores(inside: np.ndarray, pos: list[Point], neg: list[Point], picture: np.ndarray) -> np.ndarray | None:
     """Markers (1 = clicked cores, 2 = excluded cores) at the least erosion that separates the
     two sets of points, or None."""
     dist = cv2.distanceTransform(inside, cv2.DIST_L2, 5)

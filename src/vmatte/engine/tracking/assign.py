@@ -33,10 +33,20 @@ def _disk(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
-def assign_regions(person: np.ndarray, probs: np.ndarray, others: np.ndarray, keep_fraction: float,
-                   min_fraction: float, size: np.ndarray | None = None, merge_growth: float = 1.6,
-                   reach: int = 6, inside_fraction: float = 0.5, split_reach: int = 24,
-                   cut: np.ndarray | None = None, recalled: np.ndarray | None = None) -> np.ndarray:
+def assign_regions(
+    person: np.ndarray,
+    probs: np.ndarray,
+    others: np.ndarray,
+    keep_fraction: float,
+    min_fraction: float,
+    size: np.ndarray | None = None,
+    merge_growth: float = 1.6,
+    reach: int = 6,
+    inside_fraction: float = 0.5,
+    split_reach: int = 24,
+    cut: np.ndarray | None = None,
+    recalled: np.ndarray | None = None,
+) -> np.ndarray:
     """``person`` [h, w] bool (RVM alpha >= 0.5), ``probs`` [L, h, w] target maps (label 0: no
     target), ``others`` [h, w] where people who are no target were (warped) -> [K, h, w] bool.
 
@@ -89,14 +99,24 @@ def assign_regions(person: np.ndarray, probs: np.ndarray, others: np.ndarray, ke
     whole = alone & (frac >= keep_fraction) & (inside >= inside_fraction)
     if size is not None and recalled is not None:
         known = size[:, None] > 0
-        core_mass = np.stack([np.bincount(flat, weights=(probs[k] >= 0.5).ravel(), minlength=count)
-                              for k in range(1, labels)])
+        core_mass = np.stack(
+            [np.bincount(flat, weights=(probs[k] >= 0.5).ravel(), minlength=count) for k in range(1, labels)]
+        )
         holds_core = core_mass >= 0.5 * np.maximum(core_mass.sum(1, keepdims=True), 1.0)
-        remembered = np.stack([np.bincount(flat, weights=((cv2.dilate(recalled[k].astype(np.uint8), disk) > 0)
-                                                          | near[k]).ravel(), minlength=count)
-                               for k in range(labels - 1)]) / area
-        whole |= (alone & known & (area[None, :] <= 1.25 * size[:, None]) & holds_core
-                  & (remembered >= inside_fraction))
+        remembered = (
+            np.stack(
+                [
+                    np.bincount(
+                        flat,
+                        weights=((cv2.dilate(recalled[k].astype(np.uint8), disk) > 0) | near[k]).ravel(),
+                        minlength=count,
+                    )
+                    for k in range(labels - 1)
+                ]
+            )
+            / area
+        )
+        whole |= alone & known & (area[None, :] <= 1.25 * size[:, None]) & holds_core & (remembered >= inside_fraction)
     if size is not None:
         known = size[:, None] > 0
         whole &= ~(known & (area[None, :] > merge_growth * size[:, None]))
@@ -120,7 +140,8 @@ def _nearest_core(cores: np.ndarray, limit: float = np.inf) -> np.ndarray:
     within ``limit`` px)."""
     if not cores.any():
         return cores
-    dist, index = cv2.distanceTransformWithLabels((cores == 0).astype(np.uint8), cv2.DIST_L2, 3,
-                                                  labelType=cv2.DIST_LABEL_PIXEL)
+    dist, index = cv2.distanceTransformWithLabels(
+        (cores == 0).astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
+    )
     seeds = cores[cores != 0]  # DIST_LABEL_PIXEL numbers the zero pixels 1.. in row-major order
     return np.where(dist <= limit, seeds[index - 1], 0)

@@ -39,8 +39,14 @@ def combine(hists: list[np.ndarray | None]) -> np.ndarray | None:
     return (total / max(float(total.sum()), 1e-12)).astype(np.float32)
 
 
-def find_by_colour(hsv: np.ndarray, candidates: np.ndarray, reference: np.ndarray, others: np.ndarray | None,
-                   min_area: float, min_similarity: float) -> np.ndarray:
+def find_by_colour(
+    hsv: np.ndarray,
+    candidates: np.ndarray,
+    reference: np.ndarray,
+    others: np.ndarray | None,
+    min_area: float,
+    min_similarity: float,
+) -> np.ndarray:
     """The candidate region (connected, >= ``min_area`` px) most like ``reference`` and more
     like it than like ``others``; an empty mask when none is."""
     count, regions, stats, _ = cv2.connectedComponentsWithStats(candidates.astype(np.uint8), connectivity=8)
@@ -57,8 +63,9 @@ def find_by_colour(hsv: np.ndarray, candidates: np.ndarray, reference: np.ndarra
     return regions == best if best else np.zeros_like(candidates, bool)
 
 
-def drop_lookalikes(hsv: np.ndarray, target: np.ndarray, reference: np.ndarray | None, others: np.ndarray | None,
-                    margin: float = 0.02) -> np.ndarray:
+def drop_lookalikes(
+    hsv: np.ndarray, target: np.ndarray, reference: np.ndarray | None, others: np.ndarray | None, margin: float = 0.02
+) -> np.ndarray:
     """``target`` without its side regions that look like someone else (a bystander's arm taken
     while people touched, another target who came out from behind it). The body always stays:
     of the pieces at least a quarter the size of the largest, the one most like the target."""

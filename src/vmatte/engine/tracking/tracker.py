@@ -64,9 +64,16 @@ class TargetTracker(PerFrameMatter):
     MatAnyone: a target id first seen at frame k has alpha 0 before k; a later mask of a
     tracked id resets it from that frame on."""
 
-    def __init__(self, rvm: RobustVideoMatting, device: torch.device | str = "cpu", mask=None,
-                 keyframes: dict | None = None, settings: TargetSettings | None = None,
-                 rvm_settings: RVMSettings | None = None, description: str = "offline target mode") -> None:
+    def __init__(
+        self,
+        rvm: RobustVideoMatting,
+        device: torch.device | str = "cpu",
+        mask=None,
+        keyframes: dict | None = None,
+        settings: TargetSettings | None = None,
+        rvm_settings: RVMSettings | None = None,
+        description: str = "offline target mode",
+    ) -> None:
         self.device = torch.device(device)
         self.rvm = rvm.eval().to(self.device)
         self.settings = copy.copy(settings) if settings is not None else TargetSettings()
@@ -120,8 +127,23 @@ class TargetTracker(PerFrameMatter):
         self._warned: list[int] = []  # a list, not a set: a --resume journal saves this state
 
     # Everything reset() sets that the frames change: the streaming state a journal saves.
-    _STREAM = ("_frame", "_ids", "_rec", "_probs", "_warped", "_tracked", "_size", "_colour", "_others_colour",
-               "_others", "_whole", "_rides", "_pending", "_late", "_warned")
+    _STREAM = (
+        "_frame",
+        "_ids",
+        "_rec",
+        "_probs",
+        "_warped",
+        "_tracked",
+        "_size",
+        "_colour",
+        "_others_colour",
+        "_others",
+        "_whole",
+        "_rides",
+        "_pending",
+        "_late",
+        "_warned",
+    )
 
     def state(self) -> State:
         out = {name: getattr(self, name) for name in self._STREAM}
@@ -132,8 +154,11 @@ class TargetTracker(PerFrameMatter):
     def load_state(self, state: State) -> None:
         for name in self._STREAM:
             value = state[name]
-            setattr(self, name, tuple(value) if name == "_ids" else list(value) if name in ("_rec", "_colour", "_warned")
-                    else value)
+            setattr(
+                self,
+                name,
+                tuple(value) if name == "_ids" else list(value) if name in ("_rec", "_colour", "_warned") else value,
+            )
         self._motion.load_state(state["motion"])
         self._memory.load_state(state["memory"])
 
@@ -164,8 +189,9 @@ class TargetTracker(PerFrameMatter):
 
         probs = self._propagate(key, tokens, size, labels)
         first_mask = not self._tracked.any()
-        others = (self._motion.warp(self._others[None])[0] if self._others is not None
-                  else np.zeros(size[::-1], np.float32))
+        others = (
+            self._motion.warp(self._others[None])[0] if self._others is not None else np.zeros(size[::-1], np.float32)
+        )
         keyframe = self.schedule.get(self._frame)
         if keyframe is not None:
             probs = self._apply_keyframe(probs, fit_to_frame(keyframe, (h, w)), size)
@@ -200,9 +226,20 @@ class TargetTracker(PerFrameMatter):
         extent = np.where(self._tracked & (self._size > 0), np.maximum(self._size, core_area), 0.0)
         cut = np.zeros(len(self._ids), bool)
         recalled = self._recalled if self._recalled is not None and self._recalled.shape[0] == len(self._ids) else None
-        regions = assign_regions(person, probs, others, s.keep_fraction, s.min_fraction, cut=cut,
-                                 size=extent, recalled=recalled, merge_growth=s.merge_growth,
-                                 reach=s.reach, inside_fraction=s.inside_fraction, split_reach=s.split_reach)
+        regions = assign_regions(
+            person,
+            probs,
+            others,
+            s.keep_fraction,
+            s.min_fraction,
+            cut=cut,
+            size=extent,
+            recalled=recalled,
+            merge_growth=s.merge_growth,
+            reach=s.reach,
+            inside_fraction=s.inside_fraction,
+            split_reach=s.split_reach,
+        )
         regions[self._hidden(regions, probs, keyframe)] = False
         if keyframe is not None:  # in its own frame the given mask is the truth: nothing it leaves out
             for target_id in keyframe.targets:
@@ -218,7 +255,9 @@ class TargetTracker(PerFrameMatter):
         # Seen (nearly) whole and not suddenly larger (merged with someone): follow its size as
         # it moves in depth. A target first seen now (no person in its mask) takes its size.
         # A region cut to the predicted position says nothing about the size (it would ratchet down).
-        grown = ((area >= 0.8 * self._size) & (area <= s.merge_growth * extent) & ~cut) | ((self._size == 0) & (area > 0))
+        grown = ((area >= 0.8 * self._size) & (area <= s.merge_growth * extent) & ~cut) | (
+            (self._size == 0) & (area > 0)
+        )
         self._size = np.where(grown, area, self._size)
         self._pending &= area == 0
         if len(self._memory):
@@ -276,8 +315,9 @@ class TargetTracker(PerFrameMatter):
         self._recalled = readout[1:] >= 0.5  # where the memory alone puts each target (see assign_regions)
         return region_adaptive_fusion(readout, warped, change_probability(warped, self.settings.band))
 
-    def _track_bystanders(self, probs: np.ndarray, others: np.ndarray, hsv: np.ndarray,
-                          limit: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    def _track_bystanders(
+        self, probs: np.ndarray, others: np.ndarray, hsv: np.ndarray, limit: int = 8
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The people of the first mask's frame that are no target (``others``) become tracked
         bystanders, the largest ``limit`` of them (specks under 0.1% of the frame stay "others")."""
         count, comp, stats, _ = cv2.connectedComponentsWithStats((others > 0).astype(np.uint8), connectivity=8)
@@ -312,8 +352,9 @@ class TargetTracker(PerFrameMatter):
                 # Any cell the mask touches: thin parts (kite lines, a bike's frame) stay in.
                 self._whole[k] = probs[k + 1] > 0.1
         # Widened a little: thin parts fade in the warp, and RVM's pieces have loose edges.
-        return np.array([cv2.dilate((m >= 0.25).astype(np.uint8), _disk(2)) > 0 for m in self._whole],
-                        bool).reshape(self._whole.shape)
+        return np.array([cv2.dilate((m >= 0.25).astype(np.uint8), _disk(2)) > 0 for m in self._whole], bool).reshape(
+            self._whole.shape
+        )
 
     def _held_pieces(self, regions: np.ndarray, person: np.ndarray, whole_mask: np.ndarray) -> np.ndarray:
         """Person pieces nobody holds that lie mostly inside a seen target's carried whole mask
@@ -339,10 +380,13 @@ class TargetTracker(PerFrameMatter):
         if target_id in self._warned:
             return
         self._warned.append(target_id)
-        warnings.warn(f"no person found in the mask of target {target_id} (frame {self._frame}): the offline "
-                      f"target mode mattes people only, so this target's matte stays empty until RVM sees a "
-                      f"person where the mask is; for an object use --model matanyone (any object, its weights "
-                      f"are a download) or SAM 2 clicks", stacklevel=3)
+        warnings.warn(
+            f"no person found in the mask of target {target_id} (frame {self._frame}): the offline "
+            f"target mode mattes people only, so this target's matte stays empty until RVM sees a "
+            f"person where the mask is; for an object use --model matanyone (any object, its weights "
+            f"are a download) or SAM 2 clicks",
+            stacklevel=3,
+        )
 
     def _keyframe_others(self, probs: np.ndarray, person: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Where people who are no target are in a mask's frame: the person regions the mask does
@@ -436,8 +480,11 @@ class TargetTracker(PerFrameMatter):
     def _reacquire(self, regions: np.ndarray, person: np.ndarray, hsv: np.ndarray) -> np.ndarray:
         """Targets with no region left: look for them again by their colours, among the person
         regions no target holds (the way back; a chain of warps has none)."""
-        lost = [k for k in range(regions.shape[0])
-                if self._tracked[k] and self._colour[k] is not None and not regions[k].any()]
+        lost = [
+            k
+            for k in range(regions.shape[0])
+            if self._tracked[k] and self._colour[k] is not None and not regions[k].any()
+        ]
         for k in lost:
             # A bystander first seen after the mask's frame may be the lost target come back
             # (it reappeared before its colours were recognised): its region is a candidate too.
@@ -445,8 +492,14 @@ class TargetTracker(PerFrameMatter):
             free = person & ~np.delete(regions, np.flatnonzero(late), axis=0).any(0)
             if not free.any():
                 break
-            regions[k] = find_by_colour(hsv, free, self._colour[k], self._rest_colour(k), 0.25 * self._size[k],
-                                        self.settings.reacquire_similarity)
+            regions[k] = find_by_colour(
+                hsv,
+                free,
+                self._colour[k],
+                self._rest_colour(k),
+                0.25 * self._size[k],
+                self.settings.reacquire_similarity,
+            )
             for j in np.flatnonzero(late):
                 if (regions[j] & regions[k]).any():  # it was the target: no longer a bystander
                     regions[j] = False

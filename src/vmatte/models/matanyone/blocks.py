@@ -18,8 +18,11 @@ def weight_layout(conv: nn.Conv2d) -> torch.memory_format:
     """The layout ``conv`` stores its weight in (NHWC after ``fuse_for_inference(channels_last=True)``):
     feeding it the same layout spares oneDNN a reorder of the activation in and out."""
     w = conv.weight
-    return torch.channels_last if w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() \
+    return (
+        torch.channels_last
+        if w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
         else torch.contiguous_format
+    )
 
 
 class ResBlock(nn.Module):

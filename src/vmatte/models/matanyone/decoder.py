@@ -53,14 +53,23 @@ class SensoryUpdater(nn.Module):
         def down(x: Tensor, r: float) -> Tensor:
             return F.interpolate(x, scale_factor=r, mode="area")
 
-        x = (self.g16_conv(g[0]) + self.g8_conv(down(g[1], 1 / 2)) + self.g4_conv(down(g[2], 1 / 4))
-             + self.g2_conv(down(g[3], 1 / 8)) + self.g1_conv(down(g[4], 1 / 16)))
+        x = (
+            self.g16_conv(g[0])
+            + self.g8_conv(down(g[1], 1 / 2))
+            + self.g4_conv(down(g[2], 1 / 4))
+            + self.g2_conv(down(g[3], 1 / 8))
+            + self.g1_conv(down(g[4], 1 / 16))
+        )
         return gru_update(h, self.transform(torch.cat([x, h], 1)))
 
 
 class MaskDecoder(nn.Module):
-    def __init__(self, up_dims: tuple[int, ...] = (256, 128, 128, 64, 16),
-                 skip_dims: tuple[int, ...] = (512, 256, 64, 3), sensory_dim: int = 256) -> None:
+    def __init__(
+        self,
+        up_dims: tuple[int, ...] = (256, 128, 128, 64, 16),
+        skip_dims: tuple[int, ...] = (512, 256, 64, 3),
+        sensory_dim: int = 256,
+    ) -> None:
         super().__init__()
         g_dims = [up_dims[0], up_dims[1], up_dims[2], up_dims[3], up_dims[4] + 1]
         self.sensory_update = SensoryUpdater(g_dims, sensory_dim, sensory_dim)
@@ -72,8 +81,9 @@ class MaskDecoder(nn.Module):
         self.pred_seg = nn.Conv2d(up_dims[-1], 1, 3, padding=1)
         self.pred_mat = nn.Conv2d(up_dims[-1], 1, 3, padding=1)
 
-    def forward(self, ms_feat: list[Tensor], readout: Tensor, sensory: Tensor,
-                update_sensory: bool = True) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, ms_feat: list[Tensor], readout: Tensor, sensory: Tensor, update_sensory: bool = True
+    ) -> tuple[Tensor, Tensor]:
         """-> (new sensory, matting logits [B,1,H,W] before the clamp)."""
         f8, f4, f2, f1 = self.decoder_feat_proc(ms_feat[1:])
         p16 = readout

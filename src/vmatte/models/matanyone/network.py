@@ -57,7 +57,7 @@ class MatAnyone(nn.Module):
         # The layout activations are kept in: NCHW as upstream, NHWC after fuse_for_inference(channels_last=True)
         self.memory_format = torch.contiguous_format
 
-    def fuse_for_inference(self, channels_last: bool = False) -> "MatAnyone":
+    def fuse_for_inference(self, channels_last: bool = False) -> MatAnyone:
         """Fold every frozen BatchNorm (encoders, change-probability head) into its convolution,
         in place, for inference; ``channels_last`` stores conv weights NHWC (a CPU speed-up).
         The state_dict is no longer the official layout afterwards: load weights first."""
@@ -83,8 +83,15 @@ class MatAnyone(nn.Module):
         """-> (key, shrinkage, selection) at stride 16."""
         return self.key_proj(f16)
 
-    def encode_mask(self, image: Tensor, pix_feat: Tensor, sensory: Tensor, alpha: Tensor,
-                    deep_update: bool = True, summarize: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
+    def encode_mask(
+        self,
+        image: Tensor,
+        pix_feat: Tensor,
+        sensory: Tensor,
+        alpha: Tensor,
+        deep_update: bool = True,
+        summarize: bool = True,
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
         """-> (memory value, sensory (updated if ``deep_update``), object summary [B,16,257]).
 
         ``summarize=False`` skips the object summary (None): off memory frames only the value is
@@ -92,8 +99,9 @@ class MatAnyone(nn.Module):
         value, sensory = self.mask_encoder(self.normalise(image), pix_feat, sensory, alpha, deep_update)
         return value, sensory, self.object_summarizer(alpha, value) if summarize else None
 
-    def change_probability(self, last_pix_feat: Tensor, pix_feat: Tensor, last_alpha: Tensor,
-                           value_diff: Tensor) -> Tensor:
+    def change_probability(
+        self, last_pix_feat: Tensor, pix_feat: Tensor, last_alpha: Tensor, value_diff: Tensor
+    ) -> Tensor:
         """The paper's U_t as a probability [B,1,h,w]."""
         return torch.sigmoid(self.temp_sparity(last_pix_feat, pix_feat, last_alpha, value_diff))
 
@@ -103,8 +111,9 @@ class MatAnyone(nn.Module):
     def readout_query(self, pixel_readout: Tensor, obj_memory: Tensor) -> Tensor:
         return self.object_transformer(pixel_readout, obj_memory)
 
-    def segment(self, ms_feat: list[Tensor], memory_readout: Tensor, sensory: Tensor,
-                update_sensory: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+    def segment(
+        self, ms_feat: list[Tensor], memory_readout: Tensor, sensory: Tensor, update_sensory: bool = True
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """-> (new sensory, matting logits, alpha = clamp(logits, 0, 1)), all [B,.,H,W]."""
         sensory, logits = self.mask_decoder(ms_feat, memory_readout, sensory, update_sensory)
         return sensory, logits, logits.clamp(0.0, 1.0)

@@ -11,8 +11,9 @@ from .blocks import FeatureFusionBlock
 
 
 class PixelFeatureFuser(nn.Module):
-    def __init__(self, pixel_dim: int = 256, value_dim: int = 256, sensory_dim: int = 256,
-                 embed_dim: int = 256) -> None:
+    def __init__(
+        self, pixel_dim: int = 256, value_dim: int = 256, sensory_dim: int = 256, embed_dim: int = 256
+    ) -> None:
         super().__init__()
         self.fuser = FeatureFusionBlock(pixel_dim, value_dim, embed_dim)
         self.sensory_compress = nn.Conv2d(sensory_dim + 1, value_dim, 1)

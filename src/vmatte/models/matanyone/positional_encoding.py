@@ -29,8 +29,17 @@ class PositionalEncoding(nn.Module):
         size (and per state of ``inv_freq``) and reused, not recomputed every frame."""
         f = self.inv_freq
         # inference tensors (made under inference_mode) cannot enter autograd: kept apart
-        key = (h, w, channels, f.device, f.dtype, f.data_ptr(), f._version, torch.is_inference_mode_enabled(),
-               torch.is_autocast_enabled(f.device.type))
+        key = (
+            h,
+            w,
+            channels,
+            f.device,
+            f.dtype,
+            f.data_ptr(),
+            f._version,
+            torch.is_inference_mode_enabled(),
+            torch.is_autocast_enabled(f.device.type),
+        )
         cached = self.__dict__.get("_cached")
         if cached is None or cached[0] != key:
             cached = (key, self._compute(h, w, channels))

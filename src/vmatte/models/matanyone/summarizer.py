@@ -15,16 +15,24 @@ from .positional_encoding import PositionalEncoding
 
 
 class ObjectSummarizer(nn.Module):
-    def __init__(self, value_dim: int = 256, embed_dim: int = 256, num_summaries: int = 16,
-                 pe_scale: float = 32.0, pe_temperature: float = 128.0) -> None:
+    def __init__(
+        self,
+        value_dim: int = 256,
+        embed_dim: int = 256,
+        num_summaries: int = 16,
+        pe_scale: float = 32.0,
+        pe_temperature: float = 128.0,
+    ) -> None:
         super().__init__()
         self.num_summaries = num_summaries
         self.pos_enc = PositionalEncoding(embed_dim, pe_scale, pe_temperature)
         self.input_proj = nn.Linear(value_dim, embed_dim)
-        self.feature_pred = nn.Sequential(nn.Linear(embed_dim, embed_dim), nn.ReLU(inplace=True),
-                                          nn.Linear(embed_dim, embed_dim))
-        self.weights_pred = nn.Sequential(nn.Linear(embed_dim, embed_dim), nn.ReLU(inplace=True),
-                                          nn.Linear(embed_dim, num_summaries))
+        self.feature_pred = nn.Sequential(
+            nn.Linear(embed_dim, embed_dim), nn.ReLU(inplace=True), nn.Linear(embed_dim, embed_dim)
+        )
+        self.weights_pred = nn.Sequential(
+            nn.Linear(embed_dim, embed_dim), nn.ReLU(inplace=True), nn.Linear(embed_dim, num_summaries)
+        )
 
     def forward(self, alpha: Tensor, value: Tensor) -> Tensor:
         """``alpha`` [B,1,H,W] full resolution, ``value`` [B,C,h,w] -> [B, 16, C+1]."""

@@ -75,8 +75,9 @@ class ObjectTransformerBlock(nn.Module):
         self.read_from_query = CrossAttention(dim, num_heads, norm=False)
         self.pixel_ffn = PixelFFN(dim)
 
-    def forward(self, query: Tensor, pixel: Tensor, query_pe: Tensor, pixel_pe: Tensor,
-                attn_mask: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, query: Tensor, pixel: Tensor, query_pe: Tensor, pixel_pe: Tensor, attn_mask: Tensor
+    ) -> tuple[Tensor, Tensor]:
         b, c, h, w = pixel.shape
         pixel_flat = pixel.flatten(2).transpose(1, 2)  # [B, HW, C]
         query = self.read_from_pixel(query, pixel_flat, query_pe, pixel_pe, attn_mask)
@@ -89,8 +90,16 @@ class ObjectTransformerBlock(nn.Module):
 
 
 class ObjectTransformer(nn.Module):
-    def __init__(self, dim: int = 256, num_queries: int = 16, num_heads: int = 8, num_blocks: int = 3,
-                 ff_dim: int = 2048, pe_scale: float = 32.0, pe_temperature: float = 128.0) -> None:
+    def __init__(
+        self,
+        dim: int = 256,
+        num_queries: int = 16,
+        num_heads: int = 8,
+        num_blocks: int = 3,
+        ff_dim: int = 2048,
+        pe_scale: float = 32.0,
+        pe_temperature: float = 128.0,
+    ) -> None:
         super().__init__()
         self.num_heads = num_heads
         self.num_queries = num_queries

@@ -105,9 +105,7 @@ class UpsamplingBlock(nn.Module):
         )
         self.gru = ConvGRU(out_channels // 2)
 
-    def forward(
-        self, x: Tensor, f: Tensor, s: Tensor, r: Tensor | None, num_frames: int = 1
-    ) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, f: Tensor, s: Tensor, r: Tensor | None, num_frames: int = 1) -> tuple[Tensor, Tensor]:
         x = _crop_to(_upsample2x(x), s)
         x = self.conv(torch.cat([x, f, s], dim=1))
         a, b = x.split(self.out_channels // 2, dim=1)
@@ -139,7 +137,9 @@ class RecurrentDecoder(nn.Module):
     """feature_channels: encoder taps after LR-ASPP (f1, f2, f3, f4);
     decoder_channels: outputs of decode3, decode2, decode1, decode0."""
 
-    def __init__(self, feature_channels: tuple[int, int, int, int], decoder_channels: tuple[int, int, int, int]) -> None:
+    def __init__(
+        self, feature_channels: tuple[int, int, int, int], decoder_channels: tuple[int, int, int, int]
+    ) -> None:
         super().__init__()
         # The image itself, pooled to each stage's stride, is concatenated at every stage so
         # the decoder can recover edges the encoder has blurred. ceil_mode keeps odd sizes

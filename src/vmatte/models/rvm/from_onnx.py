@@ -89,7 +89,9 @@ def state_dict_from_onnx(
     initializers = {t.name: t for t in graph.initializer}
     pairs = conv_bn_pairs(template)
     paired = {f"{conv}.weight" for conv, _ in pairs} | {
-        f"{bn}.{field}" for _, bn in pairs for field in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+        f"{bn}.{field}"
+        for _, bn in pairs
+        for field in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
     }
     named = [k for k in template_sd if k not in paired and k not in MISSING_FROM_ONNX]
 
@@ -142,7 +144,9 @@ def state_dict_from_onnx(
             raise ValueError(f"ONNX Conv {node.input[1]!r} ({conv_name}) has no constant bias: BatchNorm not folded")
         bias = tensor(node.input[2])
         if bias.shape != (conv.out_channels,):
-            raise ValueError(f"ONNX Conv bias {node.input[2]!r} has shape {tuple(bias.shape)}, expected ({conv.out_channels},)")
+            raise ValueError(
+                f"ONNX Conv bias {node.input[2]!r} has shape {tuple(bias.shape)}, expected ({conv.out_channels},)"
+            )
         out[f"{conv_name}.weight"] = weight
         out[f"{bn_name}.weight"] = torch.ones_like(bias)
         out[f"{bn_name}.bias"] = bias

@@ -91,6 +91,4 @@ class DeepGuidedFilterRefiner(nn.Module):
 def _upsample_to(x: Tensor, like: Tensor) -> Tensor:
     # Plain NCHW for the full-resolution elementwise work: the network may run channels_last,
     # but mixing layouts at full resolution defeats vectorisation.
-    return F.interpolate(
-        x.contiguous(), size=like.shape[2:], mode="bilinear", align_corners=False
-    )
+    return F.interpolate(x.contiguous(), size=like.shape[2:], mode="bilinear", align_corners=False)

@@ -163,9 +163,7 @@ class RobustVideoMatting(nn.Module):
     def _downsample(x: Tensor, ratio: float) -> Tensor:
         # recompute_scale_factor=False: sample positions follow the requested scale, not the
         # rounded output/input size ratio - what the official model and its ONNX export do.
-        return F.interpolate(
-            x, scale_factor=ratio, mode="bilinear", align_corners=False, recompute_scale_factor=False
-        )
+        return F.interpolate(x, scale_factor=ratio, mode="bilinear", align_corners=False, recompute_scale_factor=False)
 
     @staticmethod
     def _unflatten(x: Tensor, batch: int, num_frames: int, src_dim: int) -> Tensor:

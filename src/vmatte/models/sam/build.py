@@ -43,8 +43,10 @@ def _not_sam(sd: dict[str, torch.Tensor], source: str, what: str) -> WeightsErro
         hint = "it looks like a SAM 2 checkpoint (Hiera trunk); use the SAM 2 predictor"
     else:
         hint = f"its keys start with e.g. {', '.join(list(sd)[:2]) or 'nothing (empty)'}"
-    return WeightsError(f"{source} is not a Segment Anything (SAM v1) checkpoint: {what}; {hint}; "
-                        f"use sam_vit_b_01ec64.pth, sam_vit_l_0b3195.pth or sam_vit_h_4b8939.pth")
+    return WeightsError(
+        f"{source} is not a Segment Anything (SAM v1) checkpoint: {what}; {hint}; "
+        f"use sam_vit_b_01ec64.pth, sam_vit_l_0b3195.pth or sam_vit_h_4b8939.pth"
+    )
 
 
 def config_from_state_dict(sd: dict[str, torch.Tensor], source: str = "the checkpoint") -> SamConfig:
@@ -56,8 +58,9 @@ def config_from_state_dict(sd: dict[str, torch.Tensor], source: str = "the check
     patch = sd["image_encoder.patch_embed.proj.weight"]
     pos = sd["image_encoder.pos_embed"]
     if patch.ndim != 4 or patch.shape[1] != 3 or pos.ndim != 4 or pos.shape[1] != pos.shape[2]:
-        raise _not_sam(sd, source, f"patch embedding {tuple(patch.shape)} / position embedding "
-                                   f"{tuple(pos.shape)} are not a ViT's")
+        raise _not_sam(
+            sd, source, f"patch embedding {tuple(patch.shape)} / position embedding {tuple(pos.shape)} are not a ViT's"
+        )
     dim, patch_size, grid = patch.shape[0], patch.shape[-1], pos.shape[1]
     depth = _count(sd, "image_encoder.blocks")
     if depth == 0:

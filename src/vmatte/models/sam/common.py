@@ -43,8 +43,15 @@ class MLP(nn.Module):
     """``num_layers`` linear layers (``layers.i``) with ``act`` (ReLU) between them, an optional
     sigmoid on the output: the hypernetworks and IoU heads of SAM and SAM 2, SAM 2's FFNs."""
 
-    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int,
-                 act: type[nn.Module] = nn.ReLU, sigmoid_output: bool = False) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        hidden_dim: int,
+        out_dim: int,
+        num_layers: int,
+        act: type[nn.Module] = nn.ReLU,
+        sigmoid_output: bool = False,
+    ) -> None:
         super().__init__()
         dims = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))

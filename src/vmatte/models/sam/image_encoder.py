@@ -72,13 +72,18 @@ class Attention(nn.Module):
             # in groups so it is never held for all of them at once (16 heads: 1 GiB).
             q, k, v = (t.flatten(0, 1) for t in (q, k, v))
             group = max(1, _BIAS_BUDGET // (h * w) ** 2)
-            out = torch.cat([
-                # The default scale is head_dim ** -0.5, as upstream; the bias is added after it.
-                F.scaled_dot_product_attention(
-                    q[i : i + group], k[i : i + group], v[i : i + group],
-                    attn_mask=decomposed_rel_pos_bias(q[i : i + group], self.rel_pos_h, self.rel_pos_w, h, w))
-                for i in range(0, q.shape[0], group)
-            ]).view(b, self.num_heads, h * w, -1)
+            out = torch.cat(
+                [
+                    # The default scale is head_dim ** -0.5, as upstream; the bias is added after it.
+                    F.scaled_dot_product_attention(
+                        q[i : i + group],
+                        k[i : i + group],
+                        v[i : i + group],
+                        attn_mask=decomposed_rel_pos_bias(q[i : i + group], self.rel_pos_h, self.rel_pos_w, h, w),
+                    )
+                    for i in range(0, q.shape[0], group)
+                ]
+            ).view(b, self.num_heads, h * w, -1)
         return self.proj(out.transpose(1, 2).reshape(b, h, w, c))
 
 
@@ -106,8 +111,9 @@ def window_unpartition(windows: Tensor, window: int, padded: tuple[int, int], si
 class Block(nn.Module):
     """Pre-norm ViT block; ``window_size`` 0 means global attention over the whole grid."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, window_size: int, grid: int,
-                 use_rel_pos: bool) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, mlp_ratio: float, window_size: int, grid: int, use_rel_pos: bool
+    ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = Attention(dim, num_heads, window_size or grid, use_rel_pos)
@@ -146,8 +152,14 @@ class ImageEncoderViT(nn.Module):
         self.patch_embed = PatchEmbed(cfg.patch_size, dim)
         self.pos_embed = nn.Parameter(torch.zeros(1, grid, grid, dim))
         self.blocks = nn.ModuleList(
-            Block(dim, cfg.encoder_num_heads, cfg.encoder_mlp_ratio,
-                  0 if i in cfg.encoder_global_attn_indexes else cfg.window_size, grid, cfg.use_rel_pos)
+            Block(
+                dim,
+                cfg.encoder_num_heads,
+                cfg.encoder_mlp_ratio,
+                0 if i in cfg.encoder_global_attn_indexes else cfg.window_size,
+                grid,
+                cfg.use_rel_pos,
+            )
             for i in range(cfg.encoder_depth)
         )
         out = cfg.prompt_embed_dim
@@ -162,8 +174,9 @@ class ImageEncoderViT(nn.Module):
         """``[B, 3, S, S]`` normalised, padded image -> ``[B, C, S/16, S/16]`` embedding."""
         if x.shape[-2:] != (self.img_size, self.img_size):
             # The absolute position embedding is added as is (no resampling), as upstream.
-            raise ValueError(f"SAM's image encoder takes {self.img_size}x{self.img_size} inputs, "
-                             f"got {tuple(x.shape[-2:])}")
+            raise ValueError(
+                f"SAM's image encoder takes {self.img_size}x{self.img_size} inputs, got {tuple(x.shape[-2:])}"
+            )
         x = self.patch_embed(x) + self.pos_embed
         for block in self.blocks:
             x = block(x)

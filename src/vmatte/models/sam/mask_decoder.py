@@ -21,8 +21,9 @@ class MaskDecoder(nn.Module):
     def __init__(self, cfg: SamConfig) -> None:
         super().__init__()
         dim = cfg.prompt_embed_dim
-        self.transformer = TwoWayTransformer(cfg.decoder_depth, dim, cfg.decoder_num_heads,
-                                             cfg.decoder_mlp_dim, cfg.attention_downsample_rate)
+        self.transformer = TwoWayTransformer(
+            cfg.decoder_depth, dim, cfg.decoder_num_heads, cfg.decoder_mlp_dim, cfg.attention_downsample_rate
+        )
         self.num_mask_tokens = cfg.num_multimask_outputs + 1
         self.iou_token = nn.Embedding(1, dim)
         self.mask_tokens = nn.Embedding(self.num_mask_tokens, dim)
@@ -33,13 +34,12 @@ class MaskDecoder(nn.Module):
             nn.ConvTranspose2d(dim // 4, dim // 8, kernel_size=2, stride=2),
             nn.GELU(),
         )
-        self.output_hypernetworks_mlps = nn.ModuleList(
-            MLP(dim, dim, dim // 8, 3) for _ in range(self.num_mask_tokens)
-        )
+        self.output_hypernetworks_mlps = nn.ModuleList(MLP(dim, dim, dim // 8, 3) for _ in range(self.num_mask_tokens))
         self.iou_prediction_head = MLP(dim, cfg.iou_head_hidden_dim, self.num_mask_tokens, cfg.iou_head_depth)
 
-    def forward(self, image: Tensor, image_pe: Tensor, sparse: Tensor, dense: Tensor,
-                multimask: bool) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, image: Tensor, image_pe: Tensor, sparse: Tensor, dense: Tensor, multimask: bool
+    ) -> tuple[Tensor, Tensor]:
         """``image`` ``[B, C, h, w]`` (one per prompt set), ``image_pe`` ``[1, C, h, w]``, ``sparse``
         ``[B, N, C]``, ``dense`` ``[B, C, h, w]`` -> logits ``[B, K, 4h, 4w]``, IoU ``[B, K]``."""
         b = sparse.shape[0]

@@ -39,8 +39,9 @@ class Sam(nn.Module):
         """``[B, 3, S, S]`` normalised, bottom-right zero-padded image -> ``[B, C, S/16, S/16]``."""
         return self.image_encoder(x)
 
-    def decode(self, embeddings: Tensor, coords: Tensor, labels: Tensor, multimask: bool,
-               mask_input: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def decode(
+        self, embeddings: Tensor, coords: Tensor, labels: Tensor, multimask: bool, mask_input: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Masks for point prompts on encoded images.
 
         ``embeddings`` ``[B or 1, C, h, w]``; ``coords`` ``[B, N, 2]`` (x, y) in pixels of the padded
@@ -49,8 +50,9 @@ class Sam(nn.Module):
         ``[B, K, 4h, 4w]`` and predicted IoUs ``[B, K]``, K = 3 if ``multimask`` else 1.
         """
         if coords.ndim != 3 or coords.shape[-1] != 2 or labels.shape != coords.shape[:2]:
-            raise ValueError(f"coords must be [B, N, 2] and labels [B, N]; got {tuple(coords.shape)} "
-                             f"and {tuple(labels.shape)}")
+            raise ValueError(
+                f"coords must be [B, N, 2] and labels [B, N]; got {tuple(coords.shape)} and {tuple(labels.shape)}"
+            )
         b = coords.shape[0]
         if embeddings.shape[0] not in (1, b):
             raise ValueError(f"{embeddings.shape[0]} image embeddings for {b} prompt sets")

@@ -10,7 +10,7 @@ A last token-to-image attention and LayerNorm finish the tokens.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -56,8 +56,15 @@ class Attention(nn.Module):
 
 
 class TwoWayAttentionBlock(nn.Module):
-    def __init__(self, dim: int, num_heads: int, mlp_dim: int, downsample_rate: int,
-                 skip_first_layer_pe: bool, ffn: FFN = sam_ffn) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_dim: int,
+        downsample_rate: int,
+        skip_first_layer_pe: bool,
+        ffn: FFN = sam_ffn,
+    ) -> None:
         super().__init__()
         self.self_attn = Attention(dim, num_heads)
         self.norm1 = nn.LayerNorm(dim)
@@ -88,8 +95,9 @@ class TwoWayAttentionBlock(nn.Module):
 
 
 class TwoWayTransformer(nn.Module):
-    def __init__(self, depth: int, dim: int, num_heads: int, mlp_dim: int, downsample_rate: int = 2,
-                 ffn: FFN = sam_ffn) -> None:
+    def __init__(
+        self, depth: int, dim: int, num_heads: int, mlp_dim: int, downsample_rate: int = 2, ffn: FFN = sam_ffn
+    ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
             TwoWayAttentionBlock(dim, num_heads, mlp_dim, downsample_rate, skip_first_layer_pe=(i == 0), ffn=ffn)

@@ -12,5 +12,16 @@ from .config import SAM2_CONFIGS, Sam2Config
 from .sam2 import Sam2
 from .video import NO_OBJ_SCORE, FrameFeatures, Sam2Video, SamOutput
 
-__all__ = ["NO_OBJ_SCORE", "SAM2_CONFIGS", "VIDEO_ONLY_PREFIXES", "FrameFeatures", "Sam2", "Sam2Config", "Sam2Video",
-           "SamOutput", "infer_config", "sam2_from_state_dict", "sam2_video_from_state_dict"]
+__all__ = [
+    "NO_OBJ_SCORE",
+    "SAM2_CONFIGS",
+    "VIDEO_ONLY_PREFIXES",
+    "FrameFeatures",
+    "Sam2",
+    "Sam2Config",
+    "Sam2Video",
+    "SamOutput",
+    "infer_config",
+    "sam2_from_state_dict",
+    "sam2_video_from_state_dict",
+]

@@ -26,10 +26,15 @@ from .video import Sam2Video
 
 # Modules and parameters of SAM2Base that only the video predictor uses.
 VIDEO_ONLY_PREFIXES = (
-    "memory_attention.", "memory_encoder.",
+    "memory_attention.",
+    "memory_encoder.",
     "mask_downsample.",  # mask prompt -> object pointer
-    "obj_ptr_proj.", "obj_ptr_tpos_proj.",
-    "maskmem_tpos_enc", "no_mem_pos_enc", "no_obj_ptr", "no_obj_embed_spatial",
+    "obj_ptr_proj.",
+    "obj_ptr_tpos_proj.",
+    "maskmem_tpos_enc",
+    "no_mem_pos_enc",
+    "no_obj_ptr",
+    "no_obj_embed_spatial",
 )
 _SAM21_MARKERS = ("no_obj_embed_spatial", "obj_ptr_tpos_proj.weight")
 _PATCH = "image_encoder.trunk.patch_embed.proj.weight"
@@ -49,8 +54,10 @@ def image_path_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
 
 def _not_sam2(sd: dict[str, torch.Tensor]) -> str:
     if "image_encoder.patch_embed.proj.weight" in sd or any(k.startswith("mask_decoder.") for k in sd):
-        return ("this looks like a SAM (v1) checkpoint (ViT image_encoder.patch_embed / mask_decoder keys), "
-                "not SAM 2; use sam2_hiera_*.pt or sam2.1_hiera_*.pt")
+        return (
+            "this looks like a SAM (v1) checkpoint (ViT image_encoder.patch_embed / mask_decoder keys), "
+            "not SAM 2; use sam2_hiera_*.pt or sam2.1_hiera_*.pt"
+        )
     some = ", ".join(list(sd)[:3]) or "none"
     return f"no SAM 2 Hiera image encoder key {_PATCH} (keys start: {some}); use sam2_hiera_*.pt or sam2.1_hiera_*.pt"
 
@@ -62,8 +69,9 @@ def infer_config(sd: dict[str, torch.Tensor]) -> Sam2Config:
     embed_dim = int(sd[_PATCH].shape[0])
     blocks = sorted({int(m.group(1)) for k in sd if (m := _BLOCK.match(k))})
     if not blocks or blocks != list(range(len(blocks))):
-        raise WeightsError("SAM 2 checkpoint without a complete list of image_encoder.trunk.blocks.*; "
-                           "the file is truncated?")
+        raise WeightsError(
+            "SAM 2 checkpoint without a complete list of image_encoder.trunk.blocks.*; the file is truncated?"
+        )
     starts = [i for i in blocks if f"image_encoder.trunk.blocks.{i}.proj.weight" in sd]
     bounds = [0, *starts, len(blocks)]
     stages = tuple(b - a for a, b in zip(bounds[:-1], bounds[1:]))
@@ -71,12 +79,15 @@ def infer_config(sd: dict[str, torch.Tensor]) -> Sam2Config:
     for cfg in SAM2_CONFIGS.values():
         if cfg.version == version and cfg.embed_dim == embed_dim and cfg.stages == stages:
             return cfg
-    raise WeightsError(f"SAM 2 trunk of width {embed_dim} with stages {stages} matches no official size "
-                       f"(tiny, small, base_plus, large); use an official sam2(.1)_hiera_*.pt checkpoint")
+    raise WeightsError(
+        f"SAM 2 trunk of width {embed_dim} with stages {stages} matches no official size "
+        f"(tiny, small, base_plus, large); use an official sam2(.1)_hiera_*.pt checkpoint"
+    )
 
 
-def sam2_from_state_dict(sd: dict[str, torch.Tensor], source: str = "the SAM 2 checkpoint",
-                         config: Sam2Config | None = None) -> Sam2:
+def sam2_from_state_dict(
+    sd: dict[str, torch.Tensor], source: str = "the SAM 2 checkpoint", config: Sam2Config | None = None
+) -> Sam2:
     """A :class:`Sam2` holding ``sd``'s tensors (no copy); ``config`` overrides the inferred size."""
     cfg = config or infer_config(sd)
     with torch.device("meta"):
@@ -85,12 +96,12 @@ def sam2_from_state_dict(sd: dict[str, torch.Tensor], source: str = "the SAM 2 c
     return model.eval()
 
 
-def sam2_video_from_state_dict(sd: dict[str, torch.Tensor], source: str = "the SAM 2 checkpoint",
-                               config: Sam2Config | None = None) -> Sam2Video:
+def sam2_video_from_state_dict(
+    sd: dict[str, torch.Tensor], source: str = "the SAM 2 checkpoint", config: Sam2Config | None = None
+) -> Sam2Video:
     """A :class:`Sam2Video` holding every tensor of the official checkpoint ``sd`` (strict: nothing dropped)."""
     cfg = config or infer_config(sd)
     with torch.device("meta"):
         model = Sam2Video(cfg)
     load_into(model, sd, source, assign=True)
     return model.eval()
-

@@ -125,10 +125,21 @@ _SIZES = {
 def _official(version: str, size: str) -> Sam2Config:
     short, dim, heads, stages, glob, windows, bkg = _SIZES[size]
     v21 = version == "2.1"
-    return replace(Sam2Config(), name=f"SAM {version} Hiera-{short}", version=version, embed_dim=dim,
-                   num_heads=heads, stages=stages, global_att_blocks=glob, window_spec=windows,
-                   window_pos_embed_bkg_spatial_size=bkg, add_tpos_enc_to_obj_ptrs=v21,
-                   proj_tpos_enc_in_obj_ptrs=v21, use_signed_tpos_enc_to_obj_ptrs=v21, no_obj_embed_spatial=v21)
+    return replace(
+        Sam2Config(),
+        name=f"SAM {version} Hiera-{short}",
+        version=version,
+        embed_dim=dim,
+        num_heads=heads,
+        stages=stages,
+        global_att_blocks=glob,
+        window_spec=windows,
+        window_pos_embed_bkg_spatial_size=bkg,
+        add_tpos_enc_to_obj_ptrs=v21,
+        proj_tpos_enc_in_obj_ptrs=v21,
+        use_signed_tpos_enc_to_obj_ptrs=v21,
+        no_obj_embed_spatial=v21,
+    )
 
 
 # Keyed like the official checkpoint files: sam2_hiera_tiny(.pt) ... sam2.1_hiera_large(.pt).

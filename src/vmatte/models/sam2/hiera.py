@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import Sam2Config
 from ..sam.common import MLP
+from .config import Sam2Config
 
 
 def _pad_to(size: int, window: int) -> int:
@@ -81,8 +81,9 @@ class MultiScaleAttention(nn.Module):
 
 
 class MultiScaleBlock(nn.Module):
-    def __init__(self, dim: int, dim_out: int, num_heads: int, mlp_ratio: float,
-                 q_stride: tuple[int, int] | None, window: int) -> None:
+    def __init__(
+        self, dim: int, dim_out: int, num_heads: int, mlp_ratio: float, q_stride: tuple[int, int] | None, window: int
+    ) -> None:
         super().__init__()
         self.window = window
         self.q_stride = q_stride

@@ -48,18 +48,23 @@ class MaskDecoder(nn.Module):
         if cfg.use_high_res_features:
             self.conv_s0 = nn.Conv2d(d, d // 8, kernel_size=1)
             self.conv_s1 = nn.Conv2d(d, d // 4, kernel_size=1)
-        self.output_hypernetworks_mlps = nn.ModuleList(
-            MLP(d, d, d // 8, 3) for _ in range(self.num_mask_tokens))
-        self.iou_prediction_head = MLP(d, cfg.iou_head_hidden_dim, self.num_mask_tokens, cfg.iou_head_depth,
-                                       sigmoid_output=cfg.iou_prediction_use_sigmoid)
+        self.output_hypernetworks_mlps = nn.ModuleList(MLP(d, d, d // 8, 3) for _ in range(self.num_mask_tokens))
+        self.iou_prediction_head = MLP(
+            d,
+            cfg.iou_head_hidden_dim,
+            self.num_mask_tokens,
+            cfg.iou_head_depth,
+            sigmoid_output=cfg.iou_prediction_use_sigmoid,
+        )
         if cfg.pred_obj_scores:
             self.pred_obj_score_head = MLP(d, d, 1, 3) if cfg.pred_obj_scores_mlp else nn.Linear(d, 1)
         self.dynamic_multimask = cfg.dynamic_multimask_via_stability
         self.stability_delta = cfg.dynamic_multimask_stability_delta
         self.stability_thresh = cfg.dynamic_multimask_stability_thresh
 
-    def forward(self, image: Tensor, image_pe: Tensor, sparse: Tensor, dense: Tensor, multimask: bool,
-                high_res: list[Tensor]) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, image: Tensor, image_pe: Tensor, sparse: Tensor, dense: Tensor, multimask: bool, high_res: list[Tensor]
+    ) -> tuple[Tensor, Tensor]:
         """``image [B, C, h, w]`` (one per prompt set), ``image_pe [1, C, h, w]``, ``sparse [B, N, C]``,
         ``dense [B, C, h, w]``, ``high_res`` = projected [stride 4, stride 8] features
         -> (mask logits ``[B, K, 4h, 4w]``, IoU ``[B, K]``), K = 3 if ``multimask`` else 1."""
@@ -70,14 +75,16 @@ class MaskDecoder(nn.Module):
             return self._dynamic_single_mask(masks, iou)
         return masks[:, :1], iou[:, :1]
 
-    def predict_masks(self, image: Tensor, image_pe: Tensor, sparse: Tensor, dense: Tensor,
-                      high_res: list[Tensor]) -> tuple[Tensor, Tensor]:
+    def predict_masks(
+        self, image: Tensor, image_pe: Tensor, sparse: Tensor, dense: Tensor, high_res: list[Tensor]
+    ) -> tuple[Tensor, Tensor]:
         """All 1 + 3 masks and their IoU predictions."""
         masks, iou, _, _ = self.predict_all(image, image_pe, sparse, dense, high_res)
         return masks, iou
 
-    def predict_all(self, image: Tensor, image_pe: Tensor, sparse: Tensor, dense: Tensor,
-                    high_res: list[Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    def predict_all(
+        self, image: Tensor, image_pe: Tensor, sparse: Tensor, dense: Tensor, high_res: list[Tensor]
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
         """All 1 + 3 masks, their IoU, the mask tokens ``[B, 4, C]`` after the transformer (the video
         path's object pointers are made from them) and the object-score logits ``[B, 1]`` (or None)."""
         heads = [self.iou_token.weight, self.mask_tokens.weight]
@@ -92,7 +99,7 @@ class MaskDecoder(nn.Module):
         _, c, h, w = src.shape
         hs, src = self.transformer(src, pos, tokens)
         iou_out = hs[:, first]
-        mask_out = hs[:, first + 1: first + 1 + self.num_mask_tokens]
+        mask_out = hs[:, first + 1 : first + 1 + self.num_mask_tokens]
 
         src = src.transpose(1, 2).reshape(b, c, h, w)
         if self.use_high_res_features:
@@ -121,5 +128,7 @@ class MaskDecoder(nn.Module):
         best_mask = masks[:, 1:][rows, best].unsqueeze(1)
         best_iou = iou[:, 1:][rows, best].unsqueeze(1)
         stable = self._stability(masks[:, :1]) >= self.stability_thresh  # [B, 1]
-        return (torch.where(stable[..., None, None], masks[:, :1], best_mask),
-                torch.where(stable, iou[:, :1], best_iou))
+        return (
+            torch.where(stable[..., None, None], masks[:, :1], best_mask),
+            torch.where(stable, iou[:, :1], best_iou),
+        )

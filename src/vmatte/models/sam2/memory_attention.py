@@ -37,8 +37,9 @@ def rotate(x: Tensor, freqs: Tensor) -> Tensor:
 
 
 class RoPEAttention(nn.Module):
-    def __init__(self, dim: int, num_heads: int, theta: float, kv_dim: int | None = None,
-                 repeat_k: bool = False) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, theta: float, kv_dim: int | None = None, repeat_k: bool = False
+    ) -> None:
         super().__init__()
         kv_dim = kv_dim or dim
         self.num_heads = num_heads
@@ -85,16 +86,16 @@ class MemoryAttentionLayer(nn.Module):
         super().__init__()
         d = cfg.d_model
         self.self_attn = RoPEAttention(d, cfg.mem_attn_heads, cfg.rope_theta)
-        self.cross_attn_image = RoPEAttention(d, cfg.mem_attn_heads, cfg.rope_theta, kv_dim=cfg.mem_dim,
-                                              repeat_k=True)
+        self.cross_attn_image = RoPEAttention(d, cfg.mem_attn_heads, cfg.rope_theta, kv_dim=cfg.mem_dim, repeat_k=True)
         self.linear1 = nn.Linear(d, cfg.mem_attn_ffn)
         self.linear2 = nn.Linear(cfg.mem_attn_ffn, d)
         self.norm1 = nn.LayerNorm(d)
         self.norm2 = nn.LayerNorm(d)
         self.norm3 = nn.LayerNorm(d)
 
-    def forward(self, x: Tensor, memory: Tensor, memory_pos: Tensor, hw: tuple[int, int],
-                num_ptr_tokens: int) -> Tensor:
+    def forward(
+        self, x: Tensor, memory: Tensor, memory_pos: Tensor, hw: tuple[int, int], num_ptr_tokens: int
+    ) -> Tensor:
         y = self.norm1(x)
         x = x + self.self_attn(y, y, y, hw)
         y = self.norm2(x)
@@ -108,8 +109,9 @@ class MemoryAttention(nn.Module):
         self.layers = nn.ModuleList(MemoryAttentionLayer(cfg) for _ in range(cfg.mem_attn_layers))
         self.norm = nn.LayerNorm(cfg.d_model)
 
-    def forward(self, feat: Tensor, feat_pos: Tensor, memory: Tensor, memory_pos: Tensor,
-                num_ptr_tokens: int) -> Tensor:
+    def forward(
+        self, feat: Tensor, feat_pos: Tensor, memory: Tensor, memory_pos: Tensor, num_ptr_tokens: int
+    ) -> Tensor:
         """``feat``, ``feat_pos [B, C, h, w]``; ``memory``, ``memory_pos [B, M, mem_dim]`` (spatial memory
         tokens first, ``num_ptr_tokens`` pointer tokens last) -> conditioned features ``[B, C, h, w]``."""
         b, c, h, w = feat.shape

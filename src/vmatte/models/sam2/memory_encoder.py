@@ -21,8 +21,9 @@ from ..sam.common import LayerNorm2d
 from .config import Sam2Config
 
 
-def sine_position_encoding(channels: int, h: int, w: int, device: torch.device | None = None,
-                           temperature: float = 10000.0) -> Tensor:
+def sine_position_encoding(
+    channels: int, h: int, w: int, device: torch.device | None = None, temperature: float = 10000.0
+) -> Tensor:
     """``[1, channels, h, w]``: DETR's normalised 2-D sine encoding (y features first, then x)."""
     half = channels // 2
     scale, eps = 2 * math.pi, 1e-6
@@ -47,14 +48,17 @@ class MaskDownSampler(nn.Module):
         super().__init__()
         stride, total = cfg.mask_downsampler_stride, cfg.backbone_stride
         n = round(math.log(total) / math.log(stride))
-        if stride ** n != total:
+        if stride**n != total:
             raise ValueError(f"mask downsampler stride {stride} does not reach the feature stride {total}")
         layers: list[nn.Module] = []
         c_in = 1
         for _ in range(n):
-            c_out = c_in * stride ** 2
-            layers += [nn.Conv2d(c_in, c_out, cfg.mask_downsampler_kernel, stride, cfg.mask_downsampler_padding),
-                       LayerNorm2d(c_out), nn.GELU()]
+            c_out = c_in * stride**2
+            layers += [
+                nn.Conv2d(c_in, c_out, cfg.mask_downsampler_kernel, stride, cfg.mask_downsampler_padding),
+                LayerNorm2d(c_out),
+                nn.GELU(),
+            ]
             c_in = c_out
         layers.append(nn.Conv2d(c_in, cfg.d_model, kernel_size=1))
         self.encoder = nn.Sequential(*layers)

@@ -46,8 +46,12 @@ class FpnNeck(nn.Module):
         for i in range(n, -1, -1):  # coarse to fine
             lateral = self.convs[n - i](xs[i])
             if prev is not None and i in self.top_down_levels:
-                up = F.interpolate(prev.float(), scale_factor=2.0, mode=self.interp,
-                                   align_corners=None if self.interp == "nearest" else False)
+                up = F.interpolate(
+                    prev.float(),
+                    scale_factor=2.0,
+                    mode=self.interp,
+                    align_corners=None if self.interp == "nearest" else False,
+                )
                 prev = lateral + up
             else:
                 prev = lateral

@@ -17,10 +17,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..sam.prompt_encoder import PromptEncoder
 from .config import Sam2Config
 from .mask_decoder import MaskDecoder
 from .neck import ImageEncoder
-from ..sam.prompt_encoder import PromptEncoder
 
 Features = tuple[Tensor, list[Tensor]]
 
@@ -50,8 +50,9 @@ class Sam2(nn.Module):
         dec = self.sam_mask_decoder
         return embed, [dec.conv_s0(levels[0]), dec.conv_s1(levels[1])]
 
-    def decode(self, features: Features, coords: Tensor, labels: Tensor, multimask: bool,
-               mask_input: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def decode(
+        self, features: Features, coords: Tensor, labels: Tensor, multimask: bool, mask_input: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Point prompts -> (low-res mask logits ``[B, K, S/4, S/4]``, IoU ``[B, K]``), K = 3 or 1.
 
         ``coords [B, N, 2]``: (x, y) in the ``S x S`` input frame; ``labels [B, N]``: 1 positive,

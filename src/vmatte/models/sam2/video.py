@@ -84,8 +84,9 @@ class Sam2Video(Sam2):
         dec = self.sam_mask_decoder
         return FrameFeatures(feat, pos, [dec.conv_s0(levels[0]), dec.conv_s1(levels[1])])
 
-    def memory_tokens(self, spatial: list[tuple[int, Tensor, Tensor]], pointers: list[tuple[int, Tensor]],
-                      max_ptrs: int) -> tuple[Tensor, Tensor, int]:
+    def memory_tokens(
+        self, spatial: list[tuple[int, Tensor, Tensor]], pointers: list[tuple[int, Tensor]], max_ptrs: int
+    ) -> tuple[Tensor, Tensor, int]:
         """The memory bank as tokens ``[B, M, mem_dim]`` + their encodings, and how many are pointers.
 
         ``spatial``: (t_pos, memory ``[B, mem_dim, h, w]``, its position encoding ``[1, mem_dim, h, w]``),
@@ -126,9 +127,15 @@ class Sam2Video(Sam2):
         tokens, tokens_pos, n_ptr = memory
         return self.memory_attention(feat, frame.pos.expand(batch, -1, -1, -1), tokens, tokens_pos, n_ptr)
 
-    def sam_heads(self, feat: Tensor, high_res: list[Tensor], coords: Tensor | None = None,
-                  labels: Tensor | None = None, mask_input: Tensor | None = None,
-                  multimask: bool = False) -> SamOutput:
+    def sam_heads(
+        self,
+        feat: Tensor,
+        high_res: list[Tensor],
+        coords: Tensor | None = None,
+        labels: Tensor | None = None,
+        mask_input: Tensor | None = None,
+        multimask: bool = False,
+    ) -> SamOutput:
         """Decode ``feat [B, C, h, w]`` with point prompts (``coords [B, N, 2]`` in the S x S input,
         ``labels [B, N]``, 2/3 = box corners) and/or a mask prompt (``[B, 1, *, *]`` logits or 0/1)."""
         b = feat.shape[0]
@@ -139,8 +146,9 @@ class Sam2Video(Sam2):
         if mask_input is not None:
             size = (4 * self.config.embedding_size,) * 2
             if tuple(mask_input.shape[-2:]) != size:
-                mask_input = F.interpolate(mask_input.float(), size=size, mode="bilinear", align_corners=False,
-                                           antialias=True)
+                mask_input = F.interpolate(
+                    mask_input.float(), size=size, mode="bilinear", align_corners=False, antialias=True
+                )
         sparse = prompt.embed_points(coords, labels)
         dense = prompt.embed_mask(mask_input, b)
         high_res = [f.expand(b, -1, -1, -1) for f in high_res]
@@ -177,17 +185,20 @@ class Sam2Video(Sam2):
         """A mask prompt ``[B, 1, S, S]`` (0/1) taken as the frame's answer, with its object pointer."""
         m = mask.float()
         high = m * 20.0 - 10.0
-        low = F.interpolate(high, size=(high.shape[-2] // 4, high.shape[-1] // 4), mode="bilinear",
-                            align_corners=False, antialias=True)
+        low = F.interpolate(
+            high, size=(high.shape[-2] // 4, high.shape[-1] // 4), mode="bilinear", align_corners=False, antialias=True
+        )
         b = m.shape[0]
         # the pointer: the decoder on the raw features (no memory), prompted by the downsampled mask
-        ptr = self.sam_heads(frame.feat.expand(b, -1, -1, -1), frame.high_res,
-                             mask_input=self.mask_downsample(m)).obj_ptr
+        ptr = self.sam_heads(
+            frame.feat.expand(b, -1, -1, -1), frame.high_res, mask_input=self.mask_downsample(m)
+        ).obj_ptr
         present = (m.flatten(1) > 0).any(dim=1, keepdim=True).float()
         return SamOutput(low, high, m.new_ones(b, 1), self._pointer(ptr, present), present * 20.0 - 10.0)
 
-    def encode_memory(self, frame: FrameFeatures, high_res_logits: Tensor, object_score: Tensor,
-                      binarize: bool) -> tuple[Tensor, Tensor]:
+    def encode_memory(
+        self, frame: FrameFeatures, high_res_logits: Tensor, object_score: Tensor, binarize: bool
+    ) -> tuple[Tensor, Tensor]:
         """(memory ``[B, mem_dim, h, w]``, position encoding ``[1, mem_dim, h, w]``) of the frame with the
         mask ``high_res_logits [B, 1, S, S]``; ``binarize``: a prompted frame's hard mask."""
         cfg = self.config

@@ -3,5 +3,12 @@
 from .config import VideoMaMaConstants, svd_unet_config, svd_vae_config, tiny_unet_config, tiny_vae_config
 from .network import NetworkShape, VideoMaMa
 
-__all__ = ["NetworkShape", "VideoMaMa", "VideoMaMaConstants", "svd_unet_config", "svd_vae_config", "tiny_unet_config",
-           "tiny_vae_config"]
+__all__ = [
+    "NetworkShape",
+    "VideoMaMa",
+    "VideoMaMaConstants",
+    "svd_unet_config",
+    "svd_vae_config",
+    "tiny_unet_config",
+    "tiny_vae_config",
+]

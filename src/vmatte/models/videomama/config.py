@@ -71,5 +71,10 @@ def svd_unet_config() -> dict:
 
 def svd_vae_config() -> dict:
     """The SVD VAE's shape (4 levels, latents at 1/8 size)."""
-    return {"down_block_types": ["DownEncoderBlock2D"] * 4, "block_out_channels": [128, 256, 512, 512],
-            "layers_per_block": 2, "latent_channels": LATENT_CHANNELS, "scaling_factor": 0.18215}
+    return {
+        "down_block_types": ["DownEncoderBlock2D"] * 4,
+        "block_out_channels": [128, 256, 512, 512],
+        "layers_per_block": 2,
+        "latent_channels": LATENT_CHANNELS,
+        "scaling_factor": 0.18215,
+    }

@@ -36,15 +36,22 @@ class VideoMaMa(nn.Module):
     def __init__(self, unet: nn.Module, vae: nn.Module, constants: VideoMaMaConstants = VideoMaMaConstants()):
         super().__init__()
         if unet.config.in_channels != UNET_IN_CHANNELS:
-            raise ValueError(f"VideoMaMa's UNet takes {UNET_IN_CHANNELS} input channels, this one "
-                             f"{unet.config.in_channels}: it is not a VideoMaMa UNet")
+            raise ValueError(
+                f"VideoMaMa's UNet takes {UNET_IN_CHANNELS} input channels, this one "
+                f"{unet.config.in_channels}: it is not a VideoMaMa UNet"
+            )
         self.unet = unet
         self.vae = vae
         self.constants = constants
 
     @classmethod
-    def from_config(cls, unet_config: dict, vae_config: dict, constants: VideoMaMaConstants = VideoMaMaConstants(),
-                    empty: bool = False) -> "VideoMaMa":
+    def from_config(
+        cls,
+        unet_config: dict,
+        vae_config: dict,
+        constants: VideoMaMaConstants = VideoMaMaConstants(),
+        empty: bool = False,
+    ) -> VideoMaMa:
         """Build both networks from their configs (random weights); ``empty``: on the meta device, no
         memory, for weights loaded afterwards with ``load_state_dict(..., assign=True)``."""
         from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
@@ -64,7 +71,9 @@ class VideoMaMa(nn.Module):
         """[N, 3, H, W] in [-1, 1] -> [N, 4, h, w]: the posterior mean, unscaled (as SVD conditions on
         image latents); encoded ``decode_frames`` at a time to bound activation memory."""
         step = self.constants.decode_frames
-        return torch.cat([self.vae.encode(images[i:i + step]).latent_dist.mode() for i in range(0, len(images), step)])
+        return torch.cat(
+            [self.vae.encode(images[i : i + step]).latent_dist.mode() for i in range(0, len(images), step)]
+        )
 
     def _noise(self, like: Tensor) -> Tensor:
         # Drawn on the CPU from a fixed seed: the same chunk gives the same matte on any device/run.
@@ -87,12 +96,17 @@ class VideoMaMa(nn.Module):
         sample = torch.cat([self._noise(frame_latents), frame_latents, mask_latents], dim=1).unsqueeze(0)
         c = self.constants
         clip_embedding = sample.new_zeros(1, 1, self.unet.config.cross_attention_dim)
-        time_ids = torch.tensor([[c.fps_id, c.motion_bucket_id, c.noise_aug_strength]], device=sample.device,
-                                dtype=dtype)
+        time_ids = torch.tensor(
+            [[c.fps_id, c.motion_bucket_id, c.noise_aug_strength]], device=sample.device, dtype=dtype
+        )
         timestep = torch.tensor([c.timestep], device=sample.device, dtype=dtype)
         matte_latents = self.unet(sample, timestep, clip_embedding, time_ids, return_dict=False)[0][0]
         matte_latents = matte_latents / self.vae.config.scaling_factor
         step = c.decode_frames
-        images = torch.cat([self.vae.decode(matte_latents[i:i + step], num_frames=len(matte_latents[i:i + step])).sample
-                            for i in range(0, t, step)])
+        images = torch.cat(
+            [
+                self.vae.decode(matte_latents[i : i + step], num_frames=len(matte_latents[i : i + step])).sample
+                for i in range(0, t, step)
+            ]
+        )
         return (images.float() / 2 + 0.5).clamp(0, 1).mean(dim=1)

@@ -55,7 +55,7 @@ def temporal_indices(rng: np.random.Generator, length: int, num_frames: int, cfg
     if num_frames > 2 and rng.random() < cfg.p_pause:  # the subject freezes for a few frames
         k = int(rng.integers(0, num_frames - 1))
         hold = int(rng.integers(1, num_frames - k))
-        idx = (idx[:k + 1] + [idx[k]] * hold + idx[k + 1:])[:num_frames]
+        idx = (idx[: k + 1] + [idx[k]] * hold + idx[k + 1 :])[:num_frames]
     if num_frames > 2 and rng.random() < cfg.p_skip:  # a dropped-frame jump
         k = int(rng.integers(1, num_frames))
         jump = int(rng.integers(1, 4)) * speed

@@ -59,9 +59,14 @@ class TrainingClips(Dataset):
         self.segmentation = find_segmentation(cfg.segmentation) if cfg.segmentation else []
         self.bg_images = find_background_images(cfg.background_images)
         self.bg_videos = find_background_videos(cfg.background_videos)
-        self.weights = np.array([cfg.weight_video_matting * bool(self.clips),
-                                 cfg.weight_image_matting * bool(self.stills),
-                                 cfg.weight_segmentation * bool(self.segmentation)], dtype=np.float64)
+        self.weights = np.array(
+            [
+                cfg.weight_video_matting * bool(self.clips),
+                cfg.weight_image_matting * bool(self.stills),
+                cfg.weight_segmentation * bool(self.segmentation),
+            ],
+            dtype=np.float64,
+        )
         if self.weights.sum() <= 0:
             raise ValueError("no data kind with a positive weight has data")
 
@@ -101,8 +106,9 @@ class TrainingClips(Dataset):
             return video.read(temporal_indices(rng, len(video), t, self.aug))
         return [read_rgb(self.bg_images[int(rng.integers(len(self.bg_images)))])] * t
 
-    def _composite(self, rng: np.random.Generator, fgr: list[np.ndarray], pha: list[np.ndarray],
-                   cover: bool) -> dict[str, torch.Tensor]:
+    def _composite(
+        self, rng: np.random.Generator, fgr: list[np.ndarray], pha: list[np.ndarray], cover: bool
+    ) -> dict[str, torch.Tensor]:
         t, size = self.cfg.seq_len, self.size
         bg = self._background(rng)
         fg_motion, bg_motion = clip_motion(rng, t, self.aug), clip_motion(rng, t, self.aug)
@@ -118,8 +124,13 @@ class TrainingClips(Dataset):
             alphas.append(a)
             fgrs.append(f)
         mask0 = first_frame_mask(alphas[0], rng, self.aug.mask_radius)
-        return {"image": _chw(images), "alpha": _chw(alphas), "fgr": _chw(fgrs),
-                "mask0": torch.from_numpy(mask0)[None], "kind": torch.tensor(MATTING)}
+        return {
+            "image": _chw(images),
+            "alpha": _chw(alphas),
+            "fgr": _chw(fgrs),
+            "mask0": torch.from_numpy(mask0)[None],
+            "kind": torch.tensor(MATTING),
+        }
 
     # ---- segmentation --------------------------------------------------------------------------
 
@@ -137,8 +148,13 @@ class TrainingClips(Dataset):
             alphas.append((warp(m, motion, i, size, True, zero_border=True) > 0.5).astype(np.float32))
         mask0 = first_frame_mask(alphas[0], rng, self.aug.mask_radius)
         image = _chw(images)
-        return {"image": image, "alpha": _chw(alphas), "fgr": image.clone(),
-                "mask0": torch.from_numpy(mask0)[None], "kind": torch.tensor(SEGMENTATION)}
+        return {
+            "image": image,
+            "alpha": _chw(alphas),
+            "fgr": image.clone(),
+            "mask0": torch.from_numpy(mask0)[None],
+            "kind": torch.tensor(SEGMENTATION),
+        }
 
 
 class StepSampler(Sampler):

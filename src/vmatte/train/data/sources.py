@@ -31,8 +31,10 @@ from vmatte.io.reader import IMAGE_EXTENSIONS, natural_key, open_source
 
 
 def _images(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")),
-                  key=lambda p: natural_key(p.name))
+    return sorted(
+        (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")),
+        key=lambda p: natural_key(p.name),
+    )
 
 
 def _unit(img: np.ndarray) -> np.ndarray:
@@ -147,11 +149,17 @@ def find_matting_clips(paths: Sequence[str | os.PathLike]) -> list[MattingClip]:
         if _paired(p / "fgr", p / "pha"):
             out.append(MattingClip(FrameSequence(p / "fgr"), FrameSequence(p / "pha", grey=True)))
         elif (p / "fgr").is_dir() and (p / "pha").is_dir():
-            out += [MattingClip(FrameSequence(s.image), FrameSequence(s.alpha, grey=True))
-                    for s in find_foregrounds([p]) if s.kind == "video"]
+            out += [
+                MattingClip(FrameSequence(s.image), FrameSequence(s.alpha, grey=True))
+                for s in find_foregrounds([p])
+                if s.kind == "video"
+            ]
         else:
-            subs = [c for c in sorted(p.iterdir(), key=lambda e: natural_key(e.name))
-                    if c.is_dir() and _paired(c / "fgr", c / "pha")]
+            subs = [
+                c
+                for c in sorted(p.iterdir(), key=lambda e: natural_key(e.name))
+                if c.is_dir() and _paired(c / "fgr", c / "pha")
+            ]
             if not subs:
                 raise InputError(f"{p} holds no clips; give fgr/ + pha/ folders (VideoMatte240K layout)")
             out += [MattingClip(FrameSequence(c / "fgr"), FrameSequence(c / "pha", grey=True)) for c in subs]
@@ -192,8 +200,11 @@ def find_segmentation(paths: Sequence[str | os.PathLike]) -> list[SegmentationIt
                     out.append(SegmentationItem(FrameSequence(seq), FrameSequence(ann, grey=True)))
         elif (p / "images").is_dir() and (p / "masks").is_dir():
             masks = {m.stem: m for m in _images(p / "masks")}
-            out += [SegmentationItem(_Single(i), _Single(masks[i.stem], grey=True))
-                    for i in _images(p / "images") if i.stem in masks]
+            out += [
+                SegmentationItem(_Single(i), _Single(masks[i.stem], grey=True))
+                for i in _images(p / "images")
+                if i.stem in masks
+            ]
         else:
             raise InputError(f"{p} is not segmentation data; give images/ + masks/ or JPEGImages/ + Annotations/")
     return out
@@ -235,8 +246,11 @@ def find_background_videos(paths: Sequence[str | os.PathLike]) -> list[FrameSequ
         elif p.is_dir() and _images(p):
             out.append(FrameSequence(p))
         elif p.is_dir():
-            out += [FrameSequence(c) for c in sorted(p.iterdir(), key=lambda e: natural_key(e.name))
-                    if (c.is_dir() and _images(c)) or c.suffix.lower() in VIDEO_EXTENSIONS]
+            out += [
+                FrameSequence(c)
+                for c in sorted(p.iterdir(), key=lambda e: natural_key(e.name))
+                if (c.is_dir() and _images(c)) or c.suffix.lower() in VIDEO_EXTENSIONS
+            ]
         else:
             raise InputError(f"background video {p} not found; give a video file or a frame folder")
     return out
