@@ -115,7 +115,7 @@ def test_recipe_weights_match_sha256(state_dict):
 
 @pytest.fixture(scope="module")
 def fused_network(state_dict) -> MatAnyone:
-    """As vmatte runs it on the CPU (engine.matanyone.prepare_network: BatchNorm folded, Winograd 3x3)."""
+    """As vmatte runs it on the CPU (engine.matanyone.prepare_network: BatchNorm folded, NHWC encoders)."""
     net = MatAnyone()
     net.load_state_dict(state_dict, strict=True)
     return prepare_network(net, "cpu")

@@ -221,7 +221,7 @@ def test_prepare_network_swaps_3x3_convolutions_for_winograd_and_keeps_the_numbe
 
     torch.manual_seed(0)
     plain = MatAnyone().eval()
-    fast = prepare_network(copy.deepcopy(plain), "cpu")
+    fast = prepare_network(copy.deepcopy(plain), "cpu", winograd=True)
     swapped = [m for m in fast.modules() if isinstance(m, WinogradConv2d)]
     if not torch._nnpack_available():
         pytest.skip("this PyTorch build has no NNPACK: the plain convolutions run")

@@ -5,16 +5,20 @@ Each choice here was measured side by side against the official layout on the sa
 numeric fixture's tolerance (``tests/test_matanyone_fixture.py`` runs both paths).
 
 - Frozen BatchNorm folded into the convolution before it (exact up to float rounding).
-- On the CPU, every 3x3 stride-1 convolution (most of MatAnyone's arithmetic: the ResNet
-  bottlenecks' middle convolutions, the ResNet-18 mask encoder, every residual and channel
-  attention block, the decoder up to full resolution, the GRUs) runs as a Winograd transform
-  (NNPACK, bundled with PyTorch): F(6x6, 3x3) needs about a quarter of the multiplications
-  of a direct convolution, at a relative error of ~1e-5 (the fixture allows 5e-4 absolute on
-  alpha). Measured 1.5-3x faster than oneDNN per convolution at MatAnyone's shapes on 1-2
-  threads. Where PyTorch was built without NNPACK the plain convolution runs.
+- On the CPU, the encoders in channels-last (NHWC) memory layout.
+- Optional (``winograd=True`` or ``VMATTE_WINOGRAD=1``): every 3x3 stride-1 convolution on the
+  CPU as a Winograd transform (NNPACK, bundled with PyTorch): F(6x6, 3x3) needs about a quarter
+  of the multiplications, at a relative error of ~1e-5 (the fixture allows 5e-4 on alpha). It
+  is off by default because it did not pay end to end where it was measured last: on a quiet
+  2-core AMD EPYC, 512x288, 2 threads, 8 alternating steps, fused NHWC ran at 1.15x the
+  official layout (median; min 1.02x) and fused + Winograd at 0.78x (min 0.87x)
+  (``benchmarks/speed_matanyone.py`` compares the default with the official layout).
+  Measure on your CPU before turning it on.
 """
 
 from __future__ import annotations
+
+import os
 
 import torch
 from torch import Tensor, nn
@@ -75,10 +79,14 @@ def use_winograd_(module: nn.Module) -> int:
     return swapped
 
 
-def prepare_network(network: MatAnyone, device: torch.device | str) -> MatAnyone:
-    """Load weights first; the state_dict is no longer the official layout afterwards."""
+def prepare_network(network: MatAnyone, device: torch.device | str, winograd: bool | None = None) -> MatAnyone:
+    """Load weights first; the state_dict is no longer the official layout afterwards.
+    ``winograd`` (CPU only; None: the ``VMATTE_WINOGRAD`` environment variable, default off)."""
     device = torch.device(device)
-    network.eval().fuse_for_inference(channels_last=False)
-    if device.type == "cpu":
+    if winograd is None:
+        winograd = os.environ.get("VMATTE_WINOGRAD", "").strip().lower() in ("1", "true", "yes")
+    cpu = device.type == "cpu"
+    network.eval().fuse_for_inference(channels_last=cpu and not winograd)
+    if cpu and winograd:
         use_winograd_(network)
     return network
