@@ -182,14 +182,17 @@ class RVMOnnx(PerFrameMatter):
 class RVMAuto(PerFrameMatter):
     """The shipped MobileNetV3 weights on the CPU, on whichever runtime is faster for this video.
 
-    Measured on 2 cores (benchmarks/speed.py): onnxruntime wins while the network's input is
-    small (128 px long side: 5.4 vs 11.6 ms/frame), PyTorch wins from ~300 px up (480 px, the
-    default for HD: 69 vs 82-89 ms). The choice is made per video, from its first frame. Both
+    Measured on a quiet 2-core AMD EPYC (``benchmarks/speed.py --worker ab SIZE N``, the runtimes
+    alternating on the same frames): onnxruntime is ahead at the default ratios up to HD and 4K
+    (a network input of at most 480 px; at 1920x1080, 6 blocks of 5 frames: onnxruntime 153 /
+    171 ms/frame min / median, PyTorch 183 / 219); earlier figures taken on a heavily loaded
+    machine favoured PyTorch from ~300 px up, so the switch is now above 512 px (larger
+    ``--downsample-ratio`` settings). The choice is made per video, from its first frame. Both
     compute the same network (max difference ~1e-5); the ONNX path is only used when the ratio
     is below 1, where both run the refiner, so results do not depend on the choice.
     """
 
-    ONNX_MAX_SIDE = 288
+    ONNX_MAX_SIDE = 512
 
     def __init__(self, make_torch, onnx: RVMOnnx, settings: RVMSettings, description: str, chosen: str = ""):
         self._make_torch = make_torch
