@@ -189,7 +189,13 @@ CASES = [
     Case("--device meta", _device("meta"), Expect(ERROR, ("device",))),
     Case("--device xla", _device("xla"), Expect(ERROR, ("device",))),
     Case("--mask-at 999 past the last frame (every alpha was 0)", _mask_at(999), Expect(ERROR, ("frame 999",))),
-    Case("--mask-at at the frame just past the end", _mask_at(3), Expect(ERROR, ("frame 3",))),
+    # A video's frame count is known only once it is read (its header's is an estimate), so the run
+    # gets that far: rvm-target's (true) warning that the box mask holds no person may come first.
+    Case(
+        "--mask-at at the frame just past the end",
+        _mask_at(3),
+        Expect(ERROR, ("frame 3",), warnings_first=True),
+    ),
     Case(
         "PNG frame with a valid signature and a garbage body (OpenCV's own log lines)",
         _garbage_png_frame,

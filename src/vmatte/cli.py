@@ -312,8 +312,8 @@ def _keyframes(args: argparse.Namespace) -> dict[int, str]:
 
 
 def _add_batch(sub: argparse._SubParsersAction) -> None:
+    from .engine.registry import BACKENDS, help_lines
     from .io.formats import DEFAULT_FORMATS
-    from .matte import BACKENDS, MODELS
 
     p = sub.add_parser(
         "batch",
@@ -333,7 +333,7 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
         help="output root (created if missing); with --ray, a folder every node sees at this path",
     )
     p.add_argument(
-        "-m", "--model", default="auto", choices=list(MODELS), help="model of rows without one (default: auto)"
+        "-m", "--model", default="auto", choices=list(help_lines()), help="model of rows without one (default: auto)"
     )
     p.add_argument("-f", "--formats", default=",".join(DEFAULT_FORMATS), help="formats of rows without any")
     p.add_argument("--device", default="auto", help="device of rows without one (default: auto)")

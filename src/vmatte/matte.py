@@ -23,16 +23,18 @@ from .engine import registry
 from .engine.device import resolve_device
 from .engine.loop import QUEUE_FRAMES, FrameResult, results, run
 from .engine.matter import Matter, as_matter
-from .engine.outputs import OutputPlan, TargetOutputs
+from .engine.outputs import OutputPlan, default_stem, own_outputs
 from .engine.pipeline import Prefetcher
 from .engine.refine import RefineSettings, refined
 from .engine.registry import BACKENDS, MatterOptions
 from .engine.resume import should_journal
+from .engine.segment.clicks import keyframes_with_clicks
 from .errors import VmatteError
 from .io.formats import DEFAULT_FORMATS, FORMATS, parse_formats
-from .io.ownership import lock_outputs
+from .io.masks import check_keyframes_inside
 from .io.reader import VideoInfo, open_source
-from .io.writers import Background, prepare_output_dir
+from .io.writers import Background
+from .progress import run_progress
 
 __all__ = [
     "BACKENDS",
@@ -100,7 +102,7 @@ def iter_matte(
     ``frames`` / ``input_colorspace``: EXR/DPX plates (see :func:`vmatte.io.reader.open_source`);
     ``refine``: the matte refinement controls (:class:`~vmatte.engine.refine.RefineSettings`)."""
     if clicks or excludes:
-        model_options["keyframes"] = _click_keyframes(
+        model_options["keyframes"] = keyframes_with_clicks(
             input, model, fps, clicks, excludes, model_options, False, segmenter
         )
     matter = model if not isinstance(model, str) else load_matter(model, **model_options)
@@ -156,7 +158,7 @@ def matte(
     """
     if clicks or excludes:  # the clicked target becomes a keyframe mask, then is handled as one
         parse_formats(formats)  # a format typo should not cost an RVM pass
-        model_options["keyframes"] = _click_keyframes(
+        model_options["keyframes"] = keyframes_with_clicks(
             input, model, fps, clicks, excludes, model_options, progress, segmenter
         )
     # Cheap checks first (formats, background, input, mask, output folder), the model last: a
@@ -178,7 +180,7 @@ def matte(
     start = time.perf_counter()
     with open_source(input, fps=fps, frames=frames, colorspace=input_colorspace) as src, ExitStack() as owned:
         info = src.info
-        _check_keyframe(last_key, info.num_frames, exact=info.is_image_sequence)  # before any work
+        check_keyframes_inside(last_key, info.num_frames, exact=info.is_image_sequence)  # before any work
         if isinstance(model, str) and model_options.get("keyframes"):
             # fitted to the frame now: a mask of another video fails before any output exists, and a
             # resize warning prints before the progress bar instead of on its line
@@ -193,15 +195,8 @@ def matte(
                 f"the frame rate",
                 file=sys.stderr,
             )
-        plan = OutputPlan(output_dir, stem or _stem(info), ids, names, background, overwrite, exr_compression)
-        outdir = Path(os.fspath(output_dir)).expanduser()
-        prepare_output_dir(outdir)
-        # This run owns its stems (and the journal's) from here to the end: a second run is refused.
-        locks = {}
-        for lk in lock_outputs(outdir, [plan.stem, *(plan.stem_of(i) for i in ids)]):
-            locks[lk.stem] = lk
-            owned.callback(lk.release)
-        outputs = TargetOutputs(plan, info, locks=locks)  # output checks before the model loads
+        plan = OutputPlan(output_dir, stem or default_stem(info), ids, names, background, overwrite, exr_compression)
+        outputs, locks = own_outputs(plan, info, owned)  # locked for this run; checked before the model loads
         try:
             matter = model if not isinstance(model, str) else load_matter(model, **model_options)
         except BaseException:
@@ -213,8 +208,7 @@ def matte(
         announced = matter.description
         if progress:
             print(f"model: {announced}", file=sys.stderr)
-        bar = _progress_bar(info, progress)
-        tick = _ticker(bar, on_frame)
+        bar, tick = run_progress(info.num_frames, info.path.name, progress, on_frame)
         try:
             if should_journal(matter, info.num_frames, resume, chunk_frames):  # chunks into a journal: resumable
                 from .engine.chunked import journaled_matte
@@ -246,13 +240,13 @@ def matte(
                     bar,
                     tick,
                     run_id=locks[plan.stem].run,
-                    check=lambda n: _check_keyframe(last_key, n, exact=True),
+                    check=lambda n: check_keyframes_inside(last_key, n, exact=True),
                 )
             else:
                 try:
                     need_fgr = any(FORMATS[n].uses_foreground for n in names)
                     count = run(matter, src, outputs.write, foreground=need_fgr, on_frame=tick)
-                    _check_keyframe(last_key, count, exact=True)  # a mask past the end would leave every alpha 0
+                    check_keyframes_inside(last_key, count, exact=True)  # past the end: every alpha would be 0
                     paths = outputs.close()
                 except BaseException:
                     outputs.abort()
@@ -268,59 +262,3 @@ def _say_runtime(matter, announced: str, progress: bool) -> None:
     """A matter that chose its runtime from the first frame (RVM on the CPU) says which one ran."""
     if progress and matter.description != announced:
         print(f"ran: {matter.description}", file=sys.stderr)
-
-
-def _check_keyframe(last: int, frames: int | None, exact: bool) -> None:
-    """A keyframe mask at or past the end of the video: its target would never start (every alpha
-    0). ``frames`` is exact for a count or an image folder, an estimate from a video's header."""
-    if not last or frames is None:
-        return
-    if last >= frames if exact else last >= frames + max(25, frames // 10):
-        raise VmatteError(
-            f"a keyframe mask is at frame {last} but the video has {'' if exact else 'about '}"
-            f"{frames} frames (0..{frames - 1}); give --mask-at/--masks-dir/--click frames inside it"
-        )
-
-
-def _ticker(bar, on_frame):
-    if bar is None:
-        return on_frame
-    if on_frame is None:
-        return lambda _r: bar.update(1)
-
-    def both(r: FrameResult) -> None:
-        bar.update(1)
-        on_frame(r)
-
-    return both
-
-
-def _click_keyframes(input, model, fps, clicks, excludes, options: dict, progress: bool, segmenter) -> dict:
-    from .engine.segment.clicks import click_keyframes
-
-    return click_keyframes(
-        input,
-        clicks,
-        excludes,
-        model=model,
-        mask=options.get("mask"),
-        keyframes=options.get("keyframes"),
-        fps=fps,
-        device=options.get("device", "auto"),
-        progress=progress,
-        segmenter=segmenter,
-    )
-
-
-def _stem(info: VideoInfo) -> str:
-    if info.plate is not None:  # shot.####.exr -> shot
-        return info.plate.stem
-    return info.path.name if info.is_image_sequence else info.path.stem
-
-
-def _progress_bar(info: VideoInfo, enabled: bool):
-    if not enabled:
-        return None
-    from .progress import progress_bar
-
-    return progress_bar(info.num_frames, info.path.name[:30])

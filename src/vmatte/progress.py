@@ -70,3 +70,19 @@ def write_line(text: str, stream: TextIO | None = None) -> None:
         tqdm_module.tqdm.write(text, file=stream)
     else:
         print(text, file=stream, flush=True)
+
+
+def run_progress(total: int | None, desc: str, enabled: bool, on_frame=None):
+    """A run's bar (None when not ``enabled``) and the per-frame callback that moves it and then
+    calls ``on_frame`` (the caller's, if any). -> (bar, callback or None)."""
+    bar = progress_bar(total, desc[:30]) if enabled else None
+    if bar is None:
+        return None, on_frame
+    if on_frame is None:
+        return bar, lambda _r: bar.update(1)
+
+    def both(r) -> None:
+        bar.update(1)
+        on_frame(r)
+
+    return bar, both

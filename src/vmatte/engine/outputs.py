@@ -7,8 +7,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..io.ownership import lock_outputs
 from ..io.reader import VideoInfo
-from ..io.writers import Background, OutputSet
+from ..io.writers import Background, OutputSet, prepare_output_dir
 from .loop import FrameResult
 
 #: Formats that hold every target in one file (a layer per target): one set for all of them.
@@ -96,3 +97,24 @@ class TargetOutputs:
     def abort(self) -> None:
         for out in self.sets.values():
             out.abort()
+
+
+def default_stem(info: VideoInfo) -> str:
+    """The outputs' name: the input's (``shot.####.exr`` -> ``shot``, a folder's own name)."""
+    if info.plate is not None:
+        return info.plate.stem
+    return info.path.name if info.is_image_sequence else info.path.stem
+
+
+def own_outputs(plan: OutputPlan, info: VideoInfo, owned) -> tuple[TargetOutputs, dict]:
+    """Take the plan's folder for this run: create it, lock every stem (the journal's too: it
+    shares ``plan.stem``) until ``owned`` (an ExitStack) closes, so a second run is refused,
+    and open the outputs (an existing file or a bad folder fails here, before the model loads).
+    -> (outputs, {stem: lock})."""
+    outdir = Path(os.fspath(plan.folder)).expanduser()
+    prepare_output_dir(outdir)
+    locks = {}
+    for lk in lock_outputs(outdir, [plan.stem, *(plan.stem_of(i) for i in plan.ids)]):
+        locks[lk.stem] = lk
+        owned.callback(lk.release)
+    return TargetOutputs(plan, info, locks=locks), locks

@@ -346,3 +346,16 @@ class FrameMasks:
                 f"the last {len(self) - frames} were not used (check that they belong to this video)",
                 stacklevel=2,
             )
+
+
+def check_keyframes_inside(last: int, frames: int | None, exact: bool) -> None:
+    """A keyframe mask at or past the end of the video: its target would never start (every alpha
+    0). ``last``: the last keyframe's index; ``frames`` is exact for a count or an image folder,
+    an estimate from a video's header (then only a mask well past it is refused)."""
+    if not last or frames is None:
+        return
+    if last >= frames if exact else last >= frames + max(25, frames // 10):
+        raise InputError(
+            f"a keyframe mask is at frame {last} but the video has {'' if exact else 'about '}"
+            f"{frames} frames (0..{frames - 1}); give --mask-at/--masks-dir/--click frames inside it"
+        )

@@ -430,3 +430,19 @@ def click_keyframes(
         if progress:
             print(f"target at frame {index} ({where}, {used}): {target_box(m, index).describe()}", file=sys.stderr)
     return merged
+
+
+def keyframes_with_clicks(input_path, model, fps, clicks, excludes, options: dict, progress: bool, segmenter) -> dict:
+    """:func:`click_keyframes` for the API's keyword options (``mask``, ``keyframes``, ``device``)."""
+    return click_keyframes(
+        input_path,
+        clicks,
+        excludes,
+        model=model,
+        mask=options.get("mask"),
+        keyframes=options.get("keyframes"),
+        fps=fps,
+        device=options.get("device", "auto"),
+        progress=progress,
+        segmenter=segmenter,
+    )
