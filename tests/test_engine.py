@@ -108,11 +108,17 @@ def test_auto_uses_onnxruntime_for_small_network_inputs_and_matches_pytorch(fram
     assert isinstance(auto._active, RVMOnnx)
 
 
-def test_auto_uses_pytorch_for_large_network_inputs(frames):
-    auto = vmatte.load_matter("rvm", device="cpu")  # 640x360 -> ratio 0.75 -> 480x270 input
+def test_auto_picks_the_runtime_by_network_input_size(frames):
+    from vmatte.engine.rvm import RVMAuto, RVMOnnx
+
+    auto = vmatte.load_matter("rvm", device="cpu")  # 640x360 -> ratio 0.75 -> a 480 px input: onnxruntime
     auto.reset()
     auto.step(frames[0])
-    assert isinstance(auto._active, RVMTorch)
+    assert isinstance(auto._active, RVMOnnx) and 480 <= RVMAuto.ONNX_MAX_SIDE
+    big = vmatte.load_matter("rvm", device="cpu", downsample_ratio=0.9)  # a 576 px input: PyTorch
+    big.reset()
+    big.step(frames[0])
+    assert isinstance(big._active, RVMTorch)
 
 
 def test_alpha_only_runs_skip_the_foreground(frames):

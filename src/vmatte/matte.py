@@ -31,10 +31,10 @@ from .engine.resume import should_journal
 from .engine.segment.clicks import keyframes_with_clicks
 from .errors import VmatteError
 from .io.formats import DEFAULT_FORMATS, FORMATS, parse_formats
-from .io.masks import check_keyframes_inside
+from .io.masks import check_keyframes_inside, fit_schedule, schedule_options
 from .io.reader import VideoInfo, open_source
 from .io.writers import Background
-from .progress import run_progress
+from .progress import run_progress, say_fps_assumed
 
 __all__ = [
     "BACKENDS",
@@ -166,14 +166,7 @@ def matte(
     names = parse_formats(formats)
     if background:
         Background.parse(background)  # a bad background fails before the input is opened
-    if isinstance(model, str) and (model_options.get("mask") is not None or model_options.get("keyframes")):
-        from .io.masks import mask_schedule, schedule_ids
-
-        schedule = mask_schedule(model_options.get("mask"), model_options.get("keyframes"))
-        model_options["mask"], model_options["keyframes"] = None, schedule
-        ids = schedule_ids(schedule)
-    else:
-        ids = as_matter(model).targets if not isinstance(model, str) else (None,)
+    ids = schedule_options(model_options) if isinstance(model, str) else as_matter(model).targets
     if not os.fspath(output_dir):
         raise VmatteError("the output folder is an empty name; give --output a folder name ('.' for here)")
     last_key = max(model_options.get("keyframes") or {0: None}) if isinstance(model, str) else 0
@@ -184,17 +177,8 @@ def matte(
         if isinstance(model, str) and model_options.get("keyframes"):
             # fitted to the frame now: a mask of another video fails before any output exists, and a
             # resize warning prints before the progress bar instead of on its line
-            from .io.masks import fit_to_frame
-
-            model_options["keyframes"] = {
-                k: fit_to_frame(m, (info.height, info.width)) for k, m in model_options["keyframes"].items()
-            }
-        if progress and info.is_image_sequence and info.plate is None and fps is None:
-            print(
-                f"{info.path.name}/: {info.num_frames} images, {float(info.fps):g} fps assumed; use --fps to set "
-                f"the frame rate",
-                file=sys.stderr,
-            )
+            model_options["keyframes"] = fit_schedule(model_options["keyframes"], (info.height, info.width))
+        say_fps_assumed(info, fps, progress)
         plan = OutputPlan(output_dir, stem or default_stem(info), ids, names, background, overwrite, exr_compression)
         outputs, locks = own_outputs(plan, info, owned)  # locked for this run; checked before the model loads
         try:

@@ -86,3 +86,12 @@ def run_progress(total: int | None, desc: str, enabled: bool, on_frame=None):
         on_frame(r)
 
     return bar, both
+
+
+def say_fps_assumed(info, fps: float | None, enabled: bool) -> None:
+    """An image folder has no frame rate of its own: say which one the outputs get."""
+    if enabled and info.is_image_sequence and info.plate is None and fps is None:
+        write_line(
+            f"{info.path.name}/: {info.num_frames} images, {float(info.fps):g} fps assumed; use --fps to set the "
+            f"frame rate"
+        )

@@ -359,3 +359,19 @@ def check_keyframes_inside(last: int, frames: int | None, exact: bool) -> None:
             f"a keyframe mask is at frame {last} but the video has {'' if exact else 'about '}"
             f"{frames} frames (0..{frames - 1}); give --mask-at/--masks-dir/--click frames inside it"
         )
+
+
+def schedule_options(options: dict) -> tuple:
+    """The API's ``mask`` and ``keyframes`` options as one schedule (``{frame: TargetMask}``, read
+    and checked now, so a bad mask fails before anything else) in ``options["keyframes"]``, with
+    ``options["mask"]`` None. -> the target ids ((None,) when there is no mask)."""
+    if options.get("mask") is None and not options.get("keyframes"):
+        return (None,)
+    schedule = mask_schedule(options.get("mask"), options.get("keyframes"))
+    options["mask"], options["keyframes"] = None, schedule
+    return schedule_ids(schedule)
+
+
+def fit_schedule(schedule: dict, shape: tuple[int, int]) -> dict:
+    """Every keyframe mask fitted to the frame ``shape`` (h, w) (see :func:`fit_to_frame`)."""
+    return {k: fit_to_frame(m, shape) for k, m in schedule.items()}
