@@ -260,8 +260,10 @@ def run_job(
 
 def _frame_mask_options(settings: RunSettings, session: Session) -> dict:
     """Options of a per-frame-mask model (VideoMaMa), with ``first``: those of the first pass that
-    makes its masks (Auto on the session's targets, every target as one subject)."""
-    first = model_options(RunSettings(max_size=settings.max_size), session)
+    makes its masks (Auto on the session's targets, every target as one subject). The masks'
+    pass runs at the tracker's own size: a small max size set for VideoMaMa (its memory) would
+    leave the people finder too few pixels to see anyone."""
+    first = model_options(RunSettings(), session)
     first["keyframes"] = {
         f: TargetMask({1: np.max(np.stack(list(m.targets.values())), axis=0)}, m.source, m.kind)
         for f, m in first["keyframes"].items()
