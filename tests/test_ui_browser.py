@@ -357,6 +357,9 @@ def _click(page, point: tuple[int, int], frame: int = 0) -> str:
     """Click ``point`` (frame pixels) on the picture of ``frame``; the status line it gets."""
     img = page.locator("#frame img")
     img.wait_for(timeout=STEP_TIMEOUT_MS)
+    # a frame load still in flight (a typed number fires one per keystroke) could land after the
+    # click and show that frame without the new point: click once the page has settled
+    page.wait_for_function("() => !document.querySelector('.pending')", timeout=STEP_TIMEOUT_MS)
     box = img.bounding_box()
     scale = box["width"] / SIZE[0]
     before, said = img.get_attribute("src"), page.locator("#status").inner_text()
