@@ -1,19 +1,25 @@
 """SAM 2 video tracking: vmatte's streaming tracker vs the official ``SAM2VideoPredictor`` (CPU).
 
     .venv/bin/python benchmarks/speed_sam2_video.py speed --frames 6 --rounds 3
-    .venv/bin/python benchmarks/speed_sam2_video.py rss --frames 100 1000
+    .venv/bin/python benchmarks/speed_sam2_video.py rss --frames 100 1000 --image-size 256
 
-Both run the same random-weight SAM 2.1 Hiera-T network (the official yaml, 1024x1024 input; the
-official model built by ``sam2`` 1.1.0, its weights copied into vmatte's) on the same 854x480
-frames (the sam2 juggle clip from ../shared/media when present, else a synthetic clip), one click
-on frame 0. The frames are written once as JPEGs, the official predictor's input format.
+Both run the same random-weight SAM 2.1 Hiera-T network (the official yaml, 1024x1024 input unless
+``--image-size`` says otherwise; the official model built by ``sam2`` 1.1.0, its weights copied into
+vmatte's) on the same 854x480 frames (the sam2 juggle clip from ../shared/media when present, else a
+synthetic clip), one click on frame 0. The frames are written once as JPEGs, the official
+predictor's input format. ``--image-size S`` (a multiple of 32; the network's input side, which
+the official yaml fixes at 1024) makes a smaller network of the same architecture and weights
+shapes: on a CPU, 1,000 frames at 1024 take hours, at 256 minutes. The memory *growth* with the
+video's length is what the RSS mode shows; the official keeps every frame's resized image
+(3 x S x S float32: 12 MiB at 1024, 0.75 MiB at 256) and outputs, so its growth scales with S**2.
 
 * ``speed``: frames/s of the tracking pass, alternating official / vmatte in one process
   (A B A B ...), min and median over the rounds. The official's up-front loading of the whole
   video (``init_state``: every frame decoded and resized) is reported on its own and *not*
   counted in its frames/s; vmatte's frames/s includes decoding and resizing each frame.
 * ``rss``: peak resident memory (ru_maxrss) of a fresh process per (implementation, length),
-  plus the bytes the tracker state holds at the end.
+  the same frames for both (written once), plus the bytes the tracker state holds at the end; then
+  each implementation's growth from the shortest to the longest video.
 
 With random weights nothing about tracking quality can be read from these runs: they measure
 time and memory only.
@@ -31,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -84,8 +91,9 @@ def write_frames(folder: Path, n: int) -> None:
         Image.fromarray(base[i % len(base)]).save(folder / f"{i:05d}.jpg", quality=95)
 
 
-def build_models():
-    """(official predictor, vmatte model): one random-weight SAM 2.1 Hiera-T, the same tensors."""
+def build_models(image_size: int = 1024, vmatte: bool = True):
+    """(official predictor, vmatte model): one random-weight SAM 2.1 Hiera-T, the same tensors, for
+    ``image_size`` x ``image_size`` input (the RoPE grids of the memory attention follow it)."""
     import sam2  # noqa: F401  (initialises hydra with the package's configs)
     from hydra import compose
     from hydra.utils import instantiate
@@ -93,12 +101,23 @@ def build_models():
 
     from vmatte.models.sam2 import SAM2_CONFIGS, sam2_video_from_state_dict
 
+    if image_size % 32:
+        raise SystemExit(f"--image-size {image_size}: must be a multiple of 32 (the trunk's total stride)")
+    overrides = list(OVERRIDES)
+    if image_size != 1024:
+        side = image_size // 16
+        overrides.append(f"model.image_size={image_size}")
+        for attn in ("self_attention", "cross_attention"):
+            overrides.append(f"model.memory_attention.layer.{attn}.feat_sizes=[{side},{side}]")
     torch.manual_seed(0)
-    cfg = compose(config_name=CONFIG, overrides=OVERRIDES)
+    cfg = compose(config_name=CONFIG, overrides=overrides)
     OmegaConf.resolve(cfg)
     official = instantiate(cfg.model, _recursive_=True).eval()
+    if not vmatte:
+        return official, None
     sd = {k: v.clone() for k, v in official.state_dict().items()}
-    ours = sam2_video_from_state_dict(sd, "random SAM 2.1 Hiera-T", SAM2_CONFIGS["sam2.1_hiera_tiny"])
+    config = replace(SAM2_CONFIGS["sam2.1_hiera_tiny"], image_size=image_size)
+    ours = sam2_video_from_state_dict(sd, "random SAM 2.1 Hiera-T", config)
     return official, ours
 
 
@@ -133,7 +152,7 @@ def run_vmatte(model, folder: Path) -> tuple[float, float, int]:
 
 def speed(args) -> None:
     torch.set_num_threads(args.threads)
-    official, ours = build_models()
+    official, ours = build_models(args.image_size)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "frames"
         write_frames(folder, args.frames)
@@ -155,7 +174,7 @@ def speed(args) -> None:
             {
                 "machine": f"{cpu_name()}, {args.threads} torch threads, load average {os.getloadavg()[0]:.1f} (shared)",
                 "frames": args.frames,
-                "input": "1024x1024 (854x480 frames)",
+                "input": f"{args.image_size}x{args.image_size} (854x480 frames)",
                 "official_fps_min_median": [min(fps["official"]), statistics.median(fps["official"])],
                 "vmatte_fps_min_median": [min(fps["vmatte"]), statistics.median(fps["vmatte"])],
                 "ratio_min_median": [min(ratio), statistics.median(ratio)],
@@ -187,57 +206,119 @@ def state_bytes_official(state) -> int:
     return total
 
 
+def _status_mb(field: str) -> float:
+    """``VmRSS`` / ``VmHWM`` of this process from /proc (Linux), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _settle() -> None:
+    """Free what building the network left behind, so the tracking peak is measured from a clean start."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
+
+
 def rss_one(args) -> None:
+    """One implementation over the frames of ``--folder`` in a fresh process. The network's tensors come
+    from ``--weights`` (written by the parent), so each process builds only its own model (vmatte's
+    never imports ``sam2``). The peak is read twice: the process's high-water mark (``ru_maxrss``) and
+    the high-water mark of the tracking pass alone (``VmHWM``, reset through /proc/self/clear_refs
+    once the model is built)."""
     torch.set_num_threads(args.threads)
-    official, ours = build_models()
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "frames"
-        write_frames(folder, args.frames[0])
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        if args.impl == "official":
-            del ours
-            _, secs, n = run_official(official, folder)
-            held = state_bytes_official(run_official.state)
-        else:
-            del official
-            _, secs, n = run_vmatte(ours, folder)
-            held = run_vmatte.tracker.state_nbytes()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    sd = torch.load(args.weights, weights_only=True)
+    if args.impl == "official":
+        model, _ = build_models(args.image_size, vmatte=False)
+        model.load_state_dict(sd, strict=True)
+        run = run_official
+    else:
+        from vmatte.models.sam2 import SAM2_CONFIGS, sam2_video_from_state_dict
+
+        config = replace(SAM2_CONFIGS["sam2.1_hiera_tiny"], image_size=args.image_size)
+        model = sam2_video_from_state_dict(sd, "random SAM 2.1 Hiera-T", config)
+        run = run_vmatte
+    del sd
+    _settle()
+    start = _status_mb("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    load, secs, n = run(model, Path(args.folder))
+    peak_tracking = _status_mb("VmHWM")
+    held = state_bytes_official(run.state) if args.impl == "official" else run.tracker.state_nbytes()
     print(
         json.dumps(
             {
                 "impl": args.impl,
                 "frames": n,
-                "peak_rss_mb": round(peak, 1),
-                "rss_before_tracking_mb": round(before, 1),
+                "peak_rss_tracking_mb": round(peak_tracking, 1),
+                "rss_at_start_mb": round(start, 1),
+                "peak_rss_process_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                 "state_mb": round(held / 2**20, 1),
-                "seconds": round(secs, 1),
+                "seconds": round(load + secs, 1),
             }
         )
     )
 
 
 def rss(args) -> None:
-    for n in args.frames:
-        for impl in ("official", "vmatte"):
-            cmd = [
-                sys.executable,
-                __file__,
-                "rss-one",
-                "--impl",
-                impl,
-                "--frames",
-                str(n),
-                "--threads",
-                str(args.threads),
-            ]
-            out = subprocess.run(
-                cmd, check=False, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
-            )
+    """Each (length, implementation) in a fresh process on the same JPEGs; growth from the shortest to
+    the longest video per implementation."""
+    lengths = sorted(args.frames)
+    print(
+        f"machine: {cpu_name()}, {args.threads} torch threads, load average {os.getloadavg()[0]:.1f} (shared); "
+        f"random SAM 2.1 Hiera-T at {args.image_size}x{args.image_size} input, 854x480 frames, one click",
+        flush=True,
+    )
+    peaks: dict[str, dict[int, float]] = {"official": {}, "vmatte": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        every = Path(tmp) / "all"
+        write_frames(every, lengths[-1])
+        weights = Path(tmp) / "weights.pt"  # one random network for every process
+        official, _ = build_models(args.image_size, vmatte=False)
+        torch.save(official.state_dict(), weights)
+        del official
+        for n in lengths:
+            folder = Path(tmp) / f"first{n}"  # the first n frames (links: the same files for both)
+            folder.mkdir()
+            for f in frames_of(every)[:n]:
+                (folder / f.name).symlink_to(f)
+            for impl in ("official", "vmatte"):
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "rss-one",
+                    "--impl",
+                    impl,
+                    "--folder",
+                    str(folder),
+                    "--threads",
+                    str(args.threads),
+                    "--image-size",
+                    str(args.image_size),
+                    "--weights",
+                    str(weights),
+                ]
+                out = subprocess.run(
+                    cmd, check=False, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+                )
+                if out.returncode:
+                    print(f"{impl} {n}: failed {out.stderr[-500:]}", flush=True)
+                    continue
+                line = out.stdout.strip().splitlines()[-1]
+                peaks[impl][n] = json.loads(line)["peak_rss_tracking_mb"]
+                print(line, flush=True)
+    lo, hi = lengths[0], lengths[-1]
+    for impl, p in peaks.items():
+        if lo in p and hi in p and lo != hi:
             print(
-                out.stdout.strip().splitlines()[-1]
-                if out.returncode == 0
-                else f"{impl} {n}: failed {out.stderr[-500:]}",
+                f"{impl}: peak RSS while tracking {p[lo]:.0f} MB at {lo} frames, {p[hi]:.0f} MB at {hi} "
+                f"({100 * (p[hi] / p[lo] - 1):+.1f}%)",
                 flush=True,
             )
 
@@ -249,6 +330,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--impl", choices=["official", "vmatte"])
+    ap.add_argument("--folder", help="rss-one: the JPEG frames to track")
+    ap.add_argument("--weights", help="rss-one: the network's state_dict (torch.save)")
+    ap.add_argument("--image-size", type=int, default=1024, help="the network's input side (1024 as released)")
     args = ap.parse_args()
     if args.mode == "speed":
         args.frames = (args.frames or [6])[0]

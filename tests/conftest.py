@@ -214,6 +214,27 @@ def matanyone_recipe_file(tmp_path_factory) -> Path:
     return path
 
 
+def randomize_sam2(model, seed: int = 0) -> None:
+    """Fill every tensor of a SAM 2 model (official or vmatte's) with random values of a sane scale, in
+    place: many are zero or one at init, which would hide a wrong wiring from an equality test.
+    1-D weights near 1, 1-D biases near 0, position embeddings N(0, 0.5^2), the prompt encoder's
+    Gaussian matrix N(0, 1), the rest N(0, 1 / fan_in)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if t.ndim == 1 and name.endswith("weight"):
+                t.copy_(1 + 0.2 * torch.randn(t.shape, generator=g))
+            elif t.ndim == 1:
+                t.copy_(0.2 * torch.randn(t.shape, generator=g))
+            elif "pos_embed" in name or "gaussian" in name:
+                t.copy_(torch.randn(t.shape, generator=g) * (0.5 if "pos_embed" in name else 1.0))
+            else:
+                fan_in = t[0].numel() if t.shape[0] > 1 else t.shape[-1]
+                t.copy_(torch.randn(t.shape, generator=g) / fan_in**0.5)
+
+
 @contextlib.contextmanager
 def serve_bytes(payload: bytes, name: str):
     """A local HTTP server answering every GET with ``payload``; yields the URL of ``name``."""

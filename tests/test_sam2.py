@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from conftest import randomize_sam2
 from vmatte.engine.segment.sam2 import Sam2Predictor
 from vmatte.errors import WeightsError
 from vmatte.models.sam2 import SAM2_CONFIGS, VIDEO_ONLY_PREFIXES, Sam2, Sam2Config, sam2_from_state_dict
@@ -251,18 +252,7 @@ def _tiny_oracle(oracle) -> nn.Module:
             "dynamic_multimask_stability_thresh": 0.98,
         },
     )
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():  # every tensor random (many are zero/one at init), of a sane scale
-        for name, t in model.state_dict().items():
-            if t.ndim == 1 and name.endswith("weight"):
-                t.copy_(1 + 0.2 * torch.randn(t.shape, generator=g))
-            elif t.ndim == 1:
-                t.copy_(0.2 * torch.randn(t.shape, generator=g))
-            elif "pos_embed" in name or "gaussian" in name:
-                t.copy_(torch.randn(t.shape, generator=g) * (0.5 if "pos_embed" in name else 1.0))
-            else:
-                fan_in = t[0].numel() if t.shape[0] > 1 else t.shape[-1]
-                t.copy_(torch.randn(t.shape, generator=g) / fan_in**0.5)
+    randomize_sam2(model, seed=0)
     return model.eval()
 
 

@@ -25,6 +25,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import randomize_sam2
 from test_sam2 import (
     _import_oracle,
     _official_meta_state_dict,
@@ -100,21 +101,6 @@ def _overrides(version: str) -> list[str]:
     return o
 
 
-def _randomize(model: torch.nn.Module, seed: int) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():  # every tensor random (many are zero/one at init), of a sane scale
-        for name, t in model.state_dict().items():
-            if t.ndim == 1 and name.endswith("weight"):
-                t.copy_(1 + 0.2 * torch.randn(t.shape, generator=g))
-            elif t.ndim == 1:
-                t.copy_(0.2 * torch.randn(t.shape, generator=g))
-            elif "pos_embed" in name or "gaussian" in name:
-                t.copy_(torch.randn(t.shape, generator=g) * (0.5 if "pos_embed" in name else 1.0))
-            else:
-                fan_in = t[0].numel() if t.shape[0] > 1 else t.shape[-1]
-                t.copy_(torch.randn(t.shape, generator=g) / fan_in**0.5)
-
-
 def _build_oracle(version: str, seed: int = 0, score_bias: float | None = None):
     from hydra import compose
     from hydra.utils import instantiate
@@ -124,7 +110,7 @@ def _build_oracle(version: str, seed: int = 0, score_bias: float | None = None):
     cfg = compose(config_name=name, overrides=_overrides(version))
     OmegaConf.resolve(cfg)
     model = instantiate(cfg.model, _recursive_=True)
-    _randomize(model, seed)
+    randomize_sam2(model, seed)
     if score_bias is not None:  # the object-score head's last bias: how readily the object counts as absent
         with torch.no_grad():
             model.sam_mask_decoder.pred_obj_score_head.layers[2].bias.fill_(score_bias)
@@ -359,7 +345,7 @@ def test_memory_stays_bounded():
 
 def _random_state_dict(cfg) -> dict[str, torch.Tensor]:
     model = Sam2Video(cfg)
-    _randomize(model, 3)
+    randomize_sam2(model, 3)
     return model.state_dict()
 
 

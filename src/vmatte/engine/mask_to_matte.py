@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import InputError, VmatteError
 from ..io.masks import FrameMasks
-from .matter import PerFrameMatter, State
+from .matter import IndexedWrapper
 
 __all__ = ["FrameMasks", "GateSettings", "MaskGatedMatter", "gate", "load_gated"]
 
@@ -60,30 +60,14 @@ def gate(mask: np.ndarray, settings: GateSettings) -> np.ndarray:
     return np.minimum(cv2.GaussianBlur(grown, (k, k), 0) * 2.0, 1.0) if k > 1 else grown
 
 
-class MaskGatedMatter(PerFrameMatter):
+class MaskGatedMatter(IndexedWrapper):
     """A per-frame matter whose alpha is kept only where the frame's mask is."""
 
     def __init__(self, inner, masks: FrameMasks, settings: GateSettings = GateSettings(), description: str = ""):
-        self.inner = inner
+        super().__init__(inner)
         self.masks = masks
         self.settings = settings
         self.description = description or f"{inner.description}, gated by per-frame masks"
-        self._index = 0
-
-    def reset(self, concurrent_io: bool = False) -> None:
-        self.inner.reset(concurrent_io)
-        self._index = 0
-
-    @property
-    def resumable(self) -> bool:
-        return self.inner.resumable
-
-    def state(self) -> State:
-        return {"index": self._index, "inner": self.inner.state()}
-
-    def load_state(self, state: State) -> None:
-        self._index = int(state["index"])
-        self.inner.load_state(state["inner"])
 
     def step(self, image: np.ndarray, foreground: bool = True):
         m = self.masks.mask(self._index, image.shape[:2])  # a missing mask fails before the network runs

@@ -25,6 +25,7 @@ from ..io.reader import Frame
 __all__ = [
     "Alphas",
     "FrameMatter",
+    "IndexedWrapper",
     "Matter",
     "PerFrameMatter",
     "State",
@@ -104,6 +105,31 @@ class PerFrameMatter:
 
     def load_state(self, state: State) -> None:
         raise NotImplementedError(f"{type(self).__name__} keeps no saved state")
+
+
+class IndexedWrapper(PerFrameMatter):
+    """A per-frame matter around another (``inner``) that counts the frames it has stepped: the index
+    of the per-frame mask it reads next (masks gating RVM, :mod:`.mask_to_matte` and :mod:`.tracked`).
+    Its saved state is that count and the inner model's; it is resumable when the inner model is."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self._index = 0
+
+    def reset(self, concurrent_io: bool = False) -> None:
+        self.inner.reset(concurrent_io)
+        self._index = 0
+
+    @property
+    def resumable(self) -> bool:
+        return self.inner.resumable
+
+    def state(self) -> State:
+        return {"index": self._index, "inner": self.inner.state()}
+
+    def load_state(self, state: State) -> None:
+        self._index = int(state["index"])
+        self.inner.load_state(state["inner"])
 
 
 class StepAdapter(PerFrameMatter):

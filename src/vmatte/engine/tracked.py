@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import VmatteError
 from ..io.reader import Frame
 from .mask_to_matte import GateSettings, carried, gate
-from .matter import PerFrameMatter, State
+from .matter import IndexedWrapper, State
 
 __all__ = ["MatterMaskSource", "TrackedGate", "TrackedMasks", "TrackedMatter", "load_tracked", "tracker_kind"]
 
@@ -133,32 +133,17 @@ class TrackedMatter:
         self.masks.load_state(state["masks"])
 
 
-class TrackedGate(PerFrameMatter):
+class TrackedGate(IndexedWrapper):
     """RVM's alpha (every person) per target: kept inside that target's tracked mask, dilated and
     feathered (:func:`~vmatte.engine.mask_to_matte.gate`), with the mask's core kept opaque
     (:func:`~vmatte.engine.mask_to_matte.carried`: what the tracker says is the target where RVM sees
     no person, e.g. a held object). One RVM pass for every target."""
 
     def __init__(self, inner, masks: TrackedMasks, ids: tuple, settings: GateSettings, description: str) -> None:
-        self.inner, self.masks, self.settings = inner, masks, settings
+        super().__init__(inner)
+        self.masks, self.settings = masks, settings
         self.targets = tuple(ids)
         self.description = description
-        self._index = 0
-
-    def reset(self, concurrent_io: bool = False) -> None:
-        self.inner.reset(concurrent_io)
-        self._index = 0
-
-    @property
-    def resumable(self) -> bool:
-        return self.inner.resumable
-
-    def state(self) -> State:
-        return {"index": self._index, "inner": self.inner.state()}
-
-    def load_state(self, state: State) -> None:
-        self._index = int(state["index"])
-        self.inner.load_state(state["inner"])
 
     def step_all(self, image: np.ndarray, foreground: bool = True) -> tuple[np.ndarray | None, dict]:
         masks = self.masks.targets(self._index, image.shape[:2])
