@@ -1,6 +1,7 @@
 """SAM 2 video tracking: vmatte's streaming tracker vs the official ``SAM2VideoPredictor`` (CPU).
 
     .venv/bin/python benchmarks/speed_sam2_video.py speed --frames 6 --rounds 3
+    .venv/bin/python benchmarks/speed_sam2_video.py profile --frames 8 --rounds 3 --image-size 512
     .venv/bin/python benchmarks/speed_sam2_video.py rss --frames 100 1000 --image-size 256
 
 Both run the same random-weight SAM 2.1 Hiera-T network (the official yaml, 1024x1024 input unless
@@ -17,6 +18,8 @@ video's length is what the RSS mode shows; the official keeps every frame's resi
   (A B A B ...), min and median over the rounds. The official's up-front loading of the whole
   video (``init_state``: every frame decoded and resized) is reported on its own and *not*
   counted in its frames/s; vmatte's frames/s includes decoding and resizing each frame.
+* ``profile``: milliseconds per frame of each stage (image encoder, memory attention, mask
+  decoder, memory encoder, the rest), both implementations alternating, min and median.
 * ``rss``: peak resident memory (ru_maxrss) of a fresh process per (implementation, length),
   the same frames for both (written once), plus the bytes the tracker state holds at the end; then
   each implementation's growth from the shortest to the longest video.
@@ -185,6 +188,80 @@ def speed(args) -> None:
     )
 
 
+# (module attribute, method) timed per stage; the two share SAM2Base's module names
+STAGES = {
+    "image encoder": ("image_encoder", "forward", "forward"),
+    "memory attention": ("memory_attention", "forward", "forward"),
+    "mask decoder": ("sam_mask_decoder", "forward", "predict_all"),
+    "memory encoder": ("memory_encoder", "forward", "forward"),
+}
+
+
+def _time_stages(model, impl: str, acc: dict[str, float]) -> None:
+    """Wrap each stage's method on the instance so its seconds add up in ``acc``."""
+    for stage, (attr, official_method, vmatte_method) in STAGES.items():
+        module = getattr(model, attr)
+        method = official_method if impl == "official" else vmatte_method
+        inner = getattr(module, method)
+
+        def timed(*a, _inner=inner, _stage=stage, **k):
+            t = time.perf_counter()
+            out = _inner(*a, **k)
+            acc[_stage] += time.perf_counter() - t
+            return out
+
+        setattr(module, method, timed)
+
+
+def profile(args) -> None:
+    """Per-stage seconds per frame of both implementations, alternating, on the same frames."""
+    torch.set_num_threads(args.threads)
+    official, ours = build_models(args.image_size)
+    acc = {impl: dict.fromkeys([*STAGES, "preprocess"], 0.0) for impl in ("official", "vmatte")}
+    _time_stages(official, "official", acc["official"])
+    _time_stages(ours, "vmatte", acc["vmatte"])
+    from vmatte.engine.sam2video import Sam2VideoTracker
+
+    preprocess = Sam2VideoTracker.preprocess
+
+    def timed_preprocess(self, rgb):
+        t = time.perf_counter()
+        out = preprocess(self, rgb)
+        acc["vmatte"]["preprocess"] += time.perf_counter() - t
+        return out
+
+    Sam2VideoTracker.preprocess = timed_preprocess
+    rows: dict[str, dict[str, list[float]]] = {"official": {}, "vmatte": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "frames"
+        write_frames(folder, args.frames)
+        for r in range(args.rounds):
+            for impl, fn, model in (("official", run_official, official), ("vmatte", run_vmatte, ours)):
+                for k in acc[impl]:
+                    acc[impl][k] = 0.0
+                load, secs, n = fn(model, folder)
+                per = {k: 1000 * v / n for k, v in acc[impl].items()}
+                if impl == "official":
+                    per["preprocess"] = 1000 * load / n  # init_state: every frame loaded and resized up front
+                per["total (tracking)"] = 1000 * secs / n
+                per["other"] = per["total (tracking)"] - sum(v for k, v in per.items() if k in STAGES)
+                if impl == "vmatte":
+                    per["other"] -= per["preprocess"]
+                for k, v in per.items():
+                    rows[impl].setdefault(k, []).append(v)
+                print(f"round {r + 1} {impl:8s} " + ", ".join(f"{k} {v:.1f}" for k, v in per.items()), flush=True)
+    print(
+        f"ms per frame, min / median of {args.rounds} alternating rounds; {args.frames} frames; "
+        f"{args.image_size}x{args.image_size} input; {cpu_name()}, {args.threads} torch threads, "
+        f"load average {os.getloadavg()[0]:.1f} (shared). official 'preprocess' = init_state (not in its total)"
+    )
+    print(f"{'stage':18s} {'official':>17s} {'vmatte':>17s} {'official/vmatte (median)':>25s}")
+    for k in [*STAGES, "other", "preprocess", "total (tracking)"]:
+        a, b = rows["official"][k], rows["vmatte"][k]
+        ma, mb = statistics.median(a), statistics.median(b)
+        print(f"{k:18s} {min(a):8.1f} {ma:8.1f} {min(b):8.1f} {mb:8.1f} {ma / mb if mb > 0 else float('nan'):25.2f}")
+
+
 def state_bytes_official(state) -> int:
     seen, total = set(), 0
 
@@ -325,7 +402,7 @@ def rss(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("mode", choices=["speed", "rss", "rss-one"])
+    ap.add_argument("mode", choices=["speed", "profile", "rss", "rss-one"])
     ap.add_argument("--frames", type=int, nargs="+", default=None)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
@@ -334,9 +411,9 @@ def main() -> None:
     ap.add_argument("--weights", help="rss-one: the network's state_dict (torch.save)")
     ap.add_argument("--image-size", type=int, default=1024, help="the network's input side (1024 as released)")
     args = ap.parse_args()
-    if args.mode == "speed":
+    if args.mode in ("speed", "profile"):
         args.frames = (args.frames or [6])[0]
-        speed(args)
+        (speed if args.mode == "speed" else profile)(args)
     elif args.mode == "rss":
         args.frames = args.frames or [100, 1000]
         rss(args)

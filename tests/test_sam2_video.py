@@ -838,3 +838,71 @@ def test_rvm_target_with_sam2_tracker_two_targets_in_one_pass(tmp_path, monkeypa
                 want = np.maximum(alpha * gate(hard[k], GateSettings()), carried(hard[k], GateSettings()))
                 assert np.array_equal(got[i][f.index], np.rint(np.clip(want, 0, 1) * 255).astype(np.uint8))
     assert not np.array_equal(got[1][0], got[2][0])
+
+
+def test_clicks_reach_the_sam2_tracker_as_points(tmp_path, monkeypatch):
+    """``--click`` / ``--exclude`` with the SAM 2 tracker are SAM 2's own point prompts on their frames:
+    no segmenter makes a mask first. ``iter_matte(model="sam2-matte", clicks=..., excludes=...)`` equals
+    the tracker prompted with those points (through the guided filter), ``vmatte matte --model
+    rvm-target --tracker sam2 --click`` runs on the same prompts, and ``--segmenter`` still makes a mask."""
+    import cv2
+
+    import vmatte.engine.sam2video.masks as masks_mod
+    import vmatte.engine.segment.clicks as clicks_mod
+    from conftest import make_clip
+    from vmatte import iter_matte
+    from vmatte.cli import main
+    from vmatte.engine.sam2video import tracker as tracker_mod
+    from vmatte.engine.sam2video.matter import fast_guided_filter
+    from vmatte.io.reader import open_source
+
+    clip = make_clip(tmp_path / "clip.mp4", 6, 64, 48)
+    cfg = infer_config_tiny("sam2.1")
+    sd = _random_state_dict(cfg)
+    sd["sam_mask_decoder.pred_obj_score_head.layers.2.bias"].fill_(5.0)  # the object stays present
+    model = sam2_video_from_state_dict(sd, "random", cfg)
+    monkeypatch.setattr(masks_mod, "load_video_model", lambda spec, device="cpu": (model, "tiny random SAM 2"))
+
+    class NoSegmenter:
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("the clicks went to a segmenter, not to the SAM 2 tracker")
+
+    monkeypatch.setattr(clicks_mod, "ClickSegmenter", NoSegmenter)
+    prompts = []
+    add_prompt = tracker_mod.Sam2VideoTracker.add_prompt
+
+    def spy(self, frame, obj_id, prompt):
+        prompts.append((frame, obj_id, None if prompt.points is None else prompt.points.tolist(), prompt.mask))
+        return add_prompt(self, frame, obj_id, prompt)
+
+    monkeypatch.setattr(tracker_mod.Sam2VideoTracker, "add_prompt", spy)
+
+    got = [r.alpha for r in iter_matte(clip, model="sam2-matte", clicks=[(20, 20), (30, 10, 3)], excludes=[(60, 40)])]
+    assert [(f, i, pts) for f, i, pts, _ in prompts] == [(0, 1, [[20, 20], [60, 40]]), (3, 1, [[30, 10]])]
+    assert all(m is None for *_, m in prompts)
+    tr = Sam2VideoTracker(model, (48, 64))
+    add_prompt(tr, 0, 1, Prompt(points=np.array([[20, 20], [60, 40]], np.float32), labels=np.array([1, 0])))
+    add_prompt(tr, 3, 1, _click([[30, 10]], [1]))
+    with open_source(clip) as src:
+        frames = list(src)
+    assert len(got) == len(frames) == 6
+    for f, alpha in zip(frames, got):
+        hard = (tr.step(f.image).logits[0] > 0).numpy().astype(np.float32)
+        guide = cv2.cvtColor(f.image, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+        want = fast_guided_filter(guide, hard, radius=2) if hard.any() else hard
+        assert np.abs(alpha - want).max() < 1e-5
+    assert any(a.max() > 0.5 for a in got)  # a target was tracked, not an empty mask
+
+    prompts.clear()
+    out = tmp_path / "out"
+    args = ["matte", str(clip), "-m", "rvm-target", "--tracker", "sam2", "--click", "20,20", "--exclude", "60,40"]
+    assert main([*args, "-o", str(out), "-f", "alpha-png", "-q"]) == 0
+    assert len(list((out / "clip_alpha").glob("*.png"))) == 6
+    assert [(f, i, pts) for f, i, pts, _ in prompts] == [(0, 1, [[20, 20], [60, 40]])]
+    # an exclude without a click on its frame, a click outside the frame: one error line, nothing written
+    assert main([*args[:-4], "--click", "20,20", "--exclude", "60,40@2", "-o", str(tmp_path / "e1")]) == 2
+    assert main([*args[:-4], "--click", "99,20", "-o", str(tmp_path / "e2")]) == 2
+    assert not (tmp_path / "e1").exists() and not (tmp_path / "e2").exists()
+    # a segmenter named: the clicks are made into a mask by it (the old route)
+    with pytest.raises(AssertionError, match="went to a segmenter"):
+        list(iter_matte(clip, model="sam2-matte", clicks=[(20, 20)], segmenter="sam2.1-hiera-tiny"))

@@ -308,6 +308,24 @@ def load(name: str, options: MatterOptions):
     return get(name).load(options)
 
 
+def sam2_follows_target(name: str, options: MatterOptions) -> bool:
+    """Whether model ``name`` (or ``auto``) with ``options`` and a target would follow that target with
+    the SAM 2 video tracker: ``sam2-matte``, or a model reading a tracker's masks whose ``--tracker``
+    is SAM 2 (``auto``: when a SAM 2 checkpoint is cached). Clicks then go to SAM 2 as its own point
+    prompts instead of being made into a mask first."""
+    if options.masks is not None:
+        return False
+    targeted = options if options.has_target else options.replace(keyframes={0: None})  # the clicks to come
+    spec = choose_auto(targeted)[0] if name == AUTO else get(name)
+    if spec.weights == TRACKER_SAM2:  # sam2-matte: SAM 2 itself
+        return True
+    if not spec._tracked(options.tracker):
+        return False
+    from .tracked import tracker_kind
+
+    return tracker_kind(options.tracker) == TRACKER_SAM2
+
+
 def load_person_matter(device: str = "auto"):
     """The shipped model that mattes every person (RVM): what clicks without SAM cut into regions."""
     spec = next(s for s in SPECS.values() if s.every_person and s.weights is None)

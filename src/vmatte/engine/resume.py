@@ -214,6 +214,8 @@ def fingerprint(parts: dict) -> str:
                 feed(x)
         elif hasattr(v, "targets") and hasattr(v, "source"):  # a TargetMask
             feed(v.targets)
+            if getattr(v, "points", None):  # clicks for SAM 2 (their masks are empty placeholders)
+                feed(v.points)
         else:
             h.update(repr(v).encode())
 

@@ -46,7 +46,11 @@ class TargetMask:
 
     targets: dict[int, np.ndarray]
     source: str = "mask"
-    kind: str = "binary"  # binary, soft, labels, palette, rgb
+    kind: str = "binary"  # binary, soft, labels, palette, rgb, clicks
+    # kind "clicks" (clicks given straight to the SAM 2 video tracker): per target id, the points
+    # (N x 2 float32 (x, y) in frame pixels) and their labels (N: 1 on the target, 0 off it); the
+    # masks are then empty placeholders of the frame's size, read by nothing
+    points: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def ids(self) -> tuple[int, ...]:

@@ -48,13 +48,19 @@ def fast_guided_filter(
 
 def start_tracker(model: Sam2Video, schedule: dict, shape: tuple[int, int], device) -> Sam2VideoTracker:
     """A tracker for a video of ``shape`` with every target of ``schedule`` (``{frame: TargetMask}``)
-    prompted by its mask at its frames."""
+    prompted at its frames: by its clicks when the TargetMask holds ``points`` (``--click`` with the SAM 2
+    tracker: SAM 2's own point prompts), else by its mask."""
     from ...io.masks import fit_to_frame
 
     tracker = Sam2VideoTracker(model, shape, device=device)
     for frame, mask in sorted(schedule.items()):
+        points = mask.points or {}
         for i, m in fit_to_frame(mask, shape).targets.items():
-            tracker.add_prompt(frame, i, Prompt(mask=m > 127))
+            if i in points:
+                xy, labels = points[i]
+                tracker.add_prompt(frame, i, Prompt(points=xy, labels=labels))
+            else:
+                tracker.add_prompt(frame, i, Prompt(mask=m > 127))
     return tracker
 
 

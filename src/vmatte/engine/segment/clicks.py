@@ -380,6 +380,37 @@ def _masks_and_segmenter(input_path, clicks, excludes, fps, device, segmenter) -
     return masks, segmenter_.description
 
 
+def _point_prompts(input_path, pos: list[Click], neg: list[Click], fps) -> dict[int, TargetMask]:
+    """The clicks of each frame as a ``clicks`` TargetMask (target 1): the points and their labels,
+    over an empty placeholder mask of the frame's size. Checked as the masks would be (inside the
+    frame, an exclude only where there is a click, a frame inside the video when its length is known)."""
+    from ...io.reader import open_source
+
+    if not pos:
+        raise InputError("--exclude needs a --click on the target at the same frame")
+    frames = sorted({p.frame for p in pos})
+    for q in neg:
+        if q.frame not in frames:
+            raise InputError(
+                f"{q.option} is at frame {q.frame}, where no --click is; click on the target at that frame too"
+            )
+    with open_source(input_path, fps=fps) as src:
+        info = src.info
+    for p in pos + neg:
+        check_inside(p, info.width, info.height)
+    if info.num_frames is not None and frames[-1] >= info.num_frames:
+        raise _too_far(frames[-1], info.num_frames)
+    out = {}
+    for index in frames:
+        here = [p for p in pos + neg if p.frame == index]
+        xy = np.array([(p.x, p.y) for p in here], np.float32)
+        labels = np.array([0 if p.negative else 1 for p in here], np.int32)
+        empty = np.zeros((info.height, info.width), np.uint8)
+        where = " ".join(p.option for p in here)
+        out[index] = TargetMask({1: empty}, source=f"from {where}", kind="clicks", points={1: (xy, labels)})
+    return out
+
+
 def _too_far(frame: int, frames: int) -> InputError:
     return InputError(
         f"--click at frame {frame} but the video has {frames} frames (0..{frames - 1}); give a frame inside the video"
@@ -398,11 +429,14 @@ def click_keyframes(
     device: str = "auto",
     progress: bool = False,
     segmenter: str | None = None,
+    as_points: bool = False,
 ) -> dict:
     """``keyframes`` with the clicked targets added (``{frame: TargetMask}``, target id 1), for
     :func:`vmatte.matte` / :func:`vmatte.iter_matte`. A click frame that already has a mask
     (``mask`` is frame 0's) is an error; ``progress`` prints each target's box on stderr.
-    ``segmenter``: what turns clicks into masks (see :mod:`vmatte.engine.segment.prompts`)."""
+    ``segmenter``: what turns clicks into masks (see :mod:`vmatte.engine.segment.prompts`).
+    ``as_points``: no mask is made; each click frame's TargetMask carries the points themselves
+    (kind ``clicks``) for the SAM 2 video tracker, which takes clicks as prompts."""
     if not isinstance(model, str):
         raise VmatteError(
             "clicks choose the target before the model is built: pass model= as a name, or "
@@ -422,8 +456,15 @@ def click_keyframes(
         if p.frame in taken:
             given = "--mask" if p.frame == 0 and mask is not None else "--mask-at/--masks-dir"
             raise InputError(f"{p.option} and {given} both give the target at frame {p.frame}; give one")
-    masks, used = _masks_and_segmenter(input_path, pos, neg, fps, device, segmenter)
     merged = dict(keyframes or {})
+    if as_points:
+        merged.update(_point_prompts(input_path, pos, neg, fps))
+        if progress:
+            for index, m in sorted(merged.items()):
+                if m.kind == "clicks":
+                    print(f"target at frame {index} ({m.source[5:]}): SAM 2 point prompts", file=sys.stderr)
+        return merged
+    masks, used = _masks_and_segmenter(input_path, pos, neg, fps, device, segmenter)
     for index, m in masks.items():
         where = " ".join(p.option for p in pos + neg if p.frame == index)
         merged[index] = TargetMask({1: m}, source=f"from {where}", kind="soft")
@@ -433,7 +474,14 @@ def click_keyframes(
 
 
 def keyframes_with_clicks(input_path, model, fps, clicks, excludes, options: dict, progress: bool, segmenter) -> dict:
-    """:func:`click_keyframes` for the API's keyword options (``mask``, ``keyframes``, ``device``)."""
+    """:func:`click_keyframes` for the API's keyword options (``mask``, ``keyframes``, ``device``,
+    ``tracker``). When the model follows its target with the SAM 2 video tracker (``sam2-matte``, or
+    ``--tracker sam2``) and no ``segmenter`` is named, the clicks go to SAM 2 as point prompts."""
+    as_points = False
+    if segmenter is None and isinstance(model, str):
+        from ..registry import MatterOptions, sam2_follows_target
+
+        as_points = sam2_follows_target(model, MatterOptions.from_kwargs(dict(options)))
     return click_keyframes(
         input_path,
         clicks,
@@ -445,4 +493,5 @@ def keyframes_with_clicks(input_path, model, fps, clicks, excludes, options: dic
         device=options.get("device", "auto"),
         progress=progress,
         segmenter=segmenter,
+        as_points=as_points,
     )
