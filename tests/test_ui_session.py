@@ -383,6 +383,48 @@ def test_videomama_in_the_app_tracks_with_sam2_when_a_checkpoint_is_cached(sessi
     assert sorted(p.name for p in r.downloads[0].parent.iterdir()) == ["dancer_alpha.mp4", "preview"]
 
 
+def test_tracker_menu_drives_the_preview_and_the_run(session, cache, monkeypatch):
+    """The app's tracker menu: "Preview tracking" with ``rvm`` is rvm-target's tracking (its alpha >= 1/2
+    per target, the shipped RVM weights), with ``sam2`` vmatte's SAM 2 tracker (tiny random in place of a
+    checkpoint), with ``auto`` SAM 2 only when a checkpoint is cached; a run gets the chosen tracker
+    (Auto + SAM 2: RVM's alpha inside SAM 2's masks), an unknown one is refused."""
+    import vmatte.engine.sam2video.masks as masks_mod
+    from test_sam2_video import _tiny_tracking_sam2
+    from vmatte.matte import load_matter
+    from vmatte.weights import segmenter_cache_path
+
+    session.click(1, *CLICK, frame=0)
+    assert session.propagate(frames=6, tracker="rvm") == 6 and session.tracker_used == "rvm"
+    direct = load_matter("rvm-target", device="cpu", keyframes=session.keyframes())
+    direct.reset()
+    for i in range(6):
+        _, alphas = direct.step_all(session.frame(i), False)
+        assert np.array_equal(session.tracked_mask(1, i) > 0, alphas[1] >= 0.5)
+    assert session.tracked_mask(1, 3).any() and session.tracked_mask(1, 6) is None
+    assert session.propagate(frames=2) == 2 and session.tracker_used == "rvm"  # auto, no SAM 2 cached: RVM
+
+    sam2 = _tiny_tracking_sam2()
+    loaded = []
+    monkeypatch.setattr(
+        masks_mod, "load_video_model", lambda spec, device="cpu", **kw: loaded.append(spec) or (sam2, "tiny SAM 2")
+    )
+    assert session.propagate(frames=3, tracker="sam2") == 3 and session.tracker_used == "sam2" and loaded
+    fake = segmenter_cache_path("sam2.1-hiera-tiny")
+    fake.parent.mkdir(parents=True, exist_ok=True)
+    fake.write_bytes(b"not read: load_video_model is replaced")
+    assert session.propagate(frames=2) == 2 and session.tracker_used == "sam2"  # auto with a cached checkpoint
+    with pytest.raises(InputError, match="unknown tracker"):
+        session.propagate(tracker="cutie")
+
+    loaded.clear()
+    r = run_job(session, RunSettings(model="auto", formats=("alpha",), tracker="sam2"), Job(FRAMES))
+    assert r.frames == FRAMES and loaded and "tiny SAM 2" in r.model and "--tracker sam2" in r.model
+    plain = run_job(session, RunSettings(model="rvm-target", formats=("alpha",), tracker="rvm"), Job(FRAMES))
+    assert "SAM 2" not in plain.model
+    with pytest.raises(InputError, match="unknown tracker"):
+        run_job(session, RunSettings(model="auto", formats=("alpha",), tracker="cutie"), Job(FRAMES))
+
+
 def test_store_and_inside(tmp_path):
     store = SessionStore(UiSettings(tmp_path))
     sid, s = store.new()

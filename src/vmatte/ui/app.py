@@ -21,9 +21,12 @@ import gradio as gr
 import numpy as np
 
 from ..engine.refine import RefineSettings
+from ..engine.registry import AUTO
 from ..errors import VmatteError
 from .job import (
     FORMAT_CHOICES,
+    TRACKER_CHOICES,
+    TRACKER_NAMES,
     Cancelled,
     Job,
     RunSettings,
@@ -40,8 +43,9 @@ INTRO = """# vmatte: matte a subject out of a video
 **1.** Upload a video. **2.** Scrub to a frame where the subject is clear and click on them
 (*Include*); click *Exclude* on what is not them. Clicks pick people with RVM, or any object with
 a SAM / SAM 2 checkpoint (`vmatte weights fetch sam2.1-hiera-tiny`). Several subjects: *Add target*.
-**3.** Choose the model and the files you want, then *Run*: the result opens on the left, frame by
-frame. Everything runs on this machine."""
+*Preview tracking* shows the targets followed through the video by the chosen *Tracker* (SAM 2: any
+object; RVM: people). **3.** Choose the model and the files you want, then *Run*: the result opens on
+the left, frame by frame. Everything runs on this machine."""
 CSS = """
 #status {position: fixed; left: 0; right: 0; bottom: 0; z-index: 1000; margin: 0; padding: 6px 16px;
          min-height: 2.2em; background: var(--background-fill-primary); border-top: 2px solid var(--border-color-primary);
@@ -304,15 +308,19 @@ class VmatteApp:
             return gr.update()
         return {"background": s.frame(int(index)), "layers": [], "composite": None}
 
-    def on_propagate(self, sid, index, progress=gr.Progress()):
-        """SAM 2 tracks the targets through the video: the frame shows the tracked masks when scrubbed."""
+    def on_propagate(self, sid, index, tracker=AUTO, progress=gr.Progress()):
+        """The chosen tracker follows the targets through the video: the frame shows the tracked masks
+        when scrubbed."""
         try:
             s = self._session(sid)
             with s.lock:  # no click or mask edit while the targets are being tracked
-                n = s.propagate(on_frame=lambda i, total: progress((i + 1) / total, desc="SAM 2 tracking"))
+                n = s.propagate(
+                    on_frame=lambda i, total: progress((i + 1) / total, desc="tracking"), tracker=tracker or AUTO
+                )
                 shown = _large(s.overlay(int(index)))
+            who = TRACKER_NAMES[s.tracker_used]
             return shown, _ok(
-                f"SAM 2 tracked the targets over {n} frames: move the slider to "
+                f"{who} tracked the targets over {n} frames: move the slider to "
                 f"see their masks (frames with clicks show their own)"
             )
         except VmatteError as e:
@@ -346,6 +354,7 @@ class VmatteApp:
         background_file,
         max_size,
         warmup,
+        tracker=AUTO,
         choke=0,
         feather=0,
         shift_edge=0,
@@ -372,6 +381,7 @@ class VmatteApp:
                 max_size=int(max_size) if max_size else None,
                 warmup_frames=int(warmup) if warmup is not None and self._uses_warmup(model) else None,
                 refine=refine if refine.active else None,
+                tracker=tracker or AUTO,
             )
             job = Job(total=s.frame_count)
             self.jobs[sid] = job
@@ -517,7 +527,7 @@ class VmatteApp:
                         label="Clicks make masks with",
                         elem_id="segmenter",
                     )
-                    propagate = gr.Button("Preview tracking (SAM 2)", size="sm", elem_id="propagate")
+                    propagate = gr.Button("Preview tracking", size="sm", elem_id="propagate")
                     summary = gr.Markdown(elem_id="summary")
                     with gr.Accordion("Brush or mask file instead of clicks", open=False):
                         editor = gr.ImageEditor(
@@ -531,7 +541,14 @@ class VmatteApp:
                         mask_file = gr.File(label="Mask PNG (white = subject)", file_types=["image"], type="filepath")
                         use_file = gr.Button("Use mask file", size="sm")
                     gr.Markdown("### 3. Settings")
-                    model = gr.Dropdown(self.models, value="auto", label="Model", elem_id="model")
+                    with gr.Row():
+                        model = gr.Dropdown(self.models, value="auto", label="Model", elem_id="model", scale=2)
+                        tracker = gr.Dropdown(
+                            list(TRACKER_CHOICES),
+                            value=AUTO,
+                            label="Tracker (Preview tracking; models that follow masks)",
+                            elem_id="tracker",
+                        )
                     formats = gr.CheckboxGroup(
                         list(FORMAT_CHOICES), value=["prores", "alpha"], label="Outputs", elem_id="formats"
                     )
@@ -600,7 +617,7 @@ class VmatteApp:
                 [downloads, view_state, result, run_status, result_slider],
             )  # the last video's results go
             segmenter.change(self.on_segmenter, [state, segmenter], [state, status])
-            propagate.click(self.on_propagate, [state, slider], [frame, status])
+            propagate.click(self.on_propagate, [state, slider, tracker], [frame, status])
             # the click's own progress goes to the status bar, Gradio's timer to the summary: the frame
             # stays in view (no full-picture spinner) and the status bar keeps its words
             frame.select(
@@ -643,6 +660,7 @@ class VmatteApp:
                     background_file,
                     max_size,
                     warmup,
+                    tracker,
                     choke,
                     feather,
                     shift_edge,

@@ -44,6 +44,16 @@ FORMAT_CHOICES: tuple[tuple[str, str], ...] = (
 )
 
 
+# The tracker menu (--tracker): what follows the targets through the video in "Preview tracking" and
+# in runs of the models that read a tracker's masks (VideoMaMa, rvm-target, sam2-matte, Auto).
+TRACKER_CHOICES: tuple[tuple[str, str], ...] = (
+    ("Auto: SAM 2 when cached, else RVM", "auto"),
+    ("SAM 2 (any object)", "sam2"),
+    ("RVM (people only)", "rvm"),
+)
+TRACKER_NAMES = {"sam2": "SAM 2", "rvm": "RVM (rvm-target)"}
+
+
 class Cancelled(VmatteError):
     """The user stopped the run."""
 
@@ -78,6 +88,7 @@ class RunSettings:
     max_size: int | None = None
     warmup_frames: int | None = None  # MatAnyone's first-frame refinement (ignored by other models)
     refine: RefineSettings | None = None  # choke/feather/shift edge/chatter/despill after the model
+    tracker: str = "auto"  # --tracker: sam2, rvm or auto, for the models that follow a target by a tracker
 
 
 @dataclass
@@ -177,8 +188,10 @@ def model_options(settings: RunSettings, session: Session) -> dict:
             "or choose an every-person model"
         )
     options["keyframes"] = keyframes
+    if settings.tracker != registry.AUTO and (spec is None or spec.takes_tracker):
+        options["tracker"] = settings.tracker  # models that follow their target themselves ignore the menu
     if spec is None:
-        spec, _ = registry.choose_auto(registry.MatterOptions(keyframes=keyframes))
+        spec, _ = registry.choose_auto(registry.MatterOptions(keyframes=keyframes, tracker=settings.tracker))
     if spec.takes == registry.KEYFRAMES and spec.weights and settings.warmup_frames is not None:
         options["warmup_frames"] = settings.warmup_frames
     return options
@@ -216,10 +229,14 @@ def run_job(
     background = run_background(settings, session)
     runs = sorted(session.folder.glob("run-*"))
     out_dir = session.folder / f"run-{len(runs) + 1:03d}"
+    if settings.tracker not in registry.TRACKERS:
+        raise InputError(f"unknown tracker {settings.tracker!r}; choose one of {', '.join(registry.TRACKERS)}")
     frame_masks = settings.model != registry.AUTO and registry.get(settings.model).takes == registry.FRAME_MASKS
     options = _frame_mask_options(settings, session) if frame_masks else model_options(settings, session)
-    if frame_masks and tracker_kind(registry.AUTO) == registry.TRACKER_SAM2:  # SAM 2 tracks, inside the run
+    if frame_masks and (settings.tracker != registry.AUTO or tracker_kind(registry.AUTO) == registry.TRACKER_SAM2):
+        # the tracker (SAM 2, or rvm-target's tracking when chosen) makes the masks inside the run
         options["keyframes"] = options.pop("first")["keyframes"]
+        options["tracker"] = settings.tracker
         frame_masks = False
     matter = None if frame_masks else load_matter(settings.model, **options)  # a bad model fails before any file
     preview = ResultFrames(out_dir / "preview", session.settings.preview_size)

@@ -89,6 +89,7 @@ class Session:
         # SAM 2's propagated masks (the preview of the tracking): frame -> {target id: packed bits}
         self.tracked: dict[int, dict[int, np.ndarray]] = {}
         self._sam2 = None  # (choice, model, description), loaded on the first preview
+        self.tracker_used: str | None = None  # sam2 or rvm: what made the last preview
         self.add_target()
 
     # --- the video ---------------------------------------------------------------------------
@@ -330,35 +331,67 @@ class Session:
 
     # --- the preview of the tracking (SAM 2) -------------------------------------------------
 
-    def propagate(self, frames: int | None = None, on_frame=None) -> int:
-        """Track every target from its masks with SAM 2 (vmatte's streaming tracker, as ``--model
-        sam2-matte`` and ``--tracker sam2`` run it) over the first ``frames`` frames (all by default);
-        :meth:`overlay` then shows the tracked masks on the frames without one of their own. Stored
-        as packed bits (480p: 51 KB a frame and target). ``on_frame(i, n)`` after each frame.
-        Returns the number of frames tracked."""
-        from ..engine.sam2video.matter import start_tracker
+    def propagate(self, frames: int | None = None, on_frame=None, tracker: str = AUTO) -> int:
+        """Track every target from its masks over the first ``frames`` frames (all by default) with
+        ``tracker`` (the run's ``--tracker``): ``sam2`` is vmatte's streaming SAM 2 tracker (as ``--model
+        sam2-matte`` and ``--tracker sam2`` run it; the clicks' SAM 2 checkpoint, else the first cached
+        one), ``rvm`` is ``rvm-target``'s tracking (people only: its alpha >= 1/2), ``auto`` SAM 2 when a
+        checkpoint is cached, else RVM. :meth:`overlay` then shows the tracked masks on the frames
+        without one of their own. Stored as packed bits (480p: 51 KB a frame and target).
+        ``on_frame(i, n)`` after each frame. Returns the number of frames tracked; ``tracker_used``
+        says which tracker ran."""
+        from ..engine.registry import TRACKER_SAM2, TRACKERS
+        from ..engine.tracked import tracker_kind
 
         self._need_video()
+        if tracker not in TRACKERS:
+            raise InputError(f"unknown tracker {tracker!r}; choose one of {', '.join(TRACKERS)}")
         schedule = self.keyframes()
         if not schedule:
             raise InputError("pick a target first (a click, the brush or a mask file), then preview its tracking")
-        model, device = self._tracker_model()
+        kind = tracker_kind(tracker)
+        masks_of = self._sam2_masks(schedule) if kind == TRACKER_SAM2 else self._rvm_masks(schedule)
         n = self.frame_count if frames is None else max(1, min(int(frames), self.frame_count))
         self.tracked.clear()
-        tracker = None
         with open_source(self.video) as src:
             for f in src:
                 if f.index >= n:
                     break
-                rgb = to_rgb8(f.image)
-                if tracker is None:
-                    tracker = start_tracker(model, schedule, rgb.shape[:2], device)
-                r = tracker.step(rgb)
-                hard = (r.logits > 0).cpu().numpy()
-                self.tracked[f.index] = {i: np.packbits(hard[k]) for k, i in enumerate(r.obj_ids)}
+                self.tracked[f.index] = {i: np.packbits(m) for i, m in masks_of(to_rgb8(f.image)).items()}
                 if on_frame is not None:
                     on_frame(f.index, n)
+        self.tracker_used = kind
         return len(self.tracked)
+
+    def _sam2_masks(self, schedule: dict):
+        """``image -> {id: HxW bool}``: SAM 2's tracked masks, frame after frame."""
+        from ..engine.sam2video.matter import start_tracker
+
+        model, device = self._tracker_model()
+        tracker = None
+
+        def masks(rgb: np.ndarray) -> dict[int, np.ndarray]:
+            nonlocal tracker
+            if tracker is None:
+                tracker = start_tracker(model, schedule, rgb.shape[:2], device)
+            r = tracker.step(rgb)
+            hard = (r.logits > 0).cpu().numpy()
+            return {i: hard[k] for k, i in enumerate(r.obj_ids)}
+
+        return masks
+
+    def _rvm_masks(self, schedule: dict):
+        """``image -> {id: HxW bool}``: rvm-target's alpha >= 1/2 of each target (the shipped RVM weights)."""
+        from ..engine.registry import MatterOptions, load_person_tracker
+
+        matter = load_person_tracker(MatterOptions(device=self.settings.device, keyframes=schedule))
+        matter.reset()
+
+        def masks(rgb: np.ndarray) -> dict[int, np.ndarray]:
+            _, alphas = matter.step_all(rgb, False)
+            return {i: a >= 0.5 for i, a in alphas.items()}
+
+        return masks
 
     def tracked_mask(self, target_id: int, frame: int) -> np.ndarray | None:
         """SAM 2's mask of a target at ``frame`` from the last :meth:`propagate` (uint8 0/255), if any."""
