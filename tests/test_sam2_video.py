@@ -795,7 +795,7 @@ def test_app_session_previews_sam2_tracking(tmp_path, monkeypatch):
     m0 = _box_mask(tmp_path / "m.png")
     s.set_mask(1, 0, m0)
     seen = []
-    assert s.propagate(on_frame=lambda i, n: seen.append((i, n))) == 6 and seen[-1] == (5, 6)
+    assert s.propagate(on_frame=lambda i, n: seen.append((i, n)), tracker="sam2") == 6 and seen[-1] == (5, 6)
     want = _tracked_unions(model, clip, m0)
     for i in range(6):
         assert np.array_equal(s.tracked_mask(1, i) > 0, want[i] > 0)
@@ -803,7 +803,7 @@ def test_app_session_previews_sam2_tracking(tmp_path, monkeypatch):
     assert want[3].any() and not np.array_equal(s.overlay(3), draw_overlay(s.frame(3)))
     s.set_mask(1, 2, m0)  # an edit: the preview is stale and goes
     assert s.tracked == {} and s.tracked_mask(1, 3) is None
-    assert s.propagate(frames=3) == 3 and s.tracked_mask(1, 4) is None
+    assert s.propagate(frames=3, tracker="sam2") == 3 and s.tracked_mask(1, 4) is None
 
 
 def test_rvm_target_with_sam2_tracker_two_targets_in_one_pass(tmp_path, monkeypatch):

@@ -335,8 +335,8 @@ class Session:
         """Track every target from its masks over the first ``frames`` frames (all by default) with
         ``tracker`` (the run's ``--tracker``): ``sam2`` is vmatte's streaming SAM 2 tracker (as ``--model
         sam2-matte`` and ``--tracker sam2`` run it; the clicks' SAM 2 checkpoint, else the first cached
-        one), ``rvm`` is ``rvm-target``'s tracking (people only: its alpha >= 1/2), ``auto`` SAM 2 when a
-        checkpoint is cached, else RVM. :meth:`overlay` then shows the tracked masks on the frames
+        one), ``rvm`` is ``rvm-target``'s tracking (people only: its alpha >= 1/2), ``auto`` SAM 2 when the
+        clicks use a SAM 2 checkpoint or one is cached, else RVM. :meth:`overlay` then shows the tracked masks on the frames
         without one of their own. Stored as packed bits (480p: 51 KB a frame and target).
         ``on_frame(i, n)`` after each frame. Returns the number of frames tracked; ``tracker_used``
         says which tracker ran."""
@@ -349,7 +349,7 @@ class Session:
         schedule = self.keyframes()
         if not schedule:
             raise InputError("pick a target first (a click, the brush or a mask file), then preview its tracking")
-        kind = tracker_kind(tracker)
+        kind = TRACKER_SAM2 if tracker == AUTO and self._sam2_segmenter() else tracker_kind(tracker)
         masks_of = self._sam2_masks(schedule) if kind == TRACKER_SAM2 else self._rvm_masks(schedule)
         n = self.frame_count if frames is None else max(1, min(int(frames), self.frame_count))
         self.tracked.clear()
@@ -401,6 +401,10 @@ class Session:
         h, w = self.info.height, self.info.width
         return np.unpackbits(packed, count=h * w).reshape(h, w) * np.uint8(255)
 
+    def _sam2_segmenter(self) -> bool:
+        """Whether the clicks use a SAM 2 checkpoint of their own (a name or a file): the preview's SAM 2 then."""
+        return str(self.segmenter).startswith("sam2") or Path(self.segmenter).is_file()
+
     def _tracker_model(self):
         """The session's SAM 2 video model: the clicks' SAM 2 checkpoint when one is chosen, else the
         first cached one; never a download."""
@@ -409,7 +413,7 @@ class Session:
         from ..engine.device import resolve_device
         from ..engine.sam2video import masks
 
-        choice = self.segmenter if str(self.segmenter).startswith("sam2") or Path(self.segmenter).is_file() else AUTO
+        choice = self.segmenter if self._sam2_segmenter() else AUTO
         if self._sam2 is None or self._sam2[0] != choice:
             device = resolve_device(self.settings.device)
             model, _ = masks.load_video_model(choice, device, allow_download=False)
