@@ -462,7 +462,7 @@ def click_keyframes(
         if progress:
             for index, m in sorted(merged.items()):
                 if m.kind == "clicks":
-                    print(f"target at frame {index} ({m.source[5:]}): SAM 2 point prompts", file=sys.stderr)
+                    print(f"target at frame {index} ({m.source}): SAM 2 point prompts", file=sys.stderr)
         return merged
     masks, used = _masks_and_segmenter(input_path, pos, neg, fps, device, segmenter)
     for index, m in masks.items():
