@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from ..engine.refine import RefineSettings
+from ..engine.registry import AUTO, TRACKER_RVM, TRACKER_SAM2
 from ..errors import InputError, VmatteError
 from ..io.formats import parse_formats
 from ..io.masks import TargetMask
@@ -47,11 +48,11 @@ FORMAT_CHOICES: tuple[tuple[str, str], ...] = (
 # The tracker menu (--tracker): what follows the targets through the video in "Preview tracking" and
 # in runs of the models that read a tracker's masks (VideoMaMa, rvm-target, sam2-matte, Auto).
 TRACKER_CHOICES: tuple[tuple[str, str], ...] = (
-    ("Auto: SAM 2 when cached, else RVM", "auto"),
-    ("SAM 2 (any object)", "sam2"),
-    ("RVM (people only)", "rvm"),
+    ("Auto: SAM 2 when cached, else RVM", AUTO),
+    ("SAM 2 (any object)", TRACKER_SAM2),
+    ("RVM (people only)", TRACKER_RVM),
 )
-TRACKER_NAMES = {"sam2": "SAM 2", "rvm": "RVM (rvm-target)"}
+TRACKER_NAMES = {TRACKER_SAM2: "SAM 2", TRACKER_RVM: "RVM (rvm-target)"}
 
 
 class Cancelled(VmatteError):
@@ -88,7 +89,7 @@ class RunSettings:
     max_size: int | None = None
     warmup_frames: int | None = None  # MatAnyone's first-frame refinement (ignored by other models)
     refine: RefineSettings | None = None  # choke/feather/shift edge/chatter/despill after the model
-    tracker: str = "auto"  # --tracker: sam2, rvm or auto, for the models that follow a target by a tracker
+    tracker: str = AUTO  # --tracker: sam2, rvm or auto, for the models that follow a target by a tracker
 
 
 @dataclass
