@@ -380,7 +380,7 @@ def _click(page, point: tuple[int, int], frame: int = 0) -> str:
 
 def test_clicks_use_a_sam_checkpoint_and_the_picker_switches_to_rvm(tmp_path):
     """``vmatte ui --segmenter CKPT``: a click's mask is the SAM checkpoint's (its exact pixel count,
-    computed here on the same frame); picking RVM in the page's menu switches the next click; the
+    computed here on the same frame); picking RVM in the page's menu switches the next click; a brushed mask; the
     tracker menu set to RVM makes "Preview tracking" follow the target with rvm-target."""
     from playwright.sync_api import sync_playwright
 
@@ -411,15 +411,6 @@ def test_clicks_use_a_sam_checkpoint_and_the_picker_switches_to_rvm(tmp_path):
             assert "(RVM person regions)" in status, status
             _shot(page, "10-rvm-clicked")
 
-            # the tracker menu: "Preview tracking" with RVM follows the clicked person through the clip
-            page.click("#tracker input")
-            page.get_by_role("option", name="RVM (people only)").click()
-            assert page.locator("#tracker input").input_value() == "RVM (people only)"
-            page.click("#propagate")
-            status = _wait_status(page, "tracked the targets")
-            assert f"RVM (rvm-target) tracked the targets over {FRAMES} frames" in status, status
-            _shot(page, "10b-rvm-tracking-preview")
-
             # the brush instead of clicks: paint a stroke, use it as the frame's mask
             page.click("text=Brush or mask file instead of clicks")
             canvas = page.locator("canvas").first
@@ -434,6 +425,15 @@ def test_clicks_use_a_sam_checkpoint_and_the_picker_switches_to_rvm(tmp_path):
             _wait_status(page, "brush mask set for frame 0")
             assert "frame 0 (brush)" in page.locator("#summary").inner_text()
             _shot(page, "11-brushed")
+
+            # the tracker menu: "Preview tracking" with RVM follows the target (the brushed mask) through the clip
+            page.click("#tracker input")
+            page.get_by_role("option", name="RVM (people only)").click()
+            assert page.locator("#tracker input").input_value() == "RVM (people only)"
+            page.click("#propagate")
+            status = _wait_status(page, "tracked the targets")
+            assert f"RVM (rvm-target) tracked the targets over {FRAMES} frames" in status, status
+            _shot(page, "12-rvm-tracking-preview")
         finally:
             browser.close()
 
