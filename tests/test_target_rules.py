@@ -243,3 +243,26 @@ def test_a_fleck_nobody_holds_is_no_one_else():
     assert others[someone].all()
     assert others[carried].all()
     assert not others[target & ~carried].any()
+
+
+def test_small_pieces_next_to_a_target_that_holds_something_are_its_own():
+    """RVM mattes bits of what a target holds (a kite bar, lines) a little away from its body and
+    outside where its mask was: for a mask that holds more than the person, a piece nobody holds,
+    under a person's size and within reach of the target, is the target's; someone who walks up
+    next to it is not, and a mask of a person alone takes no such piece."""
+    body, board = disc(90, 72, 24), rect(60, 96, 130, 110)
+    bar = disc(128, 40, 4)  # ~14 px from the body, outside the mask's area
+    someone = disc(160, 80, 14)  # person-sized, as near
+    scenes = [Scene([("target", body, (0, 0)), ("car", board, (0, 0))], body)]
+    for _ in range(4):
+        scenes.append(
+            Scene(
+                [("target", body, (0, 0)), ("car", board, (0, 0)), ("other", bar | someone, (0, 0))],
+                body | bar | someone,
+            )
+        )
+    held = ScriptedTracker(scenes, body | board).run()
+    for o in held[1:]:
+        assert o[bar].mean() > 0.9 and not o[someone].any() and o[body].mean() > 0.9
+    alone = ScriptedTracker(scenes, body).run()
+    assert all(not o[bar].any() and not o[someone].any() for o in alone[1:])

@@ -369,19 +369,28 @@ class TargetTracker(PerFrameMatter):
 
     def _held_pieces(self, regions: np.ndarray, person: np.ndarray, whole_mask: np.ndarray) -> np.ndarray:
         """Person pieces nobody holds that lie mostly inside a seen target's carried whole mask
-        (RVM mattes a bit of the horse, the bike, the cart the target rides): the target's, as
-        the user's mask said; the carried mask is then re-anchored on what the target holds.
-        Only for a target whose mask holds something besides its person part: for a mask of a
-        person alone, what its carried mask once covered (someone it overlapped while they hid
-        behind it) is no piece of it, and re-anchoring would carry that someone along for good."""
+        (RVM mattes a bit of the horse, the bike, the cart the target rides), or that are no
+        person-sized region and lie within ``split_reach`` of the target (RVM's pieces of the bar,
+        the lines, the board it holds, which drift out of the carried mask as it moves): the
+        target's, as the user's mask said; the carried mask is then re-anchored on what the
+        target holds. Only for a target whose mask holds something besides its person part: for
+        a mask of a person alone, what its carried mask once covered (someone it overlapped while
+        they hid behind it) is no piece of it, and re-anchoring would carry that someone along
+        for good."""
+        s = self.settings
         free = person & ~regions.any(0)
         count, comp = cv2.connectedComponents(free.astype(np.uint8), connectivity=8)
         area = np.maximum(np.bincount(comp.ravel(), minlength=count), 1)
+        small = area < s.bystander_area * person.size  # no one else: under a new bystander's size
         for k in range(len(self._outputs)):
             if count > 1 and regions[k].any() and self._rides[k]:
                 inside = np.bincount(comp.ravel(), weights=whole_mask[k].ravel(), minlength=count) / area
-                inside[0] = 0.0
-                pieces = inside[comp] >= self.settings.inside_fraction
+                far = cv2.distanceTransform((~regions[k]).view(np.uint8), cv2.DIST_L2, 3)
+                nearest = np.full(count, np.inf)
+                np.minimum.at(nearest, comp.ravel(), far.ravel())
+                held = (inside >= s.inside_fraction) | (small & (nearest <= s.split_reach))
+                held[0] = False
+                pieces = held[comp] & free
                 regions[k] |= pieces
                 free &= ~pieces
             self._whole[k] = np.maximum(self._whole[k], regions[k])
@@ -411,9 +420,9 @@ class TargetTracker(PerFrameMatter):
             return False
         s = self.settings
         before = cv2.resize((cold >= PERSON_THRESHOLD).view(np.uint8), size, interpolation=cv2.INTER_AREA) > 0
-        after = cv2.resize(
-            (self.person_alpha >= PERSON_THRESHOLD).view(np.uint8), size, interpolation=cv2.INTER_AREA
-        ) > 0
+        after = (
+            cv2.resize((self.person_alpha >= PERSON_THRESHOLD).view(np.uint8), size, interpolation=cv2.INTER_AREA) > 0
+        )
         seen, kept = float((before & mask).sum()), float((after & mask).sum())
         return seen >= s.fade_seen * float(mask.sum()) and kept < s.fade_kept * seen
 
