@@ -29,7 +29,14 @@ Decisions made robust rather than tuned (issue 20; each has a test in test_targe
   empty matte and one warning, until a person appears there; what RVM mattes of the thing the
   target rides (a bit of the horse, the bike) is the target's when it lies in its carried mask
   (only for a mask that holds more than the person: a person's mask picks up nothing it once
-  covered, such as someone who hid behind the target).
+  covered, such as someone who hid behind the target), and so are RVM's small pieces next to it
+  (a kite bar, lines) when no one else could be them;
+- RVM's recurrent state settles on the first frame before anything is decided, and a mask that
+  RVM, settled, takes back as no person (a dog it first called one) stays empty for the whole
+  clip, with one warning (:mod:`.people`);
+- a fleck of RVM's alpha nobody holds is no one else: only a person-sized region becomes
+  someone else's core (a piece RVM split off the target for a frame would otherwise take that
+  part of the target for good once it rejoined).
 
 Limits (honest): only what RVM sees as a person is matted; objects a target holds or rides
 (a board, a kite, a bike) are not. MatAnyone (``--model matanyone``) mattes any object.
@@ -53,9 +60,8 @@ from .appearance import AppearanceMemory
 from .assign import _disk, assign_regions, change_probability, region_adaptive_fusion
 from .colour import combine, drop_lookalikes, find_by_colour, histogram
 from .motion import MotionField
+from .people import faded, no_person_message, person_cells
 from .settings import TargetSettings
-
-PERSON_THRESHOLD = 0.5  # RVM alpha at which a pixel belongs to a person region
 
 
 class TargetTracker(PerFrameMatter):
@@ -203,9 +209,7 @@ class TargetTracker(PerFrameMatter):
         if keyframe is not None:
             probs = self._apply_keyframe(probs, fit_to_frame(keyframe, (h, w)), size)
         whole_mask = self._carry_masks(probs, keyframe, size)
-        # Person pixels at the working size: a cell is a person's if any of its pixels is, so
-        # thin parts (fingers, a kite line RVM caught) are not lost in the downsampling.
-        person = cv2.resize((alpha >= PERSON_THRESHOLD).view(np.uint8), size, interpolation=cv2.INTER_AREA) > 0
+        person = person_cells(alpha, size)  # any pixel of a cell: thin parts survive the downsampling
         hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
         if keyframe is not None:  # a given mask sets the size and colours of its targets
             for target_id in keyframe.targets:
@@ -412,40 +416,16 @@ class TargetTracker(PerFrameMatter):
         return fgr, alpha, features, cold
 
     def _faded(self, cold: np.ndarray | None, mask: np.ndarray, size) -> bool:
-        """No person at the mask, on RVM's own evidence: cold, RVM called a fair part of the mask
-        a person (``fade_seen``), and once its state settled on the same frame it took most of
-        that back (it keeps under ``fade_kept``). A person stays a person as the state settles
-        (measured on the 8 DAVIS person clips: 84-100% kept after 6 passes; a dog: 36%)."""
-        if cold is None or not mask.any():
+        """No person at the mask: RVM took back, as its state settled, what it saw there cold."""
+        if cold is None:
             return False
         s = self.settings
-        before = cv2.resize((cold >= PERSON_THRESHOLD).view(np.uint8), size, interpolation=cv2.INTER_AREA) > 0
-        after = (
-            cv2.resize((self.person_alpha >= PERSON_THRESHOLD).view(np.uint8), size, interpolation=cv2.INTER_AREA) > 0
-        )
-        seen, kept = float((before & mask).sum()), float((after & mask).sum())
-        return seen >= s.fade_seen * float(mask.sum()) and kept < s.fade_kept * seen
+        return faded(person_cells(cold, size), person_cells(self.person_alpha, size), mask, s.fade_seen, s.fade_kept)
 
     def _warn_no_person(self, target_id: int, for_good: bool = False) -> None:
-        if target_id in self._warned:
-            return
-        self._warned.append(target_id)
-        if for_good:
-            warnings.warn(
-                f"no person found in the mask of target {target_id} (frame {self._frame}): RVM took back "
-                f"what it first saw there as a person once it settled on the frame; the offline target "
-                f"mode mattes people only, so this target's matte stays empty for the whole clip; for an "
-                f"object use --model matanyone (any object, its weights are a download) or SAM 2 clicks",
-                stacklevel=3,
-            )
-            return
-        warnings.warn(
-            f"no person found in the mask of target {target_id} (frame {self._frame}): the offline "
-            f"target mode mattes people only, so this target's matte stays empty until RVM sees a "
-            f"person where the mask is; for an object use --model matanyone (any object, its weights "
-            f"are a download) or SAM 2 clicks",
-            stacklevel=3,
-        )
+        if target_id not in self._warned:
+            self._warned.append(target_id)
+            warnings.warn(no_person_message(target_id, self._frame, for_good), stacklevel=3)
 
     def _keyframe_others(self, probs: np.ndarray, person: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Where people who are no target are in a mask's frame: the person regions the mask does
