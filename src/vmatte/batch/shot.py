@@ -163,9 +163,13 @@ def _matte_kwargs(shot: Shot, reuse: bool) -> dict:
 
     o = dict(shot.options)
     kwargs: dict = {}
-    for name in ("background", "fps", "segmenter"):
+    for name in ("background", "fps", "segmenter", "frames", "input_colorspace", "exr_compression"):
         if name in o:
             kwargs[name] = o[name]
+    if "refine" in o:
+        from ..engine.refine import RefineSettings
+
+        kwargs["refine"] = RefineSettings(**o["refine"])
     if "clicks" in o:
         kwargs["clicks"] = [parse_point(s) for s in o["clicks"]]
     if "excludes" in o:
