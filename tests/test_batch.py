@@ -318,6 +318,8 @@ def test_refine_columns_equal_the_matte_flags(tmp_path):
         )
         a, b = _frames(next(ref.iterdir())), _frames(next((tmp_path / "out" / sid).glob("*alpha*")))
         assert len(a) == len(b) == 6 and all(np.array_equal(x, y) for x, y in zip(a, b)), sid
+    reports = {s: json.loads((tmp_path / "out" / s / "report.json").read_text()) for s in "rp"}
+    assert [reports[s]["model_reused"] for s in "rp"] == [False, True]  # one worker: RVM loaded once
     refined, plain = (_frames(next((tmp_path / "out" / s).glob("*alpha*"))) for s in "rp")
     assert any(not np.array_equal(x, y) for x, y in zip(refined, plain))  # the columns did something
 
