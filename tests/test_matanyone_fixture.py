@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -121,10 +122,25 @@ def fused_network(state_dict) -> MatAnyone:
     return prepare_network(net, "cpu")
 
 
-@pytest.mark.parametrize("variant", ["official_layout", "fused"])
+@pytest.fixture(scope="module")
+def compiled_network(state_dict) -> MatAnyone:
+    """``VMATTE_COMPILE=1``: the fused network with its per-frame parts through torch.compile."""
+    if shutil.which("g++") is None:
+        pytest.skip("torch.compile on the CPU needs a C++ compiler (g++)")
+    net = MatAnyone()
+    net.load_state_dict(state_dict, strict=True)
+    return prepare_network(net, "cpu", compile=True)
+
+
+VARIANTS = {"official_layout": "network", "fused": "fused_network", "compiled": "compiled_network"}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
 @pytest.mark.parametrize("case_name", CASES)
 def test_matches_official_outputs(request, variant, case_name):
-    network = request.getfixturevalue("network" if variant == "official_layout" else "fused_network")
+    if variant == "compiled" and case_name != CASES[0]:
+        pytest.skip("one case is enough for the compiled path (each new frame size compiles anew)")
+    network = request.getfixturevalue(VARIANTS[variant])
     case = FIXTURE / case_name
     ref = np.load(case / "reference.npz")
     n = ref["alpha"].shape[0]
