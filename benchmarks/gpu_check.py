@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import time
@@ -18,6 +17,7 @@ FIXTURE = ROOT.parent / "shared" / "fixtures" / "matanyone"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from abtest import machine  # noqa: E402 - found through the sys.path entry above
+from speed_matanyone import recipe_state_dict  # noqa: E402
 
 ROWS: list[tuple[str, str, str]] = []  # (check, figure, note)
 
@@ -42,19 +42,12 @@ def _peak(dev: torch.device) -> str:
     return f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB" if dev.type == "cuda" else "n/a (CPU)"
 
 
-def _recipe():
-    spec = importlib.util.spec_from_file_location("matanyone_recipe_gpu", FIXTURE / "recipe.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.make_state_dict(str(FIXTURE / "keys.json"))
-
-
 def _matanyone(dev: torch.device):
     from vmatte.engine.matanyone import prepare_network
     from vmatte.models.matanyone import MatAnyone
 
     net = MatAnyone()
-    net.load_state_dict(_recipe())
+    net.load_state_dict(recipe_state_dict())
     return prepare_network(net.eval(), dev).to(dev)
 
 
