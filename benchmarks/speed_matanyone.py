@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "matanyone"
 
 
-def _recipe_state_dict():
+def recipe_state_dict():
     spec = importlib.util.spec_from_file_location("matanyone_recipe_bench", FIXTURE / "recipe.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -72,7 +72,7 @@ def _network(official: bool, compile: bool = False):
     from vmatte.models.matanyone import MatAnyone
 
     net = MatAnyone()
-    net.load_state_dict(_recipe_state_dict())
+    net.load_state_dict(recipe_state_dict())
     net.eval()
     return net if official else prepare_network(net, "cpu", compile=compile)
 
@@ -144,7 +144,7 @@ def child_targets(w: int, h: int, frames: int, targets: int) -> dict:
     from vmatte.models.matanyone import MatAnyone
 
     net = MatAnyone()
-    net.load_state_dict(_recipe_state_dict())
+    net.load_state_dict(recipe_state_dict())
     prepare_network(net.eval(), "cpu")
     imgs, mask = _frames(w, h)
     matter = MatAnyoneMatter(
@@ -190,7 +190,7 @@ def child_file(w: int, h: int, frames: int) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        torch.save(_recipe_state_dict(), tmp / "matanyone.pth")
+        torch.save(recipe_state_dict(), tmp / "matanyone.pth")
         mask = _write_clip(tmp / "clip.mp4", w, h, frames)
         cv2.imwrite(str(tmp / "mask.png"), mask)
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -11,7 +11,6 @@ intermediates max |d| <= 3e-4 * max |ref|. The tests skip when the fixture is no
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import matanyone_recipe_state_dict
 from vmatte.engine.matanyone import InferenceCore, MatAnyoneSettings, iter_alpha, prepare_network
 from vmatte.engine.matanyone.preprocess import image_to_tensor, mask_to_tensor
 from vmatte.models.matanyone import MatAnyone
@@ -34,16 +34,9 @@ INTERMEDIATE_REL = 3e-4
 pytestmark = pytest.mark.skipif(not (FIXTURE / "recipe.py").is_file(), reason=f"no MatAnyone fixture at {FIXTURE}")
 
 
-def _recipe():
-    spec = importlib.util.spec_from_file_location("matanyone_fixture_recipe", FIXTURE / "recipe.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def state_dict() -> dict[str, torch.Tensor]:
-    return _recipe().make_state_dict(str(FIXTURE / "keys.json"))
+    return matanyone_recipe_state_dict()
 
 
 @pytest.fixture(scope="module")
