@@ -59,13 +59,17 @@ class Timing:
         return statistics.median(self.times)
 
 
-def alternate(variants: dict[str, Callable[[int], object]], rounds: int) -> dict[str, Timing]:
+def alternate(variants: dict[str, Callable[[int], object]], rounds: int, pause: float = 0.0) -> dict[str, Timing]:
     """Call ``variants[name](i)`` for i in range(rounds), the variants in turn within each round
-    (A B, then B A, ...): -> seconds per call, per variant."""
+    (A B, then B A, ...): -> seconds per call, per variant. ``pause`` seconds of idle (untimed)
+    before each call, so that a runtime whose thread pool spins on after it returns (onnxruntime
+    by default) does not slow the variant timed after it."""
     names = list(variants)
     out = {n: Timing(n, []) for n in names}
     for i in range(rounds):
         for n in names if i % 2 == 0 else names[::-1]:
+            if pause:
+                time.sleep(pause)
             t = time.perf_counter()
             variants[n](i)
             out[n].times.append(time.perf_counter() - t)

@@ -15,6 +15,7 @@ Ray runs on two nodes of 1 CPU each on 127.0.0.1 in a network namespace of the b
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import json
 import os
@@ -98,11 +99,13 @@ def inside(args) -> None:
                 t0 = time.perf_counter()
                 subprocess.run(cmd, check=True, env=env, capture_output=True)
                 times[name].append(time.perf_counter() - t0)
-                per_shot = [json.loads(p.read_text())["seconds"] for p in out.glob("*/report.json")]
+                reports = [json.loads(p.read_text()) for p in out.glob("*/report.json")]
+                per_shot = [rep["seconds"] for rep in reports]
+                spread = sorted(collections.Counter(rep["pid"] for rep in reports).values(), reverse=True)
                 print(
                     f"round {r + 1} {name:12s} {times[name][-1]:6.1f} s wall; per shot in the worker: "
-                    f"min {min(per_shot):.2f} s, median {statistics.median(per_shot):.2f} s; load average "
-                    f"{os.getloadavg()[0]:.1f}",
+                    f"min {min(per_shot):.2f} s, median {statistics.median(per_shot):.2f} s; shots per worker "
+                    f"process {spread}; load average {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
     print(

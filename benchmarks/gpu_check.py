@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import time
@@ -18,6 +17,7 @@ FIXTURE = ROOT.parent / "shared" / "fixtures" / "matanyone"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from abtest import machine  # noqa: E402 - found through the sys.path entry above
+from speed_matanyone import recipe_state_dict  # noqa: E402
 
 ROWS: list[tuple[str, str, str]] = []  # (check, figure, note)
 
@@ -42,19 +42,12 @@ def _peak(dev: torch.device) -> str:
     return f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB" if dev.type == "cuda" else "n/a (CPU)"
 
 
-def _recipe():
-    spec = importlib.util.spec_from_file_location("matanyone_recipe_gpu", FIXTURE / "recipe.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.make_state_dict(str(FIXTURE / "keys.json"))
-
-
 def _matanyone(dev: torch.device):
     from vmatte.engine.matanyone import prepare_network
     from vmatte.models.matanyone import MatAnyone
 
     net = MatAnyone()
-    net.load_state_dict(_recipe())
+    net.load_state_dict(recipe_state_dict())
     return prepare_network(net.eval(), dev).to(dev)
 
 
@@ -128,52 +121,69 @@ def check_matanyone_speed(dev: torch.device, dry: bool) -> None:
 
 
 def check_rvm(dev: torch.device, dry: bool) -> None:
+    """vmatte's RVM against plain onnxruntime (CUDA provider on a GPU) on the same frame,
+    alternating blocks of frames (A B, then B A, ...), min and median of each."""
     import vmatte
+    from abtest import Timing, alternate
 
     sizes = [(128, 72)] if dry else [(1920, 1080), (3840, 2160)]
-    n = 2 if dry else 30
+    block, rounds = (2, 4) if dry else (5, 8)
     for w, h in sizes:
         img = np.random.default_rng(0).integers(0, 255, (h, w, 3), np.uint8)
         m = vmatte.load_matter("rvm", device=str(dev), backend="torch" if dev.type == "cuda" else "auto")
         m.reset()
         m.step(img, foreground=False)
         _reset_peak(dev)
-        t = time.perf_counter()
-        for _ in range(n):
-            m.step(img, foreground=False)
-        _sync(dev)
-        fps = n / (time.perf_counter() - t)
-        row(f"RVM {w}x{h} vmatte ({dev.type})", f"{fps:.1f} frames/s", f"peak device memory {_peak(dev)}")
+
+        def ours(i: int, m=m, img=img) -> None:
+            for _ in range(block):
+                m.step(img, foreground=False)
+            _sync(dev)
+
+        variants = {"vmatte": ours}
+        why_not = None
         try:
             import onnxruntime as ort
         except ImportError:
-            row(f"RVM {w}x{h} onnxruntime-gpu", "skipped", "onnxruntime not installed")
-            continue
+            ort, why_not = None, "onnxruntime not installed"
         provider = "CUDAExecutionProvider" if dev.type == "cuda" else "CPUExecutionProvider"
-        if provider not in ort.get_available_providers():
-            row(f"RVM {w}x{h} onnxruntime-gpu", "skipped", "onnxruntime-gpu not installed (no CUDAExecutionProvider)")
+        if ort is not None and provider not in ort.get_available_providers():
+            why_not = "onnxruntime-gpu not installed (no CUDAExecutionProvider)"
+        if why_not is None:
+            from vmatte.models.rvm import auto_downsample_ratio
+            from vmatte.weights import packaged_path
+
+            sess = ort.InferenceSession(str(packaged_path()), providers=[provider])
+            state = {"rec": [np.zeros((1, 1, 1, 1), np.float32)] * 4}
+            src = img.transpose(2, 0, 1)[None].astype(np.float32) / 255
+            ratio = np.array([auto_downsample_ratio(h, w, None)], np.float32)
+
+            def plain(i: int, sess=sess, src=src, ratio=ratio, state=state) -> None:
+                for _ in range(block):
+                    feeds = {"src": src, "downsample_ratio": ratio} | {
+                        f"r{k + 1}i": r for k, r in enumerate(state["rec"])
+                    }
+                    state["rec"] = sess.run(None, feeds)[2:]
+
+            plain(0)  # warm-up: session optimisation, first allocations
+            variants["plain onnxruntime"] = plain
+        timing = alternate(variants, rounds, pause=0.2)  # pause: onnxruntime's pool spins on after a run
+        ours_t = Timing("vmatte", [t / block for t in timing["vmatte"].times])
+        row(
+            f"RVM {w}x{h} vmatte ({dev.type})",
+            f"{1 / ours_t.median:.1f} frames/s",
+            f"{ours_t.min * 1000:.1f} / {ours_t.median * 1000:.1f} ms/frame min / median; "
+            f"peak device memory {_peak(dev)}",
+        )
+        if why_not is not None:
+            row(f"RVM {w}x{h} onnxruntime", "skipped", why_not)
             continue
-        from vmatte.models.rvm import auto_downsample_ratio
-        from vmatte.weights import packaged_path
-
-        sess = ort.InferenceSession(str(packaged_path()), providers=[provider])
-        rec = [np.zeros((1, 1, 1, 1), np.float32)] * 4
-        src = img.transpose(2, 0, 1)[None].astype(np.float32) / 255
-        ratio = np.array([auto_downsample_ratio(h, w, None)], np.float32)
-
-        def run(rec, sess=sess, src=src, ratio=ratio):
-            feeds = {"src": src, "downsample_ratio": ratio} | {f"r{i + 1}i": r for i, r in enumerate(rec)}
-            return sess.run(None, feeds)[2:]
-
-        rec = run(rec)
-        t = time.perf_counter()
-        for _ in range(n):
-            rec = run(rec)
-        ort_fps = n / (time.perf_counter() - t)
+        ref = Timing("ort", [t / block for t in timing["plain onnxruntime"].times])
         row(
             f"RVM {w}x{h} plain onnxruntime ({provider})",
-            f"{ort_fps:.1f} frames/s",
-            f"vmatte / onnxruntime = {fps / ort_fps:.2f}x (one run each, not interleaved)",
+            f"{1 / ref.median:.1f} frames/s",
+            f"vmatte vs onnxruntime {ref.median / ours_t.median:.2f}x (median) {ref.min / ours_t.min:.2f}x (min), "
+            f"{rounds} alternating blocks of {block} frames",
         )
 
 

@@ -120,7 +120,10 @@ def worker_ab(res: str, frames: int) -> dict:
         run(0)
     for b, m in matters.items():
         descriptions[b] = getattr(getattr(m, "_active", None), "description", m.description)
-    timing = alternate(variants, max(2, frames // BLOCK))
+    # 0.2 s idle before each block: onnxruntime's default pool (the reference) spins on after a
+    # run returns; without the pause whichever variant follows it is timed on busy cores (seen:
+    # vmatte's onnxruntime path at 0.60x the reference with no pause, 0.92x with one).
+    timing = alternate(variants, max(2, frames // BLOCK), pause=0.2)
     return {name: [x / BLOCK for x in t.times] for name, t in timing.items()} | {"descriptions": descriptions}
 
 

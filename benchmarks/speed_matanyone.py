@@ -12,7 +12,8 @@
   (:func:`vmatte.engine.matanyone.prepare_network`). Each normal frame is stepped by both,
   A B then B A (``benchmarks/abtest.py``), after the first-frame steps and 3 more frames. Printed:
   min and median s/frame of each, the speed-up of the medians and of the minima, and the largest
-  alpha difference between the two over the run. Input: DAVIS dance-twirl frames from the
+  alpha difference between the two over the run. ``--compile`` adds a third core, the network as
+  with ``VMATTE_COMPILE=1`` (torch.compile), with its compile time. Input: DAVIS dance-twirl frames from the
   fixture, resized and looped (a real image, so features are not degenerate).
 * targets: s/frame of normal frames through ``MatAnyoneMatter.step_all`` with N targets from
   one first-frame label mask (the fixture mask cut into N column bands), for each ``--targets``.
@@ -41,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "matanyone"
 
 
-def _recipe_state_dict():
+def recipe_state_dict():
     spec = importlib.util.spec_from_file_location("matanyone_recipe_bench", FIXTURE / "recipe.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -63,19 +64,20 @@ def _frames(w: int, h: int, n: int = 8):
 # --- child processes --------------------------------------------------------------------------
 
 
-def _network(official: bool):
+def _network(official: bool, compile: bool = False):
     """The recipe-weights network: ``official`` = the official layout as loaded (the path the
-    fixture test proves equal to the official code), else as vmatte loads it for the CPU."""
+    fixture test proves equal to the official code), else as vmatte loads it for the CPU
+    (``compile``: as with ``VMATTE_COMPILE=1``)."""
     from vmatte.engine.matanyone import prepare_network
     from vmatte.models.matanyone import MatAnyone
 
     net = MatAnyone()
-    net.load_state_dict(_recipe_state_dict())
+    net.load_state_dict(recipe_state_dict())
     net.eval()
-    return net if official else prepare_network(net, "cpu")
+    return net if official else prepare_network(net, "cpu", compile=compile)
 
 
-def child_model(w: int, h: int, frames: int) -> dict:
+def child_model(w: int, h: int, frames: int, compile: bool = False, bf16: bool = False) -> dict:
     """Official layout (A) and vmatte (B) side by side: two cores on the same frames, one step
     of each per frame, A B then B A. -> per-step seconds of each, and the largest alpha
     difference between them (fixture tolerance: 5e-4)."""
@@ -87,22 +89,36 @@ def child_model(w: int, h: int, frames: int) -> dict:
 
     imgs, mask = _frames(w, h)
     cores = {}
-    for name, official in (("official layout", True), ("vmatte", False)):
-        cores[name] = InferenceCore(_network(official), MatAnyoneSettings(warmup_frames=1))
+    setup = {}
+    variants = [("official layout", True, False), ("vmatte", False, False)]
+    variants += [("vmatte compiled", False, True)] if compile else []
+    variants += [("vmatte bf16", False, False)] if bf16 else []  # as --precision bf16: autocast
+    for name, official, compiled in variants:
+        t = time.perf_counter()
+        cores[name] = InferenceCore(_network(official, compiled), MatAnyoneSettings(warmup_frames=1))
         start(cores[name], imgs[0], mask)
-        for i in range(1, 4):  # past the first-frame steps and the one-off kernel set-up
+        for i in range(1, 4):  # past the first-frame steps and the one-off kernel set-up (and compile)
             cores[name].step(image_to_tensor(imgs[i % len(imgs)]))
+        setup[name] = time.perf_counter() - t
     alphas: dict[str, list] = {name: [] for name in cores}
 
     def runner(name):
         def run(i):
-            alphas[name].append(cores[name].step(image_to_tensor(imgs[(4 + i) % len(imgs)])).alpha)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name.endswith("bf16")):
+                alphas[name].append(cores[name].step(image_to_tensor(imgs[(4 + i) % len(imgs)])).alpha.float())
 
         return run
 
     timing = alternate({name: runner(name) for name in cores}, frames)
-    diff = max(float((a - b).abs().max()) for a, b in zip(*alphas.values()))
-    return {name: t.times for name, t in timing.items()} | {"max_alpha_diff": diff, "threads": torch.get_num_threads()}
+    ref = alphas["official layout"]
+    diffs = {name: max(float((a - b).abs().max()) for a, b in zip(ref, got)) for name, got in alphas.items()}
+    return {name: t.times for name, t in timing.items()} | {
+        "max_alpha_diff": diffs["vmatte"],
+        "compiled_max_alpha_diff": diffs.get("vmatte compiled"),
+        "bf16_max_alpha_diff": diffs.get("vmatte bf16"),
+        "setup_s": setup,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def _band_labels(mask, n: int):
@@ -128,7 +144,7 @@ def child_targets(w: int, h: int, frames: int, targets: int) -> dict:
     from vmatte.models.matanyone import MatAnyone
 
     net = MatAnyone()
-    net.load_state_dict(_recipe_state_dict())
+    net.load_state_dict(recipe_state_dict())
     prepare_network(net.eval(), "cpu")
     imgs, mask = _frames(w, h)
     matter = MatAnyoneMatter(
@@ -174,7 +190,7 @@ def child_file(w: int, h: int, frames: int) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        torch.save(_recipe_state_dict(), tmp / "matanyone.pth")
+        torch.save(recipe_state_dict(), tmp / "matanyone.pth")
         mask = _write_clip(tmp / "clip.mp4", w, h, frames)
         cv2.imwrite(str(tmp / "mask.png"), mask)
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -232,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--targets", default="1,2,4", help="target counts for --only targets (default 1,2,4)")
     p.add_argument("--repeats", type=int, default=3, help="runs per target count, best kept (default 3)")
     p.add_argument("--json", metavar="PATH", help="also write the figures here")
+    p.add_argument(
+        "--compile", action="store_true", help="model: also time the network as with VMATTE_COMPILE=1 (torch.compile)"
+    )
+    p.add_argument("--bf16", action="store_true", help="model: also time --precision bf16 (autocast) and its error")
     args = p.parse_args(argv)
     if not (FIXTURE / "recipe.py").is_file():
         print(f"no MatAnyone fixture at {FIXTURE}", file=sys.stderr)
@@ -249,8 +269,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"{'':>10} {'min':>11} {'median':>12} {'min':>7} {'median':>8} {'median':>8} {'min':>7}")
         for w, h in sizes:
-            r = _in_child("model", args.threads, w=w, h=h, frames=args.frames)
+            r = _in_child("model", args.threads, w=w, h=h, frames=args.frames, compile=args.compile, bf16=args.bf16)
+            bf16 = Timing("vmatte bf16", r.pop("vmatte bf16")) if args.bf16 else None
             ref, new = Timing("official layout", r.pop("official layout")), Timing("vmatte", r.pop("vmatte"))
+            compiled = Timing("vmatte compiled", r.pop("vmatte compiled")) if args.compile else None
             r.update(
                 size=f"{w}x{h}",
                 official_layout_s=ref.times,
@@ -264,6 +286,28 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['speedup_median']:7.2f}x {r['speedup_min']:6.2f}x {r['max_alpha_diff']:14.1e}",
                 flush=True,
             )
+            if bf16 is not None:
+                r.update(bf16_s=bf16.times, bf16_speedup_median=ref.median / bf16.median)
+                print(
+                    f"{'':>10} bf16 autocast (--precision bf16): min {bf16.min:.3f} median {bf16.median:.3f} s/frame, "
+                    f"{ref.median / bf16.median:.2f}x (median) {ref.min / bf16.min:.2f}x (min) the official layout, "
+                    f"max |d alpha| {r['bf16_max_alpha_diff']:.1e} (the fixture allows 5e-4)",
+                    flush=True,
+                )
+            if compiled is not None:
+                r.update(
+                    compiled_s=compiled.times,
+                    compiled_speedup_median=ref.median / compiled.median,
+                    compiled_speedup_min=ref.min / compiled.min,
+                )
+                print(
+                    f"{'':>10} compiled (VMATTE_COMPILE=1): min {compiled.min:.3f} median {compiled.median:.3f} "
+                    f"s/frame, {r['compiled_speedup_median']:.2f}x (median) {r['compiled_speedup_min']:.2f}x (min) "
+                    f"the official layout, max |d alpha| {r['compiled_max_alpha_diff']:.1e}; set-up (first frame, "
+                    f"warm-up, 3 frames, compile) {r['setup_s']['vmatte compiled']:.0f} s vs "
+                    f"{r['setup_s']['vmatte']:.0f} s uncompiled",
+                    flush=True,
+                )
     if "targets" in only:  # not in the default set: an explicit --only targets
         print(f"{'size':>10} {'targets':>7} {'s/frame':>8} {'per target':>10}")
         results["targets"] = []

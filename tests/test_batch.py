@@ -145,6 +145,11 @@ def _unshare_ok() -> str | None:
         ("id,input,model\na,{clip},rvx\n", "row 1 (id 'a'), model: unknown model 'rvx'; use one of: auto,"),
         ("id,input\na,missing.mp4\n", "row 1 (id 'a'), input: file not found:"),
         ("id,input\na,{clip}\nA,{clip}\n", "row 2 (id 'A'), id: duplicate of row 1 (ids are compared ignoring case"),
+        ("id,input,choke\na,{clip},abc\n", "row 1 (id 'a'), choke: 'abc' is not a number"),
+        ("id,input,shift-edge\na,{clip},300\n", "shift_edge: shift_edge must be between -100 and 100 (%), got 300"),
+        ("id,input,despill\na,{clip},red\n", "despill: despill must be one of: green, blue"),
+        ("id,input,frames\na,{clip},1001-1010\n", "frames: applies to EXR/DPX plate sequences; c.mp4 is not one"),
+        ("id,input,exr_compression\na,{clip},rar\n", "exr_compression: 'rar' is not one of: zip, piz, dwaa, none"),
     ],
 )
 def test_manifest_error_is_one_line_and_nothing_runs(tmp_path, capsys, text, expected):
@@ -293,6 +298,30 @@ def test_shard_runs_then_summary_merge(tmp_path, capsys, monkeypatch):
     assert "3/3 shots done (3 already done)" in capsys.readouterr().err
     assert main(["batch", str(manifest), "-o", str(root), "-q", "--redo"]) == 0
     assert json.loads((root / "batch.json").read_text())["skipped"] == 0
+
+
+def test_refine_columns_equal_the_matte_flags(tmp_path):
+    """Every `vmatte matte` option is a manifest column: the refinement controls of a row give
+    the same frames as the flags on `vmatte matte` (and a row without them, the plain matte)."""
+    make_clip(tmp_path / "c.mp4", 6, 64, 48)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(
+        "id,input,model,formats,choke,feather,reduce-chatter\nr,c.mp4,rvm,alpha-png16,2,3,2\np,c.mp4,rvm,alpha-png16,,,\n"
+    )
+    assert main(["batch", str(manifest), "-o", str(tmp_path / "out"), "-q", "--workers", "1"]) == 0
+    flags = ["--choke", "2", "--feather", "3", "--reduce-chatter", "2"]
+    for sid, extra in (("r", flags), ("p", [])):
+        ref = tmp_path / f"ref-{sid}"
+        assert (
+            main(["matte", str(tmp_path / "c.mp4"), "-o", str(ref), "-m", "rvm", "-q", "-f", "alpha-png16", *extra])
+            == 0
+        )
+        a, b = _frames(next(ref.iterdir())), _frames(next((tmp_path / "out" / sid).glob("*alpha*")))
+        assert len(a) == len(b) == 6 and all(np.array_equal(x, y) for x, y in zip(a, b)), sid
+    reports = {s: json.loads((tmp_path / "out" / s / "report.json").read_text()) for s in "rp"}
+    assert [reports[s]["model_reused"] for s in "rp"] == [False, True]  # one worker: RVM loaded once
+    refined, plain = (_frames(next((tmp_path / "out" / s).glob("*alpha*"))) for s in "rp")
+    assert any(not np.array_equal(x, y) for x, y in zip(refined, plain))  # the columns did something
 
 
 def test_failed_shot_does_not_stop_the_others(tmp_path, capsys):

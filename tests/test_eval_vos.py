@@ -249,3 +249,19 @@ def _seq(root: Path) -> VosSequence:
     from vmatte.eval.vos_data import find_sequences
 
     return find_sequences(root, ["parkour"])[0]
+
+
+def test_rvm_precision_is_rvm_own_precision_on_the_regions_that_touch_the_truth():
+    """RVM P: RVM's person regions that touch the ground truth (a region far from it, someone
+    else, is left out), and the share of their pixels inside it (what RVM's edge allows)."""
+    from vmatte.eval.vos import ObjectScore
+
+    true = np.zeros((40, 60), bool)
+    true[10:30, 10:20] = True  # 200 px
+    person = np.zeros_like(true)
+    person[8:32, 10:22] = True  # the target with a 2 px wider edge: 288 px, 200 inside
+    person[5:15, 40:55] = True  # someone else, apart
+    score = ObjectScore(1)
+    score.add(person.astype(np.float32), true, person)
+    assert score.rvm_precision == pytest.approx(200 / 288)
+    assert score.precision == pytest.approx(200 / (288 + 150))

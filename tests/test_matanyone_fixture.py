@@ -11,8 +11,8 @@ intermediates max |d| <= 3e-4 * max |ref|. The tests skip when the fixture is no
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import matanyone_recipe_state_dict
 from vmatte.engine.matanyone import InferenceCore, MatAnyoneSettings, iter_alpha, prepare_network
 from vmatte.engine.matanyone.preprocess import image_to_tensor, mask_to_tensor
 from vmatte.models.matanyone import MatAnyone
@@ -33,16 +34,9 @@ INTERMEDIATE_REL = 3e-4
 pytestmark = pytest.mark.skipif(not (FIXTURE / "recipe.py").is_file(), reason=f"no MatAnyone fixture at {FIXTURE}")
 
 
-def _recipe():
-    spec = importlib.util.spec_from_file_location("matanyone_fixture_recipe", FIXTURE / "recipe.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def state_dict() -> dict[str, torch.Tensor]:
-    return _recipe().make_state_dict(str(FIXTURE / "keys.json"))
+    return matanyone_recipe_state_dict()
 
 
 @pytest.fixture(scope="module")
@@ -121,10 +115,25 @@ def fused_network(state_dict) -> MatAnyone:
     return prepare_network(net, "cpu")
 
 
-@pytest.mark.parametrize("variant", ["official_layout", "fused"])
+@pytest.fixture(scope="module")
+def compiled_network(state_dict) -> MatAnyone:
+    """``VMATTE_COMPILE=1``: the fused network with its per-frame parts through torch.compile."""
+    if shutil.which("g++") is None:
+        pytest.skip("torch.compile on the CPU needs a C++ compiler (g++)")
+    net = MatAnyone()
+    net.load_state_dict(state_dict, strict=True)
+    return prepare_network(net, "cpu", compile=True)
+
+
+VARIANTS = {"official_layout": "network", "fused": "fused_network", "compiled": "compiled_network"}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
 @pytest.mark.parametrize("case_name", CASES)
 def test_matches_official_outputs(request, variant, case_name):
-    network = request.getfixturevalue("network" if variant == "official_layout" else "fused_network")
+    if variant == "compiled" and case_name != CASES[0]:
+        pytest.skip("one case is enough for the compiled path (each new frame size compiles anew)")
+    network = request.getfixturevalue(VARIANTS[variant])
     case = FIXTURE / case_name
     ref = np.load(case / "reference.npz")
     n = ref["alpha"].shape[0]

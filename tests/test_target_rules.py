@@ -172,3 +172,97 @@ def test_a_person_mask_does_not_pick_up_pieces_left_where_the_target_was():
     riding = ScriptedTracker(scenes, scenes[0].objects[0][1] | rect(60, 40, 100, 104)).run()
     held = [int((o & piece).sum()) for o in riding]
     assert all(h > 0.9 * piece.sum() for h in held[4:]), held
+
+
+class ColdStartTracker(ScriptedTracker):
+    """RVM's cold start scripted too: on the video's first frame, the first pass sees
+    ``cold`` as a person and the passes after it (the state settling) see the scene's people."""
+
+    def __init__(self, scenes: list[Scene], mask: np.ndarray, cold: np.ndarray):
+        super().__init__(scenes, mask)
+        self.cold = cold
+        self.passes = 0
+
+    def run(self) -> list[np.ndarray]:
+        self.passes = 0
+        return super().run()
+
+    def _rvm(self, image, foreground):
+        self.passes += 1
+        if self.passes == 1:
+            return None, self.cold.astype(np.float32), self.scenes[0].features()
+        return super()._rvm(image, foreground)
+
+
+def test_mask_rvm_takes_back_as_no_person_stays_empty_for_the_whole_clip():
+    """A dog: cold on the first frame RVM calls most of it a person, and as its state settles
+    on that frame it takes that back (a speck is left). The mask holds no person: one warning,
+    an empty matte on every frame, even where RVM later mattes a piece of the dog again."""
+    dog = rect(60, 50, 150, 110)
+    speck = disc(100, 80, 6)
+    scenes = []
+    for k in range(6):
+        flicker = rect(70, 60, 120, 100) if k in (3, 4) else speck  # RVM mattes part of it again
+        scenes.append(Scene([("car", dog, (0, 0))], flicker))
+    tracker = ColdStartTracker(scenes, dog, cold=dog)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = tracker.run()
+    said = [str(w.message) for w in caught if "no person found" in str(w.message)]
+    assert len(said) == 1 and "whole clip" in said[0], said
+    assert tracker.passes == len(scenes) + tracker.settings.warmup
+    assert all(not o.any() for o in out), [int(o.sum()) for o in out]
+
+
+def test_a_person_rvm_keeps_as_its_state_settles_is_matted():
+    """The same cold start on a person (cold RVM sees a little more around them, settled it
+    keeps the person): the target is matted from the first frame on, with no warning."""
+    person = disc(100, 72, 30)
+    scenes = [Scene([("target", person, (0, 0))]) for _ in range(4)]
+    tracker = ColdStartTracker(scenes, person, cold=disc(100, 72, 34))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = tracker.run()
+    assert not [w for w in caught if "no person found" in str(w.message)]
+    assert all(o[person].mean() > 0.9 for o in out)
+
+
+def test_a_fleck_nobody_holds_is_no_one_else():
+    """Where people who are no target are, for the next frame: a person-sized region with no
+    target is someone; a fleck of RVM's alpha (or a piece RVM split off the target for a frame)
+    is nobody, so it cannot become a "someone else" core that takes that part of the target
+    once it rejoins it; a carried core of someone else is kept."""
+    from vmatte.engine.tracking.tracker import TargetTracker
+
+    target, fleck, someone = disc(80, 72, 30), disc(125, 40, 4), disc(200, 72, 25)
+    carried = disc(60, 72, 6)  # someone else's core inside the target's region (people touching)
+    person = target | fleck | someone
+    claimed = target & ~carried
+    others = TargetTracker._next_others(person, claimed, carried.astype(np.float32), min_area=200.0)
+    assert not others[fleck].any()
+    assert others[someone].all()
+    assert others[carried].all()
+    assert not others[target & ~carried].any()
+
+
+def test_small_pieces_next_to_a_target_that_holds_something_are_its_own():
+    """RVM mattes bits of what a target holds (a kite bar, lines) a little away from its body and
+    outside where its mask was: for a mask that holds more than the person, a piece nobody holds,
+    under a person's size and within reach of the target, is the target's; someone who walks up
+    next to it is not, and a mask of a person alone takes no such piece."""
+    body, board = disc(90, 72, 24), rect(60, 96, 130, 110)
+    bar = disc(128, 40, 4)  # ~14 px from the body, outside the mask's area
+    someone = disc(160, 80, 14)  # person-sized, as near
+    scenes = [Scene([("target", body, (0, 0)), ("car", board, (0, 0))], body)]
+    for _ in range(4):
+        scenes.append(
+            Scene(
+                [("target", body, (0, 0)), ("car", board, (0, 0)), ("other", bar | someone, (0, 0))],
+                body | bar | someone,
+            )
+        )
+    held = ScriptedTracker(scenes, body | board).run()
+    for o in held[1:]:
+        assert o[bar].mean() > 0.9 and not o[someone].any() and o[body].mean() > 0.9
+    alone = ScriptedTracker(scenes, body).run()
+    assert all(not o[bar].any() and not o[someone].any() for o in alone[1:])

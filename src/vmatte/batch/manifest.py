@@ -52,6 +52,14 @@ COLUMNS = {
     "erode": "MatAnyone mask erosion (px)",
     "dilate": "MatAnyone mask dilation (px)",
     "chunk_frames": "frames per journal chunk (resume granularity)",
+    "frames": "EXR/DPX plate frames to matte, e.g. 1001-1100",
+    "input_colorspace": "the plate's OpenColorIO colour space",
+    "exr_compression": "EXR output compression: zip, piz, dwaa or none",
+    "choke": "shrink (> 0) or grow (< 0) the matte, px",
+    "feather": "soften the edge over about this many px",
+    "shift_edge": "move the soft edge out (> 0) or in (< 0), -100..100 %",
+    "reduce_chatter": "average the edge over the last N still frames",
+    "despill": "remove green or blue screen spill: green or blue",
 }
 ALIASES = {
     "background": "bg",
@@ -61,9 +69,14 @@ ALIASES = {
     "downsample-ratio": "downsample_ratio",
     "warmup-frames": "warmup_frames",
     "chunk-frames": "chunk_frames",
+    "input-colorspace": "input_colorspace",
+    "exr-compression": "exr_compression",
+    "shift-edge": "shift_edge",
+    "reduce-chatter": "reduce_chatter",
 }
-_INTS = ("max_size", "warmup_frames", "erode", "dilate", "chunk_frames")
-_FLOATS = ("downsample_ratio", "fps")
+_INTS = ("max_size", "warmup_frames", "erode", "dilate", "chunk_frames", "reduce_chatter")
+_FLOATS = ("downsample_ratio", "fps", "choke", "feather", "shift_edge")
+_REFINE = ("choke", "feather", "shift_edge", "reduce_chatter", "despill")  # -> one RefineSettings
 _TARGET_FIELDS = ("mask", "mask_at", "masks_dir", "click", "exclude")
 
 
@@ -287,6 +300,7 @@ def _check_row(n: int, fields: dict, base: Path, defaults: Defaults, models: tup
             options["background"] = spec
         except VmatteError as e:
             bad("bg", str(e))
+    _check_plate_and_refine(clean, src, options, bad)
     mask = path_of("mask", "any")
     if mask:
         options["mask"] = mask
@@ -346,6 +360,46 @@ def _check_row(n: int, fields: dict, base: Path, defaults: Defaults, models: tup
     if errors:
         return None, errors
     return Shot(sid, src, n, model, formats, options), []
+
+
+def _check_plate_and_refine(clean: dict, src: str | None, options: dict, bad) -> None:
+    """The plate columns (frames, input_colorspace, exr_compression) and the matte refinement
+    columns (one RefineSettings, checked as `vmatte matte` checks its flags)."""
+    if "exr_compression" in clean:
+        from ..io.exr import COMPRESSIONS
+
+        value = str(clean["exr_compression"]).lower()
+        if value in COMPRESSIONS:
+            options["exr_compression"] = value
+        else:
+            bad("exr_compression", f"{clean['exr_compression']!r} is not one of: {', '.join(COMPRESSIONS)}")
+    plate_only = [n for n in ("frames", "input_colorspace") if n in clean]
+    if plate_only and src is not None and Path(src).exists():
+        from ..io.sequence import frame_set, is_plate_input
+
+        if not is_plate_input(src):
+            bad(plate_only[0], f"applies to EXR/DPX plate sequences; {Path(src).name} is not one: leave it empty")
+        else:
+            if "frames" in clean:
+                try:
+                    frame_set(str(clean["frames"]))
+                    options["frames"] = str(clean["frames"])
+                except VmatteError as e:
+                    bad("frames", str(e))
+            if "input_colorspace" in clean:
+                options["input_colorspace"] = str(clean["input_colorspace"])
+    refine = {n: options.pop(n) for n in _REFINE if n in options}
+    if "despill" in clean:
+        refine["despill"] = str(clean["despill"]).lower()
+    if refine:
+        from ..engine.refine import RefineSettings
+
+        try:
+            if RefineSettings(**refine).active:
+                options["refine"] = refine  # plain values: a Shot crosses process and Ray boundaries
+        except VmatteError as e:
+            message = str(e).replace("--shift-edge", "shift_edge").replace("--reduce-chatter", "reduce_chatter")
+            bad(next(iter(refine)), message.replace("--", ""))
 
 
 def _check_model_inputs(model: str, clean: dict, bad) -> None:

@@ -124,9 +124,14 @@ def _limit_onnx_threads(matter) -> None:
             runtime.threads = _THREADS
 
 
+_reused = False  # whether the last _model_for call found its model loaded in this worker
+
+
 def _model_for(shot: Shot):
     """A loaded model to reuse (models without per-shot targets), else the name: vmatte.matte
     builds it from the shot's mask/clicks."""
+    global _reused
+    _reused = False
     if shot.has_targets:
         return shot.model
     from ..matte import load_matter
@@ -142,7 +147,8 @@ def _model_for(shot: Shot):
         o.get("precision", "fp32"),
         o.get("tracker", "auto"),
     )
-    if key not in _MODELS:
+    _reused = key in _MODELS
+    if not _reused:
         _MODELS.clear()  # keep one model per worker: a mixed batch must not pile up memory
         matter = load_matter(
             shot.model,
@@ -163,9 +169,13 @@ def _matte_kwargs(shot: Shot, reuse: bool) -> dict:
 
     o = dict(shot.options)
     kwargs: dict = {}
-    for name in ("background", "fps", "segmenter"):
+    for name in ("background", "fps", "segmenter", "frames", "input_colorspace", "exr_compression"):
         if name in o:
             kwargs[name] = o[name]
+    if "refine" in o:
+        from ..engine.refine import RefineSettings
+
+        kwargs["refine"] = RefineSettings(**o["refine"])
     if "clicks" in o:
         kwargs["clicks"] = [parse_point(s) for s in o["clicks"]]
     if "excludes" in o:
@@ -326,6 +336,7 @@ def _run_locked(
             weights_sha256=weights_sha256(shot, result.model),
             outputs={k: str(p.relative_to(folder)) for k, p in result.outputs.items()},
             resumed=resumed,
+            model_reused=_reused,  # loaded by an earlier shot in this worker process (or Ray worker)
         )
     except (Exception, MemoryError) as e:  # noqa: BLE001 - one shot's failure must not stop the batch
         if isinstance(e, VmatteError) and e.exit_code == 130:  # Ctrl-C in a journaled run: stop the batch

@@ -13,7 +13,10 @@ crowd) show in **precision** (share of the predicted target's pixels inside the 
 truth: someone else was matted); "people only" misses (a bike, a horse in the ground truth) show
 in **recall**. The three are pooled over the scored frames' pixels. Person regions come from the
 matter's ``person_alpha`` (RVM's alpha of every person, set by the target mode each frame), or
-from the alpha itself for maskless models; other models report no leak.
+from the alpha itself for maskless models; other models report no leak. Every predicted pixel of a
+people-only mode on RVM's alpha lies on a person region, so its misses of precision are either
+identity errors or RVM's own edge: **RVM P**, the precision of RVM's person regions that touch the
+ground truth (perfect identity, RVM's edge), is the most such a mode can reach.
 
 >>> result = evaluate_vos("davis2016", ["parkour"], ["rvm"])
 >>> result.mean("rvm").jf
@@ -58,6 +61,9 @@ class ObjectScore:
     true: int = 0
     hit: int = 0
     leaked: int = 0
+    # RVM's person regions that touch the ground truth: their pixels, and those inside it (RVM P)
+    reached: int = 0
+    reached_hit: int = 0
 
     @property
     def precision(self) -> float:
@@ -71,6 +77,10 @@ class ObjectScore:
     def leak(self) -> float:
         return self.leaked / self.predicted if self.predicted and self.leaked >= 0 else math.nan
 
+    @property
+    def rvm_precision(self) -> float:
+        return self.reached_hit / self.reached if self.reached and self.leaked >= 0 else math.nan
+
     def add(self, pred: np.ndarray, true: np.ndarray, person: np.ndarray | None) -> None:
         """Score one frame: ``pred`` alpha (>= 0.5 is predicted), ``true`` and ``person`` bool."""
         p = pred >= 0.5
@@ -83,6 +93,14 @@ class ObjectScore:
             self.leaked = -1
         else:
             self.leaked += int((p & person & ~true).sum())
+            import cv2
+
+            count, regions = cv2.connectedComponents(person.astype(np.uint8), connectivity=8)
+            touch = np.bincount(regions.ravel(), weights=true.ravel(), minlength=count) > 0
+            touch[0] = False
+            reached = touch[regions]
+            self.reached += int(reached.sum())
+            self.reached_hit += int((reached & true).sum())
 
     @property
     def j_mean(self) -> float:
@@ -133,6 +151,10 @@ class SequenceScore:
     @property
     def leak(self) -> float:
         return self._pooled("leak")
+
+    @property
+    def rvm_precision(self) -> float:
+        return self._pooled("rvm_precision")
 
     @property
     def j_curve(self) -> list[float]:
@@ -323,7 +345,8 @@ def evaluate_vos(
             if progress:
                 print(
                     f"{model}\t{seq.name}\t{s.frames} frames\tJ {s.j:.1f}  F {s.f:.1f}  J&F {s.jf:.1f}"
-                    f"  P {s.precision:.3f}  R {s.recall:.3f}  leak {s.leak:.3f}\t{s.seconds:.1f} s",
+                    f"  P {s.precision:.3f}  R {s.recall:.3f}  leak {s.leak:.3f}  RVM P {s.rvm_precision:.3f}"
+                    f"\t{s.seconds:.1f} s",
                     file=sys.stderr,
                     flush=True,
                 )

@@ -21,10 +21,11 @@ PROTOCOL = (
     "frame 0's annotation is the target models' mask; prediction = alpha >= 0.5; frame 0 not scored; "
     "J and F (x100) averaged over frames, objects, then sequences; maskless models (rvm) are scored "
     "against all objects together; P = precision, R = recall, leak = share of the predicted pixels on "
-    "RVM person regions outside the ground truth (pixels pooled over the scored frames)"
+    "RVM person regions outside the ground truth, RVM P = precision of RVM's person regions that touch the "
+    "ground truth (the most a people-only mode on RVM's alpha can reach); pixels pooled over the scored frames"
 )
 
-HEADER = ["model", "sequence", "frames", "objects", "J", "F", "J&F", "P", "R", "leak"]
+HEADER = ["model", "sequence", "frames", "objects", "J", "F", "J&F", "P", "R", "leak", "RVM P"]
 
 
 def _share(value: float) -> str:
@@ -48,6 +49,7 @@ def _rows(result: VosResult) -> list[list[str]]:
                     _share(s.precision),
                     _share(s.recall),
                     _share(s.leak),
+                    _share(s.rvm_precision),
                 ]
             )
         m = result.mean(model)
@@ -60,7 +62,7 @@ def _rows(result: VosResult) -> list[list[str]]:
                 f"{m.j:.1f}",
                 f"{m.f:.1f}",
                 f"{m.jf:.1f}",
-                *(_share(result.mean_of(model, k)) for k in ("precision", "recall", "leak")),
+                *(_share(result.mean_of(model, k)) for k in ("precision", "recall", "leak", "rvm_precision")),
             ]
         )
     return rows
@@ -148,7 +150,7 @@ def to_json(result: VosResult) -> dict:
                 "j": m.j,
                 "f": m.f,
                 "jf": m.jf,
-                **{k: result.mean_of(model, k) for k in ("precision", "recall", "leak")},
+                **{k: result.mean_of(model, k) for k in ("precision", "recall", "leak", "rvm_precision")},
             },
             "sequences": {
                 s.sequence: {
@@ -160,6 +162,7 @@ def to_json(result: VosResult) -> dict:
                     "precision": s.precision,
                     "recall": s.recall,
                     "leak": s.leak,
+                    "rvm_precision": s.rvm_precision,
                     "scored_frames": s.scored,
                     # id 0: a maskless model scored against every object together
                     "objects": {
@@ -169,6 +172,7 @@ def to_json(result: VosResult) -> dict:
                             "precision": o.precision,
                             "recall": o.recall,
                             "leak": o.leak,
+                            "rvm_precision": o.rvm_precision,
                             "per_frame": {"j": o.j, "f": o.f},
                         }
                         for o in s.objects

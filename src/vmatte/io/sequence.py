@@ -119,7 +119,7 @@ def find_plate(path: str | os.PathLike, frames: str | None = None) -> tuple[list
             raise InputError(f"no frames in {seq}; check the path")
         padding = len(seq.frame(seq.start())) - len(seq.basename()) - len(seq.extension()) - len(seq.dirname())
         pairs = sorted(on_disk.items())
-    ranges = [r for r in (wanted_range, _frame_set(frames)) if r is not None]
+    ranges = [r for r in (wanted_range, frame_set(frames)) if r is not None]
     present = {n for n, _ in pairs}
     if ranges:
         numbers = set(ranges[0])
@@ -151,7 +151,8 @@ def _number_in(name: str) -> int:
     return int(m.group(1)) if m else 0
 
 
-def _frame_set(frames: str | None):
+def frame_set(frames: str | None):
+    """``frames`` ("1001-1100", "1001-1100x2", "1001,1005-1010") as a fileseq FrameSet; None: all."""
     if frames is None:
         return None
     import fileseq

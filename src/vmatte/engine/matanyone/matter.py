@@ -287,7 +287,7 @@ def load_matanyone(spec, options, note: str = "") -> MatAnyoneMatter:
     resolved = resolve_matanyone(spec.weights, options.weights)
     net = MatAnyone(with_aux=any(k.startswith("aux_computer.") for k in resolved.state_dict))
     load_into(net, resolved.state_dict, resolved.source, optional=("aux_computer.",))
-    # BatchNorm folded; on the CPU 3x3 convolutions as Winograd (measured: benchmarks/speed_matanyone.py)
+    # BatchNorm folded, NHWC on the CPU; VMATTE_COMPILE=1 compiles (see optimise.py and the README)
     prepare_network(net, dev)
     ids = schedule_ids(schedule)
     who = f"{len(ids)} targets (ids {', '.join(map(str, ids))})" if len(ids) > 1 else "1 target"

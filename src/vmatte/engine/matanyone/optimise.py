@@ -14,11 +14,20 @@ numeric fixture's tolerance (``tests/test_matanyone_fixture.py`` runs both paths
   official layout (median; min 1.02x) and fused + Winograd at 0.78x (min 0.87x)
   (``benchmarks/speed_matanyone.py`` compares the default with the official layout).
   Measure on your CPU before turning it on.
+- Optional (``compile=True`` or ``VMATTE_COMPILE=1``): the encoders, decoder, pixel fuser and
+  object transformer through ``torch.compile`` (Inductor) with weight freezing, which fuses the
+  decoder's memory-bound chains (bilinear x2 + skip + ReLU at full resolution) into single
+  passes and pre-packs the convolution weights. It costs a compile of tens of seconds per new
+  frame size (and per target count), so it pays on long clips only; off by default. Measured
+  with ``benchmarks/speed_matanyone.py --compile`` (see the README's speed section). Needs a C++
+  compiler on the CPU (Inductor generates C++); without one, vmatte says so and runs uncompiled.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import warnings
 
 import torch
 from torch import Tensor, nn
@@ -79,14 +88,45 @@ def use_winograd_(module: nn.Module) -> int:
     return swapped
 
 
-def prepare_network(network: MatAnyone, device: torch.device | str, winograd: bool | None = None) -> MatAnyone:
-    """Load weights first; the state_dict is no longer the official layout afterwards.
-    ``winograd`` (CPU only; None: the ``VMATTE_WINOGRAD`` environment variable, default off)."""
+# The per-frame modules worth compiling (key projection, change probability: too small to pay).
+COMPILED_PARTS = ("pixel_encoder", "mask_encoder", "mask_decoder", "object_transformer", "pixel_fuser")
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+
+
+def compile_network_(network: MatAnyone, device: torch.device | str = "cpu") -> bool:
+    """``torch.compile`` (Inductor, frozen weights, static shapes) on :data:`COMPILED_PARTS`, in
+    place (state_dict keys unchanged). -> whether it was applied (not without a C++ compiler on
+    the CPU). The compile itself happens at the first step of each new input shape."""
+    if (
+        torch.device(device).type == "cpu"
+        and shutil.which(os.environ.get("CXX", "g++")) is None
+        and shutil.which("c++") is None
+    ):
+        warnings.warn("VMATTE_COMPILE: no C++ compiler (g++) found for torch.compile; running uncompiled", stacklevel=2)
+        return False
+    for name in COMPILED_PARTS:
+        getattr(network, name).compile(dynamic=False, options={"freezing": True})
+    return True
+
+
+def prepare_network(
+    network: MatAnyone, device: torch.device | str, winograd: bool | None = None, compile: bool | None = None
+) -> MatAnyone:
+    """Load weights (and move to ``device``) first; the state_dict is no longer the official
+    layout afterwards. ``winograd`` (CPU only; None: the ``VMATTE_WINOGRAD`` environment
+    variable, default off); ``compile`` (None: ``VMATTE_COMPILE``, default off)."""
     device = torch.device(device)
     if winograd is None:
-        winograd = os.environ.get("VMATTE_WINOGRAD", "").strip().lower() in ("1", "true", "yes")
+        winograd = _env_flag("VMATTE_WINOGRAD")
+    if compile is None:
+        compile = _env_flag("VMATTE_COMPILE")
     cpu = device.type == "cpu"
     network.eval().fuse_for_inference(channels_last=cpu and not winograd)
     if cpu and winograd:
         use_winograd_(network)
+    if compile:
+        compile_network_(network, device)
     return network

@@ -53,4 +53,11 @@ class TargetSettings:
     # its predicted position is taken as hidden (occluded) and dropped until its colours are
     # found again.
     hidden_fraction: float = 0.35
+    # RVM's recurrent state starts cold on the video's first frame; that frame is run this many
+    # more times so the state settles (see TargetTracker._settle). A target's mask is no person
+    # when cold RVM saw a person in at least ``fade_seen`` of it and the settled state keeps
+    # under ``fade_kept`` of that (a dog: it keeps 36%; people: 84-100%, DAVIS, 6 passes).
+    warmup: int = 6
+    fade_seen: float = 0.02
+    fade_kept: float = 0.5
     edge_px: int = 3  # the target's map is widened this much before it gates RVM's soft alpha

@@ -29,7 +29,14 @@ Decisions made robust rather than tuned (issue 20; each has a test in test_targe
   empty matte and one warning, until a person appears there; what RVM mattes of the thing the
   target rides (a bit of the horse, the bike) is the target's when it lies in its carried mask
   (only for a mask that holds more than the person: a person's mask picks up nothing it once
-  covered, such as someone who hid behind the target).
+  covered, such as someone who hid behind the target), and so are RVM's small pieces next to it
+  (a kite bar, lines) when no one else could be them;
+- RVM's recurrent state settles on the first frame before anything is decided, and a mask that
+  RVM, settled, takes back as no person (a dog it first called one) stays empty for the whole
+  clip, with one warning (:mod:`.people`);
+- a fleck of RVM's alpha nobody holds is no one else: only a person-sized region becomes
+  someone else's core (a piece RVM split off the target for a frame would otherwise take that
+  part of the target for good once it rejoined).
 
 Limits (honest): only what RVM sees as a person is matted; objects a target holds or rides
 (a board, a kite, a bike) are not. MatAnyone (``--model matanyone``) mattes any object.
@@ -53,9 +60,8 @@ from .appearance import AppearanceMemory
 from .assign import _disk, assign_regions, change_probability, region_adaptive_fusion
 from .colour import combine, drop_lookalikes, find_by_colour, histogram
 from .motion import MotionField
+from .people import faded, no_person_message, person_cells
 from .settings import TargetSettings
-
-PERSON_THRESHOLD = 0.5  # RVM alpha at which a pixel belongs to a person region
 
 
 class TargetTracker(PerFrameMatter):
@@ -124,6 +130,11 @@ class TargetTracker(PerFrameMatter):
         # matte stays empty meanwhile (this mode mattes people only). Warned once per target.
         self._pending = np.zeros(len(self._ids), bool)
         self._late = np.zeros(len(self._ids), bool)  # bystanders first seen after the mask's frame
+        # Output targets whose mask RVM first called a person and then took back as its recurrent
+        # state settled on the frame (a dog, a statue): no person, an empty matte for the whole
+        # clip (until a later mask of that id). See _settle.
+        self._no_person = np.zeros(len(self._outputs), bool)
+        self._warm = False  # RVM's recurrent state has seen a frame (see _settle)
         self._warned: list[int] = []  # a list, not a set: a --resume journal saves this state
 
     # Everything reset() sets that the frames change: the streaming state a journal saves.
@@ -142,6 +153,8 @@ class TargetTracker(PerFrameMatter):
         "_rides",
         "_pending",
         "_late",
+        "_no_person",
+        "_warm",
         "_warned",
     )
 
@@ -175,7 +188,8 @@ class TargetTracker(PerFrameMatter):
     def step_all(self, image: np.ndarray, foreground: bool = True) -> tuple[np.ndarray | None, dict[int, np.ndarray]]:
         s = self.settings
         h, w = image.shape[:2]
-        fgr, alpha, features = self._rvm(image, foreground)
+        keyframe = self.schedule.get(self._frame)
+        fgr, alpha, features, cold = self._settle(image, foreground, keyframe is not None)
         self.person_alpha = alpha  # RVM's alpha of every person (evaluation reads it: bystander leak)
         scale = min(1.0, s.work_size / max(h, w))
         size = (max(8, round(w * scale)), max(8, round(h * scale)))  # cv2 order: (w, h)
@@ -192,13 +206,10 @@ class TargetTracker(PerFrameMatter):
         others = (
             self._motion.warp(self._others[None])[0] if self._others is not None else np.zeros(size[::-1], np.float32)
         )
-        keyframe = self.schedule.get(self._frame)
         if keyframe is not None:
             probs = self._apply_keyframe(probs, fit_to_frame(keyframe, (h, w)), size)
         whole_mask = self._carry_masks(probs, keyframe, size)
-        # Person pixels at the working size: a cell is a person's if any of its pixels is, so
-        # thin parts (fingers, a kite line RVM caught) are not lost in the downsampling.
-        person = cv2.resize((alpha >= PERSON_THRESHOLD).view(np.uint8), size, interpolation=cv2.INTER_AREA) > 0
+        person = person_cells(alpha, size)  # any pixel of a cell: thin parts survive the downsampling
         hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
         if keyframe is not None:  # a given mask sets the size and colours of its targets
             for target_id in keyframe.targets:
@@ -211,8 +222,12 @@ class TargetTracker(PerFrameMatter):
                     self._rides[k] = marked > (1.0 + s.held_margin) * self._size[k]
                 self._colour[k] = histogram(hsv, person & (probs[k + 1] >= 0.5))
                 self._pending[k] = self._size[k] == 0
-                if self._pending[k]:
-                    self._warn_no_person(target_id)
+                if k < len(self._outputs):
+                    self._no_person[k] = self._faded(cold, probs[k + 1] >= 0.5, size)
+                    self._tracked[k] &= ~self._no_person[k]
+                    self._pending[k] &= ~self._no_person[k]
+                if self._pending[k] or (k < len(self._outputs) and self._no_person[k]):
+                    self._warn_no_person(target_id, for_good=k < len(self._outputs) and self._no_person[k])
             probs, others = self._keyframe_others(probs, person)
             if first_mask:
                 probs, others = self._track_bystanders(probs, others, hsv)
@@ -262,7 +277,7 @@ class TargetTracker(PerFrameMatter):
         self._pending &= area == 0
         if len(self._memory):
             regions, labels = self._new_bystanders(regions, person, hsv)
-        self._others = self._next_others(person, regions.any(0), others)
+        self._others = self._next_others(person, regions.any(0), others, s.bystander_area * person.size)
 
         alphas: dict[int, np.ndarray] = {}
         state = np.zeros((labels,) + regions.shape[1:], np.float32)
@@ -358,35 +373,59 @@ class TargetTracker(PerFrameMatter):
 
     def _held_pieces(self, regions: np.ndarray, person: np.ndarray, whole_mask: np.ndarray) -> np.ndarray:
         """Person pieces nobody holds that lie mostly inside a seen target's carried whole mask
-        (RVM mattes a bit of the horse, the bike, the cart the target rides): the target's, as
-        the user's mask said; the carried mask is then re-anchored on what the target holds.
-        Only for a target whose mask holds something besides its person part: for a mask of a
-        person alone, what its carried mask once covered (someone it overlapped while they hid
-        behind it) is no piece of it, and re-anchoring would carry that someone along for good."""
+        (RVM mattes a bit of the horse, the bike, the cart the target rides), or that are no
+        person-sized region and lie within ``split_reach`` of the target (RVM's pieces of the bar,
+        the lines, the board it holds, which drift out of the carried mask as it moves): the
+        target's, as the user's mask said; the carried mask is then re-anchored on what the
+        target holds. Only for a target whose mask holds something besides its person part: for
+        a mask of a person alone, what its carried mask once covered (someone it overlapped while
+        they hid behind it) is no piece of it, and re-anchoring would carry that someone along
+        for good."""
+        s = self.settings
         free = person & ~regions.any(0)
         count, comp = cv2.connectedComponents(free.astype(np.uint8), connectivity=8)
         area = np.maximum(np.bincount(comp.ravel(), minlength=count), 1)
+        small = area < s.bystander_area * person.size  # no one else: under a new bystander's size
         for k in range(len(self._outputs)):
             if count > 1 and regions[k].any() and self._rides[k]:
                 inside = np.bincount(comp.ravel(), weights=whole_mask[k].ravel(), minlength=count) / area
-                inside[0] = 0.0
-                pieces = inside[comp] >= self.settings.inside_fraction
+                far = cv2.distanceTransform((~regions[k]).view(np.uint8), cv2.DIST_L2, 3)
+                nearest = np.full(count, np.inf)
+                np.minimum.at(nearest, comp.ravel(), far.ravel())
+                held = (inside >= s.inside_fraction) | (small & (nearest <= s.split_reach))
+                held[0] = False
+                pieces = held[comp] & free
                 regions[k] |= pieces
                 free &= ~pieces
             self._whole[k] = np.maximum(self._whole[k], regions[k])
         return regions
 
-    def _warn_no_person(self, target_id: int) -> None:
-        if target_id in self._warned:
-            return
-        self._warned.append(target_id)
-        warnings.warn(
-            f"no person found in the mask of target {target_id} (frame {self._frame}): the offline "
-            f"target mode mattes people only, so this target's matte stays empty until RVM sees a "
-            f"person where the mask is; for an object use --model matanyone (any object, its weights "
-            f"are a download) or SAM 2 clicks",
-            stacklevel=3,
-        )
+    def _settle(self, image: np.ndarray, foreground: bool, masked: bool):
+        """RVM on this frame; on the video's first frame RVM's recurrent state starts cold, and
+        cold it calls more things a person than it does a few frames on (a dog, a crowd far
+        behind): the first frame is run ``warmup`` more times so the state settles on it (as RVM
+        does over the next frames), and what it saw cold is returned when a mask is given here
+        (see :meth:`_faded`). -> (fgr, alpha, features, cold alpha or None)"""
+        fgr, alpha, features = self._rvm(image, foreground)
+        cold = None
+        if not self._warm and self.settings.warmup > 0:
+            cold = alpha if masked else None
+            for _ in range(self.settings.warmup):
+                fgr, alpha, features = self._rvm(image, foreground)
+        self._warm = True
+        return fgr, alpha, features, cold
+
+    def _faded(self, cold: np.ndarray | None, mask: np.ndarray, size) -> bool:
+        """No person at the mask: RVM took back, as its state settled, what it saw there cold."""
+        if cold is None:
+            return False
+        s = self.settings
+        return faded(person_cells(cold, size), person_cells(self.person_alpha, size), mask, s.fade_seen, s.fade_kept)
+
+    def _warn_no_person(self, target_id: int, for_good: bool = False) -> None:
+        if target_id not in self._warned:
+            self._warned.append(target_id)
+            warnings.warn(no_person_message(target_id, self._frame, for_good), stacklevel=3)
 
     def _keyframe_others(self, probs: np.ndarray, person: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Where people who are no target are in a mask's frame: the person regions the mask does
@@ -468,14 +507,19 @@ class TargetTracker(PerFrameMatter):
         return probs
 
     @staticmethod
-    def _next_others(person: np.ndarray, claimed: np.ndarray, others: np.ndarray) -> np.ndarray:
+    def _next_others(person: np.ndarray, claimed: np.ndarray, others: np.ndarray, min_area: float) -> np.ndarray:
         """Where people who are no target are now: person regions with no target in them, plus
         the carried cores of such people inside regions shared with a target (not every pixel a
-        target left out: slivers next to a target would grow into false "someone else" cores)."""
-        count, comp = cv2.connectedComponents(person.astype(np.uint8), connectivity=8)
+        target left out: slivers next to a target would grow into false "someone else" cores).
+        A new region with no target counts only when it is person-sized (``min_area``, the size
+        of a new bystander): a fleck of RVM's alpha, or a piece of the target RVM split off for a
+        frame (a helmet, a hand), is nobody; made someone else, it would take that part of the
+        target for good once it joins the target's region again (a core keeps itself)."""
+        count, comp, stats, _ = cv2.connectedComponentsWithStats(person.astype(np.uint8), connectivity=8)
         has_target = np.bincount(comp.ravel(), weights=claimed.ravel(), minlength=count) > 0
+        person_sized = stats[:, cv2.CC_STAT_AREA] >= min_area
         free = person & ~claimed
-        return (free & (~has_target[comp] | (others >= 0.5))).astype(np.float32)
+        return (free & ((~has_target & person_sized)[comp] | (others >= 0.5))).astype(np.float32)
 
     def _reacquire(self, regions: np.ndarray, person: np.ndarray, hsv: np.ndarray) -> np.ndarray:
         """Targets with no region left: look for them again by their colours, among the person
