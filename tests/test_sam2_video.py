@@ -620,7 +620,7 @@ def test_tracker_choice_errors_and_auto(tmp_path, monkeypatch):
     """``--tracker`` where it means nothing is one error line; ``auto`` is SAM 2 only when a SAM 2
     checkpoint is cached; sam2-matte is resumable (its state is saved)."""
     from vmatte.engine import registry
-    from vmatte.engine.tracked import tracker_kind
+    from vmatte.engine.registry import tracker_kind
     from vmatte.errors import VmatteError
 
     monkeypatch.setenv("VMATTE_CACHE", str(tmp_path / "cache"))

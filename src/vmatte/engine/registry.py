@@ -321,9 +321,17 @@ def sam2_follows_target(name: str, options: MatterOptions) -> bool:
         return True
     if not spec._tracked(options.tracker):
         return False
-    from .tracked import tracker_kind
-
     return tracker_kind(options.tracker) == TRACKER_SAM2
+
+
+def tracker_kind(tracker: str) -> str:
+    """``sam2`` or ``rvm`` (TRACKER_*) for ``--tracker`` (``auto``: SAM 2 when a SAM 2 checkpoint
+    is cached; a checkpoint name or path: SAM 2)."""
+    if tracker == AUTO:
+        from ..weights import cached
+
+        return TRACKER_SAM2 if cached(TRACKER_SAM2) else TRACKER_RVM
+    return TRACKER_RVM if tracker == TRACKER_RVM else TRACKER_SAM2
 
 
 def load_person_matter(device: str = "auto"):

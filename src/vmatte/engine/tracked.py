@@ -26,7 +26,7 @@ from ..io.reader import Frame
 from .mask_to_matte import GateSettings, carried, gate
 from .matter import IndexedWrapper, State
 
-__all__ = ["MatterMaskSource", "TrackedGate", "TrackedMasks", "TrackedMatter", "load_tracked", "tracker_kind"]
+__all__ = ["MatterMaskSource", "TrackedGate", "TrackedMasks", "TrackedMatter", "load_tracked"]
 
 
 class MatterMaskSource:
@@ -157,23 +157,11 @@ class TrackedGate(IndexedWrapper):
         }
 
 
-def tracker_kind(tracker: str) -> str:
-    """``sam2`` or ``rvm`` (the registry's TRACKER_*) for ``--tracker`` (``auto``: SAM 2 when a SAM 2
-    checkpoint is cached)."""
-    from .registry import AUTO, TRACKER_RVM, TRACKER_SAM2
-
-    if tracker == AUTO:
-        from ..weights import cached
-
-        return TRACKER_SAM2 if cached(TRACKER_SAM2) else TRACKER_RVM
-    return TRACKER_RVM if tracker == TRACKER_RVM else TRACKER_SAM2
-
-
 def load_tracked(spec, options, note: str = ""):
     """The registry's route for a target given to a model that reads per-frame masks (see module)."""
     from ..io.masks import mask_schedule, schedule_ids
     from .device import resolve_device
-    from .registry import FRAME_MASKS, TRACKER_SAM2, TRACKERS, load_person_tracker
+    from .registry import FRAME_MASKS, TRACKER_SAM2, TRACKERS, load_person_tracker, tracker_kind
 
     schedule = mask_schedule(options.mask, options.keyframes)  # a bad mask fails before any weights load
     ids = schedule_ids(schedule)

@@ -220,7 +220,7 @@ def run_job(
 ) -> JobResult:
     """Matte the session's video into ``session.folder/run-N/``; return what to download."""
     from ..engine import registry
-    from ..engine.tracked import tracker_kind
+    from ..engine.registry import tracker_kind
     from ..matte import load_matter, matte
 
     session._need_video()

@@ -340,8 +340,7 @@ class Session:
         without one of their own. Stored as packed bits (480p: 51 KB a frame and target).
         ``on_frame(i, n)`` after each frame. Returns the number of frames tracked; ``tracker_used``
         says which tracker ran."""
-        from ..engine.registry import TRACKER_SAM2, TRACKERS
-        from ..engine.tracked import tracker_kind
+        from ..engine.registry import TRACKER_SAM2, TRACKERS, tracker_kind
 
         self._need_video()
         if tracker not in TRACKERS:
