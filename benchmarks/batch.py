@@ -19,7 +19,6 @@ import collections
 import contextlib
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -53,15 +52,9 @@ def make_shots(d: Path, n: int, frames: int, w: int, h: int) -> Path:
 
 
 def machine() -> str:
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    return f"{model}, {len(os.sched_getaffinity(0))} cores usable, load average {os.getloadavg()[0]:.1f}"
+    from abtest import cpu_model
+
+    return f"{cpu_model()}, {len(os.sched_getaffinity(0))} cores usable, load average {os.getloadavg()[0]:.1f}"
 
 
 def inside(args) -> None:

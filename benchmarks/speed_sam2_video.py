@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -46,6 +45,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+
+from abtest import cpu_model  # benchmarks/ is on sys.path: this runs as a script there
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT.parent / "shared" / "media" / "sam2" / "05_default_juggle.mp4"
@@ -60,16 +61,6 @@ OVERRIDES = [  # what build_sam2_video_predictor sets (hole filling off: a CUDA 
     "++model.fill_hole_area=0",
 ]
 CLICK = (np.array([[427.0, 240.0]], np.float32), np.array([1], np.int32))
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def write_frames(folder: Path, n: int) -> None:
@@ -181,7 +172,7 @@ def speed(args) -> None:
     print(
         json.dumps(
             {
-                "machine": f"{cpu_name()}, {args.threads} torch threads, load average {os.getloadavg()[0]:.1f} (shared)",
+                "machine": f"{cpu_model()}, {args.threads} torch threads, load average {os.getloadavg()[0]:.1f} (shared)",
                 "frames": args.frames,
                 "input": f"{args.image_size}x{args.image_size} (854x480 frames)",
                 "official_fps_min_median": [min(fps["official"]), statistics.median(fps["official"])],
@@ -275,7 +266,7 @@ def profile(args) -> None:
                 print(f"round {r + 1} {impl:8s} " + ", ".join(f"{k} {v:.1f}" for k, v in per.items()), flush=True)
     print(
         f"ms per frame, min / median of {args.rounds} alternating rounds; {args.frames} frames; "
-        f"{args.image_size}x{args.image_size} input; {cpu_name()}, {args.threads} torch threads, "
+        f"{args.image_size}x{args.image_size} input; {cpu_model()}, {args.threads} torch threads, "
         f"load average {os.getloadavg()[0]:.1f} (shared). decode + resize: the official's init_state "
         f"(all frames up front), vmatte's per-frame JPEG decoding and resize"
     )
@@ -376,7 +367,7 @@ def rss(args) -> None:
     the longest video per implementation."""
     lengths = sorted(args.frames)
     print(
-        f"machine: {cpu_name()}, {args.threads} torch threads, load average {os.getloadavg()[0]:.1f} (shared); "
+        f"machine: {cpu_model()}, {args.threads} torch threads, load average {os.getloadavg()[0]:.1f} (shared); "
         f"random SAM 2.1 Hiera-T at {args.image_size}x{args.image_size} input, 854x480 frames, one click",
         flush=True,
     )

@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from abtest import cpu_model  # benchmarks/ is on sys.path: this runs as a script there
+
 HERE = Path(__file__).resolve().parents[1] / "src"
 COMMANDS = (["--help"], ["--version"], ["formats"], ["matte", "in.mp4", "-m", "no-such-model"])
 
@@ -35,16 +37,6 @@ def sample(src: Path, argv: list[str]) -> float:
     return time.perf_counter() - t0
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reference", type=Path, help="another tree's src/ (e.g. before the change)")
@@ -52,7 +44,7 @@ def main() -> None:
     args = ap.parse_args()
     trees = {"this": HERE} | ({"reference": args.reference.resolve()} if args.reference else {})
     print(
-        f"CPU: {cpu_name()}, {os.cpu_count()} threads, load average {os.getloadavg()[0]:.1f}; Python "
+        f"CPU: {cpu_model()}, {os.cpu_count()} threads, load average {os.getloadavg()[0]:.1f}; Python "
         f"{platform.python_version()}"
     )
     for argv in COMMANDS:
