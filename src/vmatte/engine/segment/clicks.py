@@ -330,14 +330,7 @@ def _masks_and_segmenter(input_path, clicks, excludes, fps, device, segmenter) -
     from ...io.reader import open_source
 
     pos, neg = as_clicks(clicks, False), as_clicks(excludes, True)
-    if not pos:
-        raise InputError("--exclude needs a --click on the target at the same frame")
-    frames = sorted({p.frame for p in pos})
-    for q in neg:
-        if q.frame not in frames:
-            raise InputError(
-                f"{q.option} is at frame {q.frame}, where no --click is; click on the target at that frame too"
-            )
+    frames = _click_frames(pos, neg)
     masks: dict[int, np.ndarray] = {}
     count = 0
     with open_source(input_path, fps=fps) as src:
@@ -386,14 +379,7 @@ def _point_prompts(input_path, pos: list[Click], neg: list[Click], fps) -> dict[
     frame, an exclude only where there is a click, a frame inside the video when its length is known)."""
     from ...io.reader import open_source
 
-    if not pos:
-        raise InputError("--exclude needs a --click on the target at the same frame")
-    frames = sorted({p.frame for p in pos})
-    for q in neg:
-        if q.frame not in frames:
-            raise InputError(
-                f"{q.option} is at frame {q.frame}, where no --click is; click on the target at that frame too"
-            )
+    frames = _click_frames(pos, neg)
     with open_source(input_path, fps=fps) as src:
         info = src.info
     for p in pos + neg:
@@ -409,6 +395,19 @@ def _point_prompts(input_path, pos: list[Click], neg: list[Click], fps) -> dict[
         where = " ".join(p.option for p in here)
         out[index] = TargetMask({1: empty}, source=f"from {where}", kind="clicks", points={1: (xy, labels)})
     return out
+
+
+def _click_frames(pos: list[Click], neg: list[Click]) -> list[int]:
+    """The frames that have clicks, sorted; every exclude must share a frame with a click."""
+    if not pos:
+        raise InputError("--exclude needs a --click on the target at the same frame")
+    frames = sorted({p.frame for p in pos})
+    for q in neg:
+        if q.frame not in frames:
+            raise InputError(
+                f"{q.option} is at frame {q.frame}, where no --click is; click on the target at that frame too"
+            )
+    return frames
 
 
 def _too_far(frame: int, frames: int) -> InputError:
