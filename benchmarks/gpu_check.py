@@ -15,9 +15,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "matanyone"
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "tests"))
 
 from abtest import machine  # noqa: E402 - found through the sys.path entry above
-from speed_matanyone import recipe_state_dict  # noqa: E402
+from conftest import matanyone_fixture_settings, matanyone_recipe_state_dict  # noqa: E402
 
 ROWS: list[tuple[str, str, str]] = []  # (check, figure, note)
 
@@ -47,7 +48,7 @@ def _matanyone(dev: torch.device):
     from vmatte.models.matanyone import MatAnyone
 
     net = MatAnyone()
-    net.load_state_dict(recipe_state_dict())
+    net.load_state_dict(matanyone_recipe_state_dict())
     return prepare_network(net.eval(), dev).to(dev)
 
 
@@ -56,22 +57,12 @@ def check_fixture(dev: torch.device, dry: bool) -> None:
     5e-4), then bf16 / fp16 autocast (reported, no tolerance: reduced precision)."""
     import cv2
 
-    from vmatte.engine.matanyone import InferenceCore, MatAnyoneSettings
+    from vmatte.engine.matanyone import InferenceCore
     from vmatte.engine.matanyone.preprocess import image_to_tensor, mask_to_tensor
 
     case = FIXTURE / ("case_short" if dry else "case_dance_twirl")
     ref = np.load(case / "reference.npz")
-    s = json.loads((case / "settings.json").read_text())
-    proc, inf = s["procedure"], s["inference_config"]
-    settings = MatAnyoneSettings(
-        mem_every=inf["mem_every"],
-        max_mem_frames=inf["max_mem_frames"],
-        top_k=inf["top_k"],
-        stagger_updates=inf["stagger_updates"],
-        warmup_frames=proc["n_warmup"],
-        r_erode=proc["r_erode"],
-        r_dilate=proc["r_dilate"],
-    )
+    settings = matanyone_fixture_settings(case)
     n = ref["alpha"].shape[0]
     frames = [cv2.cvtColor(cv2.imread(str(case / f"{i:05d}.png")), cv2.COLOR_BGR2RGB) for i in range(n)]
     mask = cv2.imread(str(case / "mask.png"), cv2.IMREAD_GRAYSCALE)

@@ -28,7 +28,6 @@ absolute figures move with the load, the A/B ratio much less.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import resource
@@ -40,13 +39,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "matanyone"
+sys.path.insert(0, str(ROOT / "tests"))
 
-
-def recipe_state_dict():
-    spec = importlib.util.spec_from_file_location("matanyone_recipe_bench", FIXTURE / "recipe.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.make_state_dict(str(FIXTURE / "keys.json"))
+from conftest import matanyone_recipe_state_dict as recipe_state_dict  # noqa: E402 - the tests' loader
 
 
 def _frames(w: int, h: int, n: int = 8):

@@ -204,6 +204,25 @@ def matanyone_recipe_state_dict() -> dict:
     return recipe.make_state_dict(str(MATANYONE_FIXTURE / "keys.json"))
 
 
+def matanyone_fixture_settings(case: Path):
+    """The official inference settings a fixture case was made with (its ``settings.json``)."""
+    import json
+
+    from vmatte.engine.matanyone import MatAnyoneSettings
+
+    s = json.loads((case / "settings.json").read_text())
+    proc, inf = s["procedure"], s["inference_config"]
+    return MatAnyoneSettings(
+        mem_every=inf["mem_every"],
+        max_mem_frames=inf["max_mem_frames"],
+        top_k=inf["top_k"],
+        stagger_updates=inf["stagger_updates"],
+        warmup_frames=proc["n_warmup"],
+        r_erode=proc["r_erode"],
+        r_dilate=proc["r_dilate"],
+    )
+
+
 @pytest.fixture(scope="session")
 def matanyone_recipe_file(tmp_path_factory) -> Path:
     """:func:`matanyone_recipe_state_dict` saved as a ``.pth``, once per test run."""

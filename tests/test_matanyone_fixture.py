@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import matanyone_recipe_state_dict
-from vmatte.engine.matanyone import InferenceCore, MatAnyoneSettings, iter_alpha, prepare_network
+from conftest import matanyone_fixture_settings, matanyone_recipe_state_dict
+from vmatte.engine.matanyone import InferenceCore, iter_alpha, prepare_network
 from vmatte.engine.matanyone.preprocess import image_to_tensor, mask_to_tensor
 from vmatte.models.matanyone import MatAnyone
 
@@ -46,20 +46,6 @@ def network(state_dict) -> MatAnyone:
     return net.eval()
 
 
-def _settings(case: Path) -> MatAnyoneSettings:
-    s = json.loads((case / "settings.json").read_text())
-    proc, inf = s["procedure"], s["inference_config"]
-    return MatAnyoneSettings(
-        mem_every=inf["mem_every"],
-        max_mem_frames=inf["max_mem_frames"],
-        top_k=inf["top_k"],
-        stagger_updates=inf["stagger_updates"],
-        warmup_frames=proc["n_warmup"],
-        r_erode=proc["r_erode"],
-        r_dilate=proc["r_dilate"],
-    )
-
-
 def _frames(case: Path, n: int) -> list[np.ndarray]:
     return [cv2.cvtColor(cv2.imread(str(case / f"{i:05d}.png"), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) for i in range(n)]
 
@@ -70,7 +56,7 @@ def _mask(case: Path) -> np.ndarray:
 
 def _run_official_sequence(network: MatAnyone, case: Path, n: int):
     """The README's call sequence, step by step: returns (saved, warm-up, traces by step index)."""
-    settings = _settings(case)
+    settings = matanyone_fixture_settings(case)
     core = InferenceCore(network, settings)
     frames, mask = _frames(case, n), _mask(case)
     vframes = [frames[0]] * settings.warmup_frames + frames
@@ -179,7 +165,7 @@ def test_iter_alpha_is_the_official_sequence(network):
     case = FIXTURE / "case_short"
     ref = np.load(case / "reference.npz")
     n = ref["alpha"].shape[0]
-    core = InferenceCore(network, _settings(case))
+    core = InferenceCore(network, matanyone_fixture_settings(case))
     outs = list(iter_alpha(core, iter(_frames(case, n)), _mask(case)))
     assert len(outs) == n
     for i, out in enumerate(outs):
