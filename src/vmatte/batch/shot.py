@@ -124,16 +124,11 @@ def _limit_onnx_threads(matter) -> None:
             runtime.threads = _THREADS
 
 
-_reused = False  # whether the last _model_for call found its model loaded in this worker
-
-
-def _model_for(shot: Shot):
-    """A loaded model to reuse (models without per-shot targets), else the name: vmatte.matte
-    builds it from the shot's mask/clicks."""
-    global _reused
-    _reused = False
+def _model_for(shot: Shot) -> tuple[object, bool]:
+    """(a loaded model to reuse (models without per-shot targets), else the name: vmatte.matte
+    builds it from the shot's mask/clicks; whether that model was already loaded in this worker)."""
     if shot.has_targets:
-        return shot.model
+        return shot.model, False
     from ..matte import load_matter
 
     o = shot.options
@@ -147,8 +142,8 @@ def _model_for(shot: Shot):
         o.get("precision", "fp32"),
         o.get("tracker", "auto"),
     )
-    _reused = key in _MODELS
-    if not _reused:
+    reused = key in _MODELS
+    if not reused:
         _MODELS.clear()  # keep one model per worker: a mixed batch must not pile up memory
         matter = load_matter(
             shot.model,
@@ -161,7 +156,7 @@ def _model_for(shot: Shot):
         )
         _limit_onnx_threads(matter)
         _MODELS[key] = matter
-    return _MODELS[key]
+    return _MODELS[key], reused
 
 
 def _matte_kwargs(shot: Shot, reuse: bool) -> dict:
@@ -312,7 +307,7 @@ def _run_locked(
     _reset_gpu_peak()
     t0 = time.perf_counter()
     try:
-        model = _model_for(shot)
+        model, reused = _model_for(shot)
         reuse = not isinstance(model, str)
         # A report of ours in the folder (or --redo) means the outputs there are ours to replace.
         result = matte(
@@ -336,7 +331,7 @@ def _run_locked(
             weights_sha256=weights_sha256(shot, result.model),
             outputs={k: str(p.relative_to(folder)) for k, p in result.outputs.items()},
             resumed=resumed,
-            model_reused=_reused,  # loaded by an earlier shot in this worker process (or Ray worker)
+            model_reused=reused,  # loaded by an earlier shot in this worker process (or Ray worker)
         )
     except (Exception, MemoryError) as e:  # noqa: BLE001 - one shot's failure must not stop the batch
         if isinstance(e, VmatteError) and e.exit_code == 130:  # Ctrl-C in a journaled run: stop the batch
