@@ -27,11 +27,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/vmatte demo --output demo-out
 
-# The import rules (pyproject [tool.importlinter]) and the lint first: they take seconds, the tests minutes.
+# The import rules (pyproject [tool.importlinter]; tools/check_loader_cycles.py: the registry's loader
+# strings as import edges) and the lint first: they take seconds, the tests minutes.
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(PY) tools/check_loader_cycles.py
+	$(VENV)/bin/ruff check src tests benchmarks tools
+	$(VENV)/bin/ruff format --check src tests benchmarks tools
 	$(PY) -m pytest -q
 
 # Side-by-side speed (each figure a ratio against a reference timed in the same run, A B A B):

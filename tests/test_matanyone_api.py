@@ -239,7 +239,7 @@ def test_option_mistakes_are_one_line_errors(cache, tmp_path, clip_factory, caps
     assert main(["matte", str(clip), "--model", "matanyone", *out]) == 2
     assert "--mask PATH" in _one_line_error(capsys)
     assert main(["matte", str(clip), "--erode", "3", *out]) == 2
-    assert "MatAnyone settings" in _one_line_error(capsys)
+    assert "--model rvm does not take --erode (an option of matanyone, matanyone2)" in _one_line_error(capsys)
     assert main(["matte", str(clip), "--model", "matanyone", "--mask", str(tmp_path / "none.png"), *out]) == 2
     assert "mask not found" in _one_line_error(capsys)
 

@@ -635,7 +635,7 @@ def test_tracker_choice_errors_and_auto(tmp_path, monkeypatch):
     mask = np.zeros((48, 64), np.uint8)
     mask[10:40, 8:40] = 1
     opts = registry.MatterOptions(mask=mask, tracker="sam2")
-    with pytest.raises(VmatteError, match="follows its target itself"):
+    with pytest.raises(VmatteError, match="--model matanyone does not take --tracker"):
         registry.load("matanyone", opts)
     with pytest.raises(VmatteError, match="does not apply"):
         registry.load("sam2-matte", opts.replace(tracker="rvm"))

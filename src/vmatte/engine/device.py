@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import VmatteError
-
-PRECISIONS = ("fp32", "fp16", "bf16")
+from .options import PRECISIONS
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..errors import InputError, VmatteError
+from ..errors import InputError
 from ..io.masks import FrameMasks
 from .matter import IndexedWrapper
 
@@ -81,10 +81,6 @@ def load_gated(spec, options, note: str = "") -> MaskGatedMatter:
     alpha, kept inside each frame's mask. rvm-target has nothing to track here: plain RVM is gated."""
     from .rvm import load_rvm
 
-    if options.warmup_frames is not None or options.erode is not None:
-        raise VmatteError("--warmup-frames and --erode are MatAnyone settings; with --masks use --dilate only (rvm)")
-    if options.dilate is not None and options.dilate < 0:
-        raise VmatteError(f"--dilate must be 0 or more, got {options.dilate}")
     frame_masks = options.masks if hasattr(options.masks, "mask") else FrameMasks(options.masks)
     inner = load_rvm(spec, options.replace(masks=None, dilate=None))
     return MaskGatedMatter(

@@ -29,50 +29,42 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
 
 import cv2
 import numpy as np
 
 from ..io.reader import Frame
 from .matter import Alphas, Matter, State, as_matter
+from .options import DESPILL, REFINE, group, settings_class
 
 __all__ = ["DESPILL", "RefineSettings", "Refined", "Refiner", "refined"]
 
-DESPILL = ("green", "blue")
+CHATTER_TOLERANCE = 0.04  # picture change (mean |RGB| difference, 0..1) that counts as motion
 
 
-@dataclass(frozen=True)
-class RefineSettings:
-    choke: float = 0.0  # px; > 0 shrinks the matte, < 0 grows it
-    feather: float = 0.0  # px; >= 0
-    shift_edge: float = 0.0  # %, -100..100
-    reduce_chatter: int = 0  # frames of history, >= 0
-    chatter_tolerance: float = 0.04  # picture change (mean |RGB| difference, 0..1) that counts as motion
-    despill: str | None = None  # "green", "blue" or None
-
+class _Refine:
     def __post_init__(self) -> None:
-        from vmatte.errors import VmatteError
-
-        if not np.isfinite(self.choke) or abs(self.choke) > 500:
-            raise VmatteError(f"--choke must be between -500 and 500 pixels, got {self.choke}")
-        if not np.isfinite(self.feather) or not 0 <= self.feather <= 500:
-            raise VmatteError(f"--feather must be between 0 and 500 pixels, got {self.feather}")
-        if not np.isfinite(self.shift_edge) or abs(self.shift_edge) > 100:
-            raise VmatteError(f"--shift-edge must be between -100 and 100 (%), got {self.shift_edge}")
-        if not 0 <= self.reduce_chatter <= 100:
-            raise VmatteError(f"--reduce-chatter must be between 0 and 100 frames, got {self.reduce_chatter}")
-        if self.despill is not None and self.despill not in DESPILL:
-            raise VmatteError(f"--despill must be one of: {', '.join(DESPILL)}; got {self.despill!r}")
+        for option in group(REFINE):  # each control's range, as its declaration says (engine/options.py)
+            option.check(getattr(self, option.name))
 
     @property
     def active(self) -> bool:
-        return bool(self.choke or self.feather or self.shift_edge or self.reduce_chatter or self.despill)
+        return any(o.given(getattr(self, o.name)) for o in group(REFINE))
 
     def describe(self) -> str:
         """``choke=2 feather=3``: the controls that are on (the run's description)."""
-        on = [(f.name, getattr(self, f.name)) for f in fields(self) if f.name != "chatter_tolerance"]
+        on = [(o.name, getattr(self, o.name)) for o in group(REFINE)]
         return " ".join(f"{k.replace('_', '-')}={v}" for k, v in on if v)
+
+
+RefineSettings = settings_class(
+    "RefineSettings",
+    group(REFINE),
+    _Refine,
+    __name__,
+    "The matte refinement controls (the module docstring); each field as declared in engine/options.py.",
+    extra=(("chatter_tolerance", CHATTER_TOLERANCE),),
+)
 
 
 def _disc(radius: int) -> np.ndarray:

@@ -24,73 +24,55 @@ RVM's alpha kept inside SAM 2's masks (SAM 2 says who, RVM draws the edge). ``au
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from ..errors import VmatteError
+from .options import (
+    AUTO,
+    BACKENDS,
+    EVERY_PERSON,
+    FRAME_MASKS,
+    GATE_OPTIONS,
+    KEYFRAMES,
+    MATANYONE_OPTIONS,
+    MODEL,
+    OPTIONS,
+    RVM_OPTIONS,
+    SAM2_MATTE_OPTIONS,
+    TARGET_RVM_OPTIONS,
+    TRACKER_RVM,
+    TRACKER_SAM2,
+    TRACKERS,
+    VIDEOMAMA_OPTIONS,
+    MatterOptions,
+    Option,
+    tracker_kind,
+)
 
-AUTO = "auto"
-BACKENDS = ("auto", "torch", "onnx")  # RVM's runtimes (the shipped weights on onnxruntime or PyTorch)
-# What a model needs to know which subject to matte.
-EVERY_PERSON = "every person"  # nothing: RVM mattes every person in frame
-KEYFRAMES = "keyframes"  # a first-frame / keyframe mask (or clicks) per target
-FRAME_MASKS = "frame masks"  # one coarse mask per frame (--masks)
+__all__ = [
+    "AUTO",
+    "BACKENDS",
+    "EVERY_PERSON",
+    "FRAME_MASKS",
+    "KEYFRAMES",
+    "TRACKERS",
+    "TRACKER_RVM",
+    "TRACKER_SAM2",
+    "MatterOptions",
+    "ModelSpec",
+    "SPECS",
+]
 
 _RVM_LICENSE = "GPL-3.0 (Robust Video Matting weights)"
 _MATANYONE_LICENSE = "S-Lab License 1.0 (non-commercial)"
 _VIDEOMAMA_LICENSE = "VideoMaMa model card (non-commercial) + Stability AI SVD licence"
 _SAM2_LICENSE = "Apache-2.0 (SAM 2 / 2.1 weights, Meta AI)"
-# --tracker: auto, SAM 2, or RVM's person tracking (rvm-target); a SAM 2 checkpoint name or file also means SAM 2
-TRACKER_SAM2, TRACKER_RVM = "sam2", "rvm"
-TRACKERS = (AUTO, TRACKER_SAM2, TRACKER_RVM)
-
-
-@dataclass(frozen=True)
-class MatterOptions:
-    """Everything a model may be built with (what ``vmatte matte`` takes besides files and formats).
-
-    ``mask``: the target(s) on the first frame (path, HxW array, ``{id: HxW}`` or TargetMask);
-    ``keyframes``: ``{frame: mask}``; ``masks``: a folder (or FrameMasks) of one coarse mask per
-    frame. ``warmup_frames``, ``erode``, ``dilate``: MatAnyone's first-frame refinement and mask
-    clean-up (``dilate`` also grows the per-frame masks of RVM's gate). ``precision``: fp32, bf16
-    or fp16 (GPU): MatAnyone's autocast, VideoMaMa's dtype. ``tracker``: what makes per-frame masks
-    of a target (the module docstring)."""
-
-    weights: str | os.PathLike | None = None
-    device: str = "auto"
-    backend: str = "auto"
-    downsample_ratio: float | None = None
-    max_size: int | None = None
-    mask: Any = None
-    keyframes: dict | None = None
-    masks: Any = None
-    warmup_frames: int | None = None
-    erode: int | None = None
-    dilate: int | None = None
-    precision: str = "fp32"
-    tracker: str = "auto"
-
-    @classmethod
-    def from_kwargs(cls, kwargs: dict) -> MatterOptions:
-        """The options from ``load_matter``/``matte`` keywords; a misspelt one is a one-line error."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(kwargs) - names)
-        if unknown:
-            raise VmatteError(
-                f"unknown model option(s) {', '.join(unknown)}; the options are: {', '.join(sorted(names))}"
-            )
-        return cls(**kwargs)
-
-    def replace(self, **changes) -> MatterOptions:
-        return dataclasses.replace(self, **changes)
-
-    @property
-    def has_target(self) -> bool:
-        return self.mask is not None or bool(self.keyframes)
+# The part a model plays for the rest of vmatte (a ModelSpec's ``role``), beside matting.
+ROLE_PEOPLE = "people"  # the shipped model that finds every person: clicks' person regions, the benchmarks' baseline
+ROLE_PERSON_TRACKER = "person tracker"  # the shipped target model: --tracker rvm's mask source
+ROLE_SAM2 = "sam2"  # SAM 2's own tracked mask: clicks go to SAM 2 as its point prompts
 
 
 @dataclass(frozen=True)
@@ -101,7 +83,9 @@ class ModelSpec:
     takes: str  # EVERY_PERSON, KEYFRAMES or FRAME_MASKS: what says which subject to matte
     loader: str  # "module:function(spec, options, note) -> Matter", imported when the model is built
     license: str
+    options: frozenset[str]  # the MODEL options it takes (engine/options.py); the registry refuses the rest
     weights: str | None = None  # the name of vmatte.weights.cached() when they are not shipped
+    role: str = ""  # ROLE_*: what else vmatte uses it for
     every_person: bool = False  # mattes every person in frame (clicks make no sense)
     resumable: bool = True  # its runs can be journaled (--resume)
     needs_gpu: bool = False  # runs on a CPU only in principle (minutes per frame chunk)
@@ -111,8 +95,10 @@ class ModelSpec:
     sam2_masks: bool = False
 
     def load(self, options: MatterOptions, note: str = ""):
-        if options.has_target and options.masks is None and self._tracked(options.tracker):
-            return _function("vmatte.engine.tracked:load_tracked")(self, options, note)
+        self.check_options(options)
+        if options.has_target and options.masks is None and self._tracked(options):
+            tracked = _function("vmatte.engine.tracked:load_tracked")
+            return tracked(self, options, note, person_tracker=load_person_tracker)
         if options.masks is not None and self.takes != FRAME_MASKS:
             if not self.frame_masks:
                 if self.takes == KEYFRAMES:
@@ -125,19 +111,47 @@ class ModelSpec:
             return _function("vmatte.engine.mask_to_matte:load_gated")(self, options, note)
         return _function(self.loader)(self, options, note)
 
-    def _tracked(self, tracker: str) -> bool:
+    def check_options(self, options: MatterOptions) -> None:
+        """The one place an option is refused: one the model does not take (run through RVM's gate by
+        per-frame masks, it takes GATE_OPTIONS too), or a value outside the option's range."""
+        tracked = options.has_target and options.masks is None and self._tracked(options)
+        gated = self.takes != FRAME_MASKS and (options.masks is not None or tracked)
+        taken = self.options | (GATE_OPTIONS if gated else frozenset())
+        given = options.given()
+        refused = [o for o in given if o.name not in taken]
+        if refused:
+            raise VmatteError(_refusal(self.name, refused, taken))
+        for o in given:
+            o.check(getattr(options, o.name))
+
+    def _tracked(self, options: MatterOptions) -> bool:
         """Whether a target reaches this model as per-frame masks made by a tracker."""
-        if tracker != AUTO and not self.takes_tracker:
-            raise VmatteError(
-                f"--tracker {tracker}: --model {self.name} follows its target itself; "
-                f"--tracker is for {', '.join(tracker_models())}"
-            )
-        return self.takes == FRAME_MASKS or (self.sam2_masks and tracker not in (AUTO, TRACKER_RVM))
+        if "tracker" not in self.options:
+            return False
+        return self.takes == FRAME_MASKS or (self.sam2_masks and options.tracker not in (AUTO, TRACKER_RVM))
 
     @property
     def takes_tracker(self) -> bool:
         """``--tracker`` means something to it (per-frame masks, SAM 2's gate, or SAM 2 itself)."""
-        return self.takes == FRAME_MASKS or self.sam2_masks or self.weights == "sam2"
+        return "tracker" in self.options
+
+
+def _refusal(name: str, refused: list[Option], taken: frozenset[str]) -> str:
+    """``--model rvm does not take --erode (an option of matanyone, matanyone2); it takes ...``: the
+    one message for an option a model does not take."""
+    by_owners: dict[tuple[str, ...], list[str]] = {}
+    for o in refused:
+        by_owners.setdefault(tuple(s.name for s in SPECS.values() if o.name in s.options), []).append(o.flag)
+    parts = [
+        ", ".join(flags)
+        + (f" ({'an option' if len(flags) == 1 else 'options'} of {', '.join(owners)})" if owners else "")
+        for owners, flags in by_owners.items()
+    ]
+    own = [o.flag for o in OPTIONS if o.group == MODEL and o.name in taken and o.name not in ("weights", "device")]
+    return (
+        f"--model {name} does not take {'; '.join(parts)}; "
+        f"{'it takes ' + ', '.join(own) if own else 'it takes no settings but --weights and --device'}"
+    )
 
 
 def tracker_models() -> list[str]:
@@ -160,6 +174,8 @@ SPECS: dict[str, ModelSpec] = {
             KEYFRAMES,
             "vmatte.engine.tracking.load:load_target",
             _RVM_LICENSE,
+            TARGET_RVM_OPTIONS,
+            role=ROLE_PERSON_TRACKER,
             frame_masks=True,
             variant="mobilenetv3",
             sam2_masks=True,
@@ -171,6 +187,8 @@ SPECS: dict[str, ModelSpec] = {
             EVERY_PERSON,
             "vmatte.engine.rvm:load_rvm",
             _RVM_LICENSE,
+            RVM_OPTIONS,
+            role=ROLE_PEOPLE,
             every_person=True,
             frame_masks=True,
             variant="mobilenetv3",
@@ -182,6 +200,7 @@ SPECS: dict[str, ModelSpec] = {
             EVERY_PERSON,
             "vmatte.engine.rvm:load_rvm",
             _RVM_LICENSE,
+            RVM_OPTIONS,
             weights="rvm-resnet50",
             every_person=True,
             frame_masks=True,
@@ -194,6 +213,7 @@ SPECS: dict[str, ModelSpec] = {
             KEYFRAMES,
             "vmatte.engine.matanyone.matter:load_matanyone",
             _MATANYONE_LICENSE,
+            MATANYONE_OPTIONS,
             weights="matanyone",
         ),
         ModelSpec(
@@ -203,6 +223,7 @@ SPECS: dict[str, ModelSpec] = {
             KEYFRAMES,
             "vmatte.engine.matanyone.matter:load_matanyone",
             _MATANYONE_LICENSE,
+            MATANYONE_OPTIONS,
             weights="matanyone2",
         ),
         ModelSpec(
@@ -213,6 +234,7 @@ SPECS: dict[str, ModelSpec] = {
             FRAME_MASKS,
             "vmatte.engine.videomama:load_videomama",
             _VIDEOMAMA_LICENSE,
+            VIDEOMAMA_OPTIONS,
             weights="videomama",
             resumable=False,
             needs_gpu=True,
@@ -225,12 +247,14 @@ SPECS: dict[str, ModelSpec] = {
             KEYFRAMES,
             "vmatte.engine.sam2video.matter:load_sam2_matte",
             _SAM2_LICENSE,
+            SAM2_MATTE_OPTIONS,
             weights="sam2",
+            role=ROLE_SAM2,
         ),
     )
 }
 # The model every benchmark compares with: the shipped one that mattes every person (RVM).
-BASELINE = next(s.name for s in SPECS.values() if s.every_person and s.weights is None)
+BASELINE = next(s.name for s in SPECS.values() if s.role == ROLE_PEOPLE)
 AUTO_HELP = (
     "the best model available: rvm; with --mask/--click, MatAnyone when its weights are on this machine, "
     "else rvm-target"
@@ -308,6 +332,12 @@ def load(name: str, options: MatterOptions):
     return get(name).load(options)
 
 
+def check_options(name: str, options: MatterOptions) -> None:
+    """What :func:`load` refuses about the options of model ``name``, without loading it (``auto``:
+    of the model it would choose)."""
+    (choose_auto(options)[0] if name == AUTO else get(name)).check_options(options)
+
+
 def sam2_follows_target(name: str, options: MatterOptions) -> bool:
     """Whether model ``name`` (or ``auto``) with ``options`` and a target would follow that target with
     the SAM 2 video tracker: ``sam2-matte``, or a model reading a tracker's masks whose ``--tracker``
@@ -317,31 +347,26 @@ def sam2_follows_target(name: str, options: MatterOptions) -> bool:
         return False
     targeted = options if options.has_target else options.replace(keyframes={0: None})  # the clicks to come
     spec = choose_auto(targeted)[0] if name == AUTO else get(name)
-    if spec.weights == TRACKER_SAM2:  # sam2-matte: SAM 2 itself
+    spec.check_options(targeted)  # a refused option fails before the clicks cost a pass
+    if spec.role == ROLE_SAM2:  # SAM 2 itself
         return True
-    if not spec._tracked(options.tracker):
+    if not spec._tracked(options):
         return False
     return tracker_kind(options.tracker) == TRACKER_SAM2
 
 
-def tracker_kind(tracker: str) -> str:
-    """``sam2`` or ``rvm`` (TRACKER_*) for ``--tracker`` (``auto``: SAM 2 when a SAM 2 checkpoint
-    is cached; a checkpoint name or path: SAM 2)."""
-    if tracker == AUTO:
-        from ..weights import cached
-
-        return TRACKER_SAM2 if cached(TRACKER_SAM2) else TRACKER_RVM
-    return TRACKER_RVM if tracker == TRACKER_RVM else TRACKER_SAM2
-
-
 def load_person_matter(device: str = "auto"):
     """The shipped model that mattes every person (RVM): what clicks without SAM cut into regions."""
-    spec = next(s for s in SPECS.values() if s.every_person and s.weights is None)
-    return spec.load(MatterOptions(device=device))
+    return _role(ROLE_PEOPLE).load(MatterOptions(device=device))
 
 
 def load_person_tracker(options: MatterOptions):
     """The shipped target model (rvm-target: RVM + a memory of the target), on ``options``' device and
     target only: ``--tracker rvm``'s mask source."""
-    spec = next(s for s in SPECS.values() if s.takes == KEYFRAMES and s.weights is None)
-    return spec.load(MatterOptions(device=options.device, mask=options.mask, keyframes=options.keyframes))
+    return _role(ROLE_PERSON_TRACKER).load(
+        MatterOptions(device=options.device, mask=options.mask, keyframes=options.keyframes)
+    )
+
+
+def _role(role: str) -> ModelSpec:
+    return next(s for s in SPECS.values() if s.role == role)

@@ -17,7 +17,6 @@ from ..errors import VmatteError
 from ..models.rvm import RobustVideoMatting, auto_downsample_ratio
 from .device import resolve_device
 from .matter import FrameMatter, PerFrameMatter, State, image_scale
-from .registry import BACKENDS
 
 __all__ = [
     "FrameMatter",
@@ -264,13 +263,8 @@ def build_rvm(variant: str, weights, dev: torch.device) -> tuple[RobustVideoMatt
 
 
 def check_rvm_options(options) -> RVMSettings:
-    """The RVM settings of ``options`` (a :class:`~vmatte.engine.registry.MatterOptions`), checked."""
-    if options.backend not in BACKENDS:
-        raise VmatteError(f"unknown backend {options.backend!r}; choose one of: {', '.join(BACKENDS)}")
-    if options.downsample_ratio is not None and not 0 < options.downsample_ratio <= 1:
-        raise VmatteError(f"--downsample-ratio must be in (0, 1], got {options.downsample_ratio}")
-    if options.max_size is not None and options.max_size < 32:
-        raise VmatteError(f"--max-size must be at least 32 pixels, got {options.max_size}")
+    """The RVM settings of ``options`` (a :class:`~vmatte.engine.options.MatterOptions`; the registry
+    has checked their ranges)."""
     return RVMSettings(downsample_ratio=options.downsample_ratio, max_size=options.max_size)
 
 
@@ -279,16 +273,10 @@ def load_rvm(spec, options, note: str = ""):
     weights run on onnxruntime or PyTorch on the CPU (see :class:`RVMAuto`)."""
     from ..weights import RVM_PACKAGED, packaged_path
 
-    if options.precision != "fp32":
-        raise VmatteError("--precision is a MatAnyone option for now; RVM runs in fp32")
     if options.mask is not None or options.keyframes:
         raise VmatteError(
             f"--model {spec.name} mattes every person in frame and takes no --mask; "
             f"use --model rvm-target (ships) or matanyone for the target of a mask"
-        )
-    if (options.warmup_frames, options.erode, options.dilate) != (None, None, None):
-        raise VmatteError(
-            "--warmup-frames, --erode and --dilate are MatAnyone settings; use them with --mask and --model matanyone"
         )
     settings = check_rvm_options(options)
     variant = spec.variant

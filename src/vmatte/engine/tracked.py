@@ -157,11 +157,12 @@ class TrackedGate(IndexedWrapper):
         }
 
 
-def load_tracked(spec, options, note: str = ""):
-    """The registry's route for a target given to a model that reads per-frame masks (see module)."""
+def load_tracked(spec, options, note: str = "", *, person_tracker):
+    """The registry's route for a target given to a model that reads per-frame masks (see module);
+    ``person_tracker(options)``: the registry's rvm-target, ``--tracker rvm``'s mask source."""
     from ..io.masks import mask_schedule, schedule_ids
     from .device import resolve_device
-    from .registry import FRAME_MASKS, TRACKER_SAM2, TRACKERS, load_person_tracker, tracker_kind
+    from .options import FRAME_MASKS, TRACKER_SAM2, TRACKERS, tracker_kind
 
     schedule = mask_schedule(options.mask, options.keyframes)  # a bad mask fails before any weights load
     ids = schedule_ids(schedule)
@@ -170,10 +171,6 @@ def load_tracked(spec, options, note: str = ""):
             f"--model {spec.name} with a tracker mattes one target per run; the masks hold ids "
             f"{', '.join(map(str, ids))}: give a mask of one target (or run once per id)"
         )
-    if options.warmup_frames is not None or options.erode is not None:
-        raise VmatteError("--warmup-frames and --erode are MatAnyone settings; with a tracker use --dilate only")
-    if options.dilate is not None and options.dilate < 0:
-        raise VmatteError(f"--dilate must be 0 or more, got {options.dilate}")
     kind = tracker_kind(options.tracker)
     if kind == TRACKER_SAM2:
         from .sam2video import masks as sam2_masks
@@ -184,7 +181,7 @@ def load_tracked(spec, options, note: str = ""):
         model, description = sam2_masks.load_video_model(checkpoint, dev)
         source = Sam2MaskSource(model, schedule, dev, description)
     else:
-        source = MatterMaskSource(load_person_tracker(options.replace(mask=None, keyframes=schedule)))
+        source = MatterMaskSource(person_tracker(options.replace(mask=None, keyframes=schedule)))
     masks = TrackedMasks(source)
     if spec.takes == FRAME_MASKS:
         inner = spec.load(options.replace(mask=None, keyframes=None, masks=masks, tracker=TRACKERS[0]), note)

@@ -223,13 +223,6 @@ def load_videomama(spec, options, note: str = "") -> VideoMaMaMatter:
         raise VmatteError(
             f"--model {spec.name} turns one coarse mask per frame into mattes: give them with --masks DIR"
         )
-    if (options.warmup_frames, options.erode) != (None, None):
-        raise VmatteError("--warmup-frames and --erode are MatAnyone settings; with --masks use --dilate only (rvm)")
-    if options.dilate is not None or options.backend == "onnx" or options.downsample_ratio is not None:
-        raise VmatteError(
-            "--dilate, --backend onnx and --downsample-ratio are not VideoMaMa settings; "
-            "VideoMaMa takes --max-size (canvas long side) and --precision"
-        )
     # a folder, FrameMasks, or masks a tracker makes as the frames come (vmatte.engine.tracked)
     masks = options.masks if hasattr(options.masks, "mask") else FrameMasks(options.masks)
     dev = resolve_device(options.device)

@@ -262,19 +262,6 @@ def load_matanyone(spec, options, note: str = "") -> MatAnyoneMatter:
             f"--model {name} mattes the target of a first-frame mask: give it with --mask PATH "
             f"(white = target, or a label/palette PNG with one id per target)"
         )
-    if options.backend == "onnx":
-        raise VmatteError(f"--backend onnx runs only RVM; {name} runs on PyTorch (--backend torch or auto)")
-    if options.downsample_ratio is not None:
-        raise VmatteError(f"--downsample-ratio is an RVM setting; for {name} use --max-size PX")
-    if options.max_size is not None and options.max_size < 32:
-        raise VmatteError(f"--max-size must be at least 32 pixels, got {options.max_size}")
-    for option, value in (
-        ("--warmup-frames", options.warmup_frames),
-        ("--erode", options.erode),
-        ("--dilate", options.dilate),
-    ):
-        if value is not None and value < 0:
-            raise VmatteError(f"{option} must be 0 or more, got {value}")
     defaults = MatAnyoneSettings()
     settings = MatAnyoneSettings(
         warmup_frames=defaults.warmup_frames if options.warmup_frames is None else options.warmup_frames,

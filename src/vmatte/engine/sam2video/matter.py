@@ -166,7 +166,7 @@ def load_sam2_matte(spec, options, note: str = "") -> Sam2Matter:
     from ...errors import VmatteError
     from ...io.masks import mask_schedule
     from ..device import resolve_device
-    from ..registry import TRACKER_RVM, TRACKERS
+    from ..options import TRACKER_RVM, TRACKERS
     from . import masks
 
     if not options.has_target:
@@ -176,19 +176,6 @@ def load_sam2_matte(spec, options, note: str = "") -> Sam2Matter:
             f"--model {spec.name} is SAM 2's tracked mask: --tracker rvm does not apply "
             f"(use --model rvm-target for RVM's own tracking)"
         )
-    unused = [
-        name
-        for name, value in (
-            ("--precision", options.precision != "fp32"),
-            ("--backend", options.backend != "auto"),
-            ("--downsample-ratio", options.downsample_ratio is not None),
-            ("--max-size", options.max_size is not None),
-            ("--warmup-frames/--erode/--dilate", (options.warmup_frames, options.erode, options.dilate) != (None,) * 3),
-        )
-        if value
-    ]
-    if unused:
-        raise VmatteError(f"{', '.join(unused)}: not {spec.name} settings (it runs SAM 2 at 1024 px in fp32)")
     schedule = mask_schedule(options.mask, options.keyframes)  # a bad mask fails before the weights load
     dev = resolve_device(options.device)
     checkpoint = (

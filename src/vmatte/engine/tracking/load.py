@@ -12,10 +12,6 @@ from .tracker import TargetTracker
 def load_target(spec, options, note: str = "") -> TargetTracker:
     if options.mask is None and not options.keyframes:
         raise VmatteError(f"--model {spec.name} follows the target(s) of a mask: give --mask PATH or --click X,Y")
-    if (options.warmup_frames, options.erode, options.dilate) != (None, None, None):
-        raise VmatteError(f"--warmup-frames, --erode and --dilate are MatAnyone settings; {spec.name} takes none")
-    if options.precision != "fp32":
-        raise VmatteError(f"--precision is a MatAnyone option; {spec.name} runs in fp32")
     if options.backend == "onnx":
         raise VmatteError(f"{spec.name} runs RVM on PyTorch (it reads RVM's features); use --backend torch or auto")
     rvm_settings = check_rvm_options(options)
