@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import common
+
 
 def _add_batch(sub: argparse._SubParsersAction) -> None:
-    from ..engine.registry import BACKENDS, help_lines
     from ..io.formats import DEFAULT_FORMATS
 
     p = sub.add_parser(
@@ -27,12 +28,10 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
         metavar="ROOT",
         help="output root (created if missing); with --ray, a folder every node sees at this path",
     )
-    p.add_argument(
-        "-m", "--model", default="auto", choices=list(help_lines()), help="model of rows without one (default: auto)"
-    )
+    common.model(p, help="model of rows without one (default: auto)")
     p.add_argument("-f", "--formats", default=",".join(DEFAULT_FORMATS), help="formats of rows without any")
-    p.add_argument("--device", default="auto", help="device of rows without one (default: auto)")
-    p.add_argument("--backend", default="auto", choices=BACKENDS, help="runtime of rows without one (default: auto)")
+    common.device(p, help="device of rows without one (default: auto)")
+    common.add(p, "backend", help="runtime of rows without one, for the models that take it (default: auto)")
     p.add_argument(
         "-j",
         "--workers",
@@ -75,7 +74,7 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
         help="tries again for a shot whose worker or node was lost (default 3)",
     )
     p.add_argument("--chunk-frames", type=int, help=argparse.SUPPRESS)  # journal chunk length (tests)
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    common.quiet(p)
     p.set_defaults(run=_run_batch)
 
 

@@ -7,11 +7,10 @@ import sys
 from pathlib import Path
 
 from ..errors import VmatteError
+from . import common
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
-    from ..engine import registry
-
     p = sub.add_parser(
         "bench",
         help="evaluation: make benchmark clips with exact alpha, score models on them",
@@ -62,11 +61,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         "sheets (plots/*.png; needs matplotlib).",
     )
     q.add_argument("root", metavar="ROOT", help="folder of clips from `vmatte bench compose` (or one clip)")
-    q.add_argument(
-        "-m", "--models", default=registry.BASELINE, help=f"comma-separated models (default: {registry.BASELINE})"
-    )
+    common.models(q)
     q.add_argument("-o", "--output", metavar="OUTDIR", help="where the results go (default: ROOT/quality)")
-    q.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    common.device(q)
     q.add_argument("--max-frames", type=int, metavar="N", help="score only the first N frames of each clip")
     q.add_argument(
         "--grad-raw",
@@ -89,9 +86,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         "speed.json, speed.md, fps_vs_resolution.png and rss_vs_length.png.",
     )
     sp.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="where the results go (created if missing)")
-    sp.add_argument(
-        "-m", "--models", default=registry.BASELINE, help=f"comma-separated models (default: {registry.BASELINE})"
-    )
+    common.models(sp)
     sp.add_argument(
         "--sizes", default="512x288,1920x1080", help="comma-separated WIDTHxHEIGHT (default: 512x288,1920x1080)"
     )
@@ -105,12 +100,10 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--file-frames", type=int, default=100, help="frames of the file-to-file clip (default 100)")
     sp.add_argument("--rounds", type=int, default=3, help="speed figures are the best of this many runs (default 3)")
     sp.add_argument("--clip", metavar="VIDEO", help="video to resize and loop as input (default: a synthetic clip)")
-    sp.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    sp.add_argument("--backend", default="auto", help="auto, torch or onnx (default: auto)")
-    sp.add_argument(
-        "--max-size", type=int, metavar="PX", help="long side of the internal resolution (default: automatic)"
-    )
-    sp.add_argument("--downsample-ratio", type=float, metavar="R", help="RVM downsample ratio (overrides --max-size)")
+    common.device(sp)
+    common.add(sp, "backend")
+    common.add(sp, "max_size")
+    common.add(sp, "downsample_ratio")
     sp.add_argument("-q", "--quiet", action="store_true", help="do not print figures as they are measured")
     sp.set_defaults(run=_run_bench_speed)
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..errors import InputError
+from . import common
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
@@ -28,14 +29,10 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     )
     v.add_argument("root", metavar="ROOT", help="DAVIS-layout folder (JPEGImages/ and Annotations/)")
     v.add_argument("-s", "--sequences", help="comma-separated sequence names (default: every folder in JPEGImages/)")
-    v.add_argument(
-        "-m", "--models", default=registry.BASELINE, help=f"comma-separated models (default: {registry.BASELINE})"
-    )
+    common.models(v)
     v.add_argument("-o", "--output", metavar="DIR", help="write vos.json and vos.md here (default: no files)")
-    v.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    v.add_argument(
-        "--max-size", type=int, metavar="PX", help="long side of the network's input (default: each model's own choice)"
-    )
+    common.device(v)
+    common.add(v, "max_size", help="long side of the network's input (default: each model's own choice)")
     v.add_argument(
         "--max-frames",
         type=int,
@@ -49,10 +46,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="frames per sequence on the contact sheets written with --output (default 8, 0: none)",
     )
-    v.add_argument(
-        "--tracker",
-        default="auto",
-        metavar="sam2|rvm|auto|NAME|PATH",
+    common.add(
+        v,
+        "tracker",
         help="as vmatte matte --tracker, for "
         + ", ".join(registry.tracker_models())
         + " (e.g. -m rvm-target --tracker sam2: SAM 2's identity, RVM's edge)",

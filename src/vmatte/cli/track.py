@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import common
+
 
 def _add_track(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -30,8 +32,8 @@ def _add_track(sub: argparse._SubParsersAction) -> None:
         metavar="NAME|PATH",
         help="SAM 2 checkpoint: auto (the first cached), a name from `vmatte weights list` or a file",
     )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    p.add_argument("--fps", type=float, help="frame rate of an image-folder input (default 25)")
+    common.device(p)
+    common.add(p, "fps")
     p.add_argument("--overwrite", action="store_true", help="replace masks already in OUTDIR")
     p.set_defaults(run=_run_track)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import common
+
 
 def _add_ui(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -27,11 +29,10 @@ def _add_ui(sub: argparse._SubParsersAction) -> None:
         "(default: a new temporary folder, removed on exit)",
     )
     p.add_argument("--max-upload-mb", type=int, default=500, metavar="MB", help="largest upload (default 500 MB)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    p.add_argument(
-        "--segmenter",
-        default="auto",
-        metavar="NAME|PATH",
+    common.device(p)
+    common.add(
+        p,
+        "segmenter",
         help="what turns clicks into masks by default: auto (a cached SAM / SAM 2, else RVM's person "
         "regions), rvm, a name from `vmatte weights list`, or a SAM / SAM 2 checkpoint file",
     )
