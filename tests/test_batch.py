@@ -149,7 +149,10 @@ def _unshare_ok() -> str | None:
         ("id,input,shift-edge\na,{clip},300\n", "shift_edge: shift_edge must be between -100 and 100 (%), got 300"),
         ("id,input,despill\na,{clip},red\n", "despill: despill must be one of: green, blue"),
         ("id,input,frames\na,{clip},1001-1010\n", "frames: applies to EXR/DPX plate sequences; c.mp4 is not one"),
-        ("id,input,exr_compression\na,{clip},rar\n", "exr_compression: 'rar' is not one of: zip, piz, dwaa, none"),
+        (
+            "id,input,exr_compression\na,{clip},rar\n",
+            "exr_compression: exr_compression must be one of: zip, piz, dwaa, none; got 'rar'",
+        ),
     ],
 )
 def test_manifest_error_is_one_line_and_nothing_runs(tmp_path, capsys, text, expected):

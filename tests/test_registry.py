@@ -68,7 +68,13 @@ def test_no_model_list_outside_the_registry():
     """Model names appear only in the registry and in each model's own modules (its matter,
     its weights module); front ends, the API, clicks and resume read the specs."""
     names = "|".join(re.escape(n) for n in SPECS)
-    own = {"engine/registry.py", "engine/options.py", "weights/__init__.py", "weights/matanyone.py", "weights/videomama.py"}
+    own = {
+        "engine/registry.py",
+        "engine/options.py",
+        "weights/rvm.py",
+        "weights/matanyone.py",
+        "weights/videomama.py",
+    }
     pattern = re.compile(rf"[\"']({names})[\"']")
     found = []
     for path in SRC.rglob("*.py"):
@@ -81,4 +87,32 @@ def test_no_model_list_outside_the_registry():
                 found.append(f"{rel}:{i}: {line.strip()}")
     # the segmenter's own name for RVM's person regions (--segmenter rvm) is not a model name
     found = [f for f in found if not f.startswith("engine/segment/prompts.py") or 'RVM = "auto", "rvm"' not in f]
+    assert found == []
+
+
+def test_no_option_list_outside_the_options_module():
+    """Model and refinement options are listed only where they are declared (engine/options.py) and
+    in the registry: the CLI, the manifest, the app and the benchmarks read the declarations, so no
+    tuple, list, set or dict of two or more of their names (or flags) is written anywhere else."""
+    import ast
+
+    from vmatte.engine.options import MODEL, REFINE, group
+
+    names = {n for o in group(MODEL) + group(REFINE) for n in (o.name, o.column_name, *o.cli_flags)}
+    own = {"engine/options.py", "engine/registry.py"}
+    found = []
+    for path in SRC.rglob("*.py"):
+        rel = path.relative_to(SRC).as_posix()
+        if rel in own or rel.startswith("train/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+                items = node.elts
+            elif isinstance(node, ast.Dict):
+                items = [k for k in node.keys if k is not None]
+            else:
+                continue
+            hits = [e.value for e in items if isinstance(e, ast.Constant) and e.value in names]
+            if len(hits) >= 2:
+                found.append(f"{rel}:{node.lineno}: {hits}")
     assert found == []

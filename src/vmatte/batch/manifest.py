@@ -17,67 +17,28 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..engine.options import MODEL, OPTIONS, PROMPT, REFINE, TARGET, OptionError, group
 from ..errors import VmatteError
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mxf")
 MASK_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 MAX_ERRORS = 50  # a broken 100,000-row manifest should not print 100,000 lines
 
-# Column -> what it holds (the fix of an unknown column lists these). Any `vmatte matte` option.
+# Column -> what it holds (the fix of an unknown column lists these): the shot's own columns, then
+# every declared option that has one (engine/options.py): any `vmatte matte` option.
 COLUMNS = {
     "id": "the shot's name: its outputs go to ROOT/<id>/",
     "input": "video file or image folder",
     "model": "model name (default: --model of the batch)",
     "formats": "comma-separated output formats",
-    "bg": "composite background (colour, image or video)",
-    "mask": "first-frame mask of the target(s)",
-    "mask_at": "keyframe masks FRAME:PATH, several separated by ';'",
-    "masks_dir": "folder of keyframe masks named by frame number",
-    "masks": "folder of one coarse mask per frame (mask-to-matte)",
-    "click": "X,Y[@FRAME] on the target, several separated by ';'",
-    "exclude": "X,Y[@FRAME] on what is not the target, several separated by ';'",
-    "segmenter": "what turns clicks into masks",
-    "tracker": "what follows the target: sam2, rvm, auto, or a SAM 2 checkpoint NAME/PATH",
-    "weights": "checkpoint path or 'download'",
-    "device": "auto, cpu, cuda, cuda:N or mps",
-    "backend": "auto, torch or onnx",
-    "precision": "fp32, bf16 or fp16",
-    "max_size": "long side of the internal resolution (pixels)",
-    "downsample_ratio": "RVM downsample ratio in (0, 1]",
-    "fps": "frame rate of an image-folder input",
-    "warmup_frames": "MatAnyone first-frame refinement passes",
-    "erode": "MatAnyone mask erosion (px)",
-    "dilate": "MatAnyone mask dilation (px)",
-    "chunk_frames": "frames per journal chunk (resume granularity)",
-    "frames": "EXR/DPX plate frames to matte, e.g. 1001-1100",
-    "input_colorspace": "the plate's OpenColorIO colour space",
-    "exr_compression": "EXR output compression: zip, piz, dwaa or none",
-    "choke": "shrink (> 0) or grow (< 0) the matte, px",
-    "feather": "soften the edge over about this many px",
-    "shift_edge": "move the soft edge out (> 0) or in (< 0), -100..100 %",
-    "reduce_chatter": "average the edge over the last N still frames",
-    "despill": "remove green or blue screen spill: green or blue",
+    **{o.column_name: o.help for o in OPTIONS if o.column_name},
 }
-ALIASES = {
-    "background": "bg",
-    "masks-dir": "masks_dir",
-    "mask-at": "mask_at",
-    "max-size": "max_size",
-    "downsample-ratio": "downsample_ratio",
-    "warmup-frames": "warmup_frames",
-    "chunk-frames": "chunk_frames",
-    "input-colorspace": "input_colorspace",
-    "exr-compression": "exr_compression",
-    "shift-edge": "shift_edge",
-    "reduce-chatter": "reduce_chatter",
-}
-_INTS = ("max_size", "warmup_frames", "erode", "dilate", "chunk_frames", "reduce_chatter")
-_FLOATS = ("downsample_ratio", "fps", "choke", "feather", "shift_edge")
-_REFINE = ("choke", "feather", "shift_edge", "reduce_chatter", "despill")  # -> one RefineSettings
-_TARGET_FIELDS = ("mask", "mask_at", "masks_dir", "click", "exclude")
+ALIASES = {alias: o.column_name for o in OPTIONS if o.column_name for alias in o.aliases}
+_BY_COLUMN = {o.column_name: o for o in OPTIONS if o.column_name}
 
 
 @dataclass(frozen=True)
@@ -95,7 +56,7 @@ class Shot:
     def has_targets(self) -> bool:
         """Whether the model needs per-shot target input (so a loaded model cannot be reused as is)."""
         o = self.options
-        return any(o.get(k) for k in ("mask", "keyframes", "clicks", "excludes", "masks"))
+        return any(o.get(o_.name) for o_ in group(TARGET)) or bool(o.get("clicks") or o.get("excludes"))
 
 
 class ManifestError(VmatteError):
@@ -279,27 +240,14 @@ def _check_row(n: int, fields: dict, base: Path, defaults: Defaults, models: tup
     except VmatteError as e:
         bad("formats", str(e))
         formats = ()
-    for name in _INTS + _FLOATS:
-        if name in clean:
-            try:
-                value = (int if name in _INTS else float)(clean[name])
-                if name in _INTS and value < 0:
-                    raise ValueError
-                options[name] = value
-            except (TypeError, ValueError):
-                kind = "a whole number from 0" if name in _INTS else "a number"
-                bad(name, f"{clean[name]!r} is not {kind}; give {COLUMNS[name]}")
-    if "bg" in clean:
-        from ..io.background import Background
-
-        raw = str(clean["bg"])
-        p = Path(raw).expanduser()
-        spec = str(p if p.is_absolute() or not (base / p).exists() else base / p)
+    for column, value in clean.items():  # the declared options, parsed as declared (paths, lists, plates: below)
+        o = _BY_COLUMN.get(column)
+        if o is None or o.path or o.repeat or o.plates_only:
+            continue
         try:
-            Background.parse(spec)
-            options["background"] = spec
-        except VmatteError as e:
-            bad("bg", str(e))
+            options[o.name] = o.parse(value, name=column)
+        except OptionError as e:
+            bad(column, str(e))
     _check_plate_and_refine(clean, src, options, bad)
     mask = path_of("mask", "any")
     if mask:
@@ -346,70 +294,77 @@ def _check_row(n: int, fields: dict, base: Path, defaults: Defaults, models: tup
                 bad(name, str(e))
     if options.get("excludes") and not options.get("clicks"):
         bad("exclude", "needs a click on the target too; add a click column value")
-    for name, default in (("device", defaults.device), ("backend", defaults.backend)):
-        options[name] = str(clean.get(name, default))
-    for name in ("weights", "segmenter", "precision", "tracker"):
-        if name in clean:
-            value = str(clean[name])
-            if name == "weights" and value != "download":
-                value = path_of("weights", "any") or value
-            elif name == "tracker" and (base / value).is_file():  # a checkpoint beside the manifest
-                value = str((base / value).resolve())
-            options[name] = value
-    _check_model_inputs(model, clean, bad)
+    for o in OPTIONS:  # the other path options: a file or folder beside the manifest, or a word
+        if not o.path or o.group in (TARGET, PROMPT) or o.column_name not in clean:
+            continue
+        value = str(clean[o.column_name])
+        if o.path == "maybe":  # a name or a colour, or a file beside the manifest
+            p = Path(value).expanduser()
+            options[o.name] = str(p if p.is_absolute() or not (base / p).exists() else (base / p).resolve())
+        else:
+            options[o.name] = value if value in o.words else (path_of(o.column_name, "any") or value)
+    if "background" in options:
+        from ..io.background import Background
+
+        try:
+            Background.parse(options["background"])
+        except VmatteError as e:
+            bad("bg", str(e))
+    options.setdefault("device", defaults.device)
+    _check_model_inputs(model, clean, options, defaults, bad)
     if errors:
         return None, errors
     return Shot(sid, src, n, model, formats, options), []
 
 
 def _check_plate_and_refine(clean: dict, src: str | None, options: dict, bad) -> None:
-    """The plate columns (frames, input_colorspace, exr_compression) and the matte refinement
-    columns (one RefineSettings, checked as `vmatte matte` checks its flags)."""
-    if "exr_compression" in clean:
-        from ..io.exr import COMPRESSIONS
-
-        value = str(clean["exr_compression"]).lower()
-        if value in COMPRESSIONS:
-            options["exr_compression"] = value
-        else:
-            bad("exr_compression", f"{clean['exr_compression']!r} is not one of: {', '.join(COMPRESSIONS)}")
-    plate_only = [n for n in ("frames", "input_colorspace") if n in clean]
+    """The plate columns that apply to plates only (frames, input_colorspace) and the matte
+    refinement columns (one RefineSettings, checked as `vmatte matte` checks its flags)."""
+    plate_only = [o for o in OPTIONS if o.plates_only and o.column_name in clean]
     if plate_only and src is not None and Path(src).exists():
         from ..io.sequence import frame_set, is_plate_input
 
         if not is_plate_input(src):
-            bad(plate_only[0], f"applies to EXR/DPX plate sequences; {Path(src).name} is not one: leave it empty")
-        else:
-            if "frames" in clean:
-                try:
-                    frame_set(str(clean["frames"]))
-                    options["frames"] = str(clean["frames"])
-                except VmatteError as e:
-                    bad("frames", str(e))
-            if "input_colorspace" in clean:
-                options["input_colorspace"] = str(clean["input_colorspace"])
-    refine = {n: options.pop(n) for n in _REFINE if n in options}
-    if "despill" in clean:
-        refine["despill"] = str(clean["despill"]).lower()
+            bad(
+                plate_only[0].column_name,
+                f"applies to EXR/DPX plate sequences; {Path(src).name} is not one: leave it empty",
+            )
+            plate_only = []
+        for o in plate_only:
+            try:
+                options[o.name] = o.parse(clean[o.column_name], name=o.column_name)
+                if o.name == "frames":
+                    frame_set(options[o.name])  # a range the plate reader takes
+            except VmatteError as e:
+                options.pop(o.name, None)
+                bad(o.column_name, str(e))
+    refine = {o.name: options.pop(o.name) for o in group(REFINE) if o.name in options}
     if refine:
         from ..engine.refine import RefineSettings
 
         try:
             if RefineSettings(**refine).active:
                 options["refine"] = refine  # plain values: a Shot crosses process and Ray boundaries
-        except VmatteError as e:
-            message = str(e).replace("--shift-edge", "shift_edge").replace("--reduce-chatter", "reduce_chatter")
-            bad(next(iter(refine)), message.replace("--", ""))
+        except OptionError as e:
+            bad(e.option.column_name, in_columns(str(e)))
 
 
-def _check_model_inputs(model: str, clean: dict, bad) -> None:
+def in_columns(message: str) -> str:
+    """A message naming flags (``--max-size``) as the manifest names them (``max_size``)."""
+    by_flag = {f: o.column_name for o in OPTIONS if o.column_name for f in o.cli_flags}
+    return re.sub(r"--[a-z][a-z-]*", lambda m: by_flag.get(m.group(0), m.group(0)[2:]), message)
+
+
+def _check_model_inputs(model: str, clean: dict, options: dict, defaults: Defaults, bad) -> None:
     """The cheap model/input mismatches that would otherwise fail only when the shot runs, read
-    from the model's registry spec (what it ``takes``), so no model names are listed here."""
+    from the model's registry spec (what it ``takes`` and which options), so no model names are
+    listed here. The batch's backend goes to the rows whose model takes one."""
     from ..engine import registry
-    from ..engine.device import PRECISIONS
 
-    has_target = any(clean.get(k) for k in _TARGET_FIELDS)
-    has_masks = bool(clean.get("masks"))
+    has_target = bool(
+        options.get("mask") or options.get("keyframes") or options.get("clicks") or options.get("excludes")
+    )
+    has_masks = bool(options.get("masks"))
     if has_target and has_masks:
         bad("masks", "one mask per frame (masks) replaces mask, mask_at, masks_dir and click; keep only one of them")
     spec = registry.SPECS.get(model)
@@ -431,10 +386,23 @@ def _check_model_inputs(model: str, clean: dict, bad) -> None:
         )
     elif spec.takes == registry.KEYFRAMES and not has_target and not has_masks:
         bad("mask", f"--model {model} follows a target: give a mask, mask_at, masks_dir or click value")
-    if clean.get("backend", "auto") not in registry.BACKENDS:
-        bad("backend", f"unknown backend {clean['backend']!r}; use one of: {', '.join(registry.BACKENDS)}")
-    if clean.get("precision", "fp32") not in PRECISIONS:
-        bad("precision", f"unknown precision {clean['precision']!r}; use one of: {', '.join(PRECISIONS)}")
+    if spec is None and model != registry.AUTO:
+        return
+    probe = registry.MatterOptions(
+        **{o.name: options[o.name] for o in group(MODEL) if o.name in options},
+        mask="a target" if has_target else None,  # what the route depends on, not the files
+        masks="masks" if has_masks else None,
+    )
+    try:
+        spec = spec or registry.choose_auto(probe)[0]
+        if "backend" not in options and defaults.backend != registry.AUTO and "backend" in spec.options:
+            options["backend"] = defaults.backend
+            probe = probe.replace(backend=defaults.backend)
+        spec.check_options(probe)  # the registry's one refusal, in the manifest's words
+    except OptionError as e:
+        bad(e.option.column_name, in_columns(str(e)))
+    except VmatteError as e:  # auto's choice looked at the device
+        bad("device", str(e))
 
 
 def shard(shots: list[Shot], index: int, count: int) -> list[Shot]:

@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..engine.options import MODEL, TARGET, group
 from ..errors import OutputError, VmatteError
 from ..io.ownership import OutputLock
 from .manifest import Shot
@@ -131,29 +132,12 @@ def _model_for(shot: Shot) -> tuple[object, bool]:
         return shot.model, False
     from ..matte import load_matter
 
-    o = shot.options
-    key = (
-        shot.model,
-        o.get("weights"),
-        o.get("device", "auto"),
-        o.get("backend", "auto"),
-        o.get("downsample_ratio"),
-        o.get("max_size"),
-        o.get("precision", "fp32"),
-        o.get("tracker", "auto"),
-    )
+    built = {o.name: shot.options[o.name] for o in group(MODEL) if o.name in shot.options}
+    key = (shot.model, tuple(sorted((k, repr(v)) for k, v in built.items())))
     reused = key in _MODELS
     if not reused:
         _MODELS.clear()  # keep one model per worker: a mixed batch must not pile up memory
-        matter = load_matter(
-            shot.model,
-            weights=o.get("weights"),
-            device=o.get("device", "auto"),
-            backend=o.get("backend", "auto"),
-            downsample_ratio=o.get("downsample_ratio"),
-            max_size=o.get("max_size"),
-            **{k: o[k] for k in ("precision", "tracker") if k in o},
-        )
+        matter = load_matter(shot.model, **built)
         _limit_onnx_threads(matter)
         _MODELS[key] = matter
     return _MODELS[key], reused
@@ -162,37 +146,19 @@ def _model_for(shot: Shot) -> tuple[object, bool]:
 def _matte_kwargs(shot: Shot, reuse: bool) -> dict:
     from ..engine.segment.clicks import parse_point
 
-    o = dict(shot.options)
+    model_options = {o.name for o in group(MODEL) + group(TARGET)}
     kwargs: dict = {}
-    for name in ("background", "fps", "segmenter", "frames", "input_colorspace", "exr_compression"):
-        if name in o:
-            kwargs[name] = o[name]
-    if "refine" in o:
-        from ..engine.refine import RefineSettings
+    for name, value in shot.options.items():
+        if name == "refine":
+            from ..engine.refine import RefineSettings
 
-        kwargs["refine"] = RefineSettings(**o["refine"])
-    if "clicks" in o:
-        kwargs["clicks"] = [parse_point(s) for s in o["clicks"]]
-    if "excludes" in o:
-        kwargs["excludes"] = [parse_point(s, negative=True) for s in o["excludes"]]
-    if not reuse:  # the model is built inside vmatte.matte from these
-        for name in (
-            "weights",
-            "device",
-            "backend",
-            "downsample_ratio",
-            "max_size",
-            "mask",
-            "keyframes",
-            "warmup_frames",
-            "erode",
-            "dilate",
-            "precision",
-            "masks",
-            "tracker",
-        ):
-            if name in o:
-                kwargs[name] = o[name]
+            kwargs["refine"] = RefineSettings(**value)
+        elif name in ("clicks", "excludes"):
+            kwargs[name] = [parse_point(s, negative=name == "excludes") for s in value]
+        elif name == "chunk_frames":
+            continue  # the journal's chunk length: _run_locked passes it
+        elif name not in model_options or not reuse:  # a reused model was built from its options already
+            kwargs[name] = value
     return kwargs
 
 

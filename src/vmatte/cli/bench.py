@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..engine.options import MODEL
 from ..errors import VmatteError
 from . import common
 
@@ -163,9 +164,7 @@ def _run_bench_speed(args: argparse.Namespace) -> int:
         file_frames=args.file_frames,
         rounds=args.rounds,
         device=args.device,
-        backend=args.backend,
-        downsample_ratio=args.downsample_ratio,
-        max_size=args.max_size,
+        options={k: v for k, v in common.given(args, MODEL).items() if k != "device"},
         source=args.clip,
     )
     run_speed(args.output, settings, progress=not args.quiet)

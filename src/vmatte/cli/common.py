@@ -49,7 +49,8 @@ def add_group(p, group_name: str, skip: tuple[str, ...] = ()) -> None:
 
 def given(args: argparse.Namespace, group_name: str) -> dict:
     """``{name: value}`` of the options of ``group_name`` set to something other than their default."""
-    return {o.name: getattr(args, o.name) for o in group(group_name) if o.cli_flags and o.given(getattr(args, o.name))}
+    values = {o.name: getattr(args, o.name, o.default) for o in group(group_name) if o.cli_flags}
+    return {name: v for name, v in values.items() if OPTION[name].given(v)}
 
 
 def model(p, help: str | None = None) -> None:

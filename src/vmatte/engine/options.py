@@ -35,6 +35,16 @@ FRAME_MASKS = "frame masks"  # one coarse mask per frame (--masks)
 TRACKER_SAM2, TRACKER_RVM = "sam2", "rvm"
 TRACKERS = (AUTO, TRACKER_SAM2, TRACKER_RVM)
 
+
+class OptionError(VmatteError):
+    """An option a model does not take, or a value outside an option's range: ``option`` says which
+    (a front end names it its own way: the manifest by its column)."""
+
+    def __init__(self, message: str, option: Option):
+        super().__init__(message)
+        self.option = option
+
+
 # The groups of options (what reads them).
 MODEL = "model"  # MatterOptions: what a model is built with; each model takes some (its spec's ``options``)
 TARGET = "target"  # MatterOptions: which subject (a model takes them by its spec's ``takes``)
@@ -64,7 +74,10 @@ class Option:
     repeat: bool = False  # the CLI flag may be given several times; a manifest cell holds several, ';'-separated
     path: str = ""  # manifest: "file" / "dir" (must exist, relative to the manifest), "maybe" (a file if one is there)
     words: tuple[str, ...] = ()  # values that are not paths (``download``)
-    label: str = ""  # the web app's field ("": not in the app)
+    plates_only: bool = False  # applies to EXR/DPX plate inputs only
+    label: str = ""  # the web app's name for it (its messages say this instead of the flag)
+    field: bool = False  # the app has a field for it (generated: its label, then the hint)
+    hint: str = ""  # after the label of the app's field: "px, empty = automatic"
     column: str | None = None  # manifest column (None: the name; "": no column)
 
     @property
@@ -104,13 +117,13 @@ class Option:
         if value is None:
             return
         if self.choices and value not in self.choices:
-            raise VmatteError(f"{name} must be one of: {', '.join(self.choices)}; got {value!r}")
+            raise OptionError(f"{name} must be one of: {', '.join(self.choices)}; got {value!r}", self)
         if self.type in (int, float):
             bad = not math.isfinite(value)
             bad = bad or (self.low is not None and (value <= self.low if self.low_open else value < self.low))
             bad = bad or (self.high is not None and value > self.high)
             if bad:
-                raise VmatteError(f"{name} must be {self.range_text()}, got {value:g}")
+                raise OptionError(f"{name} must be {self.range_text()}, got {value:g}", self)
 
     def parse(self, raw, name: str | None = None):
         """``raw`` (a manifest cell or a typed value: text or a number) as the option's type, checked."""
@@ -123,7 +136,7 @@ class Option:
                     raise ValueError
             except (TypeError, ValueError, OverflowError):
                 kind = "a whole number" if self.type is int else "a number"
-                raise VmatteError(f"{raw!r} is not {kind}; give {self.help.split(' (')[0]}") from None
+                raise OptionError(f"{raw!r} is not {kind}; give {self.help.split(' (')[0]}", self) from None
         elif self.choices:
             value = str(raw).strip().lower()
         else:
@@ -170,7 +183,9 @@ OPTIONS: tuple[Option, ...] = (
         low=32,
         unit=" pixels",
         metavar="PX",
-        label="Max size (px, empty = automatic)",
+        label="Max size",
+        field=True,
+        hint="px, empty = automatic",
     ),
     # --- TARGET: which subject (a model takes them by its spec's ``takes``, not ``options``)
     Option(
@@ -180,6 +195,7 @@ OPTIONS: tuple[Option, ...] = (
         group=TARGET,
         metavar="PATH",
         path="file",
+        label="mask (Brush or mask file)",
     ),
     Option(
         "keyframes", "{frame: mask} of keyframe masks (from --mask-at / --masks-dir)", group=TARGET, flags=(), column=""
@@ -200,7 +216,9 @@ OPTIONS: tuple[Option, ...] = (
         type=int,
         low=0,
         metavar="N",
-        label="Warm-up frames (empty = 10)",
+        label="Warm-up frames",
+        field=True,
+        hint="empty = 10",
     ),
     Option("erode", "erode the first-frame mask (kernel px, default 10; 0 = off)", type=int, low=0, metavar="PX"),
     Option(
@@ -225,6 +243,7 @@ OPTIONS: tuple[Option, ...] = (
         default=AUTO,
         metavar="sam2|rvm|auto|NAME|PATH",
         path="maybe",
+        label="Tracker",
     ),
     # --- PROMPT: the target as given on the command line / in a manifest (made into TARGET)
     Option(
@@ -251,6 +270,7 @@ OPTIONS: tuple[Option, ...] = (
         group=PROMPT,
         metavar="X,Y[@FRAME]",
         repeat=True,
+        label="click",
     ),
     Option(
         "exclude",
@@ -259,6 +279,7 @@ OPTIONS: tuple[Option, ...] = (
         group=PROMPT,
         metavar="X,Y[@FRAME]",
         repeat=True,
+        label="Exclude click",
     ),
     Option(
         "segmenter",
@@ -267,6 +288,7 @@ OPTIONS: tuple[Option, ...] = (
         group=PROMPT,
         default=AUTO,
         metavar="NAME|PATH",
+        label="'Clicks make masks with'",
     ),
     # --- OUTPUT
     Option(
@@ -275,6 +297,8 @@ OPTIONS: tuple[Option, ...] = (
         group=OUTPUT,
         flags=("--bg", "--background"),
         metavar="SPEC",
+        path="maybe",
+        label="Composite background",
         column="bg",
     ),
     Option("fps", "frame rate of an image-folder input (default 25)", group=OUTPUT, type=float, low=0, low_open=True),
@@ -292,6 +316,7 @@ OPTIONS: tuple[Option, ...] = (
         "plate frames to matte, e.g. 1001-1100 (default: all); outputs keep the plate's frame numbers",
         group=PLATE,
         metavar="RANGE",
+        plates_only=True,
     ),
     Option(
         "input_colorspace",
@@ -301,6 +326,7 @@ OPTIONS: tuple[Option, ...] = (
         "exr outputs go back to scene-linear",
         group=PLATE,
         metavar="NAME",
+        plates_only=True,
     ),
     Option(
         "exr_compression",
@@ -320,7 +346,9 @@ OPTIONS: tuple[Option, ...] = (
         high=500,
         unit=" pixels",
         metavar="PX",
-        label="Choke (px, - grows)",
+        label="Choke",
+        field=True,
+        hint="px, - grows",
     ),
     Option(
         "feather",
@@ -332,7 +360,9 @@ OPTIONS: tuple[Option, ...] = (
         high=500,
         unit=" pixels",
         metavar="PX",
-        label="Feather (px)",
+        label="Feather",
+        field=True,
+        hint="px",
     ),
     Option(
         "shift_edge",
@@ -344,7 +374,9 @@ OPTIONS: tuple[Option, ...] = (
         high=100,
         unit=" (%)",
         metavar="PCT",
-        label="Shift edge (%)",
+        label="Shift edge",
+        field=True,
+        hint="%",
     ),
     Option(
         "reduce_chatter",
@@ -356,7 +388,9 @@ OPTIONS: tuple[Option, ...] = (
         high=100,
         unit=" frames",
         metavar="N",
-        label="Reduce chatter (frames)",
+        label="Reduce chatter",
+        field=True,
+        hint="frames",
     ),
     Option(
         "despill",
@@ -364,6 +398,7 @@ OPTIONS: tuple[Option, ...] = (
         group=REFINE,
         choices=DESPILL,
         label="Despill",
+        field=True,
     ),
 )
 OPTION = {o.name: o for o in OPTIONS}

@@ -32,6 +32,7 @@ from ..errors import VmatteError
 from .options import (
     AUTO,
     BACKENDS,
+    EVERY_MODEL,
     EVERY_PERSON,
     FRAME_MASKS,
     GATE_OPTIONS,
@@ -48,6 +49,7 @@ from .options import (
     VIDEOMAMA_OPTIONS,
     MatterOptions,
     Option,
+    OptionError,
     tracker_kind,
 )
 
@@ -120,7 +122,7 @@ class ModelSpec:
         given = options.given()
         refused = [o for o in given if o.name not in taken]
         if refused:
-            raise VmatteError(_refusal(self.name, refused, taken))
+            raise OptionError(_refusal(self.name, refused, taken), refused[0])
         for o in given:
             o.check(getattr(options, o.name))
 
@@ -147,7 +149,7 @@ def _refusal(name: str, refused: list[Option], taken: frozenset[str]) -> str:
         + (f" ({'an option' if len(flags) == 1 else 'options'} of {', '.join(owners)})" if owners else "")
         for owners, flags in by_owners.items()
     ]
-    own = [o.flag for o in OPTIONS if o.group == MODEL and o.name in taken and o.name not in ("weights", "device")]
+    own = [o.flag for o in OPTIONS if o.group == MODEL and o.name in taken and o.name not in EVERY_MODEL]
     return (
         f"--model {name} does not take {'; '.join(parts)}; "
         f"{'it takes ' + ', '.join(own) if own else 'it takes no settings but --weights and --device'}"

@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -57,9 +57,7 @@ class SpeedSettings:
     formats: tuple[str, ...] = ("alpha",)  # file-to-file outputs
     memory_formats: tuple[str, ...] = ("alpha", "fgr", "comp")  # RSS-vs-length outputs
     device: str = "auto"
-    backend: str = "auto"
-    downsample_ratio: float | None = None  # None: vmatte's automatic choice, as users get it
-    max_size: int | None = None
+    options: dict = field(default_factory=dict)  # model options given (backend, max size ...); the rest automatic
     source: str | None = None  # a video to resize and loop; None: the demo's synthetic clip
 
     def check(self) -> None:
@@ -161,13 +159,7 @@ def _load(job: dict):
     from vmatte.engine.runtime import tune_allocator
 
     tune_allocator()  # as the CLI does
-    return vmatte.load_matter(
-        job["model"],
-        device=job["device"],
-        backend=job["backend"],
-        downsample_ratio=job["downsample_ratio"],
-        max_size=job["max_size"],
-    )
+    return vmatte.load_matter(job["model"], device=job["device"], **job["options"])
 
 
 def _device_peak_mb(device: str) -> float | None:
@@ -272,12 +264,13 @@ def run_speed(output: str | os.PathLike, settings: SpeedSettings = SpeedSettings
         if progress:
             print(msg, file=sys.stderr, flush=True)
 
-    common = {
-        "device": settings.device,
-        "backend": settings.backend,
-        "downsample_ratio": settings.downsample_ratio,
-        "max_size": settings.max_size,
-    }
+    from vmatte.engine import registry
+
+    def common(model: str) -> dict:  # each model gets the options it takes (a --backend is RVM's)
+        taken = None if model == registry.AUTO else registry.get(model).options
+        options = {k: v for k, v in settings.options.items() if taken is None or k in taken}
+        return {"device": settings.device, "options": options}
+
     doc: dict = {
         "machine": _machine(settings.device),
         "settings": asdict(settings),
@@ -299,7 +292,7 @@ def run_speed(output: str | os.PathLike, settings: SpeedSettings = SpeedSettings
                         "clip": str(clip),
                         "frames": settings.model_frames,
                         "rounds": settings.rounds,
-                        **common,
+                        **common(model),
                     }
                 )
                 f = _run_worker(
@@ -309,7 +302,7 @@ def run_speed(output: str | os.PathLike, settings: SpeedSettings = SpeedSettings
                         "clip": str(clip),
                         "formats": list(settings.formats),
                         "rounds": settings.rounds,
-                        **common,
+                        **common(model),
                     }
                 )
                 doc["model_only"].append({"model": model, "size": _size_name(size), **m})
@@ -331,7 +324,7 @@ def run_speed(output: str | os.PathLike, settings: SpeedSettings = SpeedSettings
                             "clip": str(clip),
                             "formats": list(settings.memory_formats),
                             "rounds": 1,
-                            **common,
+                            **common(model),
                         }
                     )
                     doc["memory"].append({"model": model, "size": _size_name(size), "length": n, **f})
