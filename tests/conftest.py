@@ -282,3 +282,39 @@ def cache(tmp_path, monkeypatch) -> Path:
     d = tmp_path / "cache"
     monkeypatch.setenv("VMATTE_CACHE", str(d))
     return d
+
+
+def tiny_sam2_config(version: str = "sam2.1", size: int = 128):
+    """The official tiny SAM 2 / 2.1 config shrunk to a test size (16-wide trunk, d_model 32, 8-wide
+    memories, ``size`` px input)."""
+    from dataclasses import replace
+
+    from vmatte.models.sam2 import SAM2_CONFIGS
+
+    base = SAM2_CONFIGS[f"{'sam2.1' if version == 'sam2.1' else 'sam2'}_hiera_tiny"]
+    return replace(
+        base,
+        name="tiny test",
+        embed_dim=16,
+        stages=(1, 2, 2, 1),
+        global_att_blocks=(4,),
+        window_spec=(8, 4, 6, 3),
+        d_model=32,
+        image_size=size,
+        mem_dim=8,
+        mem_attn_layers=2,
+        mem_attn_ffn=64,
+    )
+
+
+def tiny_tracking_sam2():
+    """A tiny random SAM 2.1 video model (the real classes) whose object stays present: a tracker that
+    follows what it is given, in place of an official checkpoint."""
+    from vmatte.models.sam2 import Sam2Video, sam2_video_from_state_dict
+
+    cfg = tiny_sam2_config("sam2.1")
+    model = Sam2Video(cfg)
+    randomize_sam2(model, 3)
+    sd = model.state_dict()
+    sd["sam_mask_decoder.pred_obj_score_head.layers.2.bias"].fill_(5.0)  # the object stays present
+    return sam2_video_from_state_dict(sd, "random", cfg)

@@ -18,14 +18,13 @@ kernel the CPU package skips anyway).
 from __future__ import annotations
 
 import types
-from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from conftest import randomize_sam2
+from conftest import randomize_sam2, tiny_sam2_config, tiny_tracking_sam2
 from test_sam2 import (
     _import_oracle,
     _official_meta_state_dict,
@@ -217,20 +216,7 @@ class Pair:
 
 
 def infer_config_tiny(version: str):
-    base = SAM2_CONFIGS[f"{'sam2.1' if version == 'sam2.1' else 'sam2'}_hiera_tiny"]
-    return replace(
-        base,
-        name="tiny test",
-        embed_dim=16,
-        stages=(1, 2, 2, 1),
-        global_att_blocks=(4,),
-        window_spec=(8, 4, 6, 3),
-        d_model=32,
-        image_size=S,
-        mem_dim=8,
-        mem_attn_layers=2,
-        mem_attn_ffn=64,
-    )
+    return tiny_sam2_config(version, S)
 
 
 def _click(points, labels) -> Prompt:
@@ -484,11 +470,7 @@ def test_eval_vos_scores_the_sam2_tracker(tmp_path, monkeypatch, capsys):
     assert "rvm-target" in capsys.readouterr().out and loaded == ["auto"]  # RVM gated by SAM 2's masks
 
 
-def _tiny_tracking_sam2():
-    cfg = infer_config_tiny("sam2.1")
-    sd = _random_state_dict(cfg)
-    sd["sam_mask_decoder.pred_obj_score_head.layers.2.bias"].fill_(5.0)  # the object stays present
-    return sam2_video_from_state_dict(sd, "random", cfg)
+_tiny_tracking_sam2 = tiny_tracking_sam2
 
 
 def _box_mask(path):

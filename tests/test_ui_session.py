@@ -334,7 +334,7 @@ def test_videomama_runs_in_the_app_when_its_weights_are_cached(session, cache):
     seen = []
     r = run_job(
         session,
-        RunSettings(model="videomama", formats=("alpha",), max_size=32),
+        RunSettings(model="videomama", formats=("alpha",), options={"max_size": 32}),
         Job(FRAMES),
         lambda j: seen.append(j.done),
     )
@@ -374,7 +374,7 @@ def test_videomama_in_the_app_tracks_with_sam2_when_a_checkpoint_is_cached(sessi
     seen = []
     r = run_job(
         session,
-        RunSettings(model="videomama", formats=("alpha",), max_size=32),
+        RunSettings(model="videomama", formats=("alpha",), options={"max_size": 32}),
         Job(FRAMES),
         lambda j: seen.append(j.done),
     )

@@ -20,8 +20,7 @@ import cv2
 import gradio as gr
 import numpy as np
 
-from ..engine.refine import RefineSettings
-from ..engine.registry import AUTO
+from ..engine.options import AUTO, MODEL, OPTIONS, REFINE, Option
 from ..errors import VmatteError
 from .job import (
     FORMAT_CHOICES,
@@ -31,8 +30,12 @@ from .job import (
     Job,
     RunSettings,
     available_models,
+    page_options,
+    page_value,
     read_result_frame,
+    refine_from_page,
     run_job,
+    shown_options,
 )
 from .overlay import VIEWS, ZOOMS, colour_hex, mask_from_layers, result_view
 from .session import Session, SessionStore, UiSettings
@@ -93,16 +96,7 @@ def app_words(message: str) -> str:
         return "Nothing found where you clicked - click inside the subject, or add more Include clicks on it"
     if "is on the same pixel as a --click" in message:
         return "That point is where you clicked to include - click Exclude on the other person instead"
-    words = {
-        "--click": "click",
-        "--exclude": "Exclude click",
-        "--mask": "mask (Brush or mask file)",
-        "--max-size": "Max size",
-        "--warmup-frames": "Warm-up frames",
-        "--bg": "Composite background",
-        "--segmenter": "'Clicks make masks with'",
-        "--model": "Model",
-    }
+    words = {"--model": "Model", **{f: o.label for o in OPTIONS if o.label for f in o.cli_flags}}
     for option, word in words.items():
         message = re.sub(re.escape(option) + r"(?![\w-])", word, message)
     return message
@@ -146,16 +140,6 @@ class VmatteApp:
         if job is not None:
             job.stop()
         self.store.drop(sid)
-
-    def _uses_warmup(self, model: str) -> bool:
-        """Whether ``model`` (a choice of the Model menu) is MatAnyone, the one with warm-up frames."""
-        from ..engine import registry
-
-        def warms(name: str) -> bool:  # a target model with weights of its own: MatAnyone's family
-            spec = registry.SPECS.get(name)
-            return spec is not None and spec.takes == registry.KEYFRAMES and spec.weights is not None
-
-        return warms(model) or (model == registry.AUTO and any(warms(name) for _, name in self.models))
 
     # --- event handlers ----------------------------------------------------------------------
 
@@ -335,8 +319,10 @@ class VmatteApp:
         except VmatteError as e:
             return sid, _bad(str(e))
 
-    def on_model(self, model):
-        return gr.update(visible=self._uses_warmup(model))
+    def on_model(self, model, tracker=AUTO):
+        """The Model (or Tracker) menu changed: show the option fields of the model it picks, only."""
+        shown = shown_options(model, tracker)
+        return [gr.update(visible=o.name in shown) for o in page_options(MODEL)]
 
     def on_run_start(self):
         """Run pressed: Run waits, Stop wakes up, and the line next to them says what happens."""
@@ -345,6 +331,21 @@ class VmatteApp:
     def on_run_end(self):
         return gr.update(interactive=True), gr.update(interactive=False, variant="secondary")
 
+    def on_run_page(self, data: dict, progress=gr.Progress()):
+        """Run pressed: :meth:`on_run` with the page's inputs (Gradio gives ``{component: value}``)."""
+        c = self.inputs
+        values = {name: data[field] for name, field in self.fields.items()}
+        return self.on_run(
+            data[c["state"]],
+            data[c["model"]],
+            data[c["formats"]],
+            data[c["background"]],
+            data[c["background_file"]],
+            data[c["tracker"]],
+            values,
+            progress,
+        )
+
     def on_run(
         self,
         sid,
@@ -352,35 +353,23 @@ class VmatteApp:
         formats,
         background,
         background_file,
-        max_size,
-        warmup,
         tracker=AUTO,
-        choke=0,
-        feather=0,
-        shift_edge=0,
-        chatter=0,
-        despill="none",
+        values: dict | None = None,
         progress=gr.Progress(),
     ):
-        """-> downloads, the result viewer's state, its slider, its picture, the tabs, status, run status."""
+        """-> downloads, the result viewer's state, its slider, its picture, the tabs, status, run status.
+        ``values``: the option fields' ``{name: value}`` (a hidden field's value never reaches the run)."""
         keep = (gr.update(),) * 4
+        values = values or {}
         try:
             s = self._session(sid)
-            refine = RefineSettings(
-                choke=float(choke or 0),
-                feather=float(feather or 0),
-                shift_edge=float(shift_edge or 0),
-                reduce_chatter=int(chatter or 0),
-                despill=None if despill in (None, "none") else despill,
-            )
             settings = RunSettings(
                 model=model,
                 formats=tuple(formats or ()),
                 background=(background or "").strip() or None,
                 background_file=background_file or None,
-                max_size=int(max_size) if max_size else None,
-                warmup_frames=int(warmup) if warmup is not None and self._uses_warmup(model) else None,
-                refine=refine if refine.active else None,
+                options={o.name: page_value(o, values.get(o.name)) for o in page_options(MODEL)},
+                refine=refine_from_page(values),
                 tracker=tracker or AUTO,
             )
             job = Job(total=s.frame_count)
@@ -559,32 +548,12 @@ class VmatteApp:
                         background_file = gr.File(
                             label="or a background image/video", type="filepath", file_types=["image", "video"]
                         )
-                        max_size = gr.Number(label="Max size (px, 0 = auto)", value=0, precision=0, minimum=0)
-                        warmup = gr.Number(
-                            label="Warm-up frames (MatAnyone)",
-                            value=10,
-                            precision=0,
-                            minimum=0,
-                            visible=self._uses_warmup("auto"),
-                            elem_id="warmup",
-                        )
+                    with gr.Row():  # the chosen model's option fields: one per declared option it takes
+                        shown = shown_options(AUTO)
+                        model_fields = [_field(o, visible=o.name in shown) for o in page_options(MODEL)]
                     with gr.Accordion("Refine matte", open=False):
                         with gr.Row():
-                            choke = gr.Number(label="Choke (px, - grows)", value=0, elem_id="choke")
-                            feather = gr.Number(label="Feather (px)", value=0, minimum=0, elem_id="feather")
-                            shift_edge = gr.Number(
-                                label="Shift edge (%)", value=0, minimum=-100, maximum=100, elem_id="shift-edge"
-                            )
-                            chatter = gr.Number(
-                                label="Reduce chatter (frames)",
-                                value=0,
-                                precision=0,
-                                minimum=0,
-                                elem_id="reduce-chatter",
-                            )
-                            despill = gr.Dropdown(
-                                ["none", "green", "blue"], value="none", label="Despill", elem_id="despill"
-                            )
+                            refine_fields = [_field(o) for o in page_options(REFINE)]
                     with gr.Row():
                         run = gr.Button("Run", variant="primary", elem_id="run")
                         stop = gr.Button("Stop", variant="secondary", interactive=False, elem_id="stop")
@@ -649,24 +618,22 @@ class VmatteApp:
                 [state, target, slider, mask_file],
                 [frame, summary, status],
             )
-            model.change(self.on_model, [model], [warmup])
+            for menu in (model, tracker):  # auto's choice depends on the tracker
+                menu.change(self.on_model, [model, tracker], model_fields)
+            self.fields = {
+                o.name: f for o, f in zip(page_options(MODEL) + page_options(REFINE), model_fields + refine_fields)
+            }
+            self.inputs = {
+                "state": state,
+                "model": model,
+                "formats": formats,
+                "background": background,
+                "background_file": background_file,
+                "tracker": tracker,
+            }
             run.click(self.on_run_start, None, [run, stop, run_status], queue=False).then(
-                self.on_run,
-                [
-                    state,
-                    model,
-                    formats,
-                    background,
-                    background_file,
-                    max_size,
-                    warmup,
-                    tracker,
-                    choke,
-                    feather,
-                    shift_edge,
-                    chatter,
-                    despill,
-                ],
+                self.on_run_page,
+                {*self.inputs.values(), *self.fields.values()},
                 [downloads, view_state, result_slider, result, tabs, status, run_status],
                 show_progress_on=[run_status],
             ).then(self.on_run_end, None, [run, stop], queue=False)
@@ -690,6 +657,28 @@ class VmatteApp:
                 show_progress_on=[result],
             )
         return page
+
+
+def _field(o: Option, visible: bool = True):
+    """The page's field of a declared option: a menu for choices, a number box for numbers (empty:
+    the model's own default), a text box otherwise."""
+    elem_id = o.name.replace("_", "-")
+    label = f"{o.label} ({o.hint})" if o.hint else o.label
+    if o.choices:
+        choices = list(o.choices) if o.default is not None else ["none", *o.choices]
+        return gr.Dropdown(choices, value=o.default or "none", label=label, elem_id=elem_id, visible=visible)
+    if o.type in (int, float):
+        low = o.low if o.low is not None and o.low <= 0 and not o.low_open else None  # 0 = default where 0 is no value
+        return gr.Number(
+            label=label,
+            value=o.default,
+            precision=0 if o.type is int else None,
+            minimum=low,
+            maximum=o.high,
+            elem_id=elem_id,
+            visible=visible,
+        )
+    return gr.Textbox(label=label, value=o.default or "", elem_id=elem_id, visible=visible)
 
 
 def _colour(spec: str | None) -> tuple[float, float, float]:

@@ -24,8 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..engine.options import AUTO, REFINE, TRACKER_RVM, TRACKER_SAM2, Option, group
 from ..engine.refine import RefineSettings
-from ..engine.registry import AUTO, TRACKER_RVM, TRACKER_SAM2
 from ..errors import InputError, VmatteError
 from ..io.formats import parse_formats
 from ..io.masks import TargetMask
@@ -80,14 +80,47 @@ def available_models() -> list[tuple[str, str]]:
     return [("Auto (best available)", registry.AUTO)] + [(label(s), s.name) for s in order]
 
 
+def page_options(group_name: str) -> tuple[Option, ...]:
+    """The options of ``group_name`` the page has a field for, in declaration order."""
+    return tuple(o for o in group(group_name) if o.field)
+
+
+def shown_options(model: str, tracker: str = AUTO) -> frozenset[str]:
+    """The model options the page shows for a choice of the Model menu: those the model takes
+    (``auto``: the model auto picks for the page's targets, by the same rule the run uses)."""
+    from ..engine import registry
+
+    if model == AUTO:
+        return registry.choose_auto(registry.MatterOptions(keyframes={0: None}, tracker=tracker or AUTO))[0].options
+    spec = registry.SPECS.get(model)
+    return spec.options if spec is not None else frozenset()
+
+
+def page_value(o: Option, value):
+    """A field's value as the option's value: empty (or "none", or 0 where 0 is no allowed value,
+    as in "Max size 0") is the option's default."""
+    if value is None or value == "" or (o.choices and value == "none"):
+        return o.default
+    if o.type in (int, float):
+        value = o.type(value)
+        if value == 0 and o.low is not None and (o.low > 0 or o.low_open):
+            return o.default
+    return value
+
+
+def refine_from_page(values: dict) -> RefineSettings | None:
+    """The Refine matte fields (``{name: value}``) as settings, or None when all are off."""
+    settings = RefineSettings(**{o.name: page_value(o, values.get(o.name)) for o in page_options(REFINE)})
+    return settings if settings.active else None
+
+
 @dataclass(frozen=True)
 class RunSettings:
     model: str = "auto"
     formats: tuple[str, ...] = ("prores",)
     background: str | None = None  # a colour only: name, #rrggbb or r,g,b (composite output)
     background_file: str | None = None  # an uploaded image/video (a path Gradio gave, in the working folder)
-    max_size: int | None = None
-    warmup_frames: int | None = None  # MatAnyone's first-frame refinement (ignored by other models)
+    options: dict = field(default_factory=dict)  # the page's model option fields {name: value}; only the model's go
     refine: RefineSettings | None = None  # choke/feather/shift edge/chatter/despill after the model
     tracker: str = AUTO  # --tracker: sam2, rvm or auto, for the models that follow a target by a tracker
 
@@ -174,14 +207,14 @@ def zip_folder(folder: Path) -> Path:
 
 
 def model_options(settings: RunSettings, session: Session) -> dict:
-    """load_matter() options for the chosen model: targets for the target models, the warm-up
-    only where it means something (MatAnyone)."""
+    """load_matter() options for the chosen model: targets for the target models, and of the
+    page's option fields only those the model takes (a field of another model never reaches it)."""
     from ..engine import registry
 
-    options: dict = {"device": session.settings.device, "max_size": settings.max_size}
+    options: dict = {"device": session.settings.device}
     spec = None if settings.model == registry.AUTO else registry.get(settings.model)
     if spec is not None and spec.every_person:
-        return options
+        return {**options, **_taken(settings, spec)}
     keyframes = session.keyframes()
     if not keyframes:
         raise InputError(
@@ -193,9 +226,11 @@ def model_options(settings: RunSettings, session: Session) -> dict:
         options["tracker"] = settings.tracker  # models that follow their target themselves ignore the menu
     if spec is None:
         spec, _ = registry.choose_auto(registry.MatterOptions(keyframes=keyframes, tracker=settings.tracker))
-    if spec.takes == registry.KEYFRAMES and spec.weights and settings.warmup_frames is not None:
-        options["warmup_frames"] = settings.warmup_frames
-    return options
+    return {**options, **_taken(settings, spec)}
+
+
+def _taken(settings: RunSettings, spec) -> dict:
+    return {k: v for k, v in settings.options.items() if k in spec.options and v is not None}
 
 
 def run_background(settings: RunSettings, session: Session) -> str | None:
@@ -286,7 +321,9 @@ def _frame_mask_options(settings: RunSettings, session: Session) -> dict:
         f: TargetMask({1: np.max(np.stack(list(m.targets.values())), axis=0)}, m.source, m.kind)
         for f, m in first["keyframes"].items()
     }
-    return {"device": session.settings.device, "max_size": settings.max_size, "first": first}
+    from ..engine import registry
+
+    return {"device": session.settings.device, **_taken(settings, registry.get(settings.model)), "first": first}
 
 
 def _hook(job: Job, preview: ResultFrames | None, on_frame: Callable[[Job], None] | None):
