@@ -10,7 +10,7 @@ from ..errors import VmatteError
 def _add_weights(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "weights",
-        help="list and download model weights (MatAnyone, SAM / SAM 2 for clicks)",
+        help="list and download model weights (every model family, SAM / SAM 2 for clicks)",
         description="Weights vmatte can download into its cache ($VMATTE_CACHE, else "
         "~/.cache/vmatte), with their licences and whether they are there.",
     )
@@ -22,35 +22,28 @@ def _add_weights(sub: argparse._SubParsersAction) -> None:
     f.set_defaults(run=_run_weights_fetch)
 
 
-def _named_weights() -> dict[str, tuple]:
-    """name -> (RemoteFile, cache path, what it is for)."""
-    from .. import weights as w
+def _uses(entry) -> str:
+    """What reads ``entry``: the models whose weights it is (the registry), then its other uses."""
+    from ..engine import registry
 
-    out = {
-        name: (remote, w.matanyone_cache_paths(name)[0], "--model " + name)
-        for name, remote in w.MATANYONE_REMOTE.items()
-    }
-    out.update(
-        {
-            name: (s.remote, w.segmenter_cache_path(name), "--segmenter " + name + " (clicks)")
-            for name, s in w.SEGMENTERS.items()
-        }
-    )
-    return out
+    if entry.shipped:
+        models = [s.name for s in registry.SPECS.values() if s.weights is None]
+    else:
+        models = [s.name for s in registry.SPECS.values() if s.weights in (entry.name, entry.family)]
+    return ", ".join(filter(None, ["--model " + " / ".join(models) if models else "", entry.use]))
+
+
+def _state(entry) -> str:
+    about = f" (about {entry.size_mb:.0f} MB)" if entry.size_mb else ""
+    if entry.shipped and entry.is_cached():
+        return "ships with vmatte"
+    return f"cached {entry.cached_mb():.0f} MB" if entry.is_cached() else "not cached" + about
 
 
 def _run_weights_list(args: argparse.Namespace) -> int:
-    from ..engine import registry
-    from ..weights import RVM_LICENSE
+    from ..weights import catalogue
 
-    rows = [
-        (name, f"cached {path.stat().st_size / 2**20:.0f} MB" if path.is_file() else "not cached", use, remote.license)
-        for name, (remote, path, use) in _named_weights().items()
-    ]
-    shipped = [registry.BASELINE] + [
-        s.name for s in registry.SPECS.values() if s.weights is None and s.name != registry.BASELINE
-    ]
-    rows.append((registry.BASELINE, "ships with vmatte", "--model " + " / ".join(shipped) + " / clicks", RVM_LICENSE))
+    rows = [(e.name, _state(e), _uses(e), e.license) for e in catalogue().values()]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths + [0])).rstrip())
@@ -58,19 +51,16 @@ def _run_weights_list(args: argparse.Namespace) -> int:
 
 
 def _run_weights_fetch(args: argparse.Namespace) -> int:
-    from ..weights import download, offline, verify_cached
+    from ..weights import catalogue, offline
 
-    named = _named_weights()
+    named = catalogue()
     unknown = [n for n in args.names if n not in named]
     if unknown:
         raise VmatteError(f"unknown weights {', '.join(unknown)}; names are: {', '.join(named)}")
     if offline():
         raise VmatteError("VMATTE_OFFLINE/HF_HUB_OFFLINE is set: downloads are off; unset it to fetch weights")
     for name in args.names:
-        remote, path, _ = named[name]
-        if path.is_file():
-            verify_cached(path, remote)
-        else:
-            download(remote, path)
-        print(f"{name}\t{path}\t{remote.license}")
+        entry = named[name]
+        paths = entry.fetch()
+        print(f"{name}\t{', '.join(map(str, paths))}\t{entry.license}")
     return 0

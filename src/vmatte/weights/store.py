@@ -68,6 +68,57 @@ class PackagedFile:
 
 
 @dataclass(frozen=True)
+class CatalogueEntry:
+    """One name of ``vmatte weights list/fetch``: what it is, its licence, where its files come from
+    and where they live in the cache. Each family module exports a ``CATALOGUE`` of these;
+    :func:`vmatte.weights.catalogue` collects them.
+
+    ``files`` and ``paths()`` pair up (one cache path per published file). Families whose weights
+    are not plain files (hub folders) give ``present`` and ``fetcher`` instead; ``shipped``: it comes
+    with vmatte (a PyPI wheel), a download is optional."""
+
+    name: str
+    family: str  # the name of vmatte.weights.cached() that any entry of the family answers (sam2: any SAM 2)
+    license: str
+    url: str  # where it is published (a page for hub folders)
+    size_mb: float | None = None  # about, for the list (fp32 tensors of the network); None: several files
+    files: tuple[RemoteFile, ...] = ()
+    paths: Callable[[], tuple[Path, ...]] | None = None  # the cache paths of ``files`` (read when called)
+    present: Callable[[], bool] | None = None  # instead of "every path is a file"
+    fetcher: Callable[[], list[Path]] | None = None  # instead of downloading ``files`` to ``paths()``
+    shipped: bool = False
+    use: str = ""  # what else than a model reads it (the list adds the models from the registry)
+
+    def cache_paths(self) -> tuple[Path, ...]:
+        return self.paths() if self.paths is not None else tuple(cache_dir() / f.filename for f in self.files)
+
+    def is_cached(self) -> bool:
+        """On this machine (cache, or shipped), without loading anything."""
+        if self.present is not None:
+            return self.present()
+        paths = self.cache_paths()
+        return bool(paths) and all(p.is_file() for p in paths)
+
+    def cached_mb(self) -> float:
+        files = [f for p in self.cache_paths() for f in ([p] if p.is_file() else p.rglob("*") if p.is_dir() else [])]
+        return sum(f.stat().st_size for f in files if f.is_file()) / 2**20
+
+    def fetch(self) -> list[Path]:
+        """Download what is missing into the cache (resumable; checked against the pinned or the
+        recorded sha256); what is there is verified, not downloaded again."""
+        if self.fetcher is not None:
+            return self.fetcher()
+        out = []
+        for remote, path in zip(self.files, self.cache_paths()):
+            if path.is_file():
+                verify_cached(path, remote)
+            else:
+                download(remote, path)
+            out.append(path)
+        return out
+
+
+@dataclass(frozen=True)
 class ResolvedWeights:
     state_dict: dict[str, torch.Tensor]
     source: str  # human-readable: where the tensors came from
@@ -208,6 +259,7 @@ def download(
     if dest.is_file():
         verify_cached(dest, remote)
         return dest
+    url = mirror_url(remote)
     if offline():  # every download goes through here: VMATTE_OFFLINE holds for all of them
         raise WeightsError(
             f"VMATTE_OFFLINE/HF_HUB_OFFLINE is set, so {remote.filename} is not downloaded; put it "
@@ -216,12 +268,12 @@ def download(
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0
-    req = urllib.request.Request(remote.url, headers={"Range": f"bytes={have}-"} if have else {})
+    req = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     try:
         resp = opener(req, timeout=30)
     except (urllib.error.URLError, OSError) as e:
         raise WeightsError(
-            f"cannot download {remote.url} ({getattr(e, 'reason', e)}); offline? download it elsewhere "
+            f"cannot download {url} ({getattr(e, 'reason', e)}); offline? download it elsewhere "
             f"and pass --weights PATH, or put it at {dest}"
         ) from None
     with resp:
@@ -245,13 +297,19 @@ def download(
     digest = sha256_file(part)
     if remote.sha256 is not None and digest != remote.sha256:
         part.unlink(missing_ok=True)
-        raise WeightsError(
-            f"download of {remote.url} is corrupt (sha256 {digest[:12]}… != {remote.sha256[:12]}…); try again"
-        )
+        raise WeightsError(f"download of {url} is corrupt (sha256 {digest[:12]}… != {remote.sha256[:12]}…); try again")
     if remote.sha256 is None:  # trust on first use: record what we got so later swaps are caught
-        record_path(dest).write_text(json.dumps({"url": remote.url, "size": part.stat().st_size, "sha256": digest}))
+        record_path(dest).write_text(json.dumps({"url": url, "size": part.stat().st_size, "sha256": digest}))
     os.replace(part, dest)
     return dest
+
+
+def mirror_url(remote: RemoteFile) -> str:
+    """Where ``remote`` is downloaded from: ``$VMATTE_WEIGHTS_MIRROR/<file name>`` when that is set
+    (a site's own copy of the published files: a farm without internet, a faster server), else its
+    publisher's URL. The pinned or recorded sha256 is checked either way."""
+    mirror = os.environ.get("VMATTE_WEIGHTS_MIRROR", "").strip()
+    return f"{mirror.rstrip('/')}/{remote.filename}" if mirror else remote.url
 
 
 def offline() -> bool:

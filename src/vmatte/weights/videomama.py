@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from ..errors import WeightsError
-from .store import cache_dir, load_checkpoint, offline, record_path, sha256_file
+from .store import CatalogueEntry, cache_dir, load_checkpoint, offline, record_path, sha256_file
 
 VIDEOMAMA_REPO = "SammyLim/VideoMaMa"  # the fine-tuned 12-channel UNet: unet/
 SVD_REPO = "stabilityai/stable-video-diffusion-img2vid-xt"  # the base model: only vae/ is used
@@ -22,6 +22,7 @@ VIDEOMAMA_LICENSE = (
     "stable-video-diffusion-img2vid-xt licence"
 )
 _DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors")
+_SVD_VAE = ["vae/config.json", "vae/diffusion_pytorch_model.fp16.safetensors"]  # only the VAE of SVD is used
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,35 @@ def _snapshot(repo: str, dest: Path, patterns: list[str]) -> None:
             record_path(f).write_text(json.dumps({"repo": repo, "size": f.stat().st_size, "sha256": sha256_file(f)}))
 
 
+def _present() -> bool:
+    mama, svd = videomama_cache_paths()
+    return (mama / "unet" / "config.json").is_file() and (svd / "vae" / "config.json").is_file()
+
+
+def fetch_videomama() -> list[Path]:
+    """The two hub snapshots into the cache (what is there already is kept): the UNet, the SVD VAE."""
+    mama_dir, svd_dir = videomama_cache_paths()
+    if _weights_file(mama_dir / "unet") is None:
+        _snapshot(VIDEOMAMA_REPO, mama_dir, ["unet/*"])
+    if _weights_file(svd_dir / "vae") is None:
+        _snapshot(SVD_REPO, svd_dir, _SVD_VAE)
+    return [mama_dir, svd_dir]
+
+
+# `vmatte weights list/fetch`: two Hugging Face hub folders (sha256 recorded at download).
+CATALOGUE = (
+    CatalogueEntry(
+        "videomama",
+        "videomama",
+        VIDEOMAMA_LICENSE,
+        f"https://huggingface.co/{VIDEOMAMA_REPO} + https://huggingface.co/{SVD_REPO}",
+        paths=videomama_cache_paths,
+        present=_present,
+        fetcher=fetch_videomama,
+    ),
+)
+
+
 def resolve_videomama(weights: str | os.PathLike | None = None, allow_download: bool = True) -> ResolvedVideoMaMa:
     """VideoMaMa's UNet and VAE: ``weights`` DIR (``unet/`` and, optionally, ``vae/``) > the cache's hub
     snapshots > a download of both (``weights="download"`` or nothing cached). A DIR without ``vae/``
@@ -124,5 +154,5 @@ def resolve_videomama(weights: str | os.PathLike | None = None, allow_download: 
             raise WeightsError(
                 f"the SVD VAE was not found; put {SVD_REPO}'s vae/ folder at {svd_dir / 'vae'} or in the --weights DIR"
             )
-        _snapshot(SVD_REPO, svd_dir, ["vae/config.json", "vae/diffusion_pytorch_model.fp16.safetensors"])
+        _snapshot(SVD_REPO, svd_dir, _SVD_VAE)
     return ResolvedVideoMaMa(unet, load_diffusers_folder(svd_dir / "vae", "VAE"))
