@@ -7,12 +7,9 @@ so the audio carry-over can be heard in the outputs.
 
 from __future__ import annotations
 
-import secrets
 import sys
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 
@@ -63,41 +60,9 @@ MAX_FRAMES = 10_000  # 400 s of sample clip: more is a typo
 
 def make_sample(path: Path, frames: int = 72) -> Path:
     """Write the sample clip (H.264 + AAC tone) to ``path`` and return it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.vmatte-{secrets.token_hex(6)}.partial.mp4")
-    try:
-        _write_sample(tmp, frames)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    from .io.clip import write_h264
 
-
-def _write_sample(tmp: Path, frames: int) -> None:
-    with av.open(str(tmp), "w") as out:
-        video = out.add_stream("libx264", rate=FPS)
-        video.width, video.height = SIZE
-        video.pix_fmt = "yuv420p"
-        video.options = {"crf": "18", "preset": "veryfast"}
-        audio = out.add_stream("aac", rate=48000)
-        audio.layout = "stereo"
-        for i, rgb in enumerate(sample_frames(frames)):
-            vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            vf.pts = i
-            vf.time_base = Fraction(1, FPS)
-            out.mux(video.encode(vf))
-        out.mux(video.encode())
-        rate, chunk = 48000, 1024
-        total = int(frames / FPS * rate)
-        for start in range(0, total, chunk):
-            n = min(chunk, total - start)
-            tt = (start + np.arange(n)) / rate
-            tone = (0.2 * np.sin(2 * np.pi * 440 * tt)).astype(np.float32)
-            af = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
-            af.sample_rate = rate
-            af.pts = start
-            out.mux(audio.encode(af))
-        out.mux(audio.encode())
+    return write_h264(path, sample_frames(frames), SIZE, FPS, tone_hz=440.0)
 
 
 def run_demo(outdir: Path, frames: int = 72) -> None:

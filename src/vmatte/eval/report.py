@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from vmatte.errors import OutputError, VmatteError
+from vmatte.io.pixels import to_uint8
 
 from .results import TITLES, ClipScore, QualityResult, QualitySettings, atomic_write, fmt, protocol_note, shown_metrics
 
@@ -66,12 +67,7 @@ def _cell_size(w: int, h: int) -> tuple[int, int]:
     return CELL_WIDTH, max(1, round(h * CELL_WIDTH / w))
 
 
-def _u8(a: np.ndarray) -> np.ndarray:
-    if a.dtype == np.uint8:
-        return a
-    if a.dtype == np.uint16:
-        return (a >> 8).astype(np.uint8)
-    return np.clip(np.rint(np.asarray(a, np.float32) * 255.0), 0, 255).astype(np.uint8)
+_u8 = to_uint8
 
 
 class ContactSampler:

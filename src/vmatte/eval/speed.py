@@ -29,13 +29,14 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from vmatte.engine.registry import BASELINE
 from vmatte.errors import InputError, OutputError, VmatteError
+from vmatte.io.clip import write_h264
+from vmatte.io.pixels import to_uint8
 
 __all__ = ["SpeedSettings", "looped", "make_clip", "peak_rss_mb", "run_speed"]
 
@@ -111,7 +112,7 @@ def _base_frames(source: str | None, size: tuple[int, int]) -> list[np.ndarray]:
 
     with open_source(source) as src:
         for frame in src:
-            img = frame.image if frame.image.dtype == np.uint8 else (frame.image >> 8).astype(np.uint8)
+            img = to_uint8(frame.image)
             out.append(cv2.resize(img, size, interpolation=cv2.INTER_AREA))
             if len(out) >= BASE_FRAMES:
                 break
@@ -133,20 +134,7 @@ def looped(base: Sequence[np.ndarray], n: int) -> Iterator[np.ndarray]:
 
 def make_clip(path: Path, frames: Iterable[np.ndarray], size: tuple[int, int], fps: int = CLIP_FPS) -> Path:
     """Encode RGB ``frames`` as H.264 (crf 18) at ``path``; written under a temporary name."""
-    import av
-
-    tmp = path.with_name(f".{path.name}.partial.mp4")
-    with av.open(str(tmp), "w") as out:
-        s = out.add_stream("libx264", rate=fps)
-        s.width, s.height, s.pix_fmt = size[0], size[1], "yuv420p"
-        s.options = {"crf": "18", "preset": "veryfast"}
-        for i, rgb in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-            vf.pts, vf.time_base = i, Fraction(1, fps)
-            out.mux(s.encode(vf))
-        out.mux(s.encode())
-    tmp.rename(path)
-    return path
+    return write_h264(path, frames, size, fps)
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from vmatte.io.pixels import to_uint8
+
 __all__ = ["THUMB_WIDTH", "thumbnail"]
 
 THUMB_WIDTH = 240
@@ -17,7 +19,7 @@ GREEN, RED, ORANGE, BLUE = (
 
 def thumbnail(image: np.ndarray, pred: np.ndarray, true: np.ndarray, person: np.ndarray | None) -> np.ndarray:
     """A THUMB_WIDTH-wide RGB uint8 picture of one frame with the prediction drawn in."""
-    img = image if image.dtype == np.uint8 else (image >> 8).astype(np.uint8)
+    img = to_uint8(image)
     h, w = img.shape[:2]
     size = (THUMB_WIDTH, max(1, round(h * THUMB_WIDTH / w)))
     pic = cv2.resize(img[..., :3], size, interpolation=cv2.INTER_AREA).astype(np.float32) * 0.55

@@ -18,6 +18,17 @@ def image_scale(image: np.ndarray) -> float:
     return 1.0 / code_max(image.dtype)
 
 
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """An image as uint8, for what sees 8 bits (SAM, the optical flow, pictures on a page or a sheet):
+    uint8 as it is, 16-bit by its high byte, float in [0, 1] rounded from x 255 (clipped)."""
+    a = np.asarray(image)
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype == np.uint16:
+        return (a >> 8).astype(np.uint8)
+    return np.clip(np.rint(a.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
 def to_float(image: np.ndarray) -> np.ndarray:
     """An RGB uint8/uint16 image as float32 in [0, 1] (the foreground of alpha-only models)."""
     return image.astype(np.float32) * np.float32(image_scale(image))

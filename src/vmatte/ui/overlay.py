@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..io.pixels import to_uint8
+
 # Distinct colours for targets 1, 2, ... (RGB); wraps around past the end.
 PALETTE: tuple[tuple[int, int, int], ...] = (
     (255, 64, 96),
@@ -44,11 +46,7 @@ class Marker:
 
 def to_rgb8(image: np.ndarray) -> np.ndarray:
     """Any decoded frame (RGB uint8/uint16, grey) as contiguous RGB uint8."""
-    img = np.asarray(image)
-    if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
-    elif img.dtype != np.uint8:
-        img = np.clip(np.rint(img.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
+    img = to_uint8(image)
     if img.ndim == 2:
         img = np.dstack([img] * 3)
     return np.ascontiguousarray(img[..., :3])

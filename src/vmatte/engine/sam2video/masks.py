@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from ...errors import InputError, WeightsError
+from ...io.pixels import to_uint8
 from ...models.sam2 import Sam2Video
 from .tracker import Prompt, Sam2VideoTracker
 
@@ -91,9 +92,7 @@ def track_masks(
         try:
             count = 0
             for frame in src:
-                rgb = frame.image
-                if rgb.dtype != np.uint8:  # a >8-bit source: SAM 2 sees 8 bits
-                    rgb = (rgb >> 8).astype(np.uint8)
+                rgb = to_uint8(frame.image)  # a >8-bit source: SAM 2 sees 8 bits
                 if tracker is None:
                     tracker = Sam2VideoTracker(model, rgb.shape[:2], num_frames=n, device=device)
                     for f, pts in sorted(points.items()):

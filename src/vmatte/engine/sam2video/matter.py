@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from ...io.pixels import to_float
+from ...io.pixels import to_float, to_uint8
 from ...models.sam2 import Sam2Video
 from ..matter import PerFrameMatter
 from .tracker import Prompt, Sam2VideoTracker
@@ -66,7 +66,7 @@ def start_tracker(model: Sam2Video, schedule: dict, shape: tuple[int, int], devi
 
 def _rgb8(image: np.ndarray) -> np.ndarray:
     """SAM 2 sees 8 bits: a >8-bit source is shifted down."""
-    return np.ascontiguousarray(image if image.dtype == np.uint8 else (image >> 8).astype(np.uint8))
+    return np.ascontiguousarray(to_uint8(image))
 
 
 class Sam2MaskSource:

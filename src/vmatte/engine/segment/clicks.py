@@ -26,6 +26,7 @@ import numpy as np
 
 from ...errors import InputError, VmatteError
 from ...io.masks import TargetMask
+from ...io.pixels import to_uint8
 from .split import split_region
 
 FG_THRESHOLD = 0.5  # alpha at which a pixel belongs to a person (regions are cut here)
@@ -142,11 +143,10 @@ def _guide(image: np.ndarray | None, alpha: np.ndarray) -> np.ndarray:
     img = np.asarray(image)
     if img.shape[:2] != alpha.shape:
         raise InputError(f"the image is {img.shape[1]}x{img.shape[0]} but the alpha {alpha.shape[1]}x{alpha.shape[0]}")
-    if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
+    img = to_uint8(img)
     if img.ndim == 2:
         img = np.dstack([img] * 3)
-    return np.ascontiguousarray(img[..., :3].astype(np.uint8))
+    return np.ascontiguousarray(img[..., :3])
 
 
 def _snap(labels: np.ndarray, point: Click, radius: int) -> tuple[int, int, int]:

@@ -53,6 +53,7 @@ import torch
 from torch.nn import functional as F
 
 from ...io.masks import TargetMask, fit_to_frame, mask_schedule, schedule_ids
+from ...io.pixels import to_uint8
 from ...models.rvm import RobustVideoMatting
 from ..matter import PerFrameMatter, State
 from ..rvm import RVMSettings, image_scale, ratio_for
@@ -193,9 +194,7 @@ class TargetTracker(PerFrameMatter):
         self.person_alpha = alpha  # RVM's alpha of every person (evaluation reads it: bystander leak)
         scale = min(1.0, s.work_size / max(h, w))
         size = (max(8, round(w * scale)), max(8, round(h * scale)))  # cv2 order: (w, h)
-        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        if small.dtype == np.uint16:
-            small = (small >> 8).astype(np.uint8)
+        small = to_uint8(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
         self._motion.update(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
         key = AppearanceMemory.key(features)
         tokens = features.shape[1:]
