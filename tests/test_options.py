@@ -152,3 +152,12 @@ def test_the_app_shows_and_passes_only_what_the_chosen_model_takes(monkeypatch):
     assert refine_from_page({"choke": 2.5, "despill": "green"}).describe() == "choke=2.5 despill=green"
     with pytest.raises(VmatteError, match="--shift-edge must be between -100 and 100"):
         refine_from_page({"shift_edge": 300})
+
+
+def test_the_command_runs_as_a_module_too():
+    import subprocess
+    import sys
+
+    for module in ("vmatte", "vmatte.cli"):
+        r = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and r.stdout.startswith("vmatte "), (module, r.stderr)

@@ -334,6 +334,14 @@ def load(name: str, options: MatterOptions):
     return get(name).load(options)
 
 
+def taken(name: str, options: dict) -> dict:
+    """The entries of ``options`` (model options by name) that model ``name`` takes (``auto``: all of
+    them): what a benchmark of several models gives each (a --backend is RVM's, --max-size not SAM 2's)."""
+    if name == AUTO or name not in SPECS:
+        return dict(options)
+    return {k: v for k, v in options.items() if k in SPECS[name].options}
+
+
 def check_options(name: str, options: MatterOptions) -> None:
     """What :func:`load` refuses about the options of model ``name``, without loading it (``auto``:
     of the model it would choose)."""

@@ -255,9 +255,7 @@ def run_speed(output: str | os.PathLike, settings: SpeedSettings = SpeedSettings
     from vmatte.engine import registry
 
     def common(model: str) -> dict:  # each model gets the options it takes (a --backend is RVM's)
-        taken = None if model == registry.AUTO else registry.get(model).options
-        options = {k: v for k, v in settings.options.items() if taken is None or k in taken}
-        return {"device": settings.device, "options": options}
+        return {"device": settings.device, "options": registry.taken(model, settings.options)}
 
     doc: dict = {
         "machine": _machine(settings.device),

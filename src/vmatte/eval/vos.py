@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vmatte.engine.registry import BASELINE, SPECS
+from vmatte.engine.registry import BASELINE, SPECS, taken
 from vmatte.errors import InputError
 
 from .metrics import EvalError, boundary_f, jaccard
@@ -336,7 +336,7 @@ def evaluate_vos(
     scores: list[SequenceScore] = []
     descriptions: dict[str, str] = {}
     for model in models:
-        factory = matters[model] if matters and model in matters else _named_factory(model, options)
+        factory = matters[model] if matters and model in matters else _named_factory(model, taken(model, options))
         for seq in seqs:
             matter = factory(seq)
             descriptions.setdefault(model, getattr(matter, "description", model))
