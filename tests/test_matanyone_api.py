@@ -133,6 +133,29 @@ def test_iter_matte_hub_folder_reproduces_the_fixture(weights, cache, tmp_path):
 
 
 @needs_fixture
+def test_mem_every_reaches_the_memory_schedule(weights, cache, tmp_path, capsys):
+    """``--mem-every N`` (declared once in engine/options.py): the memory takes a frame every N frames,
+    so the mattes change from the first frame the schedules differ; a manifest column and a range
+    check come with the declaration, other models refuse it."""
+    folder = _folder(tmp_path, 8)
+    exact = dict(weights=weights["hub"], mask=CASE / "mask.png", device="cpu", warmup_frames=0, erode=0, dilate=0)
+    every = {n: vmatte.load_matter("matanyone", mem_every=n, **exact) for n in (1, 5)}
+    assert every[1].settings.mem_every == 1 and every[5].settings.mem_every == 5
+    alphas = {n: [r.alpha for r in vmatte.iter_matte(folder, model=m)] for n, m in every.items()}
+    ref = np.load(CASE / "reference.npz")["alpha"]  # the fixture's schedule is the default, 5
+    assert all(np.abs(a - b).max() <= 5e-4 for a, b in zip(alphas[5], ref))
+    assert np.array_equal(alphas[1][1], alphas[5][1])  # frame 1 reads frame 0's memory either way
+    assert max(np.abs(a - b).max() for a, b in zip(alphas[1][2:], alphas[5][2:])) > 1e-3
+    args = ["matte", str(folder), "-o", str(tmp_path / "out"), "--mask", str(CASE / "mask.png")]
+    assert main([*args, "--model", "matanyone", "--weights", str(weights["hub"]), "--mem-every", "0"]) == 2
+    assert _one_line_error(capsys) == "vmatte: error: --mem-every must be at least 1, got 0"
+    assert main([*args, "--model", "rvm-target", "--mem-every", "2"]) == 2
+    assert "--model rvm-target does not take --mem-every (an option of matanyone, matanyone2)" in _one_line_error(
+        capsys
+    )
+
+
+@needs_fixture
 def test_two_ids_in_one_pass_give_two_output_sets(weights, cache, tmp_path, capsys):
     clip = _folder(tmp_path, 3)
     mask = cv2.imread(str(CASE / "mask.png"), cv2.IMREAD_GRAYSCALE)

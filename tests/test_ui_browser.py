@@ -475,10 +475,10 @@ def test_the_page_shows_only_the_chosen_models_fields_and_sam2_matte_runs(tmp_pa
             _pick_model(page, "MatAnyone (cached weights)")
             page.wait_for_selector("#warmup-frames", state="visible", timeout=STEP_TIMEOUT_MS)
             page.locator("#warmup-frames input").fill("3")
-            assert _visible(page, "max-size")
+            assert _visible(page, "max-size") and _visible(page, "mem-every")
             _pick_model(page, "sam2-matte (cached weights)")
             page.wait_for_selector("#warmup-frames", state="hidden", timeout=STEP_TIMEOUT_MS)
-            assert not _visible(page, "max-size")
+            assert not _visible(page, "max-size") and not _visible(page, "mem-every")
             page.click("text=Refine matte")  # the refinement follows any model: its fields stay
             page.wait_for_selector("#choke", state="visible", timeout=STEP_TIMEOUT_MS)
             _shot(page, "13-sam2-matte-fields")

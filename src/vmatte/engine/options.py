@@ -220,6 +220,17 @@ OPTIONS: tuple[Option, ...] = (
         field=True,
         hint="empty = 10",
     ),
+    Option(
+        "mem_every",
+        "a frame joins the memory every N frames (default 5; fewer follows fast changes of the target "
+        "more closely, more runs faster)",
+        type=int,
+        low=1,
+        metavar="N",
+        label="Memory every",
+        field=True,
+        hint="frames, empty = 5",
+    ),
     Option("erode", "erode the first-frame mask (kernel px, default 10; 0 = off)", type=int, low=0, metavar="PX"),
     Option(
         "dilate",
@@ -422,7 +433,7 @@ def tracker_kind(tracker: str) -> str:
 EVERY_MODEL = frozenset({"weights", "device"})
 RVM_OPTIONS = EVERY_MODEL | {"backend", "downsample_ratio", "max_size"}
 TARGET_RVM_OPTIONS = RVM_OPTIONS | {"tracker"}
-MATANYONE_OPTIONS = EVERY_MODEL | {"max_size", "warmup_frames", "erode", "dilate", "precision"}
+MATANYONE_OPTIONS = EVERY_MODEL | {"max_size", "warmup_frames", "mem_every", "erode", "dilate", "precision"}
 VIDEOMAMA_OPTIONS = EVERY_MODEL | {"max_size", "precision", "tracker"}
 SAM2_MATTE_OPTIONS = EVERY_MODEL | {"tracker"}
 # What RVM's gate by per-frame masks adds to the model it gates (--masks, or a tracker's masks).

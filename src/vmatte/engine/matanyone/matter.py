@@ -265,6 +265,7 @@ def load_matanyone(spec, options, note: str = "") -> MatAnyoneMatter:
     defaults = MatAnyoneSettings()
     settings = MatAnyoneSettings(
         warmup_frames=defaults.warmup_frames if options.warmup_frames is None else options.warmup_frames,
+        mem_every=defaults.mem_every if options.mem_every is None else options.mem_every,
         r_erode=defaults.r_erode if options.erode is None else options.erode,
         r_dilate=defaults.r_dilate if options.dilate is None else options.dilate,
     )
