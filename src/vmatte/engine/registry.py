@@ -20,6 +20,11 @@ per-frame masks. ``sam2`` (or a SAM 2 checkpoint's name or file): the streaming 
 target (``videomama --mask/--click``) gets the tracker's masks; ``rvm-target --tracker sam2`` is
 RVM's alpha kept inside SAM 2's masks (SAM 2 says who, RVM draws the edge). ``auto`` leaves
 ``rvm-target`` and MatAnyone on their own memories: they track by themselves.
+
+Options (:mod:`vmatte.engine.options`, declared once): each spec lists the model options it takes
+(``options``); :meth:`ModelSpec.check_options` refuses any other, and any value out of range, in
+one place with one message, before a loader runs. Loaders import :mod:`~vmatte.engine.options`,
+never this module (``tools/check_loader_cycles.py`` follows the loader strings to make sure).
 """
 
 from __future__ import annotations
