@@ -106,6 +106,8 @@ class Option:
             if self.low_open:
                 return f"in ({self.low:g}, {self.high:g}]{self.unit}"
             return f"between {self.low:g} and {self.high:g}{self.unit}"
+        if self.low is not None and self.low_open:
+            return f"more than {self.low:g}{self.unit}"
         if self.low is not None:
             return "0 or more" if self.low == 0 else f"at least {self.low:g}{self.unit}"
         return ""
