@@ -112,7 +112,7 @@ class ModelSpec:
 
     def load(self, options: MatterOptions, note: str = ""):
         if options.has_target and options.masks is None and self._tracked(options.tracker):
-            return _function("vmatte.engine.tracked:load_tracked")(self, options, note)
+            return _function("vmatte.engine.mask_source:load_tracked")(self, options, note)
         if options.masks is not None and self.takes != FRAME_MASKS:
             if not self.frame_masks:
                 if self.takes == KEYFRAMES:
