@@ -9,8 +9,9 @@ synthetic 64x48 clip (a disc moving over a gradient, H.264 through PyAV) with a 
 
 * the stack of matters the loop runs, outermost first (each object's ``inner``, and RVM's chosen
   runtime), and the mask source beside it when there is one;
-* the call path of one frame in the model's thread, from ``cli.main`` to the innermost model step
-  (every vmatte function on the stack at that moment, outermost first) and its depth;
+* the call path of one frame in the model's thread, from ``cli.main`` to each innermost step it
+  reaches (RVM's runtime, SAM 2's tracker): every vmatte function on the stack at that moment,
+  outermost first, and its depth;
 * calls per frame in the model's thread (cProfile, which profiles the thread that enables it:
   decoding and writing run in their own threads and are the same for every model stack): the
   difference between a run of ``LONG`` and one of ``SHORT`` frames divided by ``LONG - SHORT``, so
@@ -121,18 +122,19 @@ def main() -> int:
         yield from results(matter, frames, *rest, **kw)
 
     loop.results = spy
-    innermost = [rvm.RVMOnnx, rvm.RVMTorch]
-    for cls in innermost:
+    from vmatte.engine.sam2video.tracker import Sam2VideoTracker
+
+    paths: dict[str, list[str]] = {}  # the innermost steps: RVM's runtimes, SAM 2's tracker
+    for cls in (rvm.RVMOnnx, rvm.RVMTorch, Sam2VideoTracker):
         step = cls.step
 
-        def traced(self, image, foreground=True, _step=step):
-            if "path" not in seen:
+        def traced(self, *args, _step=step, **kw):
+            name = f"{type(self).__name__}.step"
+            if name not in paths:
                 stack = traceback.extract_stack()[:-1]
                 start = max(i for i, f in enumerate(stack) if f.name == "main" and f.filename.endswith("cli.py"))
-                seen["path"] = [f.name for f in stack[start:] if "/vmatte/" in f.filename] + [
-                    f"{type(self).__name__}.step"
-                ]
-            return _step(self, image, foreground)
+                paths[name] = [f.name for f in stack[start:] if "/vmatte/" in f.filename] + [name]
+            return _step(self, *args, **kw)
 
         cls.step = traced
 
@@ -166,8 +168,9 @@ def main() -> int:
     source = getattr(matter, "mask_source", None)
     if source is not None:
         print(f"mask source (a step of the loop, beside the stack): {type(source).__name__}")
-    print(f"a frame's path in the model's thread ({len(seen['path'])} vmatte calls deep):")
-    print("  " + " > ".join(seen["path"]))
+    for name, path in paths.items():
+        print(f"a frame's path to {name} in the model's thread ({len(path)} vmatte calls deep from cli.main):")
+        print("  " + " > ".join(path))
     print(
         f"calls per frame in the model's thread: {per[0]:.0f} in all, {per[1]:.0f} to vmatte's own functions, "
         f"{per[2]:.0f} of them outside the networks (vmatte.models)"
