@@ -359,6 +359,7 @@ def test_track_writes_one_mask_per_frame(tmp_path):
     from vmatte.cli import main
     from vmatte.engine.mask_to_matte import FrameMasks
     from vmatte.engine.sam2video.track import track_masks
+    from vmatte.errors import InputError
     from vmatte.io.reader import open_source
 
     clip = make_clip(tmp_path / "clip.mp4", 6, 64, 48)
@@ -380,6 +381,16 @@ def test_track_writes_one_mask_per_frame(tmp_path):
 
     with pytest.raises(Exception, match="already holds masks"):
         track_masks(clip, out, [(20, 20, 0)], model=model)
+    # the clicks are checked as vmatte matte --click checks them (they share the code): nothing written
+    for clicks, excludes, message in (
+        ([(1000, 50, 0)], [], "outside the 64x48 frame"),
+        ([(20, 20, 0)], [(-5, 3, 0)], "outside the 64x48 frame"),
+        ([(20, 20, 0)], [(30, 30, 2)], "where no --click is"),
+        ([(20, 20, 9)], [], "the video has 6 frames"),
+    ):
+        with pytest.raises(InputError, match=message):
+            track_masks(clip, tmp_path / "m3", clicks, excludes, model=model)
+    assert not (tmp_path / "m3").exists()
     rc = main(
         [
             "track",

@@ -357,7 +357,7 @@ class Session:
         self.tracked.clear()
         # the run's own frame loop, with the masks as the mattes: the preview is what the run will track
         with open_source(self.video) as src:
-            for r in results(MasksAsMattes(source, tuple(schedule_ids(schedule))), itertools.islice(src, n), False):
+            for r in results(MasksAsMattes(source, schedule_ids(schedule)), itertools.islice(src, n), False):
                 self.tracked[r.index] = {i: np.packbits(a >= 0.5) for i, a in r.alphas.items()}
                 if on_frame is not None:
                     on_frame(r.index, n)
