@@ -114,3 +114,25 @@ def test_cli_mask_options_are_checked(parkour, tmp_path, capsys):
     assert not out.exists() or not any(out.iterdir())
     m = load_matter("rvm-target", masks=masks, device="cpu")  # rvm-target with per-frame masks: RVM gated
     assert "per-frame masks" in m.description
+
+
+def test_the_masks_ride_on_the_frame_and_leftovers_are_said(tmp_path):
+    """The folder is the run's mask source: each result carries its frame's mask (read by the frame's own
+    index, not by a count kept elsewhere), and masks the video did not reach are one warning."""
+    from conftest import make_clip
+
+    clip = make_clip(tmp_path / "c.mp4", 4, 64, 48)
+    boxes = []
+    for i in range(5):  # five masks for four frames, the box moving 3 px a frame
+        m = np.zeros((48, 64), np.uint8)
+        m[10:30, 5 + 3 * i : 25 + 3 * i] = 255
+        boxes.append((f"{i:05d}.png", m))
+    folder = _write(tmp_path / "m", boxes)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = list(iter_matte(clip, model="rvm", device="cpu", masks=folder))
+    fm = FrameMasks(folder)
+    assert [r.index for r in got] == [0, 1, 2, 3]
+    assert all(set(r.masks) == {1} and np.array_equal(r.masks[1], fm.mask(r.index, (48, 64))) for r in got)
+    assert not np.array_equal(got[0].masks[1], got[3].masks[1])
+    assert sum("were not used" in str(w.message) for w in caught) == 1

@@ -234,3 +234,52 @@ def test_matanyone_state_with_groups_and_keyframes_gives_the_same_frames(matanyo
             got = resumed.step_all(images[i], foreground=False)[1]
             assert got.keys() == outputs[i].keys() == {1, 2, 3} and not np.isnan(got[1]).any()
             assert all(np.array_equal(got[k], outputs[i][k]) for k in got), f"restored at {at}, frame {i}"
+
+
+DAVIS = Path(__file__).resolve().parents[2] / "shared" / "media" / "davis2016"
+
+
+@pytest.mark.parametrize("model", ["rvm-target", "matanyone"])
+def test_a_keyframe_added_after_a_saved_state_acts_as_if_given_from_the_start(model, matanyone_recipe_file):
+    """A run restored from its state at frame 2 takes a correction of its target at frame 4
+    (``add_keyframe``) and gives, frame for frame, what a run with that keyframe from the start gives
+    (what a fix of a finished run re-uses); a keyframe on a frame already run is refused."""
+    from vmatte.engine.resume import load_stream_state, stream_state
+    from vmatte.errors import InputError
+
+    if model == "rvm-target":  # people only: a real person (DAVIS parkour), at half size
+        folder = DAVIS / "JPEGImages" / "parkour"
+        if not folder.is_dir():
+            pytest.skip("the shared DAVIS frames are not here")
+        images = [cv2.resize(cv2.imread(str(folder / f"{i:05d}.jpg"))[..., ::-1], (428, 240)) for i in range(6)]
+        truth = [cv2.imread(str(DAVIS / "Annotations" / "parkour" / f"{i:05d}.png"), 0) for i in (0, 4)]
+        first, fix = (cv2.resize((t > 0).astype(np.uint8), (428, 240), interpolation=cv2.INTER_NEAREST) for t in truth)
+        fix[fix.shape[0] // 2 :] = 0  # the upper half only: a correction that changes the matte
+        options = {}
+    else:
+        images = [clip_frame(i, 96, 64) for i in range(6)]
+        first, fix = np.zeros((64, 96), np.uint8), np.zeros((64, 96), np.uint8)
+        first[8:40, 10:40], fix[20:60, 50:90] = 1, 1
+        options = {"weights": matanyone_recipe_file, "warmup_frames": 1}
+
+    def make(keyframes=None):
+        m = vmatte.load_matter(model, mask=first, keyframes=keyframes, device="cpu", **options)
+        m.reset()
+        return m
+
+    def alphas(matter, frames):
+        return [matter.step_all(img, foreground=False)[1][1] for img in frames]
+
+    want = alphas(make({4: fix}), images)
+    base = make()
+    before = alphas(base, images[:3])
+    state = stream_state(base)
+    assert all(np.array_equal(a, b) for a, b in zip(before, want[:3]))
+    assert not np.array_equal(alphas(base, images[3:5])[1], want[4])  # the keyframe matters
+    resumed = make()
+    load_stream_state(resumed, *state)
+    resumed.add_keyframe(4, fix)
+    with pytest.raises(InputError, match="frame not run yet"):
+        resumed.add_keyframe(2, fix)
+    got = alphas(resumed, images[3:])
+    assert all(np.array_equal(g, w) for g, w in zip(got, want[3:]))

@@ -209,3 +209,14 @@ def test_damaged_journal_is_one_line(damage, killed_journal, media, tmp_path):
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert "damaged" in done.stderr and "without --resume" in done.stderr, done.stderr
     assert not any((out / name).exists() for name in FINAL)  # never a run with gaps
+
+
+def test_journal_of_another_version_is_one_line(killed_journal, media, tmp_path):
+    """A journal whose state layout is another vmatte's (its manifest's version) is not resumed."""
+    out = tmp_path / "out"
+    shutil.copytree(killed_journal, out)
+    _edit_manifest(version=2)(out / ".vmatte-partial-c")
+    done = _run(media["clip"], out, "--resume")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "another version of vmatte" in done.stderr and "without --resume" in done.stderr, done.stderr
+    assert not any((out / name).exists() for name in FINAL)

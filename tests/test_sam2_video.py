@@ -344,7 +344,8 @@ def test_track_writes_one_mask_per_frame(tmp_path):
     from conftest import make_clip
     from vmatte.cli import main
     from vmatte.engine.mask_to_matte import FrameMasks
-    from vmatte.engine.sam2video.masks import track_masks
+    from vmatte.engine.sam2video.track import track_masks
+    from vmatte.errors import InputError
     from vmatte.io.reader import open_source
 
     clip = make_clip(tmp_path / "clip.mp4", 6, 64, 48)
@@ -366,6 +367,16 @@ def test_track_writes_one_mask_per_frame(tmp_path):
 
     with pytest.raises(Exception, match="already holds masks"):
         track_masks(clip, out, [(20, 20, 0)], model=model)
+    # the clicks are checked as vmatte matte --click checks them (they share the code): nothing written
+    for clicks, excludes, message in (
+        ([(1000, 50, 0)], [], "outside the 64x48 frame"),
+        ([(20, 20, 0)], [(-5, 3, 0)], "outside the 64x48 frame"),
+        ([(20, 20, 0)], [(30, 30, 2)], "where no --click is"),
+        ([(20, 20, 9)], [], "the video has 6 frames"),
+    ):
+        with pytest.raises(InputError, match=message):
+            track_masks(clip, tmp_path / "m3", clicks, excludes, model=model)
+    assert not (tmp_path / "m3").exists()
     rc = main(
         [
             "track",
@@ -495,7 +506,7 @@ def test_videomama_from_a_mask_through_sam2(tmp_path, monkeypatch):
     target frame by frame inside the loop and VideoMaMa (tiny random, the real diffusers classes) reads
     exactly those masks; one alpha per frame, nothing written besides the outputs."""
     import vmatte.engine.sam2video.masks as masks_mod
-    import vmatte.engine.tracked as tracked
+    import vmatte.engine.videomama as videomama
     from conftest import make_clip
     from vmatte.cli import main
     from vmatte.models.videomama import VideoMaMa, tiny_unet_config, tiny_vae_config
@@ -507,14 +518,14 @@ def test_videomama_from_a_mask_through_sam2(tmp_path, monkeypatch):
     model = _tiny_tracking_sam2()
     monkeypatch.setattr(masks_mod, "load_video_model", lambda spec, device="cpu": (model, "tiny random SAM 2"))
     read = []
-    original = tracked.TrackedMasks.mask
+    union = videomama.union
 
-    def mask(self, index, shape):
-        m = original(self, index, shape)
-        read.append((index, m.copy()))
+    def mask(masks, shape):  # what VideoMaMa reads of each frame's masks
+        m = union(masks, shape)
+        read.append((len(read), m.copy()))
         return m
 
-    monkeypatch.setattr(tracked.TrackedMasks, "mask", mask)
+    monkeypatch.setattr(videomama, "union", mask)
     clip = make_clip(tmp_path / "clip.mp4", 6, 64, 48)
     m0 = _box_mask(tmp_path / "m.png")
     rc = main(
@@ -632,7 +643,7 @@ def test_tracker_choice_errors_and_auto(tmp_path, monkeypatch):
 def test_videomama_with_the_rvm_tracker_reads_rvm_targets_masks(tmp_path, monkeypatch):
     """``--tracker rvm`` (no SAM 2 needed): VideoMaMa's per-frame masks are ``rvm-target``'s alpha >= 1/2
     for the same target (shipped RVM weights, real H.264 clip; VideoMaMa tiny random)."""
-    import vmatte.engine.tracked as tracked
+    import vmatte.engine.videomama as videomama
     from conftest import make_clip
     from vmatte.engine import registry
     from vmatte.io.reader import open_source
@@ -644,10 +655,8 @@ def test_videomama_with_the_rvm_tracker_reads_rvm_targets_masks(tmp_path, monkey
     vm.unet.save_pretrained(tmp_path / "vm" / "unet")
     vm.vae.save_pretrained(tmp_path / "vm" / "vae")
     read = []
-    original = tracked.TrackedMasks.mask
-    monkeypatch.setattr(
-        tracked.TrackedMasks, "mask", lambda self, i, shape: read.append(original(self, i, shape)) or read[-1]
-    )
+    union = videomama.union  # what VideoMaMa reads of each frame's masks
+    monkeypatch.setattr(videomama, "union", lambda masks, shape: read.append(union(masks, shape)) or read[-1])
     clip = make_clip(tmp_path / "clip.mp4", 4, 64, 48)
     m0 = _box_mask(tmp_path / "m.png")
     result = matte(
@@ -672,10 +681,13 @@ def test_videomama_with_the_rvm_tracker_reads_rvm_targets_masks(tmp_path, monkey
 def test_sam2_matte_state_restored_anywhere_gives_the_same_frames():
     """sam2-matte's saved state (the tracker's memory bank, through the journal's encoding) restored
     at any frame, before and after a target that starts later and a correction, and once recent
-    memories and pointers have been dropped, gives bit-identical alphas for every following frame."""
-    from vmatte.engine.resume import load_stream_state, stream_state
+    memories and pointers have been dropped, gives bit-identical alphas for every following frame
+    (through the frame loop, which puts the tracker's masks and scores on each frame)."""
+    from vmatte.engine.loop import results
+    from vmatte.engine.resume import decode_state, stream_state
     from vmatte.engine.sam2video.matter import Sam2Matter
     from vmatte.io.masks import as_target_mask
+    from vmatte.io.source import Frame
 
     torch.set_num_threads(1)
     model = _tiny_tracking_sam2()
@@ -687,25 +699,71 @@ def test_sam2_matte_state_restored_anywhere_gives_the_same_frames():
     schedule = {0: as_target_mask(first), 3: as_target_mask(later)}
 
     def make():
-        m = Sam2Matter(model, schedule, torch.device("cpu"), "tiny")
-        m.reset()
-        return m
+        return Sam2Matter(model, schedule, torch.device("cpu"), "tiny")
+
+    def clip(start=0):
+        return [Frame(i, f, i / 25) for i, f in enumerate(frames) if i >= start]
 
     whole = make()
     states, outputs = {}, []
-    for i, f in enumerate(frames):
-        outputs.append(whole.step_all(f, foreground=False)[1])
-        states[i] = stream_state(whole)
+    for r in results(whole, clip(), foreground=False):
+        outputs.append(r.alphas)
+        states[r.index] = decode_state(*stream_state(whole))
+        assert set(r.masks) == set(r.mask_scores) == {1, 2}  # the source's masks and scores ride on the frame
     assert set(outputs[0]) == {1, 2} and not outputs[2][2].any() and outputs[5][2].any()
     for at in (0, 2, 3, 12, 17):  # 12: old memories dropped; 17: old pointers too
-        resumed = make()
-        load_stream_state(resumed, *states[at])
-        for i in range(at + 1, len(frames)):
-            got = resumed.step_all(frames[i], foreground=False)[1]
-            assert all(np.array_equal(got[k], outputs[i][k]) for k in (1, 2)), (at, i)
-    fresh = make()
-    load_stream_state(fresh, *stream_state(make()))  # a state saved before any frame: a fresh start
-    assert all(np.array_equal(fresh.step_all(frames[0], False)[1][k], outputs[0][k]) for k in (1, 2))
+        got = [r.alphas for r in results(make(), clip(at + 1), foreground=False, state=states[at])]
+        for i, alphas in enumerate(got, at + 1):
+            assert all(np.array_equal(alphas[k], outputs[i][k]) for k in (1, 2)), (at, i)
+    fresh = decode_state(*stream_state(make()))  # a state saved before any frame: a fresh start
+    r = next(results(make(), clip(), foreground=False, state=fresh))
+    assert all(np.array_equal(r.alphas[k], outputs[0][k]) for k in (1, 2))
+
+
+def test_sam2_tracker_takes_a_keyframe_after_a_saved_state():
+    """Resumed from its state at frame 4, the SAM 2 mask source takes a correction at frame 9 (a mask,
+    then clicks as SAM 2 point prompts) and gives exactly what a run given that keyframe from the
+    start gives: what ``vmatte fix`` needs. A frame already run, or a new target id, is refused."""
+    from vmatte.engine.loop import results
+    from vmatte.engine.mask_to_matte import MasksAsMattes
+    from vmatte.engine.resume import decode_state, stream_state
+    from vmatte.engine.sam2video.source import Sam2Masks
+    from vmatte.errors import InputError
+    from vmatte.io.masks import TargetMask, as_target_mask
+    from vmatte.io.source import Frame
+
+    torch.set_num_threads(1)
+    model = _tiny_tracking_sam2()
+    clip = [Frame(i, f, i / 25) for i, f in enumerate(_frames(n=11))]
+    first = np.zeros((H, W), np.uint8)
+    first[20:60, 10:50] = 1
+    fix = np.zeros((H, W), np.uint8)
+    fix[40:90, 60:120] = 1
+    xy, labels = np.array([[150, 50], [20, 20]], np.float32), np.array([1, 0], np.int32)
+    clicks = TargetMask({1: np.zeros((H, W), np.uint8)}, "clicks", kind="clicks", points={1: (xy, labels)})
+
+    def masks(source, frames):
+        return [r.masks[1] for r in results(MasksAsMattes(source, (1,)), frames, False)]
+
+    cpu = torch.device("cpu")
+    first_run = Sam2Masks(model, {0: as_target_mask(first)}, cpu, "tiny")
+    base, saved = [], None
+    for r in results(MasksAsMattes(first_run, (1,)), clip, False):
+        base.append(r.masks[1])
+        if r.index == 4:
+            saved = decode_state(*stream_state(first_run))
+    for correction in (as_target_mask(fix), clicks):
+        want = masks(Sam2Masks(model, {0: as_target_mask(first), 9: correction}, cpu, "tiny"), clip)
+        assert not np.array_equal(want[9], base[9]) and all(np.array_equal(w, b) for w, b in zip(want[:9], base))
+        resumed = Sam2Masks(model, {0: as_target_mask(first)}, cpu, "tiny")
+        resumed.load_state(saved)
+        resumed.add_keyframe(9, correction)
+        got = [resumed.annotate(Frame(f.index, f.image, f.time)).masks[1] for f in clip[5:]]
+        assert all(np.array_equal(g, w) for g, w in zip(got, want[5:]))
+        with pytest.raises(InputError, match="frame not run yet"):
+            resumed.add_keyframe(3, correction)
+        with pytest.raises(InputError, match="new target"):
+            resumed.add_keyframe(20, {2: fix})
 
 
 @pytest.mark.parametrize(
@@ -795,7 +853,7 @@ def test_rvm_target_with_sam2_tracker_two_targets_in_one_pass(tmp_path, monkeypa
     from conftest import make_clip
     from vmatte.engine.mask_to_matte import GateSettings, carried, gate
     from vmatte.io.reader import open_source
-    from vmatte.matte import load_matter, matte
+    from vmatte.matte import iter_matte, load_matter, matte
 
     model = _tiny_tracking_sam2()
     monkeypatch.setattr(masks_mod, "load_video_model", lambda spec, device="cpu": (model, "tiny random SAM 2"))
@@ -820,6 +878,17 @@ def test_rvm_target_with_sam2_tracker_two_targets_in_one_pass(tmp_path, monkeypa
                 want = np.maximum(alpha * gate(hard[k], GateSettings()), carried(hard[k], GateSettings()))
                 assert np.array_equal(got[i][f.index], np.rint(np.clip(want, 0, 1) * 255).astype(np.uint8))
     assert not np.array_equal(got[1][0], got[2][0])
+    # the masks and SAM 2's own confidence ride on each frame into the results (for review: issue flags)
+    tr = Sam2VideoTracker(model, (48, 64))
+    for i in (1, 2):
+        tr.add_prompt(0, i, Prompt(mask=labels == i))
+    with open_source(clip) as src:
+        frames = list(src)
+    for f, r in zip(frames, iter_matte(clip, model="rvm-target", mask=labels, tracker="sam2", device="cpu")):
+        out = tr.step(f.image)
+        for k, i in enumerate((1, 2)):
+            assert np.array_equal(r.masks[i], (out.logits[k] > 0).numpy().astype(np.float32))
+            assert r.mask_scores[i] == {"iou": out.ious[k].item(), "object_score": out.object_scores[k].item()}
 
 
 def test_clicks_reach_the_sam2_tracker_as_points(tmp_path, monkeypatch):

@@ -129,7 +129,8 @@ def test_long_video_is_chunked_with_bounded_memory(tiny_weights, clip_and_masks)
             yield f
 
     results, held = [], 0
-    for frame, _fgr, alphas in matter.run(source()):
+    matter.reset()
+    for frame, _fgr, alphas in matter.run(map(matter.mask_source.annotate, source())):  # the loop's mask step
         alpha = alphas[None]
         held = max(held, pulled - len(results))  # frames read but not yet given back
         results.append((frame.index, alpha))
@@ -139,7 +140,7 @@ def test_long_video_is_chunked_with_bounded_memory(tiny_weights, clip_and_masks)
     place = Placement.fit(H, W, s.size)
     first = matter.run_chunk(
         np.stack([place.image(f.image) for f in frames[:16]]),
-        np.stack([place.mask(matter.masks.mask(i, (H, W))) for i in range(16)]),
+        np.stack([place.mask(matter.mask_source.mask(i, (H, W))) for i in range(16)]),
     )
     for i in range(12):
         assert np.array_equal(results[i][1], place.back(first[i]))

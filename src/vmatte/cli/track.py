@@ -40,7 +40,8 @@ def _add_track(sub: argparse._SubParsersAction) -> None:
 
 def _run_track(args: argparse.Namespace) -> int:
     from ..engine.device import resolve_device
-    from ..engine.sam2video.masks import load_video_model, track_masks
+    from ..engine.sam2video.masks import load_video_model
+    from ..engine.sam2video.track import track_masks
     from ..engine.segment.clicks import parse_point
 
     clicks = [parse_point(s) for s in args.click]

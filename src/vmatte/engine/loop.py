@@ -11,6 +11,12 @@ and journaled runs and the web app all go through :func:`run`; what differs is p
   preview; raising here, e.g. on a user's cancel, stops the run like Ctrl-C);
 * ``after(result)``: may return a task for the writer thread to run once this frame is
   written (the journal commits a chunk this way, with the state taken right after the frame).
+
+The data path of one frame (:func:`results`), whatever the model::
+
+    frame = source.annotate(frame)      # the matter's mask source, if any: frame.masks (+ scores)
+    frame, fgr, alphas = matter(frame)  # the model reads the masks of the frame it is given
+    write(FrameResult(...))             # the result carries the frame's masks on to the writers
 """
 
 from __future__ import annotations
@@ -37,21 +43,38 @@ class FrameResult:
     alpha: np.ndarray  # HxW float32 in [0, 1] (several targets: the first target's)
     alphas: dict[int, np.ndarray] | None = None  # target id -> HxW alpha (target-mask models only)
     plate: np.ndarray | None = None  # EXR/DPX inputs: the frame in the plate's colour space (image: what the model saw)
+    masks: dict[int, np.ndarray] | None = None  # the frame's masks from the mask source (Frame.masks), if any
+    mask_scores: dict[int, dict[str, float]] | None = None  # the source's confidence per target (Frame.mask_scores)
 
 
 def results(
     matter: Matter, frames: Iterable[Frame], foreground: bool = True, concurrent_io: bool = False, state: State = None
 ) -> Iterator[FrameResult]:
-    """``matter`` over ``frames`` from a reset (and, given ``state``, from that saved state)."""
+    """``matter`` over ``frames`` from a reset (and, given ``state``, from that saved state). A matter
+    with a ``mask_source`` gets every frame with its masks on it (the source's step, here, once per
+    frame, just before the model reads the frame); the source ends with the frames."""
     matter = as_matter(matter)
     matter.reset(concurrent_io)
     if state is not None:
         matter.load_state(state)
+    source = getattr(matter, "mask_source", None)
+    if source is not None:
+        frames = map(source.annotate, frames)
     first = matter.targets[0]
     for frame, fgr, alphas in matter.run(frames, foreground):
         yield FrameResult(
-            frame.index, frame.time, frame.image, fgr, alphas[first], None if first is None else alphas, frame.plate
+            frame.index,
+            frame.time,
+            frame.image,
+            fgr,
+            alphas[first],
+            None if first is None else alphas,
+            frame.plate,
+            frame.masks,
+            frame.mask_scores,
         )
+    if source is not None:
+        source.finish()
 
 
 def run(

@@ -7,24 +7,38 @@ image :func:`~vmatte.io.masks.read_mask` reads; every non-zero id of a label mas
 a soft grey mask stays soft. A frame without a mask is a one-line error when it is reached (the
 outputs are atomic, so nothing is left behind); masks left over at the end are a warning.
 
-:class:`MaskGatedMatter` turns RVM (every person) into a mask-to-matte model: RVM's alpha is
+:class:`MaskGate` turns RVM (every person) into a mask-to-matte model: RVM's alpha is
 multiplied by the frame's mask, dilated and feathered, so people outside the mask vanish while
-RVM keeps its own edges (hair, motion blur) inside the dilated band. :func:`carried` is a mask's
-core, which ``rvm-target --tracker sam2`` also keeps opaque (:mod:`vmatte.engine.tracked`).
+RVM keeps its own edges (hair, motion blur) inside the dilated band. The same gate serves
+``rvm-target --tracker sam2`` (:func:`~vmatte.engine.mask_source.load_tracked`), one alpha per
+target, where :func:`carried`, the mask's core, is also kept opaque. Either way the masks are the
+frame's own (``frame.masks``): the run's mask source (the folder, or the tracker) puts them there in
+the frame loop. :class:`MasksAsMattes` is the masks themselves as the mattes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, VmatteError
 from ..io.masks import FrameMasks
-from .matter import IndexedWrapper
+from ..io.source import Frame
+from .matter import PerFrameMatter, State, frame_masks, to_float, union
 
-__all__ = ["FrameMasks", "GateSettings", "MaskGatedMatter", "gate", "load_gated"]
+__all__ = [
+    "FrameMasks",
+    "GateSettings",
+    "MaskGate",
+    "MasksAsMattes",
+    "carried",
+    "gate",
+    "load_gated",
+    "union",
+]
 
 
 @dataclass(frozen=True)
@@ -60,33 +74,102 @@ def gate(mask: np.ndarray, settings: GateSettings) -> np.ndarray:
     return np.minimum(cv2.GaussianBlur(grown, (k, k), 0) * 2.0, 1.0) if k > 1 else grown
 
 
-class MaskGatedMatter(IndexedWrapper):
-    """A per-frame matter whose alpha is kept only where the frame's mask is."""
+class MaskGate(PerFrameMatter):
+    """RVM (every person, ``inner``) kept inside each frame's masks (the one gate): ``targets`` (None,):
+    the masks' union gates one alpha (``--masks DIR``); else one alpha per target id, gated by that
+    target's mask, its core kept opaque when ``carry`` (a tracker's mask: what it says is the target
+    where RVM sees no person, e.g. a held object). One RVM pass for every target. The masks come from
+    ``mask_source`` (put on the frames by the loop); state is RVM's and the source's."""
 
-    def __init__(self, inner, masks: FrameMasks, settings: GateSettings = GateSettings(), description: str = ""):
-        super().__init__(inner)
-        self.masks = masks
-        self.settings = settings
-        self.description = description or f"{inner.description}, gated by per-frame masks"
+    def __init__(self, inner, mask_source, targets: tuple, settings: GateSettings, carry: bool, description: str):
+        self.inner, self.mask_source = inner, mask_source
+        self.targets = tuple(targets)
+        self.settings, self.carry = settings, carry
+        self.description = description
 
-    def step(self, image: np.ndarray, foreground: bool = True):
-        m = self.masks.mask(self._index, image.shape[:2])  # a missing mask fails before the network runs
-        fgr, alpha = self.inner.step(image, foreground)
-        self._index += 1
-        return fgr, alpha * gate(m, self.settings)
+    @property
+    def resumable(self) -> bool:
+        return bool(self.inner.resumable and self.mask_source.resumable)
+
+    def reset(self, concurrent_io: bool = False) -> None:
+        self.inner.reset(concurrent_io)
+        self.mask_source.reset()
+
+    def state(self) -> State:
+        return {"inner": self.inner.state(), "masks": self.mask_source.state()}
+
+    def load_state(self, state: State) -> None:
+        self.inner.load_state(state["inner"])
+        self.mask_source.load_state(state["masks"])
+
+    def add_keyframe(self, index: int, mask) -> None:
+        """A correction at a frame not run yet: the tracker's (a folder of masks takes none)."""
+        if not hasattr(self.mask_source, "add_keyframe"):
+            raise VmatteError(f"the masks of {self.mask_source.label} are fixed: a keyframe cannot change them")
+        self.mask_source.add_keyframe(index, mask)
+
+    def step_all(self, image: np.ndarray, foreground: bool = True):
+        raise TypeError("the mask gate reads the masks of each frame: run it over frames (loop.results)")
+
+    def run(self, frames: Iterable[Frame], foreground: bool = True) -> Iterator[tuple[Frame, np.ndarray | None, dict]]:
+        step, settings = self.inner.step, self.settings
+        for frame in frames:
+            masks = frame_masks(frame)
+            fgr, alpha = step(frame.image, foreground)
+            if self.targets == (None,):
+                yield frame, fgr, {None: alpha * gate(union(masks, alpha.shape), settings)}
+                continue
+            zero = np.zeros(alpha.shape, np.float32)
+            alphas = {}
+            for i in self.targets:
+                m = masks.get(i, zero)
+                alphas[i] = alpha * gate(m, settings)
+                if self.carry:
+                    alphas[i] = np.maximum(alphas[i], carried(m, settings))
+            yield frame, fgr, alphas
 
 
-def load_gated(spec, options, note: str = "") -> MaskGatedMatter:
-    """An RVM model of the registry fed one coarse mask per frame (``options.masks``): every person's
-    alpha, kept inside each frame's mask. rvm-target has nothing to track here: plain RVM is gated."""
+class MasksAsMattes(PerFrameMatter):
+    """The source's masks themselves as the mattes (``vmatte track``, the app's tracking preview):
+    one per target id of ``targets``; the foreground is the frame."""
+
+    def __init__(self, mask_source, targets: tuple) -> None:
+        self.mask_source, self.targets = mask_source, tuple(targets)
+        self.description = mask_source.description
+
+    @property
+    def resumable(self) -> bool:
+        return bool(self.mask_source.resumable)
+
+    def reset(self, concurrent_io: bool = False) -> None:
+        self.mask_source.reset()
+
+    def state(self) -> State:
+        return self.mask_source.state()
+
+    def load_state(self, state: State) -> None:
+        self.mask_source.load_state(state)
+
+    def run(self, frames: Iterable[Frame], foreground: bool = True) -> Iterator[tuple[Frame, np.ndarray | None, dict]]:
+        for frame in frames:
+            masks = frame_masks(frame)
+            zero = np.zeros(frame.image.shape[:2], np.float32)
+            yield frame, to_float(frame.image) if foreground else None, {i: masks.get(i, zero) for i in self.targets}
+
+
+def load_gated(spec, options, note: str = "") -> MaskGate:
+    """An RVM model of the registry fed one coarse mask per frame (``options.masks``: a folder, or a
+    mask source): every person's alpha, kept inside each frame's mask. rvm-target has nothing to track
+    here: plain RVM is gated."""
     from .rvm import load_rvm
 
-    frame_masks = options.masks if hasattr(options.masks, "mask") else FrameMasks(options.masks)
+    source = options.masks if hasattr(options.masks, "annotate") else FrameMasks(options.masks)
     inner = load_rvm(spec, options.replace(masks=None, dilate=None))
-    return MaskGatedMatter(
+    return MaskGate(
         inner,
-        frame_masks,
+        source,
+        (None,),
         GateSettings(options.dilate),
-        description=f"{inner.description}{note}; alpha kept inside the per-frame masks of "
-        f"{frame_masks.folder} (dilated)",
+        carry=False,
+        description=f"{inner.description}{note}; alpha kept inside the per-frame masks of {source.label} (dilated)",
     )

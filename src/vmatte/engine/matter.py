@@ -6,6 +6,11 @@ and inherit :meth:`PerFrameMatter.run`; windowed models (VideoMaMa mattes chunks
 implement :meth:`Matter.run` themselves. The frame loop (:mod:`vmatte.engine.loop`) only calls
 ``reset``, ``run``, and, for journaled runs, ``state`` / ``load_state``.
 
+A model that reads per-frame masks (RVM's mask gate, VideoMaMa, sam2-matte) names their
+:class:`MaskSource` as its ``mask_source``: the loop runs that source's step on every frame before
+the model sees it (``frame.masks``), and the model reads the masks of the frame it is given. The
+model resets, saves and restores its source with itself, so the journal's state is one tree.
+
 ``state()`` is the model's streaming state after the last frame it returned, as a tree of dicts,
 lists, tuples, tensors, arrays and plain values; ``load_state`` puts such a tree back into a
 freshly reset matter of the same kind, and the next frame then comes out bit-identical to an
@@ -19,20 +24,23 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..errors import VmatteError
 from ..io.pixels import image_scale, to_float
 from ..io.reader import Frame
 
 __all__ = [
     "Alphas",
     "FrameMatter",
-    "IndexedWrapper",
+    "MaskSource",
     "Matter",
     "PerFrameMatter",
     "State",
     "StepAdapter",
     "as_matter",
+    "frame_masks",
     "image_scale",
     "to_float",
+    "union",
 ]
 
 Alphas = dict  # target id (None for models without targets) -> HxW float32 alpha
@@ -62,6 +70,50 @@ class Matter(Protocol):
     def state(self) -> State: ...
 
     def load_state(self, state: State) -> None: ...
+
+
+class MaskSource(Protocol):
+    """What puts each frame's masks on it: a ``--masks`` folder (:class:`~vmatte.io.masks.FrameMasks`),
+    the SAM 2 tracker (:class:`~vmatte.engine.sam2video.source.Sam2Masks`), rvm-target's regions
+    (:class:`~vmatte.engine.mask_source.MatterMasks`). Frames come in order, once each."""
+
+    description: str
+    label: str  # what descriptions call it: a folder, or "the tracker (...)"
+    resumable: bool
+
+    def reset(self) -> None:
+        """A new video starts."""
+        ...
+
+    def annotate(self, frame: Frame) -> Frame:
+        """Sets ``frame.masks`` (and ``frame.mask_scores`` where the source has them); returns the frame."""
+        ...
+
+    def finish(self, frames: int | None = None) -> None:
+        """The video ended (after ``frames`` frames; None: after the last one annotated)."""
+        ...
+
+    def state(self) -> State: ...
+
+    def load_state(self, state: State) -> None: ...
+
+
+def union(masks: dict[int, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    """The union of a frame's masks (what a model reading one mask per frame sees); empty: zeros."""
+    maps = list(masks.values())
+    if not maps:
+        return np.zeros(shape, np.float32)
+    return maps[0] if len(maps) == 1 else np.maximum.reduce(maps)
+
+
+def frame_masks(frame: Frame) -> dict[int, np.ndarray]:
+    """``frame.masks``, which the run's mask source put there (one-line error when none did)."""
+    if frame.masks is None:
+        raise VmatteError(
+            f"internal: frame {frame.index} has no masks; a model reading per-frame masks runs through "
+            f"vmatte.engine.loop (iter_matte, matte), whose step puts its mask source's masks on each frame"
+        )
+    return frame.masks
 
 
 class FrameMatter(Protocol):
@@ -105,31 +157,6 @@ class PerFrameMatter:
 
     def load_state(self, state: State) -> None:
         raise NotImplementedError(f"{type(self).__name__} keeps no saved state")
-
-
-class IndexedWrapper(PerFrameMatter):
-    """A per-frame matter around another (``inner``) that counts the frames it has stepped: the index
-    of the per-frame mask it reads next (masks gating RVM, :mod:`.mask_to_matte` and :mod:`.tracked`).
-    Its saved state is that count and the inner model's; it is resumable when the inner model is."""
-
-    def __init__(self, inner) -> None:
-        self.inner = inner
-        self._index = 0
-
-    def reset(self, concurrent_io: bool = False) -> None:
-        self.inner.reset(concurrent_io)
-        self._index = 0
-
-    @property
-    def resumable(self) -> bool:
-        return self.inner.resumable
-
-    def state(self) -> State:
-        return {"index": self._index, "inner": self.inner.state()}
-
-    def load_state(self, state: State) -> None:
-        self._index = int(state["index"])
-        self.inner.load_state(state["inner"])
 
 
 class StepAdapter(PerFrameMatter):

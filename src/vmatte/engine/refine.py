@@ -179,6 +179,14 @@ class Refined:
     def targets(self) -> tuple:
         return self.inner.targets
 
+    @property
+    def mask_source(self):
+        """The model's mask source (the loop puts its masks on the frames before the model reads them)."""
+        return getattr(self.inner, "mask_source", None)
+
+    def add_keyframe(self, index: int, mask) -> None:
+        self.inner.add_keyframe(index, mask)
+
     def reset(self, concurrent_io: bool = False) -> None:
         self.inner.reset(concurrent_io)
         self.refiner.reset()

@@ -104,7 +104,7 @@ class ModelSpec:
     def load(self, options: MatterOptions, note: str = ""):
         self.check_options(options)
         if options.has_target and options.masks is None and self._tracked(options):
-            tracked = _function("vmatte.engine.tracked:load_tracked")
+            tracked = _function("vmatte.engine.mask_source:load_tracked")
             return tracked(self, options, note, person_tracker=load_person_tracker)
         if options.masks is not None and self.takes != FRAME_MASKS:
             if not self.frame_masks:

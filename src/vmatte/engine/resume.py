@@ -247,7 +247,7 @@ def open_journal(
         size, mtime = st.st_size, st.st_mtime_ns
     # "read": what the run read (every frame file of a folder), so an input changed in place is refused
     manifest = {
-        "version": 2,
+        "version": 3,  # 3: the per-frame-mask models' state is the gate's and its mask source's
         "input": str(Path(input_path).resolve()),
         "size": size,
         "mtime_ns": mtime,
@@ -265,6 +265,11 @@ def open_journal(
                 f"the journal {folder} of the interrupted run is damaged; run again without --resume to start over"
             ) from None
         check_manifest(folder, old)
+        if old.get("version") != manifest["version"]:
+            raise OutputError(
+                f"the interrupted run in {folder} was written by another version of vmatte; run again "
+                f"without --resume to start over"
+            )
         same = all(
             old.get(k) == manifest[k]
             for k in ("version", "input", "size", "mtime_ns", "read", "options", "chunk_frames")

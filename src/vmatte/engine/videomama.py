@@ -27,7 +27,7 @@ import torch
 from ..io.masks import FrameMasks
 from ..io.pixels import code_max
 from ..io.reader import Frame
-from .matter import State, to_float
+from .matter import MaskSource, State, frame_masks, to_float, union
 
 T = TypeVar("T")
 
@@ -136,7 +136,8 @@ def chunked(
 
 class VideoMaMaMatter:
     """A windowed :class:`~vmatte.engine.matter.Matter`: frames in, ``(frame, fgr, {None: alpha})`` out
-    (:meth:`run`); the per-frame masks come from ``masks``.
+    (:meth:`run`); each frame's mask is on the frame (``frame.masks``, their union), put there by the
+    loop from ``mask_source`` (a ``--masks`` folder or a tracker).
 
     MatAnyone-style ``fgr``: VideoMaMa predicts alpha only, so the foreground colour is the frame's.
     Not resumable: the windows in flight at a journal's chunk boundary are not saved."""
@@ -147,7 +148,7 @@ class VideoMaMaMatter:
     def __init__(
         self,
         model,
-        masks: FrameMasks | None,
+        mask_source: MaskSource,
         device: torch.device,
         settings: VideoMaMaSettings = VideoMaMaSettings(),
         dtype: torch.dtype = torch.float32,
@@ -155,13 +156,13 @@ class VideoMaMaMatter:
     ):
         settings.check(model.shape.multiple)
         self.model = model.eval().to(device=device, dtype=dtype)
-        self.masks = masks
+        self.mask_source = mask_source
         self.device = device
         self.settings = settings
         self.description = description
 
     def reset(self, concurrent_io: bool = False) -> None:
-        pass  # no state across chunks besides what run() holds
+        self.mask_source.reset()  # no state across chunks besides what run() holds
 
     def state(self) -> State:
         raise NotImplementedError("VideoMaMa runs are not journaled")
@@ -187,16 +188,14 @@ class VideoMaMaMatter:
 
     def run(self, frames: Iterable[Frame], foreground: bool = True) -> Iterator[tuple[Frame, np.ndarray | None, dict]]:
         placement: Placement | None = None
-        count = 0
 
         def prepared() -> Iterator[tuple[Frame, np.ndarray, np.ndarray]]:
-            nonlocal placement, count
+            nonlocal placement
             for frame in frames:
                 h, w = frame.image.shape[:2]
                 if placement is None or placement.frame != (h, w):
                     placement = Placement.fit(h, w, self.settings.size)
-                mask = self.masks.mask(count, (h, w))
-                count += 1
+                mask = union(frame_masks(frame), (h, w))
                 yield frame, placement.image(frame.image), placement.mask(mask)
 
         def run(window):
@@ -205,7 +204,6 @@ class VideoMaMaMatter:
         s = self.settings
         for (frame, _, _), matte in chunked(prepared(), run, s.chunk_frames, s.overlap):
             yield frame, to_float(frame.image) if foreground else None, {None: placement.back(matte)}
-        self.masks.finish(count)
 
 
 def load_videomama(spec, options, note: str = "") -> VideoMaMaMatter:
@@ -223,8 +221,8 @@ def load_videomama(spec, options, note: str = "") -> VideoMaMaMatter:
         raise VmatteError(
             f"--model {spec.name} turns one coarse mask per frame into mattes: give them with --masks DIR"
         )
-    # a folder, FrameMasks, or masks a tracker makes as the frames come (vmatte.engine.tracked)
-    masks = options.masks if hasattr(options.masks, "mask") else FrameMasks(options.masks)
+    # a folder, FrameMasks, or a tracker's masks made as the frames come (vmatte.engine.mask_source.load_tracked)
+    masks = options.masks if hasattr(options.masks, "annotate") else FrameMasks(options.masks)
     dev = resolve_device(options.device)
     check_precision(options.precision, dev)
     precision = options.precision
@@ -252,7 +250,7 @@ def load_videomama(spec, options, note: str = "") -> VideoMaMaMatter:
     description = (
         f"VideoMaMa{note} on PyTorch/{dev.type} {str(dtype).removeprefix('torch.')}, canvas {w}x{h} "
         f"(aspect kept), chunks of {settings.chunk_frames} frames overlapping by {settings.overlap}, "
-        f"{f'{len(masks)} per-frame masks' if isinstance(masks, FrameMasks) else masks} (weights: {resolved.unet.source} + {resolved.vae.source}; "
+        f"{f'{len(masks)} per-frame masks' if isinstance(masks, FrameMasks) else f'per-frame masks from {masks.label}'} (weights: {resolved.unet.source} + {resolved.vae.source}; "
         f"{resolved.license})"
     )
     return VideoMaMaMatter(model, masks, dev, settings, dtype=dtype, description=description)

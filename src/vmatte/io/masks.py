@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import InputError
 from .imagefile import imread
+from .source import Frame
 
 MAX_IDS = 64  # an integer mask with more distinct values than this is a soft grey mask
 _LABEL_LIMIT = 128  # label ids are small integers; larger values mean a grey (soft/binary) mask
@@ -295,6 +296,29 @@ def mask_schedule(mask=None, keyframes=None) -> dict[int, TargetMask]:
     return dict(sorted(schedule.items()))
 
 
+def add_keyframe(
+    schedule: dict[int, TargetMask], index: int, mask, ids: tuple, next_frame: int
+) -> dict[int, TargetMask]:
+    """``schedule`` with ``mask`` (as :func:`mask_schedule` reads one) at frame ``index``: a correction
+    given to a run already under way (e.g. resumed from a saved state), so at a frame it has not run
+    yet (``next_frame`` on) and of targets it already has (``ids``: its outputs are made)."""
+    index = int(index)
+    if index < next_frame:
+        raise InputError(
+            f"a keyframe at frame {index}, but the run is at frame {next_frame}: a keyframe goes on a frame not run yet"
+        )
+    if index in schedule:
+        raise InputError(f"two masks given for frame {index}; give one")
+    m = read_mask(mask, labels=True) if isinstance(mask, (str, os.PathLike)) else as_target_mask(mask)
+    new = [i for i in m.ids if i not in ids]
+    if new:
+        raise InputError(
+            f"the keyframe at frame {index} holds target id(s) {', '.join(map(str, new))}, which this run "
+            f"does not have (ids {', '.join(map(str, ids))}); a new target needs a new run"
+        )
+    return dict(sorted({**schedule, index: m}.items()))
+
+
 def schedule_ids(schedule: dict[int, TargetMask]) -> tuple[int, ...]:
     """Every target id of a schedule, in order of first appearance."""
     ids: list[int] = []
@@ -304,10 +328,16 @@ def schedule_ids(schedule: dict[int, TargetMask]) -> tuple[int, ...]:
 
 
 class FrameMasks:
-    """The folder's masks by frame index (0 = the lowest-numbered file)."""
+    """The folder's masks by frame index (0 = the lowest-numbered file); a mask source of the frame
+    loop (:class:`~vmatte.engine.matter.MaskSource`): each frame gets its file's mask (``{1: union}``,
+    every id of a label mask being the target). Nothing streams: its state is empty."""
+
+    resumable = True
 
     def __init__(self, folder: str | os.PathLike):
         self.folder = folder
+        self.label = self.description = str(folder)
+        self._last = -1  # the last frame annotated: what finish() compares the number of masks with
         self._paths = read_masks_dir(folder)
         self._first = min(self._paths)
         last = max(self._paths)
@@ -342,8 +372,24 @@ class FrameMasks:
                 union = cv2.resize(union, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
         return union.astype(np.float32) / 255.0
 
-    def finish(self, frames: int) -> None:
-        """The video had ``frames`` frames: warn about masks that were never used."""
+    def reset(self) -> None:
+        self._last = -1
+
+    def annotate(self, frame: Frame) -> Frame:
+        frame.masks = {1: self.mask(frame.index, frame.image.shape[:2])}
+        self._last = max(self._last, frame.index)
+        return frame
+
+    def state(self) -> None:
+        return None
+
+    def load_state(self, state: None) -> None:
+        pass
+
+    def finish(self, frames: int | None = None) -> None:
+        """The video had ``frames`` frames (None: up to the last one annotated): warn about masks
+        that were never used."""
+        frames = self._last + 1 if frames is None else frames
         if len(self) > frames:
             warnings.warn(
                 f"--masks {self.folder} has {len(self)} masks but the video had {frames} frames; "

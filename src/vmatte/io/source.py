@@ -46,10 +46,18 @@ class VideoInfo:
 
 @dataclass
 class Frame:
-    index: int
+    """One decoded frame, and what the run's mask source says about it (:mod:`vmatte.engine.loop`)."""
+
+    index: int  # position in the source, from 0 (a plate's frame numbers are in VideoInfo.plate)
     image: np.ndarray  # HxWx3 RGB, uint8 for 8-bit sources, uint16 (full 0..65535 scale) for >8-bit
     time: float  # seconds from the first frame
     plate: np.ndarray | None = None  # EXR/DPX: HxWx3 float32 in the plate's own colour space (image: for the network)
+    # The targets' masks on this frame (target id -> HxW float32 in [0, 1]), put here by the run's mask
+    # source (a --masks folder, the SAM 2 tracker, rvm-target) before the model sees the frame.
+    masks: dict[int, np.ndarray] | None = None
+    # The mask source's confidence per target, where it has one: SAM 2's {"iou": its predicted IoU,
+    # "object_score": its object-score logit (> 0: the target is in the frame; NaN: not started yet)}.
+    mask_scores: dict[int, dict[str, float]] | None = None
 
 
 def _to_fraction(fps: float | Fraction | None) -> Fraction | None:

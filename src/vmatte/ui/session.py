@@ -10,6 +10,7 @@ overlay is exactly the mask the run will use.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -24,9 +25,9 @@ import numpy as np
 from ..engine.segment.clicks import Click, ClickSegmenter
 from ..engine.segment.prompts import AUTO
 from ..errors import InputError
-from ..io.masks import TargetMask, as_target_mask, fit_to_frame
+from ..io.masks import TargetMask, as_target_mask, fit_to_frame, schedule_ids
 from ..io.reader import VideoInfo, open_source
-from .overlay import Marker, draw_overlay, target_colour, to_rgb8
+from .overlay import Marker, draw_overlay, target_colour
 
 FRAME_CACHE = 8  # decoded frames kept per session (scrubbing back and forth between a few)
 # RVM's person alphas kept per session: a click on a frame near one already run is then instant.
@@ -340,6 +341,8 @@ class Session:
         without one of their own. Stored as packed bits (480p: 51 KB a frame and target).
         ``on_frame(i, n)`` after each frame. Returns the number of frames tracked; ``tracker_used``
         says which tracker ran."""
+        from ..engine.loop import results
+        from ..engine.mask_to_matte import MasksAsMattes
         from ..engine.registry import TRACKER_SAM2, TRACKERS, tracker_kind
 
         self._need_video()
@@ -349,48 +352,31 @@ class Session:
         if not schedule:
             raise InputError("pick a target first (a click, the brush or a mask file), then preview its tracking")
         kind = TRACKER_SAM2 if tracker == AUTO and self._sam2_segmenter() else tracker_kind(tracker)
-        masks_of = self._sam2_masks(schedule) if kind == TRACKER_SAM2 else self._rvm_masks(schedule)
+        source = self._sam2_source(schedule) if kind == TRACKER_SAM2 else self._rvm_source(schedule)
         n = self.frame_count if frames is None else max(1, min(int(frames), self.frame_count))
         self.tracked.clear()
+        # the run's own frame loop, with the masks as the mattes: the preview is what the run will track
         with open_source(self.video) as src:
-            for f in src:
-                if f.index >= n:
-                    break
-                self.tracked[f.index] = {i: np.packbits(m) for i, m in masks_of(to_rgb8(f.image)).items()}
+            for r in results(MasksAsMattes(source, schedule_ids(schedule)), itertools.islice(src, n), False):
+                self.tracked[r.index] = {i: np.packbits(a >= 0.5) for i, a in r.alphas.items()}
                 if on_frame is not None:
-                    on_frame(f.index, n)
+                    on_frame(r.index, n)
         self.tracker_used = kind
         return len(self.tracked)
 
-    def _sam2_masks(self, schedule: dict):
-        """``image -> {id: HxW bool}``: SAM 2's tracked masks, frame after frame."""
-        from ..engine.sam2video.matter import start_tracker
+    def _sam2_source(self, schedule: dict):
+        """SAM 2's tracked masks (the session's SAM 2 model), as ``--tracker sam2`` makes them."""
+        from ..engine.sam2video.source import Sam2Masks
 
         model, device = self._tracker_model()
-        tracker = None
+        return Sam2Masks(model, schedule, device, "SAM 2")
 
-        def masks(rgb: np.ndarray) -> dict[int, np.ndarray]:
-            nonlocal tracker
-            if tracker is None:
-                tracker = start_tracker(model, schedule, rgb.shape[:2], device)
-            r = tracker.step(rgb)
-            hard = (r.logits > 0).cpu().numpy()
-            return {i: hard[k] for k, i in enumerate(r.obj_ids)}
-
-        return masks
-
-    def _rvm_masks(self, schedule: dict):
-        """``image -> {id: HxW bool}``: rvm-target's alpha >= 1/2 of each target (the shipped RVM weights)."""
+    def _rvm_source(self, schedule: dict):
+        """What ``--tracker rvm`` makes: each target's rvm-target alpha >= 1/2 (the shipped RVM weights)."""
+        from ..engine.mask_source import MatterMasks
         from ..engine.registry import MatterOptions, load_person_tracker
 
-        matter = load_person_tracker(MatterOptions(device=self.settings.device, keyframes=schedule))
-        matter.reset()
-
-        def masks(rgb: np.ndarray) -> dict[int, np.ndarray]:
-            _, alphas = matter.step_all(rgb, False)
-            return {i: a >= 0.5 for i, a in alphas.items()}
-
-        return masks
+        return MatterMasks(load_person_tracker(MatterOptions(device=self.settings.device, keyframes=schedule)))
 
     def tracked_mask(self, target_id: int, frame: int) -> np.ndarray | None:
         """SAM 2's mask of a target at ``frame`` from the last :meth:`propagate` (uint8 0/255), if any."""

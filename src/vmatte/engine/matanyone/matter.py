@@ -43,7 +43,7 @@ import torch
 from torch import Tensor
 
 from ...errors import VmatteError
-from ...io.masks import TargetMask, fit_to_frame, mask_schedule, schedule_ids
+from ...io.masks import TargetMask, add_keyframe, fit_to_frame, mask_schedule, schedule_ids
 from ...models.matanyone import MatAnyone
 from ..device import check_precision, resolve_device
 from ..matter import PerFrameMatter, State, to_float
@@ -157,6 +157,11 @@ class MatAnyoneMatter(PerFrameMatter):
         self.schedule: dict[int, TargetMask] = mask_schedule(mask, keyframes)
         self._ids = schedule_ids(self.schedule)
         self.reset()
+
+    def add_keyframe(self, index: int, mask) -> None:
+        """A correction at frame ``index`` (not run yet, e.g. after :meth:`load_state`) of targets this
+        run has: applied there as a keyframe of the schedule would have been."""
+        self.schedule = add_keyframe(self.schedule, index, mask, self._ids, self._frame)
 
     def reset(self, concurrent_io: bool = False) -> None:
         """Start a new video (the next frame is its frame 0)."""

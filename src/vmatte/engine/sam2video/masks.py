@@ -1,28 +1,11 @@
-"""Clicks -> one SAM 2 mask per frame, written as label PNGs (``vmatte track``; ``--masks DIR`` reads them).
-
-All clicks (and excludes) belong to one object; the clicks of the earliest frame start it, clicks
-at later frames correct it there (keyframes). The masks are ``00000.png, 00001.png ...`` (uint8,
-255 = the object, 0 = not), the layout ``vmatte matte --masks DIR`` takes, so the seeds' pipeline
-is ``vmatte track clip.mp4 --click X,Y -o masks`` then ``vmatte matte clip.mp4 --masks masks
---model videomama -o out``. Files appear under their names only when every frame is done.
-"""
+"""SAM 2 video models by name (a checkpoint of ``vmatte weights list``, a file, or ``auto``)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from collections.abc import Sequence
-from pathlib import Path
-
-import numpy as np
 import torch
-from PIL import Image
 
-from ...errors import InputError, WeightsError
-from ...io.pixels import to_uint8
+from ...errors import WeightsError
 from ...models.sam2 import Sam2Video
-from .tracker import Prompt, Sam2VideoTracker
 
 
 def load_video_model(
@@ -48,70 +31,3 @@ def load_video_model(
         raise WeightsError(f"--segmenter {spec}: video tracking needs a SAM 2 / 2.1 checkpoint (sam2*_hiera_*.pt)")
     model = sam2_video_from_state_dict(sd, source).to(device)
     return model, f"{label} video tracker (weights: {source}, {SAM_LICENSE})"
-
-
-def track_masks(
-    input: str | os.PathLike,
-    output_dir: str | os.PathLike,
-    clicks: Sequence,
-    excludes: Sequence = (),
-    *,
-    model: Sam2Video,
-    fps: float | None = None,
-    overwrite: bool = False,
-    device: torch.device | str = "cpu",
-) -> int:
-    """Track the clicked object through ``input``; write one mask per frame into ``output_dir``.
-
-    ``clicks`` / ``excludes``: ``(x, y, frame)`` points on / off the object (video pixels). Returns
-    the number of frames written.
-    """
-    from ...io.reader import open_source
-
-    points: dict[int, list[tuple[float, float, int]]] = {}
-    for x, y, f in map(_xyf, clicks):
-        points.setdefault(int(f), []).append((x, y, 1))
-    for x, y, f in map(_xyf, excludes):
-        if int(f) not in points:
-            raise InputError(f"--exclude {x},{y}@{f}: no --click at frame {f}; an exclude cuts a clicked object")
-        points[int(f)].append((x, y, 0))
-    if not points:
-        raise InputError("vmatte track needs at least one --click on the object")
-    out = Path(output_dir)
-    with open_source(input, fps=fps) as src:
-        info = src.info
-        n = info.num_frames
-        out.mkdir(parents=True, exist_ok=True)
-        clash = sorted(p.name for p in out.glob("[0-9][0-9][0-9][0-9][0-9].png"))
-        if clash and not overwrite:
-            raise InputError(f"{out} already holds masks ({clash[0]} ...); give another folder or --overwrite")
-        if n and max(points) >= n:
-            raise InputError(f"a click at frame {max(points)}, but the video has {n} frames")
-        tracker = None
-        tmp = Path(tempfile.mkdtemp(prefix=".vmatte-track-", dir=out))
-        try:
-            count = 0
-            for frame in src:
-                rgb = to_uint8(frame.image)  # a >8-bit source: SAM 2 sees 8 bits
-                if tracker is None:
-                    tracker = Sam2VideoTracker(model, rgb.shape[:2], num_frames=n, device=device)
-                    for f, pts in sorted(points.items()):
-                        xy = np.array([(x, y) for x, y, _ in pts], np.float32)
-                        tracker.add_prompt(f, 1, Prompt(points=xy, labels=np.array([lab for *_, lab in pts])))
-                r = tracker.step(np.ascontiguousarray(rgb))
-                mask = (r.logits[0] > 0).cpu().numpy().astype(np.uint8) * 255
-                Image.fromarray(mask).save(tmp / f"{count:05d}.png")
-                count += 1
-            for i in range(count):  # complete: the masks take their names
-                os.replace(tmp / f"{i:05d}.png", out / f"{i:05d}.png")
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return count
-
-
-def _xyf(point) -> tuple[float, float, int]:
-    """A :class:`~vmatte.engine.segment.clicks.Click` or an ``(x, y, frame)`` tuple."""
-    if hasattr(point, "x"):
-        return point.x, point.y, point.frame
-    x, y, f = point[:3]
-    return x, y, f

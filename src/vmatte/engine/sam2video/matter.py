@@ -12,14 +12,17 @@ objects, its non-commercial weights) or VideoMaMa on the tracked masks (``vmatte
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import cv2
 import numpy as np
 import torch
 
-from ...io.pixels import to_float, to_uint8
+from ...io.pixels import to_float
+from ...io.source import Frame
 from ...models.sam2 import Sam2Video
 from ..matter import PerFrameMatter
-from .tracker import Prompt, Sam2VideoTracker
+from .source import Sam2Masks, rgb8
 
 
 def fast_guided_filter(
@@ -46,65 +49,10 @@ def fast_guided_filter(
     return np.clip(a * guide + b, 0.0, 1.0)
 
 
-def start_tracker(model: Sam2Video, schedule: dict, shape: tuple[int, int], device) -> Sam2VideoTracker:
-    """A tracker for a video of ``shape`` with every target of ``schedule`` (``{frame: TargetMask}``)
-    prompted at its frames: by its clicks when the TargetMask holds ``points`` (``--click`` with the SAM 2
-    tracker: SAM 2's own point prompts), else by its mask."""
-    from ...io.masks import fit_to_frame
-
-    tracker = Sam2VideoTracker(model, shape, device=device)
-    for frame, mask in sorted(schedule.items()):
-        points = mask.points or {}
-        for i, m in fit_to_frame(mask, shape).targets.items():
-            if i in points:
-                xy, labels = points[i]
-                tracker.add_prompt(frame, i, Prompt(points=xy, labels=labels))
-            else:
-                tracker.add_prompt(frame, i, Prompt(mask=m > 127))
-    return tracker
-
-
-def _rgb8(image: np.ndarray) -> np.ndarray:
-    """SAM 2 sees 8 bits: a >8-bit source is shifted down."""
-    return np.ascontiguousarray(to_uint8(image))
-
-
-class Sam2MaskSource:
-    """SAM 2's tracked mask of each target, frame by frame: the masks :mod:`vmatte.engine.tracked`
-    hands to a per-frame-mask model (their union) or RVM's gate (one per target)."""
-
-    def __init__(self, model: Sam2Video, schedule: dict, device: torch.device, description: str) -> None:
-        self.model, self.schedule, self.device = model, dict(schedule), device
-        self.description = description
-        self._tracker: Sam2VideoTracker | None = None
-
-    def reset(self) -> None:
-        self._tracker = None
-
-    def state(self):
-        if self._tracker is None:
-            return {"shape": None}
-        return {"shape": list(self._tracker.video_size), "tracker": self._tracker.state()}
-
-    def load_state(self, state) -> None:
-        if state["shape"] is not None:  # the prompts come from the schedule, the memory from the state
-            self._tracker = start_tracker(self.model, self.schedule, tuple(state["shape"]), self.device)
-            self._tracker.load_state(state["tracker"])
-
-    def masks(self, image: np.ndarray) -> dict[int, np.ndarray]:
-        """Each target's tracked mask (0/1 float32); a target not started yet: none."""
-        rgb = _rgb8(image)
-        if self._tracker is None:
-            self._tracker = start_tracker(self.model, self.schedule, rgb.shape[:2], self.device)
-        r = self._tracker.step(rgb)
-        hard = (r.logits > 0).cpu().numpy().astype(np.float32)
-        out = {i: hard[k] for k, i in enumerate(r.obj_ids)}
-        return out or {0: np.zeros(rgb.shape[:2], np.float32)}  # no target yet: an empty mask
-
-
 class Sam2Matter(PerFrameMatter):
-    """A per-frame :class:`~vmatte.engine.matter.Matter` over :class:`Sam2VideoTracker`; resumable (its
-    state is the tracker's memory bank, bounded: :mod:`.memory`)."""
+    """SAM 2's tracked mask of each target (its :class:`~.source.Sam2Masks`, the run's mask source: the
+    loop puts the masks on each frame) with its edge snapped to the frame by a fast guided filter.
+    Resumable: its state is the tracker's (the memory bank, bounded: :mod:`.memory`)."""
 
     resumable = True
 
@@ -117,47 +65,48 @@ class Sam2Matter(PerFrameMatter):
         radius: int | None = None,
         eps: float = 1e-3,
     ) -> None:
-        self.model = model
-        self.device = device
+        self.mask_source = Sam2Masks(model, schedule, device, description)
         self.description = description
         self.radius, self.eps = radius, eps  # radius None: 1% of the frame's short side (5 px at 480p), >= 2
-        self.set_schedule(schedule)
+        self.targets = self.mask_source.ids
 
     def set_schedule(self, schedule: dict) -> None:
         """``{frame: TargetMask}``: each target id starts (or is re-prompted) at the frames it appears in."""
-        self.schedule = dict(schedule)
-        ids: list[int] = []
-        for m in self.schedule.values():
-            ids += [i for i in m.ids if i not in ids]
-        self.targets = tuple(ids)
-        self.reset()
+        self.mask_source.set_schedule(schedule)
+        self.targets = self.mask_source.ids
 
     def set_mask(self, mask) -> None:
         from ...io.masks import as_target_mask
 
         self.set_schedule({0: as_target_mask(mask)})
 
+    def add_keyframe(self, index: int, mask) -> None:
+        """A correction at a frame not run yet (see :meth:`.source.Sam2Masks.add_keyframe`)."""
+        self.mask_source.add_keyframe(index, mask)
+
     def reset(self, concurrent_io: bool = False) -> None:
-        self._tracker: Sam2VideoTracker | None = None
+        self.mask_source.reset()
 
-    state = Sam2MaskSource.state
-    load_state = Sam2MaskSource.load_state
+    def state(self):
+        return self.mask_source.state()
 
-    def step_all(self, image: np.ndarray, foreground: bool = True) -> tuple[np.ndarray | None, dict[int, np.ndarray]]:
-        rgb = _rgb8(image)
-        if self._tracker is None:
-            self._tracker = start_tracker(self.model, self.schedule, rgb.shape[:2], self.device)
-        r = self._tracker.step(rgb)
-        guide = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-        alphas = {}
-        for k, obj_id in enumerate(r.obj_ids):
-            hard = (r.logits[k] > 0).cpu().numpy().astype(np.float32)
+    def load_state(self, state) -> None:
+        self.mask_source.load_state(state)
+
+    def step_all(self, image: np.ndarray, foreground: bool = True):
+        raise TypeError("sam2-matte reads the masks its tracker puts on each frame: run it over frames (loop.results)")
+
+    def run(self, frames: Iterable[Frame], foreground: bool = True) -> Iterator[tuple[Frame, np.ndarray | None, dict]]:
+        for frame in frames:
+            rgb = rgb8(frame.image)
+            guide = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
             radius = self.radius or max(2, min(rgb.shape[:2]) // 100)
-            alphas[obj_id] = fast_guided_filter(guide, hard, radius, self.eps) if hard.any() else hard
-        for i in self.targets:  # a target not started yet: nothing
-            alphas.setdefault(i, np.zeros(rgb.shape[:2], np.float32))
-        fgr = to_float(image) if foreground else None
-        return fgr, {i: alphas[i] for i in self.targets}
+            zero = np.zeros(rgb.shape[:2], np.float32)  # a target not started yet: nothing
+            alphas = {}
+            for i in self.targets:
+                hard = frame.masks.get(i, zero)
+                alphas[i] = fast_guided_filter(guide, hard, radius, self.eps) if hard.any() else hard
+            yield frame, to_float(frame.image) if foreground else None, alphas
 
 
 def load_sam2_matte(spec, options, note: str = "") -> Sam2Matter:

@@ -76,6 +76,7 @@ class FrameResult:
     obj_ids: list  # in the order objects were first prompted
     logits: Tensor  # [n_obj, H, W] mask logits at the video's size (> 0: the object)
     object_scores: Tensor  # [n_obj] object-score logits (> 0: the object is in the frame; NaN: not started)
+    ious: Tensor  # [n_obj] the decoder's predicted IoU of each mask (NaN: not started)
 
 
 @dataclass
@@ -150,24 +151,27 @@ class Sam2VideoTracker:
         """Track the next frame given as the network input ``[1, 3, S, S]`` (already normalised)."""
         t = self.next_frame
         frame = self.model.encode_frame(x.to(self.device, self._dtype))
-        lows, scores = [], []
+        lows, scores, ious = [], [], []
         for obj in self.objects.values():
             out = self._object_step(t, frame, obj)
             if out is None:
                 s4 = self.size // 4
                 lows.append(torch.full((1, 1, s4, s4), NO_OBJ_SCORE, device=self.device))
                 scores.append(torch.full((1, 1), float("nan"), device=self.device))
+                ious.append(torch.full((1, 1), float("nan"), device=self.device))
             else:
                 lows.append(out.low_res)
                 scores.append(out.object_score.float())
+                ious.append(out.iou.float())
             obj.memory.forget_before(t + 1)
         self.next_frame = t + 1
         h, w = self.video_size
         if not lows:
-            return FrameResult(t, [], torch.zeros(0, h, w, device=self.device), torch.zeros(0, device=self.device))
+            none = torch.zeros(0, device=self.device)
+            return FrameResult(t, [], torch.zeros(0, h, w, device=self.device), none, none)
         low = torch.cat(lows)
         logits = F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)[:, 0]
-        return FrameResult(t, list(self.objects), logits, torch.cat(scores)[:, 0])
+        return FrameResult(t, list(self.objects), logits, torch.cat(scores)[:, 0], torch.cat(ious)[:, 0])
 
     def _object_step(self, t: int, frame: FrameFeatures, obj: _Object) -> SamOutput | None:
         prompts = obj.prompts.pop(t, [])

@@ -373,7 +373,7 @@ def _masks_and_segmenter(input_path, clicks, excludes, fps, device, segmenter) -
     return masks, segmenter_.description
 
 
-def _point_prompts(input_path, pos: list[Click], neg: list[Click], fps) -> dict[int, TargetMask]:
+def point_prompts(input_path, pos: list[Click], neg: list[Click], fps) -> dict[int, TargetMask]:
     """The clicks of each frame as a ``clicks`` TargetMask (target 1): the points and their labels,
     over an empty placeholder mask of the frame's size. Checked as the masks would be (inside the
     frame, an exclude only where there is a click, a frame inside the video when its length is known)."""
@@ -457,7 +457,7 @@ def click_keyframes(
             raise InputError(f"{p.option} and {given} both give the target at frame {p.frame}; give one")
     merged = dict(keyframes or {})
     if as_points:
-        merged.update(_point_prompts(input_path, pos, neg, fps))
+        merged.update(point_prompts(input_path, pos, neg, fps))
         if progress:
             for index, m in sorted(merged.items()):
                 if m.kind == "clicks":

@@ -52,7 +52,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ...io.masks import TargetMask, fit_to_frame, mask_schedule, schedule_ids
+from ...io.masks import TargetMask, add_keyframe, fit_to_frame, mask_schedule, schedule_ids
 from ...io.pixels import to_uint8
 from ...models.rvm import RobustVideoMatting
 from ..matter import PerFrameMatter, State
@@ -99,6 +99,11 @@ class TargetTracker(PerFrameMatter):
         self.schedule: dict[int, TargetMask] = mask_schedule(mask, keyframes)
         self._outputs = schedule_ids(self.schedule)
         self.reset()
+
+    def add_keyframe(self, index: int, mask) -> None:
+        """A correction at frame ``index`` (not run yet, e.g. after :meth:`load_state`) of targets this
+        run has: applied there as a keyframe of the schedule would have been."""
+        self.schedule = add_keyframe(self.schedule, index, mask, self._outputs, self._frame)
 
     def reset(self, concurrent_io: bool = False) -> None:
         s = self.settings
